@@ -1,0 +1,5 @@
+import sys
+
+from camapp.cli import main
+
+sys.exit(main())

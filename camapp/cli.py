@@ -1,0 +1,265 @@
+"""The `camapp` command: argument parsing, wiring of the parts, exit codes.
+
+Exit codes: 0 success; 1 runtime failure; 2 usage or configuration error.
+Errors are one line on stderr; `--debug` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import cv2
+
+from camapp import __version__, models
+from camapp.config import Config, build, read_file
+from camapp.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, CamappError, ConfigError
+from camapp.inference import Classification, Classifier
+from camapp.mqtt import ClassificationSink, MqttPublisher, classification_message
+from camapp.pipeline import Pipeline, Result
+from camapp.sources import Reconnecting, open_source
+
+log = logging.getLogger("camapp")
+
+EPILOG = "exit codes: 0 success, 1 runtime failure, 2 usage or configuration error"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, like every other camapp error, instead of argparse's usage dump."""
+        self.exit(EXIT_USAGE, f"camapp: error: {message} (see {self.prog} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="camapp", description=__doc__.splitlines()[0], epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"camapp {__version__}")
+    p.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser("classify", help="classify image files", epilog=EPILOG)
+    c.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    _model_args(c)
+    c.add_argument("--json", action="store_true", help="one JSON object per image per line")
+
+    r = sub.add_parser(
+        "run",
+        help="classify a camera, stream or video and publish over MQTT",
+        epilog=EPILOG,
+    )
+    r.add_argument("--source", help="picamera[:N], usb:N, /dev/videoN, rtsp://..., or a video file")
+    r.add_argument("--config", type=Path, help="TOML or YAML file with any of these settings")
+    _model_args(r)
+    r.add_argument("--camera-id", help="topic level naming this camera (default cam0)")
+    r.add_argument("--workers", type=int, help="inference threads, one interpreter each")
+    r.add_argument(
+        "--threads-per-worker",
+        type=int,
+        help="interpreter threads per worker (default 1)",
+    )
+    r.add_argument("--delegate", help="'edgetpu' or the path of a TFLite delegate library")
+    r.add_argument(
+        "--no-realtime",
+        dest="realtime",
+        action="store_const",
+        const=False,
+        help="read a video file as fast as it decodes instead of at its frame rate",
+    )
+    r.add_argument(
+        "--no-drop",
+        dest="drop",
+        action="store_const",
+        const=False,
+        help="classify every frame in order (reproducible replays)",
+    )
+    r.add_argument("--loop", action="store_const", const=True, help="replay a video file forever")
+    r.add_argument("--max-frames", type=int, help="stop after capturing N frames")
+    r.add_argument("--duration", type=float, help="stop after S seconds")
+    r.add_argument(
+        "--print",
+        action="store_const",
+        const=True,
+        help="also print each classification message on stdout",
+    )
+    r.add_argument("--mqtt-host", help="broker host (default localhost)")
+    r.add_argument("--mqtt-port", type=int, help="broker port (default 1883)")
+    r.add_argument("--mqtt-base-topic", help="base topic (default camapp)")
+    r.add_argument("--mqtt-qos", type=int, help="QoS of published messages (default 1)")
+
+    m = sub.add_parser("model", help="fetch and inspect models", epilog=EPILOG)
+    msub = m.add_subparsers(dest="model_command", required=True, parser_class=_Parser)
+    f = msub.add_parser("fetch", help="download a known model and verify its sha256")
+    f.add_argument("name", nargs="?", default=models.DEFAULT_MODEL)
+    f.add_argument("--mirror", type=Path, help="copy from this directory instead of downloading")
+    f.add_argument("--dir", type=Path, help="where to store it (default: the model directory)")
+    i = msub.add_parser("info", help="inputs, outputs, quantization and labels of a model")
+    i.add_argument("path", help="a model file or a known model name")
+    msub.add_parser("list", help="the known models")
+    return p
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help=f"model file or known name (default {models.DEFAULT_MODEL})")
+    p.add_argument("--labels", help="labels file (default: the model's embedded labels)")
+    p.add_argument("--top-k", type=int, help="how many classes to report (default 5)")
+    p.add_argument("--crop", help="center (default) or stretch")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="camapp: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except CamappError as exc:
+        if args.debug:
+            log.exception("failed")
+        print(f"camapp: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return EXIT_RUNTIME
+
+
+def _config(args: argparse.Namespace) -> Config:
+    file_values: dict[str, Any] = {}
+    origin = "command line"
+    if getattr(args, "config", None):
+        file_values, origin = read_file(args.config), str(args.config)
+    return build(file_values, vars(args), origin)
+
+
+def _classifiers(cfg: Config, count: int) -> tuple[list[Classifier], str]:
+    """Load the model once per worker; any problem with it surfaces before capture starts."""
+    path = models.resolve_model(cfg.model)
+    labels = models.read_labels(path, Path(cfg.labels) if cfg.labels else None)
+    made = [
+        Classifier(path, labels, cfg.threads_per_worker, cfg.delegate, cfg.top_k, cfg.crop)
+        for _ in range(count)
+    ]
+    return made, path.stem
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    images = []
+    for path in args.images:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+        if image is None:
+            raise ConfigError(f"cannot read image: {path}")
+        images.append((path, image))
+    [classifier], _ = _classifiers(cfg, 1)
+    for path, image in images:
+        result = classifier.classify(image, bgr=True)
+        print(_classify_line(path, result, args.json))
+    return EXIT_OK
+
+
+def _classify_line(path: Path, result: Classification, as_json: bool) -> str:
+    best = result.top_k[0]
+    if not as_json:
+        others = ", ".join(f"{p.label} {p.score:.2f}" for p in result.top_k[1:])
+        return f"{path}: {best.label} ({best.score:.2f})" + (f"; then {others}" if others else "")
+    top = [{"label": p.label, "class_id": p.class_id, "score": p.score} for p in result.top_k]
+    record = {
+        "image": str(path),
+        "label": best.label,
+        "class_id": best.class_id,
+        "score": best.score,
+        "top_k": top,
+    }
+    return json.dumps(record)
+
+
+class PrintSink:
+    """`--print`: the classification messages on stdout as JSON lines, as MQTT carries them."""
+
+    def __init__(self, camera_id: str, model: str) -> None:
+        self._camera_id, self._model = camera_id, model
+
+    def send(self, result: Result) -> None:
+        print(
+            json.dumps(classification_message(result, self._camera_id, self._model)),
+            flush=True,
+        )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    if not cfg.source:
+        raise ConfigError("no source: pass --source or set 'source' in the config file")
+    classifiers, model_name = _classifiers(cfg, cfg.workers)
+    stop = threading.Event()
+    source = open_source(cfg.source, realtime=cfg.realtime, loop=cfg.loop)
+    if source.live:
+        spec = cfg.source
+        source = Reconnecting(lambda: open_source(spec), stop, first=source)
+    publisher = MqttPublisher(cfg.mqtt, cfg.camera_id)
+    sinks: list[Any] = [ClassificationSink(publisher, model_name)]
+    if cfg.print:
+        sinks.append(PrintSink(cfg.camera_id, model_name))
+    # Frames are dropped only where they go stale: live cameras and paced replays.
+    drop = cfg.drop and (source.live or cfg.realtime)
+    pipeline = Pipeline(source, classifiers, sinks, drop, cfg.max_frames, cfg.duration)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("%s: finishing in-flight frames", signal.Signals(signum).name)
+        stop.set()
+        pipeline.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    log.info(
+        "classifying %s with %s on %d worker(s); publishing to %s:%d under %s",
+        source.name,
+        model_name,
+        len(classifiers),
+        cfg.mqtt.host,
+        cfg.mqtt.port,
+        publisher.topic("#"),
+    )
+    publisher.start()
+    stats = pipeline.run()
+    undelivered = publisher.close()
+    rate = stats.classified / stats.elapsed_s if stats.elapsed_s else 0.0
+    log.info(
+        "%d frames captured, %d classified (%.1f/s), %d dropped as stale, in %.1f s",
+        stats.captured,
+        stats.classified,
+        rate,
+        stats.dropped,
+        stats.elapsed_s,
+    )
+    if stats.discarded:
+        log.warning("%d queued frames discarded by a forced stop", stats.discarded)
+    if stats.errors:
+        raise CamappError(stats.errors[0])
+    if undelivered:
+        raise CamappError(
+            f"{undelivered} MQTT messages not delivered to {cfg.mqtt.host}:{cfg.mqtt.port}"
+        )
+    return EXIT_OK
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    if args.model_command == "fetch":
+        path = models.fetch(args.name, args.dir, args.mirror, progress=lambda m: log.info("%s", m))
+        print(path)
+    elif args.model_command == "info":
+        print(models.format_model_info(models.model_info(models.resolve_model(args.path))))
+    else:
+        for name, spec in models.load_manifest().items():
+            default = " (default)" if name == models.DEFAULT_MODEL else ""
+            print(f"{name}{default}: {spec.file}\n    {spec.description}")
+    return EXIT_OK
+
+
+COMMANDS = {"classify": cmd_classify, "run": cmd_run, "model": cmd_model}

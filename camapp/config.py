@@ -1,0 +1,188 @@
+"""Settings for `camapp run`: defaults < config file (TOML or YAML) < command line.
+
+Every key is validated here, once, so the rest of camapp can trust its settings; a bad
+value is reported with its key and where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from camapp.errors import ConfigError
+from camapp.mqtt import MqttSettings
+from camapp.preprocess import CROPS
+
+TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TOPIC = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+
+
+def default_workers() -> int:
+    """One single-threaded interpreter per core: the throughput-optimal split for MobileNet."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str | None = None
+    camera_id: str = "cam0"
+    model: str | None = None  # a manifest name or a path; None = the default model
+    labels: str | None = None
+    top_k: int = 5
+    workers: int = field(default_factory=default_workers)
+    threads_per_worker: int = 1
+    delegate: str | None = None
+    crop: str = "center"
+    realtime: bool = True
+    drop: bool = True
+    loop: bool = False
+    max_frames: int | None = None
+    duration: float | None = None
+    print: bool = False
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+
+
+Check = Callable[[Any], str | None]
+
+
+def _int(lo: int, hi: int) -> Check:
+    return lambda v: None if lo <= v <= hi else f"must be between {lo} and {hi}"
+
+
+def _pos(v: float) -> str | None:
+    return None if v > 0 else "must be greater than 0"
+
+
+def _match(pattern: re.Pattern[str], what: str) -> Check:
+    return lambda v: None if pattern.match(v) else f"must be {what}"
+
+
+def _one_of(*choices: str) -> Check:
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+
+
+def _nonempty(v: str) -> str | None:
+    return None if v.strip() else "must not be empty"
+
+
+# key -> (type, check); the type of every Config / MqttSettings field, in one place.
+KEYS: dict[str, tuple[type, Check | None]] = {
+    "source": (str, _nonempty),
+    "camera_id": (str, _match(TOPIC_LEVEL, "1-64 letters, digits, '-' or '_'")),
+    "model": (str, _nonempty),
+    "labels": (str, _nonempty),
+    "top_k": (int, _int(1, 100)),
+    "workers": (int, _int(1, 64)),
+    "threads_per_worker": (int, _int(1, 64)),
+    "delegate": (str, _nonempty),
+    "crop": (str, _one_of(*CROPS)),
+    "realtime": (bool, None),
+    "drop": (bool, None),
+    "loop": (bool, None),
+    "max_frames": (int, _int(1, 2**31)),
+    "duration": (float, _pos),
+    "print": (bool, None),
+}
+MQTT_KEYS: dict[str, tuple[type, Check | None]] = {
+    "host": (str, _nonempty),
+    "port": (int, _int(1, 65535)),
+    "base_topic": (str, _match(TOPIC, "topic levels of letters, digits, '-' or '_'")),
+    "qos": (int, _int(0, 2)),
+    "keepalive": (int, _int(5, 3600)),
+    "client_id": (str, _match(TOPIC_LEVEL, "1-64 letters, digits, '-' or '_'")),
+}
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """Parse a TOML (.toml) or YAML (.yaml/.yml) config file into a plain mapping."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: invalid YAML: {_one_line(exc)}") from None
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a table of settings")
+    return data
+
+
+def build(file_values: Mapping[str, Any], cli_values: Mapping[str, Any], origin: str) -> Config:
+    """Validate the file's values, apply the command line's on top, return the Config."""
+    top = _validate(file_values, KEYS, origin, prefix="", nested={"mqtt"})
+    mqtt_file = file_values.get("mqtt", {})
+    if not isinstance(mqtt_file, dict):
+        raise ConfigError(f"{origin}: mqtt: must be a table")
+    mqtt = _validate(mqtt_file, MQTT_KEYS, origin, prefix="mqtt.")
+    cli_top = {k: v for k, v in cli_values.items() if k in KEYS and v is not None}
+    cli_mqtt = {k[5:]: v for k, v in cli_values.items() if k.startswith("mqtt_") and v is not None}
+    top |= _validate(cli_top, KEYS, "command line", prefix="")
+    mqtt |= _validate(cli_mqtt, MQTT_KEYS, "command line", prefix="mqtt-")
+    return Config(**top, mqtt=MqttSettings(**mqtt))
+
+
+def _validate(
+    values: Mapping[str, Any],
+    keys: dict[str, tuple[type, Check | None]],
+    origin: str,
+    prefix: str,
+    nested: set[str] | frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in nested:
+            continue
+        name = f"{prefix}{key}"
+        if key not in keys:
+            raise ConfigError(f"{origin}: unknown setting '{name}'")
+        kind, check = keys[key]
+        value = _coerce(value, kind)
+        if value is None:
+            raise ConfigError(
+                f"{origin}: {name}: must be {_KIND_NAMES[kind]} (got {values[key]!r})"
+            )
+        problem = check(value) if check else None
+        if problem:
+            raise ConfigError(f"{origin}: {name}: {problem} (got {value!r})")
+        out[key] = value
+    return out
+
+
+_KIND_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+}
+
+
+def _coerce(value: Any, kind: type) -> Any:
+    """The value as `kind`, or None; bools are never taken for numbers."""
+    if isinstance(value, bool):
+        return value if kind is bool else None
+    if kind is float and isinstance(value, int | float):
+        return float(value)
+    return value if isinstance(value, kind) else None
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def config_fields() -> list[str]:
+    """Every top-level key, for docs and `--help`."""
+    return [f.name for f in fields(Config)]

@@ -1,0 +1,217 @@
+"""Capture -> bounded queue -> worker pool -> in-order results -> sinks.
+
+Threads own their state and talk only through the two bounded queues: the capture thread
+owns the source, each worker owns one Classifier, the publisher thread owns the reorder
+buffer and calls the sinks. The caller's thread only starts, waits and signals.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from camapp.errors import CamappError
+from camapp.inference import Classification, Classifier
+from camapp.sources import Frame, Source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Result:
+    """A classified frame, as handed to the sinks in frame order."""
+
+    frame: int
+    ts: float
+    mono: float
+    classification: Classification
+
+
+class Sink(Protocol):
+    """Receives results in frame order, on the publisher thread."""
+
+    def send(self, result: Result) -> None: ...
+
+
+class FrameQueue:
+    """A bounded frame queue that hands each frame out with a ticket in arrival order.
+
+    With `drop_oldest` (live sources) a put into a full queue evicts the stalest frame, so
+    latency never grows; otherwise a put blocks, so a replay processes every frame. Tickets
+    are consecutive, which lets the publisher restore frame order after parallel workers.
+    """
+
+    def __init__(self, maxsize: int, drop_oldest: bool) -> None:
+        self._items: list[Frame] = []
+        self._max = maxsize
+        self._drop = drop_oldest
+        self._cond = threading.Condition()
+        self._ticket = 0
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, frame: Frame) -> None:
+        with self._cond:
+            if self._drop and len(self._items) >= self._max:
+                self._items.pop(0)
+                self.dropped += 1
+            while len(self._items) >= self._max and not self._closed:
+                self._cond.wait()
+            self._items.append(frame)
+            self._cond.notify_all()
+
+    def get(self) -> tuple[int, Frame] | None:
+        """The next frame and its ticket; None once closed and drained."""
+        with self._cond:
+            while not self._items and not self._closed:
+                self._cond.wait()
+            if not self._items:
+                return None
+            frame = self._items.pop(0)
+            ticket = self._ticket
+            self._ticket += 1
+            self._cond.notify_all()
+            return ticket, frame
+
+    def close(self, discard: bool = False) -> int:
+        """No more puts; workers drain what is queued, or it is discarded and counted."""
+        with self._cond:
+            self._closed = True
+            discarded = len(self._items) if discard else 0
+            if discard:
+                self._items.clear()
+            self._cond.notify_all()
+            return discarded
+
+
+@dataclass
+class RunStats:
+    captured: int = 0
+    classified: int = 0
+    dropped: int = 0  # stale frames evicted by the latest-frame policy
+    discarded: int = 0  # queued frames thrown away by a forced stop
+    elapsed_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        source: Source,
+        classifiers: list[Classifier],
+        sinks: list[Sink],
+        drop: bool,
+        max_frames: int | None = None,
+        duration: float | None = None,
+    ) -> None:
+        self.source = source
+        self.classifiers = classifiers
+        self.sinks = sinks
+        self.max_frames = max_frames
+        self.duration = duration
+        # One queued frame per worker keeps every worker busy without letting frames go stale.
+        self.frames = FrameQueue(max(2, len(classifiers)), drop_oldest=drop)
+        self.results: queue.Queue[tuple[int, Result] | None] = queue.Queue(maxsize=64)
+        self.stopping = threading.Event()
+        self._abort = threading.Event()
+        self.stats = RunStats()
+        self._errors: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def stop(self) -> None:
+        """Finish gracefully: stop capture, classify what is queued, publish everything.
+
+        A second call abandons the queued frames (they are counted, not lost silently).
+        """
+        if self.stopping.is_set():
+            self._abort.set()
+        self.stopping.set()
+
+    def run(self) -> RunStats:
+        start = time.monotonic()
+        capture = threading.Thread(target=self._capture, name="capture", daemon=True)
+        workers = [
+            threading.Thread(target=self._work, args=(c,), name=f"worker-{i}", daemon=True)
+            for i, c in enumerate(self.classifiers)
+        ]
+        publisher = threading.Thread(target=self._publish, name="publisher", daemon=True)
+        for thread in (capture, *workers, publisher):
+            thread.start()
+        self._wait(capture)
+        self.stats.discarded = self.frames.close(discard=self._abort.is_set())
+        for worker in workers:
+            self._wait(worker)
+        self.results.put(None)
+        self._wait(publisher)
+        self.stats.dropped = self.frames.dropped
+        self.stats.elapsed_s = time.monotonic() - start
+        while not self._errors.empty():
+            self.stats.errors.append(self._errors.get())
+        return self.stats
+
+    @staticmethod
+    def _wait(thread: threading.Thread) -> None:
+        # Short joins keep the main thread responsive to SIGINT/SIGTERM.
+        while thread.is_alive():
+            thread.join(0.2)
+
+    def _fail(self, message: str) -> None:
+        self._errors.put(message)
+        self.stopping.set()
+
+    def _capture(self) -> None:
+        deadline = time.monotonic() + self.duration if self.duration else None
+        try:
+            while not self.stopping.is_set():
+                if self.max_frames is not None and self.stats.captured >= self.max_frames:
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                frame = self.source.read()
+                if frame is None:
+                    break
+                self.stats.captured += 1
+                self.frames.put(frame)
+        except CamappError as exc:
+            self._fail(str(exc))
+        finally:
+            self.source.close()
+
+    def _work(self, classifier: Classifier) -> None:
+        while not self._abort.is_set():
+            item = self.frames.get()
+            if item is None:
+                return
+            ticket, frame = item
+            try:
+                result = classifier.classify(frame.image, frame.bgr)
+            except CamappError as exc:
+                self._fail(str(exc))
+                self.frames.close(discard=True)
+                return
+            self.results.put((ticket, Result(frame.seq, frame.ts, frame.mono, result)))
+
+    def _publish(self) -> None:
+        pending: dict[int, Result] = {}
+        next_ticket = 0
+        while (item := self.results.get()) is not None:
+            ticket, result = item
+            pending[ticket] = result
+            while next_ticket in pending:
+                self._emit(pending.pop(next_ticket))
+                next_ticket += 1
+        # A failed worker leaves gaps in the tickets: what did arrive is still published.
+        for ticket in sorted(pending):
+            self._emit(pending[ticket])
+
+    def _emit(self, result: Result) -> None:
+        self.stats.classified += 1
+        for sink in list(self.sinks):
+            try:
+                sink.send(result)
+            except Exception as exc:  # a broken sink must not stall the workers behind it
+                self.sinks.remove(sink)
+                self._fail(f"{type(sink).__name__} failed: {exc}")

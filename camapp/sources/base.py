@@ -1,0 +1,37 @@
+"""The contract every frame source fulfils, so the pipeline never knows which camera it has."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(slots=True)
+class Frame:
+    """One captured image.
+
+    `image` is HxWx3 uint8 in RGB order, or BGR when `bgr` is set (OpenCV decodes to BGR, and
+    swapping channels after the resize to the model input is far cheaper than before it).
+    `seq` counts frames delivered by the source from 0, including those the pipeline later
+    drops, so gaps in published `frame` numbers show drops.
+    """
+
+    seq: int
+    ts: float  # wall-clock capture time, unix seconds
+    image: np.ndarray
+    mono: float  # time.monotonic() at capture, for latency measurement
+    bgr: bool = False
+
+
+class Source(Protocol):
+    """A frame source. `read()` blocks until the next frame; None means the source ended."""
+
+    name: str
+    live: bool  # True for cameras and streams: stale frames may be dropped
+    fps: float  # nominal frame rate (0.0 when unknown)
+
+    def read(self) -> Frame | None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,111 @@
+"""Video files, USB/V4L2 cameras and network streams, decoded by OpenCV (FFmpeg, V4L2)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import cv2
+
+from camapp.errors import ConfigError, SourceError
+from camapp.sources.base import Frame
+
+log = logging.getLogger(__name__)
+
+# FFmpeg and V4L2 print their own warnings straight to stderr; camapp reports failures itself.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+
+class FileSource:
+    """A video file, paced at its own frame rate (`realtime`) or read as fast as it decodes.
+
+    Frames stay in OpenCV's BGR order: the preprocessor swaps channels after resizing, where it
+    costs a tenth as much. Each `Frame.image` is a fresh array, since the frame may still sit in
+    a queue or a worker while the next one is decoded.
+    """
+
+    live = False
+
+    def __init__(self, path: str | Path, realtime: bool = True, loop: bool = False) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ConfigError(f"video file not found: {self.path}")
+        self._cap = cv2.VideoCapture(str(self.path))
+        if not self._cap.isOpened():
+            raise ConfigError(
+                f"cannot open video file (not a video, or unsupported codec): {self.path}"
+            )
+        self.name = self.path.name
+        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.realtime = realtime
+        self.loop = loop
+        self._seq = 0
+        self._start: float | None = None  # monotonic time frame 0 was due, for pacing
+
+    def read(self) -> Frame | None:
+        ok, bgr = self._cap.read()
+        if not ok and self.loop and self._seq > 0:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, bgr = self._cap.read()
+        if not ok:
+            if self._seq == 0:
+                raise SourceError(f"video file has no decodable frame: {self.path}")
+            return None
+        self._pace()
+        frame = Frame(self._seq, time.time(), bgr, time.monotonic(), bgr=True)
+        self._seq += 1
+        return frame
+
+    def _pace(self) -> None:
+        """Sleep until this frame is due, so a replay behaves like a camera at the file's fps."""
+        if not self.realtime or self.fps <= 0:
+            return
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        due = self._start + self._seq / self.fps
+        if due > now:
+            time.sleep(due - now)
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class CaptureSource:
+    """A USB/V4L2 camera (`usb:N` or a /dev/video path) or an RTSP/HTTP stream.
+
+    A read failure raises SourceError; `camapp.sources.Reconnecting` retries it with backoff.
+    """
+
+    live = True
+
+    def __init__(self, spec: str, fps: float = 0.0) -> None:
+        self.name = spec
+        self._spec = spec
+        target: int | str = spec
+        if spec.startswith("usb:"):
+            index = spec[4:]
+            if not index.isdigit():
+                raise ConfigError(f"bad USB camera '{spec}': expected usb:N, e.g. usb:0")
+            target = int(index)
+        self._cap = cv2.VideoCapture(target)
+        if not self._cap.isOpened():
+            raise SourceError(f"cannot open camera or stream: {spec}")
+        if fps > 0:
+            self._cap.set(cv2.CAP_PROP_FPS, fps)
+        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or fps or 0.0)
+        self._seq = 0
+
+    def read(self) -> Frame | None:
+        ok, bgr = self._cap.read()
+        if not ok:
+            raise SourceError(f"no frame from {self._spec}")
+        frame = Frame(self._seq, time.time(), bgr, time.monotonic(), bgr=True)
+        self._seq += 1
+        return frame
+
+    def close(self) -> None:
+        self._cap.release()

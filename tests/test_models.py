@@ -1,0 +1,258 @@
+"""camapp.models against the real Apache-2.0 models in ../shared/models (no mocks)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from camapp import models
+from camapp.errors import ConfigError
+from camapp.models import (
+    DEFAULT_MODEL,
+    fetch,
+    format_model_info,
+    load_manifest,
+    model_info,
+    read_labels,
+    resolve_model,
+)
+
+# CI runs in a fresh clone with ../shared beside it; never copied into the repo.
+SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
+INT8 = SHARED_MODELS / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
+QUANT = SHARED_MODELS / "mobilenet_v2_1.0_224_quant.tflite"
+EDGETPU = SHARED_MODELS / "mobilenet_v2_1.0_224_quant_edgetpu.tflite"
+LABELS = SHARED_MODELS / "imagenet_labels.txt"
+
+SHAS = {
+    "mobilenet_v2_int8": "5d3137241276e79c86d14a74fe43581398ae0e815191d3dba45495b810840e8c",
+    "mobilenet_v2_quant": "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776",
+    "mobilenet_v2_edgetpu": "a20b5112542b2e14e46a30c365ba03f25deb1c81b9ea42ec7b7dc2a59620f267",
+}
+
+
+@pytest.fixture
+def junk(tmp_path: Path) -> Path:
+    """Random bytes with a model's name: neither a flatbuffer nor a zip."""
+    path = tmp_path / "junk.tflite"
+    path.write_bytes(os.urandom(4096))
+    return path
+
+
+def test_manifest_lists_the_three_models_with_their_shas() -> None:
+    manifest = load_manifest()
+    assert {name: spec.sha256 for name, spec in manifest.items()} == SHAS
+    assert DEFAULT_MODEL in manifest
+    for spec in manifest.values():
+        shared = SHARED_MODELS / spec.file
+        assert spec.size == shared.stat().st_size
+        assert spec.input_size == 224
+        assert spec.url.startswith("https://github.com/google-coral/")
+        assert spec.url.endswith("/" + spec.file)
+    assert manifest["mobilenet_v2_int8"].quantization == "int8"
+    assert manifest["mobilenet_v2_quant"].quantization == "uint8"
+    assert manifest["mobilenet_v2_edgetpu"].delegate == "edgetpu"
+    assert manifest["mobilenet_v2_int8"].delegate is None
+
+
+def test_manifest_rejects_a_bad_entry() -> None:
+    entry = {
+        k: v for k, v in dataclasses.asdict(load_manifest()[DEFAULT_MODEL]).items() if k != "name"
+    }
+    with pytest.raises(ConfigError, match="size must be a int"):
+        models._parse_manifest({"models": {"m": {**entry, "size": "big"}}}, Path("m.toml"))
+    with pytest.raises(ConfigError, match="missing keys \\['sha256'\\]"):
+        models._parse_manifest(
+            {"models": {"m": {k: v for k, v in entry.items() if k != "sha256"}}},
+            Path("m.toml"),
+        )
+
+
+def test_default_model_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CAMAPP_MODEL_DIR", str(tmp_path))
+    assert models.default_model_dir() == tmp_path
+    monkeypatch.delenv("CAMAPP_MODEL_DIR")
+    assert models.default_model_dir() == Path(models.__file__).resolve().parents[1] / "models"
+
+
+def test_fetch_from_mirror_gives_verified_file(tmp_path: Path) -> None:
+    messages: list[str] = []
+    path = fetch(
+        DEFAULT_MODEL,
+        dest_dir=tmp_path / "dest",
+        mirror=SHARED_MODELS,
+        progress=messages.append,
+    )
+    assert path == tmp_path / "dest" / INT8.name
+    assert path.read_bytes() == INT8.read_bytes()
+    assert sorted(p.name for p in path.parent.iterdir()) == [INT8.name]
+    assert any("verified" in m for m in messages)
+
+
+def test_second_fetch_is_a_noop(tmp_path: Path) -> None:
+    path = fetch(DEFAULT_MODEL, dest_dir=tmp_path, mirror=SHARED_MODELS)
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))  # an old mtime any copy would change
+    messages: list[str] = []
+    assert (
+        fetch(
+            DEFAULT_MODEL,
+            dest_dir=tmp_path,
+            mirror=tmp_path / "nowhere",
+            progress=messages.append,
+        )
+        == path
+    )
+    assert path.stat().st_mtime_ns == 1_000_000_000
+    assert "already present" in messages[0]
+
+
+def test_fetch_replaces_a_corrupt_existing_file(tmp_path: Path) -> None:
+    (tmp_path / QUANT.name).write_bytes(b"not a model")
+    path = fetch("mobilenet_v2_quant", dest_dir=tmp_path, mirror=SHARED_MODELS)
+    assert path.stat().st_size == QUANT.stat().st_size
+
+
+@pytest.mark.parametrize("tamper", ["flip", "truncate", "extend"])
+def test_fetch_from_tampered_mirror_fails_and_leaves_nothing(tmp_path: Path, tamper: str) -> None:
+    mirror, dest = tmp_path / "mirror", tmp_path / "dest"
+    mirror.mkdir()
+    data = bytearray(QUANT.read_bytes())
+    if tamper == "flip":
+        data[len(data) // 2] ^= 0xFF
+    elif tamper == "truncate":
+        del data[-100:]
+    else:
+        data += b"\0"
+    (mirror / QUANT.name).write_bytes(data)
+    with pytest.raises(ConfigError, match="sha256") as err:
+        fetch("mobilenet_v2_quant", dest_dir=dest, mirror=mirror)
+    assert SHAS["mobilenet_v2_quant"] in str(err.value)
+    assert list(dest.iterdir()) == []
+
+
+def test_fetch_from_mirror_without_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"has no mobilenet_v2_1\.0_224_quant\.tflite"):
+        fetch("mobilenet_v2_quant", dest_dir=tmp_path / "dest", mirror=tmp_path)
+    assert not (tmp_path / "dest").exists()
+
+
+def test_fetch_downloads_through_urllib(tmp_path: Path) -> None:
+    spec = dataclasses.replace(load_manifest()["mobilenet_v2_quant"], url=QUANT.as_uri())
+    path = fetch(spec.name, dest_dir=tmp_path, manifest={spec.name: spec})
+    assert path.read_bytes() == QUANT.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [QUANT.name]
+
+
+def test_fetch_unreachable_url_fails_cleanly(tmp_path: Path) -> None:
+    missing = tmp_path / "gone" / QUANT.name
+    spec = dataclasses.replace(load_manifest()["mobilenet_v2_quant"], url=missing.as_uri())
+    with pytest.raises(ConfigError, match="cannot download file://"):
+        fetch(spec.name, dest_dir=tmp_path / "dest", manifest={spec.name: spec})
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+def test_fetch_wrong_bytes_from_url_fails_and_leaves_nothing(tmp_path: Path) -> None:
+    spec = dataclasses.replace(load_manifest()["mobilenet_v2_quant"], url=INT8.as_uri())
+    with pytest.raises(ConfigError, match="sha256 mismatch"):
+        fetch(spec.name, dest_dir=tmp_path, manifest={spec.name: spec})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_model_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown model 'resnet'.*mobilenet_v2_int8"):
+        fetch("resnet", dest_dir=tmp_path, mirror=SHARED_MODELS)
+    with pytest.raises(ConfigError, match="model file not found: resnet"):
+        resolve_model("resnet", model_dir=tmp_path)
+
+
+def test_resolve_model(tmp_path: Path) -> None:
+    assert resolve_model(str(QUANT)) == QUANT
+    with pytest.raises(ConfigError, match="run: camapp model fetch mobilenet_v2_int8"):
+        resolve_model(None, model_dir=tmp_path)
+    fetched = fetch(DEFAULT_MODEL, dest_dir=tmp_path, mirror=SHARED_MODELS)
+    assert resolve_model(None, model_dir=tmp_path) == fetched
+    assert resolve_model(DEFAULT_MODEL, model_dir=tmp_path) == fetched
+    with pytest.raises(ConfigError, match="model file not found"):
+        resolve_model(str(tmp_path / "missing.tflite"))
+    with pytest.raises(ConfigError, match="not a file"):
+        resolve_model(str(tmp_path))
+
+
+def test_read_labels_from_embedded_metadata() -> None:
+    expected = LABELS.read_text(encoding="utf-8").splitlines()
+    for model in (INT8, QUANT):
+        labels = read_labels(model)
+        assert len(labels) == 1001
+        assert labels[0] == "background"
+        assert labels == expected
+
+
+def test_read_labels_explicit_file_wins(tmp_path: Path) -> None:
+    labels_file = tmp_path / "labels.txt"
+    labels_file.write_text("  cat \ndog\n\n", encoding="utf-8")
+    assert read_labels(INT8, labels_file) == ["cat", "dog"]
+    assert read_labels(EDGETPU, LABELS)[:2] == ["background", "tench, Tinca tinca"]
+    # An inner blank line keeps its slot: label i must stay output i.
+    labels_file.write_text("cat\n\ndog\n", encoding="utf-8")
+    assert read_labels(INT8, labels_file) == ["cat", "", "dog"]
+    with pytest.raises(ConfigError, match="cannot read labels file"):
+        read_labels(INT8, tmp_path / "missing.txt")
+
+
+@pytest.mark.parametrize("model", ["junk", "edgetpu"])
+def test_read_labels_without_embedded_labels(model: str, junk: Path) -> None:
+    with pytest.raises(ConfigError, match="pass --labels"):
+        read_labels(junk if model == "junk" else EDGETPU)
+
+
+def test_model_info_int8() -> None:
+    info = model_info(INT8)
+    assert info["bytes"] == 4070174
+    assert info["sha256"] == SHAS["mobilenet_v2_int8"]
+    assert info["manifest_name"] == "mobilenet_v2_int8"
+    assert info["labels"] == 1001
+    assert info["delegate"] is None
+    (tensor_in,) = info["inputs"]
+    assert tensor_in["dtype"] == "uint8"
+    assert tensor_in["shape"] == [1, 224, 224, 3]
+    assert tensor_in["scale"] == pytest.approx(1 / 127.5)
+    assert tensor_in["zero_point"] == 127
+    (tensor_out,) = info["outputs"]
+    assert tensor_out["shape"] == [1, 1001]
+    assert tensor_out["scale"] == pytest.approx(1 / 256)
+    text = format_model_info(info)
+    assert "mobilenet_v2_int8" in text
+    assert "1001 embedded" in text
+    assert "uint8 [1, 224, 224, 3] scale 0.00784314 zero_point 127" in text
+
+
+def test_model_info_edgetpu_without_the_delegate() -> None:
+    info = model_info(EDGETPU)
+    assert info["manifest_name"] == "mobilenet_v2_edgetpu"
+    assert info["delegate"] == "edgetpu"
+    assert info["labels"] is None
+    assert info["inputs"][0]["zero_point"] == 128
+    text = format_model_info(info)
+    assert "pass --labels" in text
+    assert "delegate:  edgetpu" in text
+
+
+def test_model_info_bad_files(tmp_path: Path, junk: Path) -> None:
+    with pytest.raises(ConfigError, match="not a valid TFLite model"):
+        model_info(junk)
+    empty = tmp_path / "empty.tflite"
+    empty.touch()
+    with pytest.raises(ConfigError, match="not a valid TFLite model"):
+        model_info(empty)
+    with pytest.raises(ConfigError, match="model file not found"):
+        model_info(tmp_path / "missing.tflite")
+    truncated = tmp_path / "truncated.tflite"
+    with INT8.open("rb") as src, truncated.open("wb") as dst:
+        shutil.copyfileobj(src, dst)
+        dst.truncate(100_000)
+    with pytest.raises(ConfigError, match="not a valid TFLite model"):
+        model_info(truncated)
