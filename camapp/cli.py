@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -22,7 +23,7 @@ from camapp import __version__, models
 from camapp.config import Config, build, read_file
 from camapp.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, CamappError, ConfigError
 from camapp.inference import Classification, Classifier
-from camapp.mqtt import ClassificationSink, MqttPublisher, classification_message
+from camapp.mqtt import ClassificationSink, MqttPublisher
 from camapp.pipeline import Pipeline, Result
 from camapp.sources import Reconnecting, open_source
 
@@ -63,7 +64,6 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="interpreter threads per worker (default 1)",
     )
-    r.add_argument("--delegate", help="'edgetpu' or the path of a TFLite delegate library")
     r.add_argument(
         "--no-realtime",
         dest="realtime",
@@ -109,6 +109,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", help="labels file (default: the model's embedded labels)")
     p.add_argument("--top-k", type=int, help="how many classes to report (default 5)")
     p.add_argument("--crop", help="center (default) or stretch")
+    p.add_argument("--delegate", help="'edgetpu' or the path of a TFLite delegate library")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -145,7 +146,7 @@ def _classifiers(cfg: Config, count: int) -> tuple[list[Classifier], str]:
         Classifier(path, labels, cfg.threads_per_worker, cfg.delegate, cfg.top_k, cfg.crop)
         for _ in range(count)
     ]
-    return made, path.stem
+    return made, models.display_name(path)
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -180,14 +181,17 @@ def _classify_line(path: Path, result: Classification, as_json: bool) -> str:
 
 
 class PrintSink:
-    """`--print`: the classification messages on stdout as JSON lines, as MQTT carries them."""
+    """`--print`: one readable line per classification on stdout, as it is published."""
 
-    def __init__(self, camera_id: str, model: str) -> None:
-        self._camera_id, self._model = camera_id, model
+    def __init__(self, camera_id: str) -> None:
+        self._camera_id = camera_id
 
     def send(self, result: Result) -> None:
+        best = result.classification.top_k[0]
+        latency = (time.monotonic() - result.mono) * 1000
         print(
-            json.dumps(classification_message(result, self._camera_id, self._model)),
+            f"{self._camera_id} frame {result.frame:5d}  {best.label[:40]:40s} {best.score:4.2f}"
+            f"  inference {result.classification.inference_ms:5.1f} ms  latency {latency:5.1f} ms",
             flush=True,
         )
 
@@ -205,7 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     publisher = MqttPublisher(cfg.mqtt, cfg.camera_id)
     sinks: list[Any] = [ClassificationSink(publisher, model_name)]
     if cfg.print:
-        sinks.append(PrintSink(cfg.camera_id, model_name))
+        sinks.append(PrintSink(cfg.camera_id))
     # Frames are dropped only where they go stale: live cameras and paced replays.
     drop = cfg.drop and (source.live or cfg.realtime)
     pipeline = Pipeline(source, classifiers, sinks, drop, cfg.max_frames, cfg.duration)

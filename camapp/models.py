@@ -299,6 +299,13 @@ def _tensor_info(detail: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def display_name(model_path: Path) -> str:
+    """The manifest name of a model file (by file name), else its stem: what messages report."""
+    return next(
+        (s.name for s in load_manifest().values() if s.file == model_path.name), model_path.stem
+    )
+
+
 def model_info(model_path: Path) -> dict[str, Any]:
     """Describe a model file without running it, so Edge TPU builds work on any host."""
     model_path = Path(model_path)

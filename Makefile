@@ -1,0 +1,46 @@
+# Set-up and the two everyday commands. Everything the project needs is installed here:
+# a venv with the package and its dev tools, the verified model, the sample clips, mosquitto.
+SHELL := bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED ?= ../shared
+# Offline installs and CI copy the model from a local mirror instead of downloading it.
+MIRROR ?= $(wildcard $(SHARED)/models)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup demo test lint bench mosquitto model samples
+
+setup: $(BIN)/camapp mosquitto model samples
+
+$(BIN)/camapp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+mosquitto:
+	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || \
+		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto; }
+
+model: $(BIN)/camapp
+	$(BIN)/camapp model fetch $(if $(MIRROR),--mirror $(MIRROR))
+
+samples: $(BIN)/camapp
+	$(BIN)/python sample_videos/build.py --shared $(SHARED)
+
+# Replays the sample clip at its own pace and prints each classification as it is published.
+# Uses the broker on localhost:1883, starting a throwaway one if none answers there.
+demo: setup
+	@broker=; PATH="$$PATH:/usr/sbin"; \
+	if ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then \
+		mosquitto -p 1883 >/dev/null 2>&1 & broker=$$!; sleep 0.5; fi; \
+	$(BIN)/camapp run --source sample_videos/photos.mp4 --camera-id demo --print; rc=$$?; \
+	if [ -n "$$broker" ]; then kill $$broker; fi; exit $$rc
+
+lint: $(BIN)/camapp
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup lint
+	PATH="$$PATH:/usr/sbin" $(BIN)/python -m pytest

@@ -1,0 +1,86 @@
+"""Shared fixtures: the real model (fetched through camapp's own verified fetch), the real
+sample clips, a private mosquitto, and a way to run the real `camapp` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from camapp import models
+from tests.mqtt_helpers import Broker, Subscriber
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SHARED_MODELS = SHARED / "models"
+SHARED_MEDIA = SHARED / "media"
+SAMPLES = REPO / "sample_videos"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model directory holding the default model, fetched from the CI mirror and verified."""
+    directory = tmp_path_factory.mktemp("models")
+    models.fetch(models.DEFAULT_MODEL, directory, mirror=SHARED_MODELS)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def model_path(model_dir: Path) -> Path:
+    return models.resolve_model(None, model_dir)
+
+
+@pytest.fixture(scope="session")
+def labels(model_path: Path) -> list[str]:
+    return models.read_labels(model_path)
+
+
+@pytest.fixture(scope="session")
+def photos_clip() -> tuple[Path, dict]:
+    """The three-scene clip built by sample_videos/build.py, with its expected labels."""
+    video, meta = SAMPLES / "photos.mp4", SAMPLES / "photos.json"
+    if not video.is_file() or not meta.is_file():
+        subprocess.run([sys.executable, str(SAMPLES / "build.py")], check=True)
+    return video, json.loads(meta.read_text())
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = Broker(tmp_path).start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def subscriber_factory() -> Iterator:
+    made: list[Subscriber] = []
+
+    def make(port: int, topics: list[str], **kwargs: object) -> Subscriber:
+        sub = Subscriber(port, topics, **kwargs)
+        made.append(sub)
+        return sub
+
+    yield make
+    for sub in made:
+        sub.close()
+
+
+def camapp_env(model_dir: Path) -> dict[str, str]:
+    return {**os.environ, "CAMAPP_MODEL_DIR": str(model_dir), "PYTHONPATH": str(REPO)}
+
+
+def run_camapp(args: list[str], model_dir: Path, timeout: float = 60, **kwargs: object):
+    """Run the real command line in a child process, as a user or systemd would."""
+    return subprocess.run(
+        [sys.executable, "-m", "camapp", *args],
+        env=camapp_env(model_dir),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )

@@ -1,0 +1,114 @@
+"""A private mosquitto per test and a recording subscriber: real broker, no shared state."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """A mosquitto on a free loopback port, configured by the test, restartable on that port."""
+
+    def __init__(self, workdir: Path, extra_conf: str = "") -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            raise RuntimeError("mosquitto is not installed: run `make test`, which installs it")
+        self.binary = binary
+        self.port = free_port()
+        self.conf = workdir / "mosquitto.conf"
+        self.log = workdir / "mosquitto.log"
+        auth = "" if "allow_anonymous" in extra_conf else "allow_anonymous true\n"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n{auth}persistence false\n"
+            f"log_dest file {self.log}\n{extra_conf}"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Broker:
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"mosquitto exited: {self.log.read_text()}") from None
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start listening")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+class Subscriber:
+    """Records every message on `topics`, with a wait that fails loudly on timeout."""
+
+    def __init__(
+        self,
+        port: int,
+        topics: list[str],
+        client_id: str | None = None,
+        clean: bool = True,
+        qos: int = 1,
+    ) -> None:
+        self.messages: list[mqtt.MQTTMessage] = []
+        self._cond = threading.Condition()
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or "",
+            clean_session=clean,
+            protocol=mqtt.MQTTv311,
+        )
+        self._topics = topics
+        self._qos = qos
+        self._subscribed = threading.Event()
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = lambda *a: self._subscribed.set()
+        self._client.on_message = self._on_message
+        self._client.connect("127.0.0.1", port, keepalive=30)
+        self._client.loop_start()
+        if not self._subscribed.wait(10):
+            raise RuntimeError("subscriber did not subscribe")
+
+    def _on_connect(self, client: mqtt.Client, *args: object) -> None:
+        client.subscribe([(t, self._qos) for t in self._topics])
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        with self._cond:
+            self.messages.append(msg)
+            self._cond.notify_all()
+
+    def on(self, topic: str) -> list[mqtt.MQTTMessage]:
+        with self._cond:
+            return [m for m in self.messages if m.topic == topic]
+
+    def wait_for(self, check: Callable[[], bool], timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not check():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out; got {len(self.messages)} messages")
+                self._cond.wait(left)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()

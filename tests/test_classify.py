@@ -1,0 +1,65 @@
+"""The real int8 model on real photos gives the reference answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from camapp.inference import Classifier
+from tests.conftest import SHARED_MEDIA, run_camapp
+
+CATS = {"Egyptian cat", "tabby, tabby cat", "tiger cat"}
+
+
+@pytest.mark.parametrize(
+    ("photo", "expected"),
+    [
+        ("grace_hopper.bmp", {"military uniform"}),
+        ("cat.bmp", CATS),
+        ("chelsea.png", CATS),
+        ("coffee.png", {"espresso"}),
+        ("parrot.jpg", {"macaw"}),
+        ("hot_dog.jpg", {"hotdog, hot dog, red hot"}),
+    ],
+)
+def test_reference_photos(
+    model_path: Path, labels: list[str], photo: str, expected: set[str]
+) -> None:
+    classifier = Classifier(model_path, labels, top_k=3)
+    image = cv2.imread(str(SHARED_MEDIA / photo))
+    result = classifier.classify(image, bgr=True)
+    assert result.top_k[0].label in expected
+    assert 0.0 < result.top_k[2].score <= result.top_k[1].score <= result.top_k[0].score <= 1.0
+    assert result.inference_ms > 0
+
+
+def test_rgb_and_bgr_input_agree(model_path: Path, labels: list[str]) -> None:
+    classifier = Classifier(model_path, labels)
+    bgr = cv2.imread(str(SHARED_MEDIA / "parrot.jpg"))
+    from_bgr = classifier.classify(bgr, bgr=True).top_k
+    from_rgb = classifier.classify(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), bgr=False).top_k
+    assert from_bgr == from_rgb
+
+
+def test_both_manifest_models_agree_on_coffee(model_dir: Path, labels: list[str]) -> None:
+    from camapp import models
+    from tests.conftest import SHARED_MODELS
+
+    uint8 = models.fetch("mobilenet_v2_quant", model_dir, mirror=SHARED_MODELS)
+    image = cv2.imread(str(SHARED_MEDIA / "coffee.png"))
+    assert Classifier(uint8, labels).classify(image, bgr=True).top_k[0].label == "espresso"
+
+
+def test_classify_command_json(model_dir: Path) -> None:
+    photos = [str(SHARED_MEDIA / "grace_hopper.bmp"), str(SHARED_MEDIA / "coffee.png")]
+    proc = run_camapp(["classify", "--json", "--top-k", "3", *photos], model_dir)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["image"] for r in lines] == photos
+    assert [r["label"] for r in lines] == ["military uniform", "espresso"]
+    for record in lines:
+        assert len(record["top_k"]) == 3
+        assert record["top_k"][0] == {k: record[k] for k in ("label", "class_id", "score")}

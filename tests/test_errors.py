@@ -1,0 +1,152 @@
+"""Every bad input: a documented exit code and one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SHARED_MODELS, run_camapp
+
+
+def one_line_error(proc, code: int, *needles: str) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("camapp: error: ")]
+    assert len(errors) == 1, proc.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
+def test_missing_video_file(model_dir: Path, tmp_path: Path) -> None:
+    proc = run_camapp(["run", "--source", str(tmp_path / "nope.mp4")], model_dir)
+    one_line_error(proc, 2, "video file not found", "nope.mp4")
+
+
+def test_file_that_is_not_a_video(model_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video" * 100)
+    one_line_error(run_camapp(["run", "--source", str(bad)], model_dir), 2, "cannot open video")
+
+
+def test_missing_image(model_dir: Path, tmp_path: Path) -> None:
+    proc = run_camapp(["classify", str(tmp_path / "nope.jpg")], model_dir)
+    one_line_error(proc, 2, "cannot read image", "nope.jpg")
+
+
+def test_corrupt_model(model_dir: Path, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.tflite"
+    corrupt.write_bytes(b"\x00" * 4096)
+    image = str(SHARED_MODELS.parent / "media" / "cat.bmp")
+    proc = run_camapp(
+        [
+            "classify",
+            "--model",
+            str(corrupt),
+            "--labels",
+            str(SHARED_MODELS / "imagenet_labels.txt"),
+            image,
+        ],
+        model_dir,
+    )
+    one_line_error(proc, 2, "corrupt.tflite")
+
+
+def test_edgetpu_model_without_its_delegate(model_dir: Path) -> None:
+    image = str(SHARED_MODELS.parent / "media" / "cat.bmp")
+    model = str(SHARED_MODELS / "mobilenet_v2_1.0_224_quant_edgetpu.tflite")
+    labels = str(SHARED_MODELS / "imagenet_labels.txt")
+    proc = run_camapp(["classify", "--model", model, "--labels", labels, image], model_dir)
+    one_line_error(proc, 2, "Edge TPU", "--delegate edgetpu")
+    proc = run_camapp(
+        ["classify", "--model", model, "--labels", labels, "--delegate", "edgetpu", image],
+        model_dir,
+    )
+    one_line_error(proc, 2, "cannot load delegate 'edgetpu'", "libedgetpu")
+
+
+def test_sha256_mismatch_keeps_no_file(model_dir: Path, tmp_path: Path) -> None:
+    mirror, dest = tmp_path / "mirror", tmp_path / "dest"
+    mirror.mkdir()
+    data = bytearray((SHARED_MODELS / "mobilenet_v2_1.0_224_quant.tflite").read_bytes())
+    data[1000] ^= 0xFF
+    (mirror / "mobilenet_v2_1.0_224_quant.tflite").write_bytes(bytes(data))
+    proc = run_camapp(
+        ["model", "fetch", "mobilenet_v2_quant", "--mirror", str(mirror), "--dir", str(dest)],
+        model_dir,
+    )
+    one_line_error(proc, 2, "sha256")
+    assert not dest.exists() or not any(dest.iterdir())
+
+
+def test_model_not_fetched(tmp_path: Path) -> None:
+    proc = run_camapp(["classify", str(SHARED_MODELS.parent / "media" / "cat.bmp")], tmp_path)
+    one_line_error(proc, 2, "camapp model fetch")
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--workers", "0"], ["workers", "between 1 and 64", "got 0"]),
+        (["--workers", "two"], ["--workers", "invalid int value"]),
+        (["--mqtt-port", "70000"], ["mqtt-port", "got 70000"]),
+        (["--camera-id", "a/b"], ["camera_id"]),
+        (["--crop", "zoom"], ["crop", "center, stretch"]),
+        (["--top-k", "0"], ["top_k"]),
+        (["--duration", "-1"], ["duration", "greater than 0"]),
+        (["--bogus"], ["unrecognized arguments: --bogus"]),
+    ],
+)
+def test_bad_command_line_values(
+    model_dir: Path, photos_clip, args: list[str], needles: list[str]
+) -> None:
+    video, _ = photos_clip
+    proc = run_camapp(["run", "--source", str(video), *args], model_dir)
+    one_line_error(proc, 2, *needles)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "needles"),
+    [
+        ("c.toml", "workers = 0\n", ["c.toml", "workers", "got 0"]),
+        ("c.toml", "workers = true\n", ["workers", "must be an integer"]),
+        ("c.toml", "wrokers = 2\n", ["unknown setting 'wrokers'"]),
+        ("c.toml", "[mqtt]\nqos = 3\n", ["mqtt.qos", "between 0 and 2"]),
+        ("c.toml", "[mqtt]\nprot = 1\n", ["unknown setting 'mqtt.prot'"]),
+        ("c.toml", "workers = \n", ["invalid TOML"]),
+        ("c.yaml", "workers: [1, 2]\n", ["c.yaml", "workers", "must be an integer"]),
+        ("c.yaml", "workers: : :\n", ["invalid YAML"]),
+        ("c.yaml", "- a\n- b\n", ["expected a table"]),
+    ],
+)
+def test_bad_config_files(
+    model_dir: Path, photos_clip, tmp_path: Path, name: str, text: str, needles: list[str]
+) -> None:
+    video, _ = photos_clip
+    config = tmp_path / name
+    config.write_text(text)
+    proc = run_camapp(["run", "--source", str(video), "--config", str(config)], model_dir)
+    one_line_error(proc, 2, *needles)
+
+
+def test_missing_config_file_and_source(model_dir: Path, tmp_path: Path) -> None:
+    proc = run_camapp(["run", "--config", str(tmp_path / "none.toml")], model_dir)
+    one_line_error(proc, 2, "cannot read config file")
+    one_line_error(run_camapp(["run"], model_dir), 2, "no source")
+
+
+def test_command_line_overrides_the_config_file(
+    model_dir: Path, photos_clip, tmp_path: Path, broker, subscriber_factory
+) -> None:
+    video, _ = photos_clip
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"source: {video}\ncamera_id: fromfile\nmax_frames: 3\nrealtime: false\n"
+        f"mqtt:\n  port: {broker.port}\n"
+    )
+    sub = subscriber_factory(broker.port, ["camapp/+/classification"])
+    proc = run_camapp(["run", "--config", str(config), "--camera-id", "fromcli"], model_dir)
+    assert proc.returncode == 0, proc.stderr
+    sub.wait_for(lambda: len(sub.messages) == 3)
+    assert {m.topic for m in sub.messages} == {"camapp/fromcli/classification"}

@@ -1,0 +1,61 @@
+"""Preprocessing: quantization mapping, crop geometry, channel order, buffer reuse."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from camapp.preprocess import Preprocessor, quantize_lut
+
+
+def test_pixel_models_need_no_mapping() -> None:
+    # Both manifest models take raw pixels: (q - 127) / 127.5 and (q - 128) / 128 are x/127.5 - 1.
+    assert quantize_lut(np.dtype(np.uint8), 1 / 127.5, 127) is None
+    assert quantize_lut(np.dtype(np.uint8), 1 / 128, 128) is None
+
+
+def test_int8_input_gets_a_lookup_table() -> None:
+    lut = quantize_lut(np.dtype(np.int8), 1 / 127.5, 0)
+    assert lut is not None and lut.dtype == np.int8
+    assert lut[0] == -128 and lut[255] == 127 and abs(int(lut[128])) <= 1
+
+
+def test_center_crop_and_stretch_regions() -> None:
+    pre = Preprocessor(224, np.dtype(np.uint8), 1 / 127.5, 127, crop="center")
+    assert pre.region((432, 768, 3)) == (slice(0, 432), slice(168, 600))
+    stretch = Preprocessor(224, np.dtype(np.uint8), 1 / 127.5, 127, crop="stretch")
+    assert stretch.region((432, 768, 3)) == (slice(0, 432), slice(0, 768))
+
+
+def test_writes_rgb_into_the_given_buffer() -> None:
+    pre = Preprocessor(4, np.dtype(np.uint8), 1 / 127.5, 127, crop="stretch")
+    bgr = np.zeros((8, 8, 3), np.uint8)
+    bgr[..., 0] = 200  # blue in BGR
+    out = np.zeros((4, 4, 3), np.uint8)
+    pre(bgr, True, out)
+    assert (out[..., 2] == 200).all() and (out[..., :2] == 0).all()
+
+
+def test_center_crop_ignores_the_sides() -> None:
+    pre = Preprocessor(4, np.dtype(np.uint8), 1 / 127.5, 127, crop="center")
+    image = np.full((8, 16, 3), 255, np.uint8)
+    image[:, 4:12] = 10  # the centred square
+    out = np.empty((4, 4, 3), np.uint8)
+    pre(image, False, out)
+    assert (out == 10).all()
+
+
+def test_float_models_get_minus_one_to_one() -> None:
+    pre = Preprocessor(2, np.dtype(np.float32), crop="stretch")
+    image = np.array([[[0, 255, 0], [255, 0, 255]]] * 2, np.uint8)
+    out = np.empty((2, 2, 3), np.float32)
+    pre(image, False, out)
+    assert out.min() == -1.0 and out.max() == 1.0
+
+
+def test_buffers_are_reused_between_frames() -> None:
+    pre = Preprocessor(224, np.dtype(np.uint8), 1 / 127.5, 127)
+    before = (pre._resized.ctypes.data, pre._rgb.ctypes.data)
+    out = np.empty((224, 224, 3), np.uint8)
+    for _ in range(3):
+        pre(np.random.default_rng(0).integers(0, 255, (480, 640, 3), np.uint8), True, out)
+    assert (pre._resized.ctypes.data, pre._rgb.ctypes.data) == before

@@ -1,0 +1,150 @@
+"""`camapp run` end to end: real clip, real model, real mosquitto, real subscriber."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import SHARED_MEDIA, camapp_env, run_camapp
+
+FIELDS = {
+    "camera_id",
+    "frame",
+    "ts",
+    "label",
+    "class_id",
+    "score",
+    "top_k",
+    "inference_ms",
+    "latency_ms",
+    "model",
+}
+
+
+def test_replay_publishes_every_frame_in_order(
+    broker, subscriber_factory, model_dir: Path, photos_clip
+) -> None:
+    video, meta = photos_clip
+    sub = subscriber_factory(broker.port, ["camapp/#"])
+    started = time.time()
+    proc = run_camapp(
+        [
+            "run",
+            "--source",
+            str(video),
+            "--no-drop",
+            "--no-realtime",
+            "--camera-id",
+            "porch",
+            "--mqtt-port",
+            str(broker.port),
+        ],
+        model_dir,
+    )
+    assert proc.returncode == 0, proc.stderr
+    topic = "camapp/porch/classification"
+    sub.wait_for(lambda: len(sub.on(topic)) == meta["frames"])
+    sub.wait_for(
+        lambda: [m.payload for m in sub.on("camapp/porch/availability")][-1:] == [b"offline"]
+    )
+    messages = [json.loads(m.payload) for m in sub.on(topic)]
+    assert [m["frame"] for m in messages] == list(range(meta["frames"]))
+    for m in messages:
+        assert set(m) >= FIELDS
+        assert m["camera_id"] == "porch" and m["model"] == "mobilenet_v2_int8"
+        assert started - 1 < m["ts"] < time.time()
+        assert m["top_k"][0] == {k: m[k] for k in ("label", "class_id", "score")}
+        assert 0 < m["inference_ms"] <= m["latency_ms"]
+    for segment in meta["segments"]:
+        labels = [messages[i]["label"] for i in range(segment["first"], segment["last"] + 1)]
+        assert all(label in segment["labels"] for label in labels), (segment["scene"], labels)
+    availability = [m.payload for m in sub.on("camapp/porch/availability")]
+    assert availability == [b"online", b"offline"]
+    assert all(m.retain == 0 for m in sub.on(topic))
+
+
+def test_availability_is_retained_for_late_subscribers(
+    broker, subscriber_factory, model_dir: Path, photos_clip
+) -> None:
+    video, _ = photos_clip
+    proc = run_camapp(
+        [
+            "run",
+            "--source",
+            str(video),
+            "--no-realtime",
+            "--max-frames",
+            "5",
+            "--mqtt-port",
+            str(broker.port),
+        ],
+        model_dir,
+    )
+    assert proc.returncode == 0, proc.stderr
+    late = subscriber_factory(broker.port, ["camapp/cam0/availability"])
+    late.wait_for(lambda: len(late.messages) == 1)
+    assert late.messages[0].payload == b"offline" and late.messages[0].retain
+
+
+def test_sigterm_finishes_in_flight_frames_and_says_offline(
+    broker, subscriber_factory, model_dir: Path
+) -> None:
+    sub = subscriber_factory(broker.port, ["camapp/#"])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "camapp",
+            "run",
+            "--source",
+            str(SHARED_MEDIA / "car-detection.mp4"),
+            "--loop",
+            "--mqtt-port",
+            str(broker.port),
+        ],
+        env=camapp_env(model_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    sub.wait_for(lambda: len(sub.on("camapp/cam0/classification")) >= 5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    sub.wait_for(
+        lambda: [m.payload for m in sub.on("camapp/cam0/availability")][-1:] == [b"offline"]
+    )
+    frames = [json.loads(m.payload)["frame"] for m in sub.on("camapp/cam0/classification")]
+    assert frames == sorted(frames)
+    classified = int(err.split(" classified")[0].rsplit(" ", 1)[-1])
+    assert classified == len(frames)
+
+
+def test_unreachable_broker_never_stops_capture(model_dir: Path, photos_clip) -> None:
+    video, meta = photos_clip
+    from tests.mqtt_helpers import free_port
+
+    proc = run_camapp(
+        [
+            "run",
+            "--source",
+            str(video),
+            "--no-drop",
+            "--no-realtime",
+            "--print",
+            "--mqtt-port",
+            str(free_port()),
+        ],
+        model_dir,
+    )
+    # Every frame is still classified; the undelivered messages are reported, not lost silently.
+    assert len(proc.stdout.splitlines()) == meta["frames"]
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("camapp: error: ") and "not delivered" in last
+    assert "unreachable" in proc.stderr
