@@ -21,6 +21,7 @@ import cv2
 
 from camapp import __version__, models
 from camapp.config import Config, build, read_file
+from camapp.controls import Controls
 from camapp.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, CamappError, ConfigError
 from camapp.inference import Classification, Classifier
 from camapp.mqtt import ClassificationSink, MqttPublisher
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         help="classify every frame in order (reproducible replays)",
     )
     r.add_argument("--loop", action="store_const", const=True, help="replay a video file forever")
+    r.add_argument("--stride", type=int, help="classify 1 frame in N (default 1)")
     r.add_argument("--max-frames", type=int, help="stop after capturing N frames")
     r.add_argument("--duration", type=float, help="stop after S seconds")
     r.add_argument(
@@ -212,7 +214,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         sinks.append(PrintSink(cfg.camera_id))
     # Frames are dropped only where they go stale: live cameras and paced replays.
     drop = cfg.drop and (source.live or cfg.realtime)
-    pipeline = Pipeline(source, classifiers, sinks, drop, cfg.max_frames, cfg.duration)
+    controls = Controls(stride=cfg.stride)
+    pipeline = Pipeline(source, classifiers, sinks, drop, controls, cfg.max_frames, cfg.duration)
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("%s: finishing in-flight frames", signal.Signals(signum).name)
@@ -235,11 +238,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     undelivered = publisher.close()
     rate = stats.classified / stats.elapsed_s if stats.elapsed_s else 0.0
     log.info(
-        "%d frames captured, %d classified (%.1f/s), %d dropped as stale, in %.1f s",
+        "%d frames captured, %d classified (%.1f/s), skipped %s, in %.1f s",
         stats.captured,
         stats.classified,
         rate,
-        stats.dropped,
+        ", ".join(f"{n} {reason}" for reason, n in stats.skipped.items()),
         stats.elapsed_s,
     )
     if stats.discarded:

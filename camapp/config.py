@@ -41,6 +41,7 @@ class Config:
     realtime: bool = True
     drop: bool = True
     loop: bool = False
+    stride: int = 1
     max_frames: int | None = None
     duration: float | None = None
     print: bool = False
@@ -84,6 +85,7 @@ KEYS: dict[str, tuple[type, Check | None]] = {
     "realtime": (bool, None),
     "drop": (bool, None),
     "loop": (bool, None),
+    "stride": (int, _int(1, 1000)),
     "max_frames": (int, _int(1, 2**31)),
     "duration": (float, _pos),
     "print": (bool, None),

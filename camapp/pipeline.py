@@ -14,11 +14,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from camapp.controls import Controls
 from camapp.errors import CamappError
 from camapp.inference import Classification, Classifier
 from camapp.sources import Frame, Source
 
 log = logging.getLogger(__name__)
+
+
+SKIP_REASONS = ("stride", "queue", "paused")
 
 
 @dataclass(slots=True)
@@ -92,7 +96,9 @@ class FrameQueue:
 class RunStats:
     captured: int = 0
     classified: int = 0
-    dropped: int = 0  # stale frames evicted by the latest-frame policy
+    # Frames not classified, by reason: `queue` = stale frames evicted by the latest-frame
+    # policy, `stride` = skipped to classify 1 in N, `paused` = skipped while paused.
+    skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
     discarded: int = 0  # queued frames thrown away by a forced stop
     elapsed_s: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -105,10 +111,12 @@ class Pipeline:
         classifiers: list[Classifier],
         sinks: list[Sink],
         drop: bool,
+        controls: Controls,
         max_frames: int | None = None,
         duration: float | None = None,
     ) -> None:
         self.source = source
+        self.controls = controls
         self.classifiers = classifiers
         self.sinks = sinks
         self.max_frames = max_frames
@@ -146,7 +154,7 @@ class Pipeline:
             self._wait(worker)
         self.results.put(None)
         self._wait(publisher)
-        self.stats.dropped = self.frames.dropped
+        self.stats.skipped["queue"] = self.frames.dropped
         self.stats.elapsed_s = time.monotonic() - start
         while not self._errors.empty():
             self.stats.errors.append(self._errors.get())
@@ -174,11 +182,22 @@ class Pipeline:
                 if frame is None:
                     break
                 self.stats.captured += 1
-                self.frames.put(frame)
+                reason = self._skip_reason(frame)
+                if reason:
+                    self.stats.skipped[reason] += 1
+                else:
+                    self.frames.put(frame)
         except CamappError as exc:
             self._fail(str(exc))
         finally:
             self.source.close()
+
+    def _skip_reason(self, frame: Frame) -> str | None:
+        if self.controls.get("paused"):
+            return "paused"
+        if frame.seq % self.controls.get("stride"):
+            return "stride"
+        return None
 
     def _work(self, classifier: Classifier) -> None:
         while not self._abort.is_set():

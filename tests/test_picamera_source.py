@@ -1,0 +1,322 @@
+"""PiCameraSource against a stand-in that checks and lays out buffers as picamera2 does."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from camapp.errors import ConfigError, SourceError
+from camapp.sources.picamera import (
+    INSTALL_HINT,
+    PiCameraSource,
+    check_lores_size,
+    lores_size_for,
+)
+from tests.fake_picamera2 import QUADRANT_COLOURS, ColorSpace, Rig, quadrants, solid
+
+RED, GREEN = (255, 0, 0), (0, 255, 0)
+TOLERANCE = 4  # rounding in encode + 2x2 chroma averaging + OpenCV's fixed-point decode
+
+
+def open_source(rig: Rig, **kwargs) -> PiCameraSource:
+    return PiCameraSource(picamera2_module=rig.module(), **kwargs)
+
+
+def assert_colour(pixels: np.ndarray, rgb: tuple[int, int, int]) -> None:
+    diff = np.abs(pixels.astype(int) - np.array(rgb)).max()
+    assert diff <= TOLERANCE, f"expected {rgb}, got e.g. {pixels.reshape(-1, 3)[0]} (off by {diff})"
+
+
+@pytest.fixture
+def rig() -> Rig:
+    return Rig()
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def test_configures_main_and_lores_at_the_model_size_with_the_sensor_aspect(rig):
+    source = open_source(rig)
+    cam = rig.opened[0]
+    config = cam.camera_configuration()
+    assert cam.camera_num == 0 and cam.started
+    assert config["main"]["size"] == (1280, 960)
+    assert config["lores"] == config["lores"] | {"size": (298, 224), "format": "YUV420"}
+    assert config["controls"]["FrameDurationLimits"] == (66667, 66667)  # 15 fps, not the 30 default
+    assert config["colour_space"].name == "Smpte170m"  # what OpenCV's I420 decode assumes
+    assert (source.name, source.live, source.fps) == ("picamera:0", True, 15.0)
+    assert source.lores_size == (298, 224)
+    source.close()
+
+
+@pytest.mark.parametrize(
+    ("main", "model", "lores"),
+    [
+        ((1280, 960), 224, (298, 224)),
+        ((960, 1280), 224, (224, 298)),
+        ((1920, 1080), 224, (398, 224)),
+        ((640, 480), 192, (256, 192)),
+        ((1280, 960), 225, (302, 226)),  # odd model sizes round up: YUV420 needs even sizes
+    ],
+)
+def test_lores_size_keeps_the_aspect_and_covers_the_model(main, model, lores):
+    assert lores_size_for(main, model) == lores
+
+
+def test_bad_sizes_and_formats_are_config_errors(rig):
+    with pytest.raises(ConfigError, match="exceeds main"):
+        open_source(rig, main_size=(640, 480), lores_size=(800, 600))
+    with pytest.raises(ConfigError, match="even"):
+        open_source(rig, lores_size=(299, 224))
+    with pytest.raises(ConfigError, match="YUV420 or RGB888"):
+        open_source(rig, lores_format="NV12")
+    with pytest.raises(ConfigError, match="fps"):
+        open_source(rig, fps=0)
+    with pytest.raises(ConfigError, match="main size"):
+        open_source(rig, main_size=(1281, 960))
+    assert rig.opened == []  # rejected before touching the camera
+    with pytest.raises(ValueError):
+        check_lores_size((-2, 2), (640, 480))
+
+
+# --- frames ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lores_format", ["YUV420", "RGB888"])
+def test_a_red_scene_comes_out_red(lores_format):
+    rig = Rig(scene=solid(RED), pi5=True)
+    source = open_source(rig, lores_format=lores_format)
+    frame = source.read()
+    assert frame.image.shape == (224, 298, 3) and frame.image.dtype == np.uint8
+    assert not frame.bgr
+    assert_colour(frame.image, RED)
+    source.close()
+
+
+@pytest.mark.parametrize("lores_format", ["YUV420", "RGB888"])
+@pytest.mark.parametrize("lores_size", [(298, 224), (320, 240), (160, 120)])
+def test_frames_are_rgb_the_right_way_up_whatever_the_stride(lores_format, lores_size):
+    # (298, 224) gets a padded stride (320) and (320, 240) none: both must decode cleanly.
+    rig = Rig(scene=quadrants, pi5=True)
+    source = open_source(rig, lores_size=lores_size, lores_format=lores_format)
+    image = source.read().image
+    width, height = lores_size
+    assert image.shape == (height, width, 3)
+    expected = quadrants(width, height)
+    centres = [(y, x) for y in (height // 4, 3 * height // 4) for x in (width // 4, 3 * width // 4)]
+    for (y, x), rgb in zip(centres, QUADRANT_COLOURS, strict=True):
+        assert tuple(expected[y, x]) == rgb
+        assert_colour(image[y - 4 : y + 4, x - 4 : x + 4], rgb)
+    source.close()
+
+
+def test_without_an_explicit_colour_space_the_stand_in_would_shift_colours():
+    """Guards the guard: Rec709-encoded green decoded as BT.601 is far outside the tolerance."""
+    rig = Rig(scene=solid(GREEN))
+    source = open_source(rig)
+    source._colour_space = ColorSpace.Rec709()
+    source.set_lores_size((320, 240))  # reconfigure with the wrong colour space
+    diff = np.abs(source.read().image.astype(int) - np.array(GREEN)).max()
+    assert diff > 3 * TOLERANCE
+    source.close()
+
+
+def test_seq_counts_from_zero_and_times_come_from_the_sensor(rig):
+    source = open_source(rig)
+    frames = [source.read() for _ in range(3)]
+    assert [f.seq for f in frames] == [0, 1, 2]
+    for frame in frames:
+        # The stand-in exposed each frame 20 ms before capture_request returned it.
+        assert 0.015 < time.monotonic() - frame.mono < 0.5
+        assert 0.015 < time.time() - frame.ts < 0.5
+    assert all(w == 5.0 for w in rig.opened[0].capture_waits)  # a bounded wait, never forever
+    source.close()
+
+
+def test_an_implausible_sensor_timestamp_falls_back_to_now():
+    rig = Rig(sensor_age_ns=30_000_000_000)  # 30 s old: another clock, not a real age
+    source = open_source(rig)
+    frame = source.read()
+    assert 0 <= time.monotonic() - frame.mono < 0.5
+    source.close()
+
+
+# --- requests are always released ------------------------------------------------------------
+
+
+def test_every_request_is_released(rig):
+    source = open_source(rig)
+    for _ in range(5):
+        source.read()
+    assert len(rig.requests) == 5 and rig.unreleased == []
+    source.close()
+
+
+def test_a_request_is_released_when_make_array_raises(rig):
+    source = open_source(rig)
+    rig.make_array_error = RuntimeError("dmabuf sync failed")
+    with pytest.raises(SourceError, match="dmabuf sync failed"):
+        source.read()
+    assert len(rig.requests) == 1 and rig.unreleased == []
+    rig.make_array_error = None
+    assert source.read().seq == 0  # a failed frame does not use up a sequence number
+    source.close()
+
+
+def test_a_request_is_released_when_conversion_raises(rig):
+    source = open_source(rig)
+    rig.bad_shape = True
+    with pytest.raises(SourceError, match="bad frame"):
+        source.read()
+    assert len(rig.requests) == 1 and rig.unreleased == []
+    source.close()
+
+
+# --- failures --------------------------------------------------------------------------------
+
+
+def test_a_capture_error_is_a_source_error(rig):
+    source = open_source(rig)
+    rig.capture_error = RuntimeError("Device or resource busy")
+    with pytest.raises(SourceError, match="picamera:0: capture failed: Device or resource busy"):
+        source.read()
+    source.close()
+
+
+def test_a_stalled_camera_times_out_and_cancels_the_pending_capture(rig):
+    source = open_source(rig)
+    rig.capture_error = TimeoutError()
+    with pytest.raises(SourceError, match="no frame for 5s"):
+        source.read()
+    assert rig.opened[0].cancelled == 1
+    source.close()
+
+
+def test_missing_picamera2_is_a_source_error_with_the_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # makes `import picamera2` fail
+    with pytest.raises(SourceError) as info:
+        PiCameraSource()
+    assert str(info.value) == INSTALL_HINT
+    assert "sudo apt install python3-picamera2" in str(info.value)
+    assert "--system-site-packages" in str(info.value)
+
+
+def test_a_picamera2_that_fails_to_import_says_so_in_one_line(monkeypatch, tmp_path):
+    broken = tmp_path / "picamera2"
+    broken.mkdir()
+    (broken / "__init__.py").write_text(
+        "raise ValueError('numpy.dtype size changed, may indicate binary incompatibility.\\n"
+        "Expected 96 from C header, got 88 from PyObject')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+    with pytest.raises(SourceError, match=r"failed to import: numpy\.dtype size changed") as info:
+        PiCameraSource()
+    assert "\n" not in str(info.value) and "deploy/README.md" in str(info.value)
+
+
+def test_a_camera_that_cannot_be_opened_is_a_one_line_source_error(rig):
+    with pytest.raises(SourceError, match="cannot open Pi camera 1") as info:
+        open_source(rig, camera_num=1)  # the rig has one camera
+    assert "\n" not in str(info.value)
+
+
+def test_rgb888_lores_on_a_pi_4_fails_with_a_hint_and_frees_the_camera():
+    rig = Rig(pi5=False)
+    with pytest.raises(SourceError, match="needs a Pi 5"):
+        open_source(rig, lores_format="RGB888")
+    assert rig.opened[0].closed  # another attempt (or process) can acquire it
+
+
+def test_close_stops_and_closes_once_and_read_then_returns_none(rig):
+    source = open_source(rig)
+    source.read()
+    source.close()
+    source.close()
+    cam = rig.opened[0]
+    assert cam.closed and not cam.started and cam.stop_count == 1
+    assert source.read() is None
+
+
+# --- reconfiguration -------------------------------------------------------------------------
+
+
+def test_set_lores_size_stops_reconfigures_and_restarts(rig):
+    source = open_source(rig)
+    assert source.read().image.shape == (224, 298, 3)
+    source.set_lores_size((160, 120))
+    cam = rig.opened[0]
+    assert (cam.stop_count, cam.configure_count, cam.started) == (1, 2, True)
+    assert cam.camera_configuration()["lores"]["size"] == (160, 120)
+    frame = source.read()
+    assert frame.image.shape == (120, 160, 3) and frame.seq == 1
+    source.set_lores_size((160, 120))  # no-op: no restart for nothing
+    assert cam.stop_count == 1
+    source.close()
+
+
+def test_set_lores_size_rejects_sizes_libcamera_would_without_touching_the_camera(rig):
+    source = open_source(rig)
+    for bad in [(161, 120), (1920, 1440), (0, 0)]:
+        with pytest.raises(ValueError):
+            source.set_lores_size(bad)
+    assert rig.opened[0].stop_count == 0
+    source.close()
+
+
+def test_a_refused_lores_size_restores_the_previous_one(rig):
+    source = open_source(rig)
+    rig.reject_lores.add((640, 480))
+    with pytest.raises(SourceError, match="cannot switch lores to"):
+        source.set_lores_size((640, 480))
+    assert source.lores_size == (298, 224) and rig.opened[0].started
+    assert source.read().image.shape == (224, 298, 3)
+    source.close()
+
+
+def test_resizing_while_another_thread_reads_never_mixes_sizes_or_leaks(rig):
+    source = open_source(rig)
+    shapes: list[tuple[int, ...]] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            shapes.append(source.read().image.shape)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for _ in range(10):
+            source.set_lores_size((160, 120))
+            source.set_lores_size((298, 224))
+    finally:
+        stop.set()
+        thread.join(5)
+    assert set(shapes) <= {(224, 298, 3), (120, 160, 3)} and shapes
+    assert rig.unreleased == []
+    source.close()
+
+
+def test_set_lores_size_after_close_is_a_source_error(rig):
+    source = open_source(rig)
+    source.close()
+    with pytest.raises(SourceError, match="closed"):
+        source.set_lores_size((160, 120))
+
+
+# --- wiring ----------------------------------------------------------------------------------
+
+
+def test_open_source_builds_it_from_the_spec(monkeypatch):
+    from camapp.sources import open_source as open_spec
+
+    rig = Rig(cameras=2)
+    monkeypatch.setitem(sys.modules, "picamera2", rig.module())
+    source = open_spec("picamera:1")
+    assert source.name == "picamera:1" and rig.opened[0].camera_num == 1
+    assert source.read().image.shape == (224, 298, 3)
+    source.close()
