@@ -110,14 +110,17 @@ class Controller:
         self.max_workers = max_workers
         self.power_idle_w = power_idle_w
         self.rate: float | None = None  # None: no limit
-        self.knobs = self.plan(None, None)
+        self.knobs = self.plan(None, None, 1)
         self._calm = 0
         self._last_temp_cut = -math.inf
         self._inference_s: float | None = None
         self._warned_temp = False
 
-    def update(self, sample: Sample, budgets: Budgets) -> tuple[Knobs, str]:
-        """The knobs for the next period, and why they changed ("" when they did not)."""
+    def update(self, sample: Sample, budgets: Budgets, user_stride: int = 1) -> tuple[Knobs, str]:
+        """The knobs for the next period, and why they changed ("" when they did not).
+
+        `user_stride` is the stride the user asked for (Controls), which still applies.
+        """
         if sample.inference_ms:
             ms = sample.inference_ms / 1000
             self._inference_s = (
@@ -145,23 +148,24 @@ class Controller:
                 ceiling = max(self.rate, 1.5 * sample.admitted_fps)
                 self.rate = min(self.rate * RECOVER_STEP, ceiling)
                 why = f"under budget ({verdict.why})"
-        knobs = self.plan(self.rate, sample.fps_in)
+        knobs = self.plan(self.rate, sample.fps_in, user_stride)
         changed = knobs != self.knobs
         self.knobs = knobs
         return knobs, (why if changed else "")
 
-    def plan(self, rate: float | None, fps_in: float | None) -> Knobs:
+    def plan(self, rate: float | None, fps_in: float | None, user_stride: int) -> Knobs:
         """The cheapest knobs that let `rate` frames per second through (None: everything)."""
         if rate is None:
             return Knobs(stride=1, max_fps=None, workers=self.max_workers)
         need = rate * (self._inference_s or 0.05) * WORKER_HEADROOM
         workers = min(self.max_workers, max(1, math.ceil(need)))
         if not self.source.paced:
-            return Knobs(stride=1, max_fps=round(rate, 3), workers=workers)
+            return Knobs(stride=1, max_fps=round(rate * user_stride, 3), workers=workers)
         fps = self.source.fps or fps_in or rate
         stride = max(1, math.ceil(fps / rate - 1e-9))
         if self.source.slowable and stride > MAX_REPLAY_STRIDE:
-            return Knobs(MAX_REPLAY_STRIDE, round(rate * MAX_REPLAY_STRIDE, 3), workers)
+            slowed = round(rate * max(user_stride, MAX_REPLAY_STRIDE), 3)
+            return Knobs(MAX_REPLAY_STRIDE, slowed, workers)
         return Knobs(stride=min(stride, MAX_STRIDE), max_fps=None, workers=workers)
 
     def _judge(self, sample: Sample, budgets: Budgets) -> _Verdict:
@@ -319,7 +323,7 @@ class Governor:
         )
         budgets = Budgets.of(self.controls)
         old = self.controller.knobs
-        knobs, why = self.controller.update(sample, budgets)
+        knobs, why = self.controller.update(sample, budgets, self.controls.get("stride"))
         if knobs != old:
             self.pipeline.apply(knobs)
             log.info("governor: %s: %s", why, describe_change(old, knobs))

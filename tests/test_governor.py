@@ -128,6 +128,13 @@ def test_no_budget_means_no_limit_and_removing_budgets_restores_full_work() -> N
     assert knobs == Knobs(1, None, 2) and why == "no budget"
 
 
+def test_a_replay_limit_counts_the_users_stride() -> None:
+    controller = Controller(REPLAY, 2, 3.0)
+    knobs, _ = controller.update(sample(0, 60, 20), Budgets(cpu=30), user_stride=3)
+    # 20 frames/s pass a stride of 3 out of 60 read; half of that is allowed: read 30/s.
+    assert knobs.max_fps == pytest.approx(20 * 0.45 * 3)
+
+
 def test_a_camera_is_strided_and_a_paced_replay_slowed_past_the_stride_limit() -> None:
     camera = Controller(CAMERA, 4, 3.0)
     drive(camera, Plant(CAMERA, cost=2.0), Budgets(cpu=10), 5)
