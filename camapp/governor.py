@@ -7,7 +7,11 @@ towards the classifier. The controller is a closed loop with hysteresis:
 - over any budget: cut the rate at once, in proportion, to TARGET (90 %) of the tightest one;
 - within LOW..100 % of the tightest budget: hold (the dead band that prevents oscillation);
 - under LOW (80 %) of every budget for RECOVER_AFTER periods: raise it by RECOVER_STEP (15 %).
-  0.8 * 1.15 < 1, so a step up can never carry a steady load over a budget.
+  0.8 * 1.15 < 1, so a step up can never carry a steady load over a budget;
+- a load that is not steady (a motion-gated scene, a neighbour's CPU) can still push a step
+  up over. Each time a budget is exceeded soon after a step up, the wait before the next
+  step up doubles (up to MAX_PATIENCE periods); QUIET periods without excess reset it. So
+  the loop probes for more work less and less often instead of cycling.
 
 The rate is then turned into knobs (`Knobs`), each chosen to spend the least CPU per
 classified frame, so the rate the loop settles at is the most classifications within budget:
@@ -46,6 +50,8 @@ TARGET = 0.9  # a cut aims at this fraction of the tightest budget
 LOW = 0.8  # under this fraction of every budget is "under": the loop may recover
 RECOVER_STEP = 1.15  # rate multiplier per recovery step (< 1 / LOW: no overshoot)
 RECOVER_AFTER = 3  # consecutive periods under before each step up
+MAX_PATIENCE = 60  # the longest wait between step ups after repeated failed probes
+QUIET = 120  # periods without excess after which the wait is back to RECOVER_AFTER
 MAX_CUT = 0.25  # one period never cuts the rate below a quarter
 TEMP_BAND = 3.0  # °C under the limit that count as "at the limit" (hold)
 TEMP_CUT = 0.7  # rate multiplier per cut for temperature or firmware throttling
@@ -111,7 +117,10 @@ class Controller:
         self.power_idle_w = power_idle_w
         self.rate: float | None = None  # None: no limit
         self.knobs = self.plan(None, None, 1)
-        self._calm = 0
+        self._calm = 0  # consecutive periods under every budget
+        self._patience = RECOVER_AFTER  # periods under needed before the next step up
+        self._since_up = math.inf  # periods since the last step up
+        self._since_over = 0  # periods since a budget was last exceeded
         self._last_temp_cut = -math.inf
         self._inference_s: float | None = None
         self._warned_temp = False
@@ -128,11 +137,17 @@ class Controller:
             )
         verdict = self._judge(sample, budgets)
         why = ""
+        self._since_up += 1
+        self._since_over += 1
+        if self._since_over >= QUIET:
+            self._patience = RECOVER_AFTER
         if not budgets.any():
             self.rate, self._calm = None, 0
             why = "no budget"
         elif verdict.state == "over":
-            self._calm = 0
+            self._calm, self._since_over = 0, 0
+            if self._since_up <= 2 * self._patience:  # the last step up was one too many
+                self._patience = min(2 * self._patience, MAX_PATIENCE)
             measured = sample.admitted_fps if sample.admitted_fps > 0 else None
             base = min(filter(None, (self.rate, measured)), default=MIN_RATE)
             self.rate = max(MIN_RATE, base * verdict.factor)
@@ -141,8 +156,8 @@ class Controller:
             self._calm = 0
         else:
             self._calm += 1
-            if self.rate is not None and self._calm >= RECOVER_AFTER:
-                self._calm = 0
+            if self.rate is not None and self._calm >= self._patience:
+                self._calm, self._since_up = 0, 0
                 # Never more than 1.5x what the pipeline achieves: a limit far above it would
                 # not bind now, and would let the work jump past the budget once it could.
                 ceiling = max(self.rate, 1.5 * sample.admitted_fps)

@@ -119,6 +119,19 @@ def test_no_flapping_at_the_boundary() -> None:
     assert len(changes) <= 3, changes
 
 
+def test_a_load_that_varies_with_the_scene_is_probed_less_and_less_often() -> None:
+    controller = Controller(REPLAY, 2, 3.0)
+    # +-25 % from one period to the next (a motion-gated scene): wider than the dead band.
+    plant = Plant(REPLAY, noise=0.25)
+    history = drive(controller, plant, Budgets(cpu=40), 300)
+    changes = [t for t, (_, _, why) in enumerate(history) if why]
+    early = sum(1 for t in changes if t < 60)
+    late = sum(1 for t in changes if t >= 240)
+    assert late <= 3 and late < early, changes
+    cpus = [cpu for cpu, _, _ in history[3:]]
+    assert sum(cpus) / len(cpus) <= 40
+
+
 def test_no_budget_means_no_limit_and_removing_budgets_restores_full_work() -> None:
     controller, plant = Controller(REPLAY, 2, 3.0), Plant(REPLAY)
     assert drive(controller, plant, Budgets(), 3)[-1][1] == Knobs(1, None, 2)
