@@ -120,17 +120,18 @@ class Sensors:
         self._cpu_prev: tuple[int, int, int] | None = None
         self._rapl_prev: tuple[float, dict[str, int]] | None = None
         self._power_via: str | None = None
-        board, default = self._board()
-        self.board = board
-        self.power_model = power_model or POWER_MODELS.get(board, POWER_MODELS[default])
+        self.board = self._board()
+        default = POWER_MODELS[DEFAULT_POWER_MODEL]
+        self.power_model = power_model or POWER_MODELS.get(self.board, default)
 
-    def _board(self) -> tuple[str, str]:
+    def _board(self) -> str:
+        """`pi4`, `pi5`... from the device tree, else `unknown`."""
         try:
             model = (self.proc / "device-tree" / "model").read_text(errors="replace")
         except OSError:
-            return "unknown", DEFAULT_POWER_MODEL
+            return "unknown"
         found = re.search(r"Raspberry Pi (\d)", model)
-        return (f"pi{found.group(1)}" if found else "unknown"), DEFAULT_POWER_MODEL
+        return f"pi{found.group(1)}" if found else "unknown"
 
     # CPU -----------------------------------------------------------------------------------
 
