@@ -10,6 +10,7 @@ import itertools
 import json
 import math
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -365,3 +366,20 @@ def test_plan_workers_follow_the_rate() -> None:
     controller.update(sample(0, 90, 100, inference_ms=30.0), Budgets(cpu=50))
     # Allowed ~50 frames/s at 30 ms each = 1.5 busy workers; sized for 80 % utilisation.
     assert controller.knobs.workers == math.ceil(controller.rate * 0.03 * 1.25) == 2
+
+
+def test_a_paced_replay_released_from_a_slowdown_does_not_race(photos_clip) -> None:
+    from camapp.sources.opencv import MAX_LAG, FileSource
+
+    video, meta = photos_clip
+    source = FileSource(video, realtime=True)
+    try:
+        source.read()
+        time.sleep(MAX_LAG + 0.3)  # the governor held the source back
+        started = time.monotonic()
+        for _ in range(4):
+            source.read()
+        # Paced at the clip's rate again, not four frames of backlog at decode speed.
+        assert time.monotonic() - started >= 2.5 / meta["fps"]
+    finally:
+        source.close()
