@@ -10,8 +10,8 @@ towards the classifier. The controller is a closed loop with hysteresis:
   0.8 * 1.15 < 1, so a step up can never carry a steady load over a budget;
 - a load that is not steady (a motion-gated scene, a neighbour's CPU) can still push a step
   up over. Each time a budget is exceeded soon after a step up, the wait before the next
-  step up doubles (up to MAX_PATIENCE periods); QUIET periods without excess reset it. So
-  the loop probes for more work less and less often instead of cycling.
+  step up doubles (up to MAX_PATIENCE periods); QUIET periods without excess, or new
+  budgets, reset it. So the loop probes for more work less and less often instead of cycling.
 
 The rate is then turned into knobs (`Knobs`), each chosen to spend the least CPU per
 classified frame, so the rate the loop settles at is the most classifications within budget:
@@ -121,6 +121,7 @@ class Controller:
         self._patience = RECOVER_AFTER  # periods under needed before the next step up
         self._since_up = math.inf  # periods since the last step up
         self._since_over = 0  # periods since a budget was last exceeded
+        self._budgets = Budgets()
         self._last_temp_cut = -math.inf
         self._inference_s: float | None = None
         self._warned_temp = False
@@ -139,7 +140,9 @@ class Controller:
         why = ""
         self._since_up += 1
         self._since_over += 1
-        if self._since_over >= QUIET:
+        if budgets != self._budgets:  # new budgets: start afresh, what failed may fit now
+            self._budgets, self._patience, self._calm = budgets, RECOVER_AFTER, 0
+        elif self._since_over >= QUIET:
             self._patience = RECOVER_AFTER
         if not budgets.any():
             self.rate, self._calm = None, 0

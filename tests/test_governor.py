@@ -21,6 +21,7 @@ from camapp.controls import Controls
 from camapp.governor import (
     LOW,
     MAX_REPLAY_STRIDE,
+    RECOVER_AFTER,
     TEMP_HOLD,
     Budgets,
     Controller,
@@ -131,6 +132,10 @@ def test_a_load_that_varies_with_the_scene_is_probed_less_and_less_often() -> No
     assert late <= 3 and late < early, changes
     cpus = [cpu for cpu, _, _ in history[3:]]
     assert sum(cpus) / len(cpus) <= 40
+    # A new budget starts afresh: the first step up comes after RECOVER_AFTER periods again.
+    plant.noise = 0.0
+    history = drive(controller, plant, Budgets(cpu=90), RECOVER_AFTER + 1, start=300)
+    assert [bool(why) for _, _, why in history] == [False] * (RECOVER_AFTER - 1) + [True, False]
 
 
 def test_no_budget_means_no_limit_and_removing_budgets_restores_full_work() -> None:
