@@ -109,14 +109,12 @@ class Sensors:
         sys: Path | str = "/sys",
         run: Runner = run_command,
         clock: Callable[[], float] = time.monotonic,
-        pid: str = "self",
         power_model: tuple[float, float] | None = None,
         min_interval: float = 1.0,
     ) -> None:
         self.proc, self.sys = Path(proc), Path(sys)
         self._cmd = _RateLimited(run, clock, min_interval)
         self._clock = clock
-        self._pid = pid
         self._cpu_prev: tuple[int, int, int] | None = None
         self._rapl_prev: tuple[float, dict[str, int]] | None = None
         self._power_via: str | None = None
@@ -143,7 +141,7 @@ class Sensors:
         try:
             stat = (self.proc / "stat").read_text().splitlines()
             fields = [int(v) for v in stat[0].split()[1:]]
-            own = (self.proc / self._pid / "stat").read_text()
+            own = (self.proc / "self" / "stat").read_text()
             # comm (field 2) may hold spaces and parentheses: split after its closing one.
             after = own[own.rindex(")") + 2 :].split()
             process = int(after[11]) + int(after[12])  # utime, stime (fields 14, 15)
