@@ -14,6 +14,7 @@ stride and source fps limit over time to benchmarks/results/.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -103,6 +104,10 @@ def windows(run: Run, duration: float) -> None:
         t += WINDOW_S
 
 
+def mean_rate(run: Run) -> float:
+    return sum(r for _, _, r in run.windows) / len(run.windows)
+
+
 def table(runs: list[Run]) -> str:
     lines = [
         "| run | budget % | windows | worst window CPU % | mean CPU % | classifications/s | "
@@ -111,12 +116,15 @@ def table(runs: list[Run]) -> str:
     ]
     for run in runs:
         cpus = [c for _, c, _ in run.windows]
-        rate = sum(r for _, _, r in run.windows) / len(run.windows)
+        rate = mean_rate(run)
         ok = all(c <= run.budget + TOLERANCE for c in cpus)
         lines.append(
             f"| {run.name} | {run.budget:g} | {len(cpus)} | {max(cpus):.1f} | "
             f"{sum(cpus) / len(cpus):.1f} | {rate:.1f} | {'yes' if ok else 'NO'} |"
         )
+    rates = [mean_rate(run) for run in runs if run.hog_at is None]
+    more = all(a < b for a, b in itertools.pairwise(rates))
+    lines += ["", f"More budget, more classifications: {'yes' if more else 'NO'}."]
     lines += ["", "Per window (start s: CPU % / classifications/s):", ""]
     for run in runs:
         cells = ", ".join(f"{t:g}: {c:.1f} / {r:.1f}" for t, c, r in run.windows)
@@ -145,7 +153,9 @@ def chart(runs: list[Run], path: Path) -> None:
         knobs.step(ts, [s["stride"] for _, s in run.stats], where="post", color="tab:green")
         limits = [s["fps_limit"] or float("nan") for _, s in run.stats]
         knobs.step(ts, limits, where="post", color="tab:orange")
-        knobs.set_ylabel("stride (green), source fps limit (orange)")
+        workers = [s["workers"] for _, s in run.stats]
+        knobs.step(ts, workers, where="post", color="tab:purple", linestyle="--")
+        knobs.set_ylabel("stride (green), workers (purple),\nsource fps limit (orange)")
         ax.legend(loc="upper right", fontsize="small")
     axes[-1].set_xlabel("seconds since start")
     fig.tight_layout()
