@@ -7,6 +7,7 @@ Errors are one line on stderr; `--debug` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -19,14 +20,16 @@ from typing import Any, NoReturn
 
 import cv2
 
-from camapp import __version__, models
-from camapp.config import Config, build, read_file
+from camapp import __version__, ha, models
+from camapp.commands import CommandHandler
+from camapp.config import PASSWORD_ENV, Config, build, read_file
 from camapp.controls import Controls
 from camapp.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, CamappError, ConfigError
 from camapp.inference import Classification, Classifier
 from camapp.mqtt import ClassificationSink, MqttPublisher
 from camapp.pipeline import Pipeline, Result
 from camapp.sources import Reconnecting, open_source
+from camapp.state import StateSink
 
 log = logging.getLogger("camapp")
 
@@ -89,10 +92,41 @@ def _parser() -> argparse.ArgumentParser:
         const=True,
         help="also print each classification message on stdout",
     )
-    r.add_argument("--mqtt-host", help="broker host (default localhost)")
-    r.add_argument("--mqtt-port", type=int, help="broker port (default 1883)")
-    r.add_argument("--mqtt-base-topic", help="base topic (default camapp)")
-    r.add_argument("--mqtt-qos", type=int, help="QoS of published messages (default 1)")
+    r.add_argument(
+        "--state-frames",
+        type=int,
+        help="consecutive agreeing classifications before the state changes (default 3)",
+    )
+    r.add_argument(
+        "--threshold",
+        type=float,
+        help="score a classification needs to count towards the state (default 0.5)",
+    )
+    _mqtt_args(r)
+    r.add_argument(
+        "--no-ha-discovery",
+        dest="ha_discovery",
+        action="store_const",
+        const=False,
+        help="do not announce the camera to Home Assistant",
+    )
+
+    h = sub.add_parser("ha", help="Home Assistant discovery", epilog=EPILOG)
+    hsub = h.add_subparsers(dest="ha_command", required=True, parser_class=_Parser)
+    hr = hsub.add_parser(
+        "remove",
+        help="delete cameras' Home Assistant entities (empty retained discovery configs)",
+        epilog=EPILOG,
+    )
+    hr.add_argument("--config", type=Path, help="the camera's config file (broker, camera_id)")
+    hr.add_argument(
+        "--camera-id",
+        dest="camera_ids",
+        action="append",
+        metavar="ID",
+        help="a camera to remove; repeat for several (default: the config's camera_id)",
+    )
+    _mqtt_args(hr)
 
     m = sub.add_parser("model", help="fetch and inspect models", epilog=EPILOG)
     msub = m.add_subparsers(dest="model_command", required=True, parser_class=_Parser)
@@ -104,6 +138,40 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("path", help="a model file or a known model name")
     msub.add_parser("list", help="the known models")
     return p
+
+
+def _mqtt_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mqtt-host", help="broker host (default localhost)")
+    p.add_argument("--mqtt-port", type=int, help="broker port (default 1883)")
+    p.add_argument("--mqtt-base-topic", help="base topic (default camapp)")
+    p.add_argument("--mqtt-qos", type=int, help="QoS of published messages (default 1)")
+    p.add_argument("--mqtt-client-id", help="MQTT client id (default camapp-<camera_id>)")
+    p.add_argument("--mqtt-username", help="broker user name")
+    p.add_argument(
+        "--mqtt-password-file",
+        help=f"file holding the broker password (else ${PASSWORD_ENV})",
+    )
+    p.add_argument("--mqtt-tls", action="store_const", const=True, help="TLS, system CAs")
+    p.add_argument("--mqtt-tls-ca", help="CA certificate(s) to verify the broker with (TLS)")
+    p.add_argument("--mqtt-tls-cert", help="client certificate (TLS)")
+    p.add_argument("--mqtt-tls-key", help="client certificate's key (TLS)")
+    p.add_argument(
+        "--mqtt-tls-insecure",
+        action="store_const",
+        const=True,
+        help="TLS without verifying the broker's certificate (testing only)",
+    )
+    p.add_argument(
+        "--mqtt-buffer-messages",
+        type=int,
+        help="messages kept for the broker while it is away (default 10000)",
+    )
+    p.add_argument(
+        "--mqtt-buffer-bytes",
+        type=int,
+        help="bytes kept for the broker while it is away (default 8388608)",
+    )
+    p.add_argument("--ha-prefix", help="Home Assistant discovery prefix (default homeassistant)")
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -132,12 +200,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_RUNTIME
 
 
-def _config(args: argparse.Namespace) -> Config:
+def _config(args: argparse.Namespace, **override: Any) -> Config:
+    """The settings of the config file (if any), overridden by the command line."""
     file_values: dict[str, Any] = {}
     origin = "command line"
     if getattr(args, "config", None):
         file_values, origin = read_file(args.config), str(args.config)
-    return build(file_values, vars(args), origin)
+    return build(file_values, {**vars(args), **override}, origin)
 
 
 def _classifiers(cfg: Config, count: int) -> tuple[list[Classifier], str]:
@@ -209,12 +278,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = cfg.source
         source = Reconnecting(lambda: open_source(spec), stop, first=source)
     publisher = MqttPublisher(cfg.mqtt, cfg.camera_id)
-    sinks: list[Any] = [ClassificationSink(publisher, model_name)]
+    controls = Controls(stride=cfg.stride, threshold=cfg.threshold)
+    CommandHandler(publisher, controls)
+    if cfg.ha.discovery:
+        ha.Discovery(publisher, cfg.ha, model_name)
+    sinks: list[Any] = [
+        ClassificationSink(publisher, model_name),
+        StateSink(publisher, controls, cfg.state_frames),
+    ]
     if cfg.print:
         sinks.append(PrintSink(cfg.camera_id))
     # Frames are dropped only where they go stale: live cameras and paced replays.
     drop = cfg.drop and (source.live or cfg.realtime)
-    controls = Controls(stride=cfg.stride)
     pipeline = Pipeline(source, classifiers, sinks, drop, controls, cfg.max_frames, cfg.duration)
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -247,12 +322,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if stats.discarded:
         log.warning("%d queued frames discarded by a forced stop", stats.discarded)
+    if publisher.dropped:
+        log.warning(
+            "%d MQTT messages dropped, oldest classifications first: the outbound buffer "
+            "(mqtt buffer_messages/buffer_bytes) was full while the broker was away",
+            publisher.dropped,
+        )
     if stats.errors:
         raise CamappError(stats.errors[0])
     if undelivered:
         raise CamappError(
             f"{undelivered} MQTT messages not delivered to {cfg.mqtt.host}:{cfg.mqtt.port}"
         )
+    return EXIT_OK
+
+
+def cmd_ha(args: argparse.Namespace) -> int:
+    """`ha remove`: one connection per camera (its own ACL may allow only its own topics)."""
+    configs = [_config(args, camera_id=c) for c in args.camera_ids or [None]]
+    for each in configs:
+        # Its own client id: reusing the camera's would disconnect a running camera.
+        client_id = f"{each.mqtt.client_id or ha.node_id(each.camera_id)}-remove"
+        settings = dataclasses.replace(each.mqtt, client_id=client_id)
+        publisher = MqttPublisher(settings, each.camera_id, availability=False)
+        ha.remove(publisher, each.ha.prefix)
+        publisher.start()
+        if publisher.close(timeout=10):
+            raise CamappError(
+                f"could not reach the broker at {each.mqtt.host}:{each.mqtt.port} "
+                f"to remove camera {each.camera_id}"
+            )
+        log.info("removed the Home Assistant entities of camera %s", each.camera_id)
     return EXIT_OK
 
 
@@ -269,4 +369,4 @@ def cmd_model(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"classify": cmd_classify, "run": cmd_run, "model": cmd_model}
+COMMANDS = {"classify": cmd_classify, "run": cmd_run, "ha": cmd_ha, "model": cmd_model}

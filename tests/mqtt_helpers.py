@@ -23,7 +23,7 @@ def free_port() -> int:
 class Broker:
     """A mosquitto on a free loopback port, configured by the test, restartable on that port."""
 
-    def __init__(self, workdir: Path, extra_conf: str = "") -> None:
+    def __init__(self, workdir: Path, extra_conf: str = "", persistent: bool = False) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise RuntimeError("mosquitto is not installed: run `make test`, which installs it")
@@ -32,8 +32,14 @@ class Broker:
         self.conf = workdir / "mosquitto.conf"
         self.log = workdir / "mosquitto.log"
         auth = "" if "allow_anonymous" in extra_conf else "allow_anonymous true\n"
+        # Persistent: sessions and queued messages survive a stop()/start() (saved on exit).
+        persistence = (
+            f"persistence true\npersistence_location {workdir}/\n"
+            if persistent
+            else "persistence false\n"
+        )
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n{auth}persistence false\n"
+            f"listener {self.port} 127.0.0.1\n{auth}{persistence}"
             f"log_dest file {self.log}\n{extra_conf}"
         )
         self.proc: subprocess.Popen[bytes] | None = None
@@ -68,6 +74,8 @@ class Subscriber:
         client_id: str | None = None,
         clean: bool = True,
         qos: int = 1,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.messages: list[mqtt.MQTTMessage] = []
         self._cond = threading.Condition()
@@ -83,6 +91,8 @@ class Subscriber:
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = lambda *a: self._subscribed.set()
         self._client.on_message = self._on_message
+        if username:
+            self._client.username_pw_set(username, password)
         self._client.connect("127.0.0.1", port, keepalive=30)
         self._client.loop_start()
         if not self._subscribed.wait(10):
@@ -108,6 +118,9 @@ class Subscriber:
                 if left <= 0:
                     raise AssertionError(f"timed out; got {len(self.messages)} messages")
                 self._cond.wait(left)
+
+    def publish(self, topic: str, payload: str | bytes, retain: bool = False) -> None:
+        self._client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
 
     def close(self) -> None:
         self._client.disconnect()
