@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     h = sub.add_parser("ha", help="Home Assistant discovery", epilog=EPILOG)
-    hsub = h.add_subparsers(dest="ha_command", required=True, parser_class=_Parser)
+    hsub = h.add_subparsers(dest="action", required=True, parser_class=_Parser)
     hr = hsub.add_parser(
         "remove",
         help="delete cameras' Home Assistant entities (empty retained discovery configs)",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -38,8 +40,11 @@ class Broker:
             if persistent
             else "persistence false\n"
         )
+        # Started as root, mosquitto would switch to user `mosquitto`, who cannot write the
+        # log and database in the test's private directory.
+        user = "user root\n" if os.geteuid() == 0 else ""
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n{auth}{persistence}"
+            f"listener {self.port} 127.0.0.1\n{auth}{persistence}{user}"
             f"log_dest file {self.log}\n{extra_conf}"
         )
         self.proc: subprocess.Popen[bytes] | None = None
@@ -125,3 +130,67 @@ class Subscriber:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+
+class Proxy:
+    """A TCP relay to the broker whose link can fail like a network: `stall()` swallows what
+    the client sends (as a dead Wi-Fi link does, without the client knowing), `cut()` then
+    closes the connections and refuses new ones, `restore()` relays again.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._links: list[tuple[socket.socket, socket.socket]] = []
+        self._stalled = False
+        self._down = False
+        self.swallowed = 0  # bytes from the client that never reached the broker
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stall(self) -> None:
+        self._stalled = True
+
+    def cut(self) -> None:
+        with self._lock:
+            self._down = True
+            links, self._links = self._links, []
+        for pair in links:
+            for sock in pair:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def restore(self) -> None:
+        self._stalled = self._down = False
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self._down:
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._links.append((client, upstream))
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if from_client and self._stalled:
+                    self.swallowed += len(data)
+                else:
+                    dst.sendall(data)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
