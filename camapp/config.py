@@ -178,15 +178,16 @@ def build(file_values: Mapping[str, Any], cli_values: Mapping[str, Any], origin:
 
 
 def _password(mqtt: Mapping[str, Any]) -> str | None:
-    """The MQTT password from `password_file`, else from $CAMAPP_MQTT_PASSWORD; errors never
-    quote it."""
+    """The MQTT password: the first line of `password_file`, else $CAMAPP_MQTT_PASSWORD.
+    Errors never quote it."""
     if "password_file" in mqtt:
         path = Path(mqtt["password_file"])
         try:
-            password = path.read_text(encoding="utf-8").rstrip("\r\n")
+            lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             why = getattr(exc, "strerror", None) or "not UTF-8 text"
             raise ConfigError(f"mqtt.password_file: cannot read {path}: {why}") from None
+        password = lines[0] if lines else ""
         if not password:
             raise ConfigError(f"mqtt.password_file: {path} is empty")
     else:

@@ -53,17 +53,17 @@ class MqttSettings:
     # From CAMAPP_MQTT_PASSWORD or password_file, never from a setting; never shown.
     password: str | None = field(default=None, repr=False)
     password_file: str | None = None
-    tls: bool = False  # TLS with the system's CA certificates; implied by tls_ca
+    tls: bool = False  # TLS with the system's CA certificates; implied by the other tls_*
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
-    tls_insecure: bool = False  # no certificate or host name verification
+    tls_insecure: bool = False  # TLS without certificate or host name verification
     buffer_messages: int = 10000
     buffer_bytes: int = 8 * 1024 * 1024
 
     @property
     def uses_tls(self) -> bool:
-        return self.tls or self.tls_ca is not None or self.tls_cert is not None
+        return self.tls or self.tls_insecure or self.tls_ca is not None or self.tls_cert is not None
 
 
 Handler = Callable[[bytes], None]
