@@ -172,7 +172,7 @@ def build(file_values: Mapping[str, Any], cli_values: Mapping[str, Any], origin:
         tables[name] |= _validate(cli, keys, "command line", prefix=f"{name}-")
     mqtt = tables["mqtt"]
     if "tls_key" in mqtt and "tls_cert" not in mqtt:
-        raise ConfigError(f"{origin}: mqtt.tls_key needs mqtt.tls_cert")
+        raise ConfigError("mqtt.tls_key needs mqtt.tls_cert (the client certificate)")
     mqtt["password"] = _password(mqtt)
     return Config(**top, mqtt=MqttSettings(**mqtt), ha=HaSettings(**tables["ha"]))
 

@@ -64,7 +64,8 @@ ENTITIES = (
 
 
 def node_id(camera_id: str) -> str:
-    """The discovery node id: also the default MQTT client id, so one ACL pattern covers both."""
+    """The discovery node id, also the default client id: `camapp-` + the camera id (the ACL's
+    `homeassistant/sensor/camapp-%u/+/config` relies on it)."""
     return f"camapp-{camera_id}"
 
 
@@ -109,7 +110,6 @@ class Discovery:
 
     def __init__(self, publisher: MqttPublisher, settings: HaSettings, model: str) -> None:
         self._publisher = publisher
-        self._prefix = settings.prefix
         self._configs = {
             topic: dumps(config)
             for topic, config in discovery_configs(publisher, settings.prefix, model).items()

@@ -62,3 +62,27 @@ def test_unacknowledged_messages_go_back_in_front_in_order() -> None:
     box.add(msg("online", Kind.KEEP, retain=True), front=True)
     assert topics(box) == ["online", "c1", "c2", "c3", "c4"]
     assert box.dropped == 0
+
+
+def test_publisher_memory_stays_flat_while_the_broker_is_away() -> None:
+    """A publisher that never connects: a long outage's worth of classifications costs no
+    more memory than the bound, and every shed message is counted."""
+    import tracemalloc
+
+    from camapp.mqtt import MqttPublisher, MqttSettings
+
+    publisher = MqttPublisher(MqttSettings(buffer_messages=500), "porch")
+    payload = '{"frame": 0, "label": "espresso", "score": 0.8, "top_k": []}' * 8
+
+    def outage(messages: int) -> None:
+        for _ in range(messages):
+            publisher.publish("classification", payload, kind=Kind.BULK)
+
+    tracemalloc.start()
+    outage(1_000)
+    before, _ = tracemalloc.get_traced_memory()
+    outage(20_000)
+    after, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert publisher.undelivered == 500 and publisher.dropped == 20_500
+    assert after - before < 64 * 1024, after - before  # flat: no growth with the outage
