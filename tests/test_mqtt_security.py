@@ -54,19 +54,20 @@ def test_password_file_and_acl(
     secret = tmp_path / "camera.pw"
     secret.write_text(PASSWORD + "\n")
     creds = ["--mqtt-username", "porch", "--mqtt-password-file", str(secret)]
+    looping = ["run", "--source", str(video), "--loop", "--camera-id", "porch"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "camapp", *replay(video, port, *creds, "--loop")],
+        [sys.executable, "-m", "camapp", *looping, "--mqtt-port", str(port), *creds],
         env=camapp_env(model_dir),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     # Everything the camera writes passes the ACL; the `set` it reads too.
-    ha.wait_for(lambda: len(ha.on("camapp/porch/config")) == 1)
+    ha.wait_for(lambda: len(ha.on("camapp/porch/classification")) >= 5)
+    assert len(ha.on("camapp/porch/config")) == 1
     ha.publish("camapp/porch/set", json.dumps({"stride": 3}))
     ha.wait_for(lambda: len(ha.on("camapp/porch/config")) == 2)
     assert json.loads(ha.on("camapp/porch/config")[1].payload)["stride"] == 3
-    ha.wait_for(lambda: len(ha.on("camapp/porch/classification")) >= 5)
     assert len([m for m in ha.messages if m.topic.startswith("homeassistant/sensor/")]) == 6
     proc.terminate()
     _, err = proc.communicate(timeout=30)
