@@ -35,7 +35,7 @@ def stop(proc: subprocess.Popen[str]) -> str:
     return err
 
 
-def looping(video: Path, port: int, *extra: str) -> list[str]:
+def looping(video: Path, port: int) -> list[str]:
     return ["--source", str(video), "--loop", "--camera-id", "porch", "--mqtt-port", str(port)]
 
 
