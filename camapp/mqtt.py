@@ -92,7 +92,8 @@ class MqttPublisher:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        # Back within 10 s of the broker's return, for one connection attempt per 10 s.
+        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client.max_inflight_messages_set(WINDOW)
         if availability:
             self._client.will_set(self.topic("availability"), "offline", qos=1, retain=True)

@@ -83,6 +83,7 @@ class Subscriber:
         password: str | None = None,
     ) -> None:
         self.messages: list[mqtt.MQTTMessage] = []
+        self.arrivals: list[float] = []  # wall-clock arrival time of each message
         self._cond = threading.Condition()
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -98,6 +99,8 @@ class Subscriber:
         self._client.on_message = self._on_message
         if username:
             self._client.username_pw_set(username, password)
+        # Back within a second of a broker restart: delivery figures measure camapp, not this.
+        self._client.reconnect_delay_set(min_delay=1, max_delay=1)
         self._client.connect("127.0.0.1", port, keepalive=30)
         self._client.loop_start()
         if not self._subscribed.wait(10):
@@ -109,6 +112,7 @@ class Subscriber:
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self._cond:
             self.messages.append(msg)
+            self.arrivals.append(time.time())
             self._cond.notify_all()
 
     def on(self, topic: str) -> list[mqtt.MQTTMessage]:

@@ -52,6 +52,18 @@ def without_redeliveries(messages: list) -> tuple[list[int], int]:
     return kept, redelivered
 
 
+def catch_up(sub, since: float) -> tuple[float, float, int]:
+    """After the outage: seconds until the first message arrived, how many arrived late
+    (0.5 s or more after their capture: the backlog), and over how many seconds."""
+    after = [
+        (t, json.loads(m.payload)["ts"])
+        for m, t in zip(sub.messages, sub.arrivals, strict=True)
+        if t >= since and m.topic == TOPIC and not m.dup  # not the broker's redeliveries
+    ]
+    late = [t for t, ts in after if t - ts >= 0.5]
+    return after[0][0] - since, (late[-1] - late[0]) if late else 0.0, len(late)
+
+
 def persistent_session(broker: Broker, subscriber_factory, topics: list[str]):
     """A QoS 1 subscriber whose session (and queued messages) survives broker restarts."""
     return subscriber_factory(broker.port, topics, client_id="recorder", clean=False, qos=1)
@@ -76,9 +88,8 @@ def test_broker_restart_mid_replay_loses_nothing_and_keeps_order(
         received_before = len(frames(sub))
         time.sleep(4)
         broker.start()
-        restarted = time.monotonic()
+        restarted, restarted_wall = time.monotonic(), time.time()
         sub.wait_for(lambda: frames(sub)[-1:] == [total - 1], timeout=30)
-        drained = time.monotonic()
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         got, redelivered = without_redeliveries(sub.on(TOPIC))
@@ -87,12 +98,13 @@ def test_broker_restart_mid_replay_loses_nothing_and_keeps_order(
     finally:
         sub.close()  # before the broker goes: no reconnect loop to wait for
         broker.stop()
+    back, caught_up, backlog = catch_up(sub, restarted_wall)
     with capsys.disabled():
         print(
             f"\n[delivery across a broker restart] frames sent {total}, received {len(got)}"
-            f" ({received_before} before the stop), outage {restarted - stopped:.1f} s,"
-            f" drained {drained - restarted:.1f} s after the restart;"
-            f" {redelivered} redelivered by the broker to the subscriber (QoS 1, DUP)"
+            f" ({received_before} before the stop), outage {restarted - stopped:.1f} s;"
+            f" first message {back:.1f} s after the restart, backlog of {backlog} delivered"
+            f" {caught_up:.2f} s later; {redelivered} redelivered by the broker (QoS 1, DUP)"
         )
 
 
@@ -119,20 +131,21 @@ def test_network_drop_with_messages_in_flight_loses_and_repeats_nothing(
         cut = time.monotonic()
         time.sleep(1)
         proxy.restore()
-        restored = time.monotonic()
+        restored, restored_wall = time.monotonic(), time.time()
         sub.wait_for(lambda: len(frames(sub)) >= total, timeout=30)
-        drained = time.monotonic()
         _, err = proc.communicate(timeout=30)
     finally:
         proxy.close()
     assert proc.returncode == 0, err
     assert proxy.swallowed > 0  # messages were on the wire when the link died
     assert frames(sub) == list(range(total))  # strictly: nothing lost, repeated or reordered
+    back, caught_up, backlog = catch_up(sub, restored_wall)
     with capsys.disabled():
         print(
             f"\n[delivery across a network drop] frames sent {total}, received {len(frames(sub))},"
             f" {proxy.swallowed} bytes lost on the wire after frame {in_flight - 1},"
-            f" link down {restored - cut:.1f} s, drained {drained - restored:.1f} s after"
+            f" link down {restored - cut:.1f} s; first message {back:.1f} s after, backlog of"
+            f" {backlog} delivered {caught_up:.2f} s later"
         )
 
 
