@@ -22,6 +22,8 @@ ECHO_LIMIT = 1000
 
 
 class CommandHandler:
+    """Subscribes to `set`; publishes `config` (retained) and `error`."""
+
     def __init__(self, publisher: MqttPublisher, controls: Controls) -> None:
         self._publisher = publisher
         self._controls = controls
@@ -31,6 +33,7 @@ class CommandHandler:
         publisher.on_connected(self.publish_config)
 
     def handle(self, payload: bytes) -> None:
+        """Apply one received command, or say why not; runs on the MQTT network thread."""
         try:
             command = json.loads(payload)
             if not isinstance(command, dict):
