@@ -19,9 +19,11 @@ $(BIN)/camapp: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
+# The tests also use mosquitto_passwd (same package) and openssl (TLS certificates).
 mosquitto:
 	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || \
 		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto; }
+	@command -v openssl >/dev/null || $(SUDO) apt-get install -y -q openssl
 
 model: $(BIN)/camapp
 	$(BIN)/camapp model fetch $(if $(MIRROR),--mirror $(MIRROR))

@@ -7,6 +7,7 @@ Errors are one line on stderr; `--debug` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -19,8 +20,9 @@ from typing import Any, NoReturn
 
 import cv2
 
-from camapp import __version__, models
-from camapp.config import Config, build, read_file
+from camapp import __version__, ha, models
+from camapp.commands import CommandHandler
+from camapp.config import PASSWORD_ENV, Config, build, read_file
 from camapp.controls import Controls
 from camapp.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, CamappError, ConfigError
 from camapp.governor import Controller, Governor, SourceInfo
@@ -30,6 +32,7 @@ from camapp.mqtt import ClassificationSink, MqttPublisher
 from camapp.pipeline import Pipeline, Result
 from camapp.sensors import Sensors
 from camapp.sources import Reconnecting, open_source
+from camapp.state import StateSink
 
 log = logging.getLogger("camapp")
 
@@ -123,10 +126,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--power-idle", type=float, metavar="W", help="power model: idle board power")
     g.add_argument("--power-full", type=float, metavar="W", help="power model: all cores busy")
-    r.add_argument("--mqtt-host", help="broker host (default localhost)")
-    r.add_argument("--mqtt-port", type=int, help="broker port (default 1883)")
-    r.add_argument("--mqtt-base-topic", help="base topic (default camapp)")
-    r.add_argument("--mqtt-qos", type=int, help="QoS of published messages (default 1)")
+    r.add_argument(
+        "--state-frames",
+        type=int,
+        help="consecutive agreeing classifications before the state changes (default 3)",
+    )
+    r.add_argument(
+        "--threshold",
+        type=float,
+        help="score a classification needs to count towards the state (default 0.5)",
+    )
+    _mqtt_args(r)
+    r.add_argument(
+        "--no-ha-discovery",
+        dest="ha_discovery",
+        action="store_const",
+        const=False,
+        help="do not announce the camera to Home Assistant",
+    )
+
+    h = sub.add_parser("ha", help="Home Assistant discovery", epilog=EPILOG)
+    hsub = h.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    hr = hsub.add_parser(
+        "remove",
+        help="delete cameras' Home Assistant entities (empty retained discovery configs)",
+        epilog=EPILOG,
+    )
+    hr.add_argument("--config", type=Path, help="the camera's config file (broker, camera_id)")
+    hr.add_argument(
+        "--camera-id",
+        dest="camera_ids",
+        action="append",
+        metavar="ID",
+        help="a camera to remove; repeat for several (default: the config's camera_id)",
+    )
+    _mqtt_args(hr)
 
     m = sub.add_parser("model", help="fetch and inspect models", epilog=EPILOG)
     msub = m.add_subparsers(dest="model_command", required=True, parser_class=_Parser)
@@ -138,6 +172,40 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("path", help="a model file or a known model name")
     msub.add_parser("list", help="the known models")
     return p
+
+
+def _mqtt_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mqtt-host", help="broker host (default localhost)")
+    p.add_argument("--mqtt-port", type=int, help="broker port (default 1883)")
+    p.add_argument("--mqtt-base-topic", help="base topic (default camapp)")
+    p.add_argument("--mqtt-qos", type=int, help="QoS of published messages (default 1)")
+    p.add_argument("--mqtt-client-id", help="MQTT client id (default camapp-<camera_id>)")
+    p.add_argument("--mqtt-username", help="broker user name")
+    p.add_argument(
+        "--mqtt-password-file",
+        help=f"file holding the broker password (else ${PASSWORD_ENV})",
+    )
+    p.add_argument("--mqtt-tls", action="store_const", const=True, help="TLS, system CAs")
+    p.add_argument("--mqtt-tls-ca", help="CA certificate(s) to verify the broker with (TLS)")
+    p.add_argument("--mqtt-tls-cert", help="client certificate (TLS)")
+    p.add_argument("--mqtt-tls-key", help="client certificate's key (TLS)")
+    p.add_argument(
+        "--mqtt-tls-insecure",
+        action="store_const",
+        const=True,
+        help="TLS without verifying the broker's certificate (testing only)",
+    )
+    p.add_argument(
+        "--mqtt-buffer-messages",
+        type=int,
+        help="messages kept for the broker while it is away (default 10000)",
+    )
+    p.add_argument(
+        "--mqtt-buffer-bytes",
+        type=int,
+        help="bytes kept for the broker while it is away (default 8388608)",
+    )
+    p.add_argument("--ha-prefix", help="Home Assistant discovery prefix (default homeassistant)")
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -166,12 +234,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_RUNTIME
 
 
-def _config(args: argparse.Namespace) -> Config:
+def _config(args: argparse.Namespace, **override: Any) -> Config:
+    """The settings of the config file (if any), overridden by the command line."""
     file_values: dict[str, Any] = {}
     origin = "command line"
     if getattr(args, "config", None):
         file_values, origin = read_file(args.config), str(args.config)
-    return build(file_values, vars(args), origin)
+    return build(file_values, {**vars(args), **override}, origin)
 
 
 def _classifiers(cfg: Config, count: int) -> tuple[list[Classifier], str]:
@@ -243,17 +312,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = cfg.source
         source = Reconnecting(lambda: open_source(spec), stop, first=source)
     publisher = MqttPublisher(cfg.mqtt, cfg.camera_id)
-    sinks: list[Any] = [ClassificationSink(publisher, model_name)]
-    if cfg.print:
-        sinks.append(PrintSink(cfg.camera_id))
-    # Frames are dropped only where they go stale: live cameras and paced replays.
-    drop = cfg.drop and (source.live or cfg.realtime)
     controls = Controls(
         stride=cfg.stride,
+        threshold=cfg.threshold,
         cpu_budget=cfg.cpu_budget,
         power_budget=cfg.power_budget,
         temp_limit=cfg.temp_limit,
     )
+    CommandHandler(publisher, controls)
+    if cfg.ha.discovery:
+        ha.Discovery(publisher, cfg.ha, model_name)
+    sinks: list[Any] = [
+        ClassificationSink(publisher, model_name),
+        StateSink(publisher, controls, cfg.state_frames),
+    ]
+    if cfg.print:
+        sinks.append(PrintSink(cfg.camera_id))
+    # Frames are dropped only where they go stale: live cameras and paced replays.
+    drop = cfg.drop and (source.live or cfg.realtime)
     motion = MotionGate(cfg.motion_threshold, cfg.motion_refresh) if cfg.motion_threshold else None
     pipeline = Pipeline(
         source, classifiers, sinks, drop, controls, cfg.max_frames, cfg.duration, motion
@@ -297,6 +373,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if stats.discarded:
         log.warning("%d queued frames discarded by a forced stop", stats.discarded)
+    if publisher.dropped:
+        log.warning(
+            "%d MQTT messages dropped, oldest classifications first: the outbound buffer "
+            "(mqtt buffer_messages/buffer_bytes) was full while the broker was away",
+            publisher.dropped,
+        )
     if stats.errors:
         raise CamappError(stats.errors[0])
     if undelivered:
@@ -325,6 +407,25 @@ def _governor(
     )
 
 
+def cmd_ha(args: argparse.Namespace) -> int:
+    """`ha remove`: one connection per camera (its own ACL may allow only its own topics)."""
+    configs = [_config(args, camera_id=c) for c in args.camera_ids or [None]]
+    for each in configs:
+        # Its own client id: reusing the camera's would disconnect a running camera.
+        client_id = f"{each.mqtt.client_id or ha.node_id(each.camera_id)}-remove"
+        settings = dataclasses.replace(each.mqtt, client_id=client_id)
+        publisher = MqttPublisher(settings, each.camera_id, availability=False)
+        ha.remove(publisher, each.ha.prefix)
+        publisher.start()
+        if publisher.close(timeout=10):
+            raise CamappError(
+                f"could not reach the broker at {each.mqtt.host}:{each.mqtt.port} "
+                f"to remove camera {each.camera_id}"
+            )
+        log.info("removed the Home Assistant entities of camera %s", each.camera_id)
+    return EXIT_OK
+
+
 def cmd_model(args: argparse.Namespace) -> int:
     if args.model_command == "fetch":
         path = models.fetch(args.name, args.dir, args.mirror, progress=lambda m: log.info("%s", m))
@@ -338,4 +439,4 @@ def cmd_model(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"classify": cmd_classify, "run": cmd_run, "model": cmd_model}
+COMMANDS = {"classify": cmd_classify, "run": cmd_run, "ha": cmd_ha, "model": cmd_model}

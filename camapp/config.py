@@ -14,10 +14,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from camapp.controls import CHECKS as CONTROL_CHECKS
+from camapp import controls
 from camapp.errors import ConfigError
+from camapp.ha import HaSettings
 from camapp.mqtt import MqttSettings
 from camapp.preprocess import CROPS
+
+PASSWORD_ENV = "CAMAPP_MQTT_PASSWORD"
 
 TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TOPIC = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
@@ -55,7 +58,10 @@ class Config:
     stats_interval: float = 5.0  # s between `stats` messages
     power_idle: float | None = None  # W, linear power model; None: the board's default
     power_full: float | None = None  # W, all cores busy
+    state_frames: int = 3  # consecutive agreeing classifications before the state changes
+    threshold: float = controls.DEFAULTS["threshold"]  # initial value; changeable at runtime
     mqtt: MqttSettings = field(default_factory=MqttSettings)
+    ha: HaSettings = field(default_factory=HaSettings)
 
 
 Check = Callable[[Any], str | None]
@@ -85,6 +91,10 @@ def _range(lo: float, hi: float) -> Check:
     return lambda v: None if lo <= v <= hi else f"must be between {lo:g} and {hi:g}"
 
 
+def _file(v: str) -> str | None:
+    return None if Path(v).is_file() else f"file not found: {v}"
+
+
 # key -> (type, check); the type of every Config / MqttSettings field, in one place.
 KEYS: dict[str, tuple[type, Check | None]] = {
     "source": (str, _nonempty),
@@ -103,14 +113,16 @@ KEYS: dict[str, tuple[type, Check | None]] = {
     "max_frames": (int, _int(1, 2**31)),
     "duration": (float, _pos),
     "print": (bool, None),
-    "cpu_budget": (float, CONTROL_CHECKS["cpu_budget"]),
-    "power_budget": (float, CONTROL_CHECKS["power_budget"]),
-    "temp_limit": (float, CONTROL_CHECKS["temp_limit"]),
+    "cpu_budget": (float, controls.CHECKS["cpu_budget"]),
+    "power_budget": (float, controls.CHECKS["power_budget"]),
+    "temp_limit": (float, controls.CHECKS["temp_limit"]),
     "motion_threshold": (float, _range(0.1, 255)),
     "motion_refresh": (float, _range(0.1, 86400)),
     "stats_interval": (float, _range(1, 3600)),
     "power_idle": (float, _range(0.1, 500)),
     "power_full": (float, _range(0.1, 500)),
+    "state_frames": (int, _int(1, 1000)),
+    "threshold": (float, _range(0, 1)),
 }
 MQTT_KEYS: dict[str, tuple[type, Check | None]] = {
     "host": (str, _nonempty),
@@ -119,7 +131,22 @@ MQTT_KEYS: dict[str, tuple[type, Check | None]] = {
     "qos": (int, _int(0, 2)),
     "keepalive": (int, _int(5, 3600)),
     "client_id": (str, _match(TOPIC_LEVEL, "1-64 letters, digits, '-' or '_'")),
+    "username": (str, _nonempty),
+    "password_file": (str, _file),
+    "tls": (bool, None),
+    "tls_ca": (str, _file),
+    "tls_cert": (str, _file),
+    "tls_key": (str, _file),
+    "tls_insecure": (bool, None),
+    "buffer_messages": (int, _int(1, 10_000_000)),
+    "buffer_bytes": (int, _int(1024, 2**31)),
 }
+HA_KEYS: dict[str, tuple[type, Check | None]] = {
+    "discovery": (bool, None),
+    "prefix": (str, _match(TOPIC, "topic levels of letters, digits, '-' or '_'")),
+}
+# Tables in the file, and the command-line prefix of their keys (--mqtt-port: mqtt.port).
+TABLES = {"mqtt": MQTT_KEYS, "ha": HA_KEYS}
 
 
 def read_file(path: Path) -> dict[str, Any]:
@@ -147,15 +174,19 @@ def read_file(path: Path) -> dict[str, Any]:
 
 def build(file_values: Mapping[str, Any], cli_values: Mapping[str, Any], origin: str) -> Config:
     """Validate the file's values, apply the command line's on top, return the Config."""
-    top = _validate(file_values, KEYS, origin, prefix="", nested={"mqtt"})
-    mqtt_file = file_values.get("mqtt", {})
-    if not isinstance(mqtt_file, dict):
-        raise ConfigError(f"{origin}: mqtt: must be a table")
-    mqtt = _validate(mqtt_file, MQTT_KEYS, origin, prefix="mqtt.")
+    top = _validate(file_values, KEYS, origin, prefix="", nested=set(TABLES))
     cli_top = {k: v for k, v in cli_values.items() if k in KEYS and v is not None}
-    cli_mqtt = {k[5:]: v for k, v in cli_values.items() if k.startswith("mqtt_") and v is not None}
     top |= _validate(cli_top, KEYS, "command line", prefix="")
-    mqtt |= _validate(cli_mqtt, MQTT_KEYS, "command line", prefix="mqtt-")
+    tables: dict[str, dict[str, Any]] = {}
+    for name, keys in TABLES.items():
+        in_file = file_values.get(name, {})
+        if not isinstance(in_file, dict):
+            raise ConfigError(f"{origin}: {name}: must be a table")
+        tables[name] = _validate(in_file, keys, origin, prefix=f"{name}.")
+        flag = f"{name}_"
+        cli = {k[len(flag) :]: v for k, v in cli_values.items() if k.startswith(flag)}
+        cli = {k: v for k, v in cli.items() if v is not None}
+        tables[name] |= _validate(cli, keys, "command line", prefix=f"{name}-")
     if ("power_idle" in top) != ("power_full" in top):
         raise ConfigError("power_idle and power_full must be given together")
     if "power_idle" in top and top["power_idle"] >= top["power_full"]:
@@ -163,7 +194,32 @@ def build(file_values: Mapping[str, Any], cli_values: Mapping[str, Any], origin:
             f"power_idle ({top['power_idle']:g} W) must be below "
             f"power_full ({top['power_full']:g} W)"
         )
-    return Config(**top, mqtt=MqttSettings(**mqtt))
+    mqtt = tables["mqtt"]
+    if "tls_key" in mqtt and "tls_cert" not in mqtt:
+        raise ConfigError("mqtt.tls_key needs mqtt.tls_cert (the client certificate)")
+    mqtt["password"] = _password(mqtt)
+    return Config(**top, mqtt=MqttSettings(**mqtt), ha=HaSettings(**tables["ha"]))
+
+
+def _password(mqtt: Mapping[str, Any]) -> str | None:
+    """The MQTT password: the first line of `password_file`, else $CAMAPP_MQTT_PASSWORD.
+    Errors never quote it."""
+    if "password_file" in mqtt:
+        path = Path(mqtt["password_file"])
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise ConfigError(f"mqtt.password_file: cannot read {path}: {why}") from None
+        password = lines[0] if lines else ""
+        if not password:
+            raise ConfigError(f"mqtt.password_file: {path} is empty")
+    else:
+        password = os.environ.get(PASSWORD_ENV) or None
+    if password and "username" not in mqtt:
+        where = "mqtt.password_file" if "password_file" in mqtt else f"${PASSWORD_ENV}"
+        raise ConfigError(f"{where} gives a password but mqtt.username is not set")
+    return password
 
 
 def _validate(

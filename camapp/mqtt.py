@@ -1,26 +1,44 @@
-"""MQTT publishing: availability with a last will, and one JSON message per classified frame.
+"""MQTT transport: connection, security, the bounded outbox, subscriptions.
 
-Topics (base topic `camapp` by default):
-  <base>/<camera_id>/availability   retained: `online` once connected, `offline` as the last
-                                    will and on a clean exit
-  <base>/<camera_id>/classification one JSON object per classified frame, not retained
+Every message goes through camapp's own `Outbox` (bounded in messages and bytes) and is
+handed to paho only while connected, at most `WINDOW` at a time, in order. paho therefore
+never holds more than the window, and a broker outage costs memory only up to the bound.
+
+Ordering across a lost connection: paho would resend its unacknowledged messages after
+the reconnect, but only after `on_connect` returns, while anything published from another
+thread in between would overtake them. So `on_connect` takes them away from paho
+(`drop_out_messages`) and puts them back at the front of the outbox, which then sends
+everything again in the original order. At QoS 1 this is at-least-once, like paho's own
+resend: a message whose acknowledgement was lost with the connection arrives twice.
+
+Topics (base topic `camapp` by default): see docs/mqtt.md.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import ssl
+import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from camapp.errors import ConfigError
+from camapp.outbox import Kind, Message, Outbox
 from camapp.pipeline import Result
 
 log = logging.getLogger(__name__)
+
+# Messages handed to paho and not yet acknowledged, at most. Also paho's inflight limit, so
+# paho itself never queues.
+WINDOW = 20
 
 
 @dataclass(frozen=True)
@@ -31,98 +49,266 @@ class MqttSettings:
     qos: int = 1
     keepalive: int = 30
     client_id: str | None = None  # default: camapp-<camera_id>
+    username: str | None = None
+    # From CAMAPP_MQTT_PASSWORD or password_file, never from a setting; never shown.
+    password: str | None = field(default=None, repr=False)
+    password_file: str | None = None
+    tls: bool = False  # TLS with the system's CA certificates; implied by the other tls_*
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_insecure: bool = False  # TLS without certificate or host name verification
+    buffer_messages: int = 10000
+    buffer_bytes: int = 8 * 1024 * 1024
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls or self.tls_insecure or self.tls_ca is not None or self.tls_cert is not None
+
+
+Handler = Callable[[bytes], None]
 
 
 class MqttPublisher:
-    """Owns the paho client. Connects in the background: a broker that is down at start, or
-    goes away later, never holds up capture. QoS 1 messages wait in paho's queue until the
-    broker is back; `close()` reports whatever could not be delivered.
+    """Owns the paho client and the outbox. Connects in the background: a broker that is
+    down at start, or goes away later, never holds up capture; messages wait in the outbox.
+
+    `publish()` may be called from any thread. Subscription handlers and `on_connected`
+    callbacks run on paho's network thread; an exception in one is logged, never fatal.
     """
 
-    def __init__(self, settings: MqttSettings, camera_id: str) -> None:
+    def __init__(self, settings: MqttSettings, camera_id: str, availability: bool = True) -> None:
         self.settings = settings
         self.camera_id = camera_id
+        self._availability = availability
+        self.client_id = settings.client_id or f"camapp-{camera_id}"
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id or f"camapp-{camera_id}",
+            client_id=self.client_id,
             protocol=mqtt.MQTTv311,
         )
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self._client.will_set(self.topic("availability"), "offline", qos=1, retain=True)
+        self._client.on_message = self._on_message
+        # Back within 10 s of the broker's return, for one connection attempt per 10 s.
+        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self._client.max_inflight_messages_set(WINDOW)
+        if availability:
+            self._client.will_set(self.topic("availability"), "offline", qos=1, retain=True)
+        if settings.username:
+            self._client.username_pw_set(settings.username, settings.password)
+        if settings.uses_tls:
+            self._client.tls_set_context(_tls_context(settings))
+        # _lock guards the outbox and _online, and is held while handing a message to paho so
+        # that a reconnect cannot interleave with it. Never taken in on_publish, which paho
+        # calls holding its own message lock (the sender holds ours, then takes paho's).
         self._lock = threading.Lock()
-        self._sent = 0
-        self._acked = 0
-        self._connected = threading.Event()
-        self._warned = False
+        self._outbox = Outbox(settings.buffer_messages, settings.buffer_bytes)
+        self._acks: deque[int] = deque()
+        self._online = False
+        self._wake = threading.Event()
+        self._closing = False
+        self._sender = threading.Thread(target=self._send_loop, name="mqtt-outbox", daemon=True)
+        self._handlers: dict[str, Handler] = {}
+        self._connected_callbacks: list[Callable[[], None]] = []
+        self._reported: str | None = None
 
     def topic(self, name: str) -> str:
         return f"{self.settings.base_topic}/{self.camera_id}/{name}"
 
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        """Call `handler(payload)` for each message on `topic` (exact), from every connection."""
+        self._handlers[topic] = handler
+
+    def on_connected(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` after each successful (re)connection, e.g. to re-announce."""
+        self._connected_callbacks.append(callback)
+
     def start(self) -> None:
+        self._sender.start()
         self._client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive)
         self._client.loop_start()
 
-    def publish(self, name: str, payload: str | bytes, retain: bool = False) -> None:
+    def publish(
+        self, name: str, payload: str | bytes, retain: bool = False, *, kind: Kind | None = None
+    ) -> None:
+        """Queue a message on `<base>/<camera_id>/<name>`; see `publish_topic`."""
+        self.publish_topic(self.topic(name), payload, retain, kind=kind)
+
+    def publish_topic(
+        self, topic: str, payload: str | bytes, retain: bool = False, *, kind: Kind | None = None
+    ) -> None:
+        """Queue a message. `kind` says how readily it is shed when the outbox is full;
+        by default retained messages are KEEP and others TELEMETRY."""
+        if kind is None:
+            kind = Kind.KEEP if retain else Kind.TELEMETRY
+        data = payload.encode() if isinstance(payload, str) else payload
         with self._lock:
-            self._sent += 1
-        self._client.publish(self.topic(name), payload, qos=self.settings.qos, retain=retain)
+            self._outbox.add(Message(topic, data, retain, kind))
+        self._wake.set()
+
+    @property
+    def dropped(self) -> int:
+        """Messages shed by the full outbox since start (for the stats topic)."""
+        with self._lock:
+            return self._outbox.dropped
 
     @property
     def undelivered(self) -> int:
+        """Messages queued or in flight, not yet acknowledged by the broker."""
         with self._lock:
-            return self._sent - self._acked
+            return len(self._outbox)
 
     def close(self, timeout: float = 5.0) -> int:
-        """Publish `offline`, wait up to `timeout` s for every message to be acknowledged,
-        disconnect, and return how many were not delivered."""
-        self.publish("availability", "offline", retain=True)
+        """Publish `offline`, wait up to `timeout` s for the outbox to drain, disconnect, and
+        return how many messages were not delivered."""
+        if self._availability:
+            self.publish("availability", "offline", retain=True)
         deadline = time.monotonic() + timeout
         while self.undelivered and time.monotonic() < deadline:
             time.sleep(0.02)
-        undelivered = self.undelivered
+        self._closing = True
+        self._wake.set()
+        if self._sender.is_alive():
+            self._sender.join()
         self._client.disconnect()
         self._client.loop_stop()
-        return undelivered
+        return self.undelivered
+
+    # -- the sender thread ------------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        while not self._closing:
+            self._wake.wait(1.0)
+            self._wake.clear()
+            while self._hand_over_one():
+                pass
+
+    def _hand_over_one(self) -> bool:
+        """Give paho the next queued message if connected and the window allows; False if not."""
+        with self._lock:
+            self._apply_acks()
+            if not self._online or self._closing or self._outbox.in_flight >= WINDOW:
+                return False
+            message = self._outbox.take()
+            if message is None:
+                return False
+            info = self._client.publish(
+                message.topic, message.payload, self.settings.qos, message.retain
+            )
+            if self.settings.qos == 0:
+                self._outbox.done(message)  # paho keeps nothing to resend at QoS 0
+            else:
+                message.mid = info.mid
+            return True
+
+    def _apply_acks(self) -> None:
+        while self._acks:
+            self._outbox.acked(self._acks.popleft())
+
+    # -- paho callbacks (network thread) ----------------------------------------------------
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
         if reason.is_failure:
-            self._warn(f"broker {self._where()} refused the connection: {reason}")
+            # 134/135: bad user name or password / not authorized (MQTT 3.1.1 codes 4/5)
+            hint = " (check mqtt username and password)" if reason.value in (134, 135) else ""
+            self._report(
+                logging.ERROR,
+                f"broker {self._where()} refused the connection: {reason}{hint}; retrying",
+            )
             return
-        log.info("connected to %s", self._where())
-        self._warned = False
-        self._connected.set()
-        self.publish("availability", "online", retain=True)
+        log.info("connected to %s as %s", self._where(), self.client_id)
+        self._reported = None
+        with self._lock:
+            client.drop_out_messages()
+            self._apply_acks()  # acks from the old connection, before anything is resent
+            self._outbox.requeue()
+            if self._availability:
+                online = Message(self.topic("availability"), b"online", True, Kind.KEEP)
+                self._outbox.add(online, front=True)
+            self._online = True
+        if self._handlers:
+            client.subscribe([(topic, self.settings.qos) for topic in self._handlers])
+        for callback in self._connected_callbacks:
+            self._guarded(callback)
+        self._wake.set()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self._warn(f"broker {self._where()} unreachable; retrying in the background")
+        # paho calls this from its `except OSError:` block: the exception says why.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            why = f"TLS verification failed: {exc.verify_message} (check mqtt tls_ca)"
+        elif isinstance(exc, ssl.SSLError):
+            why = f"TLS failed: {_why(exc)}"
+        else:
+            why = f"unreachable: {_why(exc) if exc else 'connection failed'}"
+        self._report(logging.WARNING, f"broker {self._where()} {why}; retrying in the background")
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
-        if self._connected.is_set() and reason.is_failure:
-            self._warn(f"lost broker {self._where()} ({reason}); reconnecting")
-        self._connected.clear()
+        was_online, self._online = self._online, False
+        if was_online and reason.is_failure:
+            self._report(logging.WARNING, f"lost broker {self._where()} ({reason}); reconnecting")
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any
     ) -> None:
-        with self._lock:
-            self._acked += 1
+        self._acks.append(mid)
+        self._wake.set()
 
-    def _warn(self, message: str) -> None:
-        # Once per outage: a broker down for an hour must not flood the journal.
-        if not self._warned:
-            log.warning(message)
-            self._warned = True
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        handler = self._handlers.get(msg.topic)
+        if handler:
+            self._guarded(lambda: handler(msg.payload))
+
+    def _guarded(self, call: Callable[[], None]) -> None:
+        # An exception escaping a callback would end paho's network thread for good.
+        try:
+            call()
+        except Exception:
+            log.exception("MQTT handler failed")
+
+    def _report(self, level: int, message: str) -> None:
+        # Once per distinct problem: a broker down for an hour must not flood the journal.
+        if message != self._reported:
+            log.log(level, "%s", message)
+            self._reported = message
 
     def _where(self) -> str:
         return f"{self.settings.host}:{self.settings.port}"
+
+
+def _tls_context(settings: MqttSettings) -> ssl.SSLContext:
+    """Verification on unless `tls_insecure`; unreadable or invalid files are config errors."""
+    try:
+        context = ssl.create_default_context(cafile=settings.tls_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"mqtt.tls_ca: cannot load {settings.tls_ca}: {_why(exc)}") from None
+    if settings.tls_cert:
+        try:
+            context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"mqtt.tls_cert/tls_key: cannot load {settings.tls_cert}: {_why(exc)}"
+            ) from None
+    if settings.tls_insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _why(exc: BaseException) -> str:
+    """The short reason of an OSError or SSLError, without errno noise."""
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
 
 
 def classification_message(result: Result, camera_id: str, model: str) -> dict[str, Any]:
@@ -142,8 +328,14 @@ def classification_message(result: Result, camera_id: str, model: str) -> dict[s
     }
 
 
+def dumps(value: Any) -> str:
+    """Compact JSON, as every camapp payload is written."""
+    return json.dumps(value, separators=(",", ":"))
+
+
 class ClassificationSink:
-    """Publishes each result on `<base>/<camera_id>/classification`."""
+    """Publishes each result on `<base>/<camera_id>/classification`, first to go when the
+    outbox is full."""
 
     def __init__(self, publisher: MqttPublisher, model: str) -> None:
         self._publisher = publisher
@@ -151,4 +343,4 @@ class ClassificationSink:
 
     def send(self, result: Result) -> None:
         message = classification_message(result, self._publisher.camera_id, self._model)
-        self._publisher.publish("classification", json.dumps(message, separators=(",", ":")))
+        self._publisher.publish("classification", dumps(message), kind=Kind.BULK)

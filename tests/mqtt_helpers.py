@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -23,7 +25,7 @@ def free_port() -> int:
 class Broker:
     """A mosquitto on a free loopback port, configured by the test, restartable on that port."""
 
-    def __init__(self, workdir: Path, extra_conf: str = "") -> None:
+    def __init__(self, workdir: Path, extra_conf: str = "", persistent: bool = False) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise RuntimeError("mosquitto is not installed: run `make test`, which installs it")
@@ -32,8 +34,17 @@ class Broker:
         self.conf = workdir / "mosquitto.conf"
         self.log = workdir / "mosquitto.log"
         auth = "" if "allow_anonymous" in extra_conf else "allow_anonymous true\n"
+        # Persistent: sessions and queued messages survive a stop()/start() (saved on exit).
+        persistence = (
+            f"persistence true\npersistence_location {workdir}/\n"
+            if persistent
+            else "persistence false\n"
+        )
+        # Started as root, mosquitto would switch to user `mosquitto`, who cannot write the
+        # log and database in the test's private directory.
+        user = "user root\n" if os.geteuid() == 0 else ""
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n{auth}persistence false\n"
+            f"listener {self.port} 127.0.0.1\n{auth}{persistence}{user}"
             f"log_dest file {self.log}\n{extra_conf}"
         )
         self.proc: subprocess.Popen[bytes] | None = None
@@ -68,8 +79,11 @@ class Subscriber:
         client_id: str | None = None,
         clean: bool = True,
         qos: int = 1,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.messages: list[mqtt.MQTTMessage] = []
+        self.arrivals: list[float] = []  # wall-clock arrival time of each message
         self._cond = threading.Condition()
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -83,6 +97,10 @@ class Subscriber:
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = lambda *a: self._subscribed.set()
         self._client.on_message = self._on_message
+        if username:
+            self._client.username_pw_set(username, password)
+        # Back within a second of a broker restart: delivery figures measure camapp, not this.
+        self._client.reconnect_delay_set(min_delay=1, max_delay=1)
         self._client.connect("127.0.0.1", port, keepalive=30)
         self._client.loop_start()
         if not self._subscribed.wait(10):
@@ -94,6 +112,7 @@ class Subscriber:
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self._cond:
             self.messages.append(msg)
+            self.arrivals.append(time.time())
             self._cond.notify_all()
 
     def on(self, topic: str) -> list[mqtt.MQTTMessage]:
@@ -109,6 +128,73 @@ class Subscriber:
                     raise AssertionError(f"timed out; got {len(self.messages)} messages")
                 self._cond.wait(left)
 
+    def publish(self, topic: str, payload: str | bytes, retain: bool = False) -> None:
+        self._client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+
+class Proxy:
+    """A TCP relay to the broker whose link can fail like a network: `stall()` swallows what
+    the client sends (as a dead Wi-Fi link does, without the client knowing), `cut()` then
+    closes the connections and refuses new ones, `restore()` relays again.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._links: list[tuple[socket.socket, socket.socket]] = []
+        self._stalled = False
+        self._down = False
+        self.swallowed = 0  # bytes from the client that never reached the broker
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stall(self) -> None:
+        self._stalled = True
+
+    def cut(self) -> None:
+        with self._lock:
+            self._down = True
+            links, self._links = self._links, []
+        for pair in links:
+            for sock in pair:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def restore(self) -> None:
+        self._stalled = self._down = False
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self._down:
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._links.append((client, upstream))
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if from_client and self._stalled:
+                    self.swallowed += len(data)
+                else:
+                    dst.sendall(data)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)

@@ -96,6 +96,13 @@ def test_model_not_fetched(tmp_path: Path) -> None:
         (["--top-k", "0"], ["top_k"]),
         (["--duration", "-1"], ["duration", "greater than 0"]),
         (["--bogus"], ["unrecognized arguments: --bogus"]),
+        (["--mqtt-buffer-messages", "0"], ["mqtt-buffer_messages", "between 1 and"]),
+        (["--mqtt-buffer-bytes", "10"], ["mqtt-buffer_bytes", "between 1024 and"]),
+        (["--threshold", "1.5"], ["threshold", "between 0 and 1", "got 1.5"]),
+        (["--state-frames", "0"], ["state_frames", "between 1 and 1000"]),
+        (["--ha-prefix", "home/+/x"], ["ha-prefix", "topic levels"]),
+        (["--mqtt-password-file", "/nonexistent/pw"], ["password_file", "file not found"]),
+        (["--mqtt-tls-ca", "/nonexistent/ca.pem"], ["tls_ca", "file not found"]),
     ],
 )
 def test_bad_command_line_values(
@@ -118,6 +125,13 @@ def test_bad_command_line_values(
         ("c.yaml", "workers: [1, 2]\n", ["c.yaml", "workers", "must be an integer"]),
         ("c.yaml", "workers: : :\n", ["invalid YAML"]),
         ("c.yaml", "- a\n- b\n", ["expected a table"]),
+        ("c.toml", "[mqtt]\nbuffer_messages = -1\n", ["mqtt.buffer_messages", "got -1"]),
+        ("c.toml", "[mqtt]\ntls_insecure = 1\n", ["mqtt.tls_insecure", "true or false"]),
+        ("c.toml", "[mqtt]\nusername = 5\n", ["mqtt.username", "must be a string"]),
+        ("c.toml", '[ha]\ndiscovery = "no"\n', ["ha.discovery", "true or false"]),
+        ("c.toml", '[ha]\nprfix = "x"\n', ["unknown setting 'ha.prfix'"]),
+        ("c.toml", "ha = 3\n", ["ha: must be a table"]),
+        ("c.yaml", "threshold: high\n", ["threshold", "must be a number"]),
     ],
 )
 def test_bad_config_files(
@@ -150,3 +164,28 @@ def test_command_line_overrides_the_config_file(
     assert proc.returncode == 0, proc.stderr
     sub.wait_for(lambda: len(sub.messages) == 3)
     assert {m.topic for m in sub.messages} == {"camapp/fromcli/classification"}
+
+
+def test_bad_mqtt_security_settings(model_dir: Path, photos_clip, tmp_path: Path) -> None:
+    video, _ = photos_clip
+    run = ["run", "--source", str(video)]
+    empty = tmp_path / "empty.pw"
+    empty.write_text("\n")
+    proc = run_camapp([*run, "--mqtt-username", "u", "--mqtt-password-file", str(empty)], model_dir)
+    one_line_error(proc, 2, "password_file", "is empty")
+    secret = tmp_path / "pw"
+    secret.write_text("hunter2-secret\n")
+    proc = run_camapp([*run, "--mqtt-password-file", str(secret)], model_dir)
+    line = one_line_error(proc, 2, "mqtt.password_file gives a password", "username")
+    assert "hunter2" not in proc.stderr + line
+    not_a_cert = tmp_path / "ca.pem"
+    not_a_cert.write_text("not a certificate\n")
+    proc = run_camapp([*run, "--mqtt-tls-ca", str(not_a_cert)], model_dir)
+    one_line_error(proc, 2, "mqtt.tls_ca: cannot load", "ca.pem")
+    proc = run_camapp([*run, "--mqtt-tls-key", str(not_a_cert)], model_dir)
+    one_line_error(proc, 2, "mqtt.tls_key needs mqtt.tls_cert")
+
+
+def test_ha_remove_bad_camera_id(model_dir: Path) -> None:
+    proc = run_camapp(["ha", "remove", "--camera-id", "a/b"], model_dir)
+    one_line_error(proc, 2, "camera_id")

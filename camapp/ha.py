@@ -1,0 +1,132 @@
+"""Home Assistant MQTT discovery: the camera appears in Home Assistant as a device by itself.
+
+Each entity's config is published retained on
+`<prefix>/sensor/camapp-<camera_id>/<object>/config` (see docs/mqtt.md), again after every
+connection and whenever Home Assistant announces `online` on `<prefix>/status` (its birth
+message: it has restarted and may have lost non-retained state). An empty retained
+payload on the same topics removes the entities (`camapp ha remove`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from camapp import __version__
+from camapp.mqtt import MqttPublisher, dumps
+
+
+@dataclass(frozen=True)
+class HaSettings:
+    discovery: bool = True
+    prefix: str = "homeassistant"
+
+
+@dataclass(frozen=True)
+class Entity:
+    object_id: str
+    name: str
+    topic: str  # the camapp topic the value comes from: `state` or `stats`
+    field: str  # the JSON field holding the value
+    extra: tuple[tuple[str, Any], ...] = ()
+    attributes: bool = False  # the whole JSON message also as the entity's attributes
+
+
+_DIAGNOSTIC = (("entity_category", "diagnostic"), ("state_class", "measurement"))
+
+# `stats` is published by the governor: fps_classified, cpu_pct, temp_c, power_w, ...
+ENTITIES = (
+    Entity("label", "Label", "state", "label", (("icon", "mdi:cctv"),), attributes=True),
+    Entity("score", "Score", "state", "score", (("state_class", "measurement"),)),
+    Entity(
+        "classification_rate",
+        "Classifications per second",
+        "stats",
+        "fps_classified",
+        (*_DIAGNOSTIC, ("unit_of_measurement", "1/s"), ("icon", "mdi:speedometer")),
+    ),
+    Entity("cpu", "CPU", "stats", "cpu_pct", (*_DIAGNOSTIC, ("unit_of_measurement", "%"))),
+    Entity(
+        "temperature",
+        "Temperature",
+        "stats",
+        "temp_c",
+        (*_DIAGNOSTIC, ("device_class", "temperature"), ("unit_of_measurement", "°C")),
+    ),
+    Entity(
+        "power",
+        "Power",
+        "stats",
+        "power_w",
+        (*_DIAGNOSTIC, ("device_class", "power"), ("unit_of_measurement", "W")),
+    ),
+)
+
+
+def node_id(camera_id: str) -> str:
+    """The discovery node id, also the default client id: `camapp-` + the camera id (the ACL's
+    `homeassistant/sensor/camapp-%u/+/config` relies on it)."""
+    return f"camapp-{camera_id}"
+
+
+def config_topic(prefix: str, camera_id: str, entity: Entity) -> str:
+    return f"{prefix}/sensor/{node_id(camera_id)}/{entity.object_id}/config"
+
+
+def discovery_configs(
+    publisher: MqttPublisher, prefix: str, model: str
+) -> dict[str, dict[str, Any]]:
+    """Config topic -> config payload for every entity of this camera."""
+    camera_id = publisher.camera_id
+    device = {
+        "identifiers": [node_id(camera_id)],
+        "name": f"camapp {camera_id}",
+        "model": f"camapp smart camera ({model})",
+        "manufacturer": "camapp",
+        "sw_version": __version__,
+    }
+    configs = {}
+    for entity in ENTITIES:
+        state_topic = publisher.topic(entity.topic)
+        configs[config_topic(prefix, camera_id, entity)] = {
+            "name": entity.name,
+            "unique_id": f"{node_id(camera_id)}_{entity.object_id}",
+            "state_topic": state_topic,
+            # `default(none)`: a missing or null field (no temperature sensor) is "unknown".
+            "value_template": f"{{{{ value_json.{entity.field} | default(none) }}}}",
+            "availability_topic": publisher.topic("availability"),
+            "payload_available": "online",
+            "payload_not_available": "offline",
+            "device": device,
+            "origin": {"name": "camapp", "sw_version": __version__},
+            **({"json_attributes_topic": state_topic} if entity.attributes else {}),
+            **dict(entity.extra),
+        }
+    return configs
+
+
+class Discovery:
+    """Announces this camera's entities after each connection and on Home Assistant's birth."""
+
+    def __init__(self, publisher: MqttPublisher, settings: HaSettings, model: str) -> None:
+        self._publisher = publisher
+        self._configs = {
+            topic: dumps(config)
+            for topic, config in discovery_configs(publisher, settings.prefix, model).items()
+        }
+        publisher.on_connected(self.announce)
+        publisher.subscribe(f"{settings.prefix}/status", self._on_status)
+
+    def announce(self) -> None:
+        for topic, payload in self._configs.items():
+            self._publisher.publish_topic(topic, payload, retain=True)
+
+    def _on_status(self, payload: bytes) -> None:
+        if payload.strip() == b"online":
+            self.announce()
+
+
+def remove(publisher: MqttPublisher, prefix: str) -> None:
+    """Queue the empty retained payloads that delete this camera's entities."""
+    for entity in ENTITIES:
+        publisher.publish_topic(config_topic(prefix, publisher.camera_id, entity), b"", retain=True)

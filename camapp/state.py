@@ -1,0 +1,51 @@
+"""The debounced state: what the camera sees, stable enough to drive automations.
+
+`<base>/<camera_id>/state` (retained) is `{"label", "score", "since"}`. It changes only when
+`frames` consecutive classifications agree on a new label, each scoring at least the
+`threshold` in force (a Controls key, changeable at runtime); a frame below the threshold
+breaks the run. A classifier that flickers between two labels, or is unsure, therefore
+leaves the state alone.
+"""
+
+from __future__ import annotations
+
+from camapp.controls import Controls
+from camapp.mqtt import MqttPublisher, dumps
+from camapp.pipeline import Result
+
+
+class StateSink:
+    """A pipeline sink: runs on the publisher thread, in frame order."""
+
+    def __init__(self, publisher: MqttPublisher, controls: Controls, frames: int) -> None:
+        self._publisher = publisher
+        self._controls = controls
+        self._frames = frames
+        self._run_label: str | None = None
+        self._run_length = 0
+        self._run_since = 0.0
+        self._label: str | None = None
+        # The last payload published, re-sent after each connection in case the broker lost
+        # it (a restart without persistence). Replaced whole, so the network thread reading
+        # it needs no lock.
+        self._payload: str | None = None
+        publisher.on_connected(self._republish)
+
+    def send(self, result: Result) -> None:
+        best = result.classification.top_k[0]
+        if best.score < self._controls.get("threshold"):
+            self._run_label, self._run_length = None, 0
+            return
+        if best.label != self._run_label:
+            self._run_label, self._run_length, self._run_since = best.label, 0, result.ts
+        self._run_length += 1
+        if self._run_length >= self._frames and best.label != self._label:
+            self._label = best.label
+            state = {"label": best.label, "score": best.score, "since": round(self._run_since, 3)}
+            self._payload = dumps(state)
+            self._publisher.publish("state", self._payload, retain=True)
+
+    def _republish(self) -> None:
+        payload = self._payload
+        if payload is not None:
+            self._publisher.publish("state", payload, retain=True)
