@@ -1,0 +1,148 @@
+"""Sources and the frame queue: pacing, looping, reconnection, the latest-frame policy."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from camapp.errors import SourceError
+from camapp.pipeline import FrameQueue
+from camapp.sources import Frame, Reconnecting, open_source
+from camapp.sources.opencv import FileSource
+
+
+def frame(seq: int) -> Frame:
+    return Frame(seq, time.time(), np.zeros((2, 2, 3), np.uint8), time.monotonic())
+
+
+def test_file_source_reads_every_frame_in_bgr(photos_clip) -> None:
+    video, meta = photos_clip
+    source = open_source(str(video), realtime=False)
+    assert isinstance(source, FileSource) and not source.live and source.fps == meta["fps"]
+    frames = []
+    while (f := source.read()) is not None:
+        frames.append(f)
+    source.close()
+    assert [f.seq for f in frames] == list(range(meta["frames"]))
+    assert all(f.bgr and f.image.shape == (480, 640, 3) for f in frames)
+    # Each frame owns its pixels: queued frames must not change under the workers.
+    assert not np.shares_memory(frames[0].image, frames[1].image)
+
+
+def test_realtime_replay_is_paced_at_the_file_rate(photos_clip) -> None:
+    video, meta = photos_clip
+    source = FileSource(video, realtime=True)
+    start = time.monotonic()
+    for _ in range(11):
+        source.read()
+    source.close()
+    # Frame 10 is due 10 frame periods after frame 0 (a lower bound: it cannot come early).
+    assert time.monotonic() - start >= 10 / meta["fps"] - 0.01
+
+
+def test_loop_keeps_counting_frames(photos_clip) -> None:
+    video, meta = photos_clip
+    source = FileSource(video, realtime=False, loop=True)
+    seqs = [source.read().seq for _ in range(meta["frames"] + 5)]
+    source.close()
+    assert seqs == list(range(meta["frames"] + 5))
+
+
+class FlakyCamera:
+    """Stands in for a USB camera that is unplugged after `fail_after` frames."""
+
+    live, fps = True, 10.0
+
+    def __init__(self, fail_after: int) -> None:
+        self.name, self.n, self.fail_after, self.closed = "usb:9", 0, fail_after, False
+
+    def read(self) -> Frame:
+        if self.n >= self.fail_after:
+            raise SourceError("no frame from usb:9")
+        self.n += 1
+        return frame(self.n - 1)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_reconnecting_reopens_with_backoff_and_keeps_sequence() -> None:
+    opened: list[FlakyCamera] = []
+    attempts = 0
+
+    def opener() -> FlakyCamera:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:  # still unplugged twice
+            raise SourceError("cannot open camera or stream: usb:9")
+        opened.append(FlakyCamera(fail_after=100))
+        return opened[-1]
+
+    first = FlakyCamera(fail_after=2)
+    source = Reconnecting(opener, threading.Event(), first, min_delay=0.01, max_delay=0.02)
+    seqs = [source.read().seq for _ in range(5)]
+    assert seqs == [0, 1, 2, 3, 4]
+    assert first.closed and attempts == 3 and source.reconnects == 1
+
+
+def test_reconnecting_gives_up_waiting_when_stopped() -> None:
+    stop = threading.Event()
+
+    def never() -> FlakyCamera:
+        raise SourceError("cannot open camera or stream: usb:9")
+
+    source = Reconnecting(never, stop, FlakyCamera(fail_after=0), min_delay=5, max_delay=5)
+    threading.Timer(0.1, stop.set).start()
+    start = time.monotonic()
+    assert source.read() is None
+    assert time.monotonic() - start < 4  # woke on stop, not at the end of the 5 s backoff
+
+
+def test_bad_source_specs() -> None:
+    from camapp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="expected usb:N"):
+        open_source("usb:x")
+    with pytest.raises(ConfigError, match="expected picamera or picamera:N"):
+        open_source("picamera:x")
+    with pytest.raises(SourceError, match="cannot open camera or stream"):
+        open_source("rtsp://127.0.0.1:9/none")
+
+
+def test_latest_frame_policy_evicts_the_stalest() -> None:
+    q = FrameQueue(2, drop_oldest=True)
+    for i in range(5):
+        q.put(frame(i))
+    assert q.dropped == 3
+    q.close()
+    assert [(t, f.seq) for t, f in iter(q.get, None)] == [(0, 3), (1, 4)]
+
+
+def test_no_drop_policy_blocks_instead_of_dropping() -> None:
+    q = FrameQueue(1, drop_oldest=False)
+    q.put(frame(0))
+    putter = threading.Thread(target=q.put, args=(frame(1),))
+    putter.start()
+    putter.join(0.2)
+    assert putter.is_alive()  # blocked on the full queue
+    assert q.get()[1].seq == 0
+    putter.join(5)
+    assert not putter.is_alive() and q.get()[1].seq == 1 and q.dropped == 0
+
+
+def test_forced_close_counts_discarded_frames() -> None:
+    q = FrameQueue(4, drop_oldest=False)
+    for i in range(3):
+        q.put(frame(i))
+    assert q.close(discard=True) == 3 and q.get() is None
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    from camapp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="video file not found"):
+        open_source(str(tmp_path / "none.mp4"))
