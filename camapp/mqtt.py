@@ -125,6 +125,10 @@ class MqttPublisher:
         return f"{self.settings.host}:{self.settings.port}"
 
 
+# One encoder for every message: json.dumps() with separators builds a new one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def classification_message(result: Result, camera_id: str, model: str) -> dict[str, Any]:
     """The `classification` payload; `latency_ms` runs from capture to this moment."""
     top = result.classification.top_k
@@ -151,4 +155,4 @@ class ClassificationSink:
 
     def send(self, result: Result) -> None:
         message = classification_message(result, self._publisher.camera_id, self._model)
-        self._publisher.publish("classification", json.dumps(message, separators=(",", ":")))
+        self._publisher.publish("classification", _COMPACT.encode(message))
