@@ -16,6 +16,7 @@ classify per second if camapp spent nothing anywhere else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -91,6 +91,18 @@ class Row:
     rss_growth_mb: float | None = None
     first_s: float | None = None  # process start -> first classification received
     seconds: float = 0.0  # how long the row was measured
+    load: Load | None = None  # who used the cores while camapp ran
+
+
+@dataclass
+class Load:
+    """CPU use while camapp ran: the broker and subscriber share its cores, and on a shared
+    machine other processes do too, which the throughput figures cannot tell apart."""
+
+    camapp_cores: float
+    broker_ms: float  # mosquitto CPU per message
+    subscriber_ms: float  # this process (the subscriber) CPU per message
+    other_cores: float  # everything else on the machine
 
 
 @dataclass
@@ -268,7 +280,6 @@ class Receiver:
 
     def __init__(self, port: int, topic: str) -> None:
         self.received: list[tuple[float, float, bytes]] = []  # (monotonic, unix time, payload)
-        self.on_first: Callable[[], None] = lambda: None
         self._subscribed = threading.Event()
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
         self._client.on_connect = lambda c, *a: c.subscribe(topic, qos=0)
@@ -281,8 +292,6 @@ class Receiver:
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         self.received.append((time.monotonic(), time.time(), msg.payload))
-        if len(self.received) == 1:
-            self.on_first()
 
     def close(self) -> None:
         self._client.disconnect()
@@ -296,12 +305,39 @@ def _proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def _proc_rss_mb(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * _PAGE / MB
-    except (OSError, IndexError):
-        return None
+def _machine_busy_s() -> float:
+    """CPU seconds every core spent not idle since boot (steal included: lost to other VMs)."""
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+            int, f.readline().split()[1:9]
+        )
+    return (user + nice + system + irq + softirq + steal) / _TICK
+
+
+@dataclass
+class _Sample:
+    t: float  # monotonic
+    rss_mb: float
+    camapp_s: float  # CPU seconds so far, of camapp, the broker, this process, the machine
+    broker_s: float
+    bench_s: float
+    busy_s: float
+
+
+def _proc_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * _PAGE / MB
+
+
+def _sample(pid: int, broker_pid: int | None) -> _Sample:
+    return _Sample(
+        time.monotonic(),
+        _proc_rss_mb(pid),
+        _proc_cpu_s(pid),
+        _proc_cpu_s(broker_pid) if broker_pid else 0.0,
+        time.process_time(),
+        _machine_busy_s(),
+    )
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -324,12 +360,11 @@ def run_camapp(
     ]  # fmt: skip
     if not realtime:
         command.append("--no-realtime")
-    cpu_at_first: list[float] = []
-    rss: list[tuple[float, float]] = []  # (monotonic, MB)
+    samples: list[_Sample] = []
+    broker_pid = broker.proc.pid if broker.proc else None
     with tempfile.TemporaryFile("w+") as stderr:
         start = time.monotonic()
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
-        receiver.on_first = lambda: cpu_at_first.append(_proc_cpu_s(proc.pid))
         deadline = start + seconds + 60
         try:
             while True:
@@ -338,9 +373,9 @@ def run_camapp(
                     break
                 if time.monotonic() > deadline:
                     raise CamappError(f"camapp run did not finish within {seconds + 60:.0f} s")
-                sample = _proc_rss_mb(proc.pid)
-                if sample is not None:
-                    rss.append((time.monotonic(), sample))
+                # OSError: it exited between wait4() and the read; the loop ends next time.
+                with contextlib.suppress(OSError):
+                    samples.append(_sample(proc.pid, broker_pid))
                 time.sleep(0.1)
         finally:
             if proc.returncode is None and not pid:
@@ -358,17 +393,34 @@ def run_camapp(
     if len(received) < 2:
         raise CamappError(f"camapp run: only {len(received)} classifications received")
     first, last = received[0][0], received[-1][0]
-    cpu = usage.ru_utime + usage.ru_stime - cpu_at_first[0]
+    # CPU between the samples that bracket the messages: neither start-up nor shutdown.
+    window = [s for s in samples if first <= s.t <= last] or samples[-2:]
+    a, b = window[0], window[-1]
+    counted = sum(1 for t, _, _ in received if a.t < t <= b.t) or 1
+    span = (b.t - a.t) or 1.0
+    load = Load(
+        camapp_cores=(b.camapp_s - a.camapp_s) / span,
+        broker_ms=(b.broker_s - a.broker_s) * 1000 / counted,
+        subscriber_ms=(b.bench_s - a.bench_s) * 1000 / counted,
+        other_cores=max(
+            0.0,
+            (b.busy_s - a.busy_s)
+            - (b.camapp_s - a.camapp_s)
+            - (b.broker_s - a.broker_s)
+            - (b.bench_s - a.bench_s),
+        )
+        / span,
+    )
     messages = [json.loads(payload) for _, _, payload in received]
     latencies = [
         (wall - m["ts"]) * 1000 for (_, wall, _), m in zip(received, messages, strict=True)
     ]
     # Growth while classifying: from the end of the warm-up to the last message, not shutdown.
-    steady = [mb for t, mb in rss if first + plan.warmup_s <= t <= last]
+    steady = [s.rss_mb for s in samples if first + plan.warmup_s <= s.t <= last]
     row = Row(
         name,
         rate=(len(received) - 1) / (last - first),
-        cpu_ms=cpu * 1000 / (len(received) - 1),
+        cpu_ms=(b.camapp_s - a.camapp_s) * 1000 / counted,
         p50=_percentile(latencies, 50),
         p95=_percentile(latencies, 95),
         p99=_percentile(latencies, 99),
@@ -376,6 +428,7 @@ def run_camapp(
         rss_growth_mb=steady[-1] - steady[0] if steady else None,
         first_s=first - start,
         seconds=last - first,
+        load=load,
     )
     return row, [m["inference_ms"] for m in messages]
 
@@ -489,6 +542,15 @@ def markdown(report: Report) -> str:
             _fmt(r.first_s, ".2f"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for r in report.rows:
+        if r.load:
+            lines.append(
+                f"- while `{r.name}` ran: camapp kept {r.load.camapp_cores:.2f} cores busy;"
+                f" mosquitto {r.load.broker_ms:.3f} ms and the subscriber"
+                f" {r.load.subscriber_ms:.3f} ms CPU per message; other processes"
+                f" {r.load.other_cores:.2f} cores"
+            )
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in report.targets()]
     return "\n".join(lines) + "\n"
