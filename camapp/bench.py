@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -344,6 +345,30 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def _watch(
+    proc: subprocess.Popen[bytes], broker_pid: int | None, timeout: float
+) -> tuple[resource.struct_rusage, list[_Sample]]:
+    """Sample the child every 0.1 s until it exits; its rusage then gives the true peak RSS."""
+    samples: list[_Sample] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                return usage, samples
+            if time.monotonic() > deadline:
+                raise CamappError(f"camapp run did not finish within {timeout:.0f} s")
+            # OSError: it exited between wait4() and the read; the loop ends next time.
+            with contextlib.suppress(OSError):
+                samples.append(_sample(proc.pid, broker_pid))
+            time.sleep(0.1)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+
+
 def run_camapp(
     name: str, plan: Plan, model_path: Path, broker: Broker, realtime: bool, seconds: float
 ) -> tuple[Row, list[float]]:
@@ -360,28 +385,10 @@ def run_camapp(
     ]  # fmt: skip
     if not realtime:
         command.append("--no-realtime")
-    samples: list[_Sample] = []
-    broker_pid = broker.proc.pid if broker.proc else None
     with tempfile.TemporaryFile("w+") as stderr:
         start = time.monotonic()
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
-        deadline = start + seconds + 60
-        try:
-            while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-                if pid:
-                    break
-                if time.monotonic() > deadline:
-                    raise CamappError(f"camapp run did not finish within {seconds + 60:.0f} s")
-                # OSError: it exited between wait4() and the read; the loop ends next time.
-                with contextlib.suppress(OSError):
-                    samples.append(_sample(proc.pid, broker_pid))
-                time.sleep(0.1)
-        finally:
-            if proc.returncode is None and not pid:
-                proc.kill()
-                proc.wait()
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        usage, samples = _watch(proc, broker.proc.pid if broker.proc else None, seconds + 60)
         stderr.seek(0)
         err = stderr.read()
     time.sleep(0.2)  # the last messages may still be on their way from the broker

@@ -48,6 +48,10 @@ class FileSource:
         self._start: float | None = None  # monotonic time frame 0 was due, for pacing
 
     def read(self) -> Frame | None:
+        # Wait first, then decode, as a camera would: decoding the next frame straight after
+        # handing one over kept a core busy just when a worker woke up to classify it, which
+        # delayed it by a whole decode (the scheduler wakes it on the decoding core).
+        self._pace()
         ok, bgr = self._cap.read()
         if not ok and self.loop and self._seq > 0:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -56,7 +60,6 @@ class FileSource:
             if self._seq == 0:
                 raise SourceError(f"video file has no decodable frame: {self.path}")
             return None
-        self._pace()
         frame = Frame(self._seq, time.time(), bgr, time.monotonic(), bgr=True)
         self._seq += 1
         return frame
