@@ -554,7 +554,7 @@ def markdown(report: Report) -> str:
         if r.load:
             lines.append(
                 f"- while `{r.name}` ran: camapp kept {r.load.camapp_cores:.2f} cores busy;"
-                f" mosquitto {r.load.broker_ms:.3f} ms and the subscriber"
+                f" mosquitto {r.load.broker_ms:.3f} ms and this process (subscriber, sampling)"
                 f" {r.load.subscriber_ms:.3f} ms CPU per message; other processes"
                 f" {r.load.other_cores:.2f} cores"
             )
@@ -575,7 +575,10 @@ def chart(report: Report, path: Path) -> None:
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), width_ratios=(3, 1))
     rows = [r for r in report.rows if r.name != "camapp real-time"]
-    left.barh([r.name for r in rows], [r.rate for r in rows], color="tab:blue")
+    bars = left.barh([r.name for r in rows], [r.rate for r in rows], color="tab:blue")
+    left.bar_label(bars, fmt="%.0f", padding=3)
+    naive = report.row("naive").rate
+    left.axvline(1.6 * naive, color="tab:orange", linestyle="-.", label="1.6 x naive")
     left.axvline(report.ideal, color="black", linestyle="--", label=f"ideal {report.ideal:.0f}/s")
     left.axvline(0.85 * report.ideal, color="tab:red", linestyle=":", label="0.85 x ideal")
     left.set_xlabel("classifications/s")
