@@ -24,9 +24,12 @@ from camapp import __version__, models
 from camapp.config import Config, build, default_workers, read_file
 from camapp.controls import Controls
 from camapp.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, CamappError, ConfigError
+from camapp.governor import Controller, Governor, SourceInfo
 from camapp.inference import Classification, Classifier
+from camapp.motion import MotionGate
 from camapp.mqtt import ClassificationSink, MqttPublisher
 from camapp.pipeline import Pipeline, Result
+from camapp.sensors import Sensors
 from camapp.sources import Reconnecting, open_source
 
 log = logging.getLogger("camapp")
@@ -90,6 +93,37 @@ def _parser() -> argparse.ArgumentParser:
         const=True,
         help="also print each classification message on stdout",
     )
+    g = r.add_argument_group("budgets (see docs/governor.md)")
+    g.add_argument(
+        "--cpu-budget",
+        type=float,
+        metavar="PCT",
+        help="camapp's CPU as a percent of the whole machine (100 = every core)",
+    )
+    g.add_argument(
+        "--power-budget", type=float, metavar="W", help="board power, measured or estimated"
+    )
+    g.add_argument("--temp-limit", type=float, metavar="C", help="SoC temperature")
+    g.add_argument(
+        "--motion-threshold",
+        type=float,
+        metavar="LEVELS",
+        help="skip inference while the scene changes less than this (mean grey levels, 0-255)",
+    )
+    g.add_argument(
+        "--motion-refresh",
+        type=float,
+        metavar="S",
+        help="classify an unchanged scene at least every S seconds (default 10)",
+    )
+    g.add_argument(
+        "--stats-interval",
+        type=float,
+        metavar="S",
+        help="seconds between stats messages (default 5)",
+    )
+    g.add_argument("--power-idle", type=float, metavar="W", help="power model: idle board power")
+    g.add_argument("--power-full", type=float, metavar="W", help="power model: all cores busy")
     r.add_argument("--mqtt-host", help="broker host (default localhost)")
     r.add_argument("--mqtt-port", type=int, help="broker port (default 1883)")
     r.add_argument("--mqtt-base-topic", help="base topic (default camapp)")
@@ -231,8 +265,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         sinks.append(PrintSink(cfg.camera_id))
     # Frames are dropped only where they go stale: live cameras and paced replays.
     drop = cfg.drop and (source.live or cfg.realtime)
-    controls = Controls(stride=cfg.stride)
-    pipeline = Pipeline(source, classifiers, sinks, drop, controls, cfg.max_frames, cfg.duration)
+    controls = Controls(
+        stride=cfg.stride,
+        cpu_budget=cfg.cpu_budget,
+        power_budget=cfg.power_budget,
+        temp_limit=cfg.temp_limit,
+    )
+    motion = MotionGate(cfg.motion_threshold, cfg.motion_refresh) if cfg.motion_threshold else None
+    pipeline = Pipeline(
+        source, classifiers, sinks, drop, controls, cfg.max_frames, cfg.duration, motion
+    )
+    governor = _governor(cfg, source, pipeline, controls, publisher)
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("%s: finishing in-flight frames", signal.Signals(signum).name)
@@ -251,7 +294,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         publisher.topic("#"),
     )
     publisher.start()
+    governing = threading.Event()
+    governor_thread = threading.Thread(
+        target=governor.run, args=(governing,), name="governor", daemon=True
+    )
+    governor_thread.start()
     stats = pipeline.run()
+    governing.set()
+    governor_thread.join()
     undelivered = publisher.close()
     rate = stats.classified / stats.elapsed_s if stats.elapsed_s else 0.0
     log.info(
@@ -271,6 +321,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{undelivered} MQTT messages not delivered to {cfg.mqtt.host}:{cfg.mqtt.port}"
         )
     return EXIT_OK
+
+
+def _governor(
+    cfg: Config, source: Any, pipeline: Pipeline, controls: Controls, publisher: MqttPublisher
+) -> Governor:
+    """The governor always runs: budgets may be set over MQTT at any time, and stats flow."""
+    power_model = (cfg.power_idle, cfg.power_full) if cfg.power_idle is not None else None
+    sensors = Sensors(power_model=power_model)
+    paced = source.live or cfg.realtime
+    info = SourceInfo(paced=paced, slowable=not source.live, fps=source.fps if paced else 0.0)
+    controller = Controller(info, len(pipeline.classifiers), sensors.power_model[0])
+    return Governor(
+        pipeline,
+        controls,
+        sensors,
+        controller,
+        publish=lambda payload: publisher.publish("stats", payload),
+        stats_interval=cfg.stats_interval,
+    )
 
 
 def cmd_model(args: argparse.Namespace) -> int:

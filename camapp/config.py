@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from camapp.controls import CHECKS as CONTROL_CHECKS
 from camapp.errors import ConfigError
 from camapp.mqtt import MqttSettings
 from camapp.preprocess import CROPS
@@ -45,6 +46,15 @@ class Config:
     max_frames: int | None = None
     duration: float | None = None
     print: bool = False
+    # Budgets (seeded into Controls, changeable at runtime) and the governor's settings.
+    cpu_budget: float | None = None  # percent of the whole machine, 100 = every core
+    power_budget: float | None = None  # W
+    temp_limit: float | None = None  # °C
+    motion_threshold: float | None = None  # mean grey-level difference; None: no motion gate
+    motion_refresh: float = 10.0  # s between forced classifications of an unchanged scene
+    stats_interval: float = 5.0  # s between `stats` messages
+    power_idle: float | None = None  # W, linear power model; None: the board's default
+    power_full: float | None = None  # W, all cores busy
     mqtt: MqttSettings = field(default_factory=MqttSettings)
 
 
@@ -71,6 +81,10 @@ def _nonempty(v: str) -> str | None:
     return None if v.strip() else "must not be empty"
 
 
+def _range(lo: float, hi: float) -> Check:
+    return lambda v: None if lo <= v <= hi else f"must be between {lo:g} and {hi:g}"
+
+
 # key -> (type, check); the type of every Config / MqttSettings field, in one place.
 KEYS: dict[str, tuple[type, Check | None]] = {
     "source": (str, _nonempty),
@@ -89,6 +103,14 @@ KEYS: dict[str, tuple[type, Check | None]] = {
     "max_frames": (int, _int(1, 2**31)),
     "duration": (float, _pos),
     "print": (bool, None),
+    "cpu_budget": (float, CONTROL_CHECKS["cpu_budget"]),
+    "power_budget": (float, CONTROL_CHECKS["power_budget"]),
+    "temp_limit": (float, CONTROL_CHECKS["temp_limit"]),
+    "motion_threshold": (float, _range(0.1, 255)),
+    "motion_refresh": (float, _range(0.1, 86400)),
+    "stats_interval": (float, _range(1, 3600)),
+    "power_idle": (float, _range(0.1, 500)),
+    "power_full": (float, _range(0.1, 500)),
 }
 MQTT_KEYS: dict[str, tuple[type, Check | None]] = {
     "host": (str, _nonempty),
@@ -134,6 +156,13 @@ def build(file_values: Mapping[str, Any], cli_values: Mapping[str, Any], origin:
     cli_mqtt = {k[5:]: v for k, v in cli_values.items() if k.startswith("mqtt_") and v is not None}
     top |= _validate(cli_top, KEYS, "command line", prefix="")
     mqtt |= _validate(cli_mqtt, MQTT_KEYS, "command line", prefix="mqtt-")
+    if ("power_idle" in top) != ("power_full" in top):
+        raise ConfigError("power_idle and power_full must be given together")
+    if "power_idle" in top and top["power_idle"] >= top["power_full"]:
+        raise ConfigError(
+            f"power_idle ({top['power_idle']:g} W) must be below "
+            f"power_full ({top['power_full']:g} W)"
+        )
     return Config(**top, mqtt=MqttSettings(**mqtt))
 
 

@@ -19,12 +19,34 @@ from typing import Protocol
 from camapp.controls import Controls
 from camapp.errors import CamappError
 from camapp.inference import Classification, Classifier
+from camapp.motion import MotionGate
 from camapp.sources import Frame, Source
 
 log = logging.getLogger(__name__)
 
 
-SKIP_REASONS = ("stride", "queue", "paused")
+SKIP_REASONS = ("stride", "motion", "queue", "paused")
+
+
+@dataclass(frozen=True, slots=True)
+class Knobs:
+    """How much work the governor allows: replaced whole, never mutated, so any thread reads it."""
+
+    stride: int = 1  # classify 1 frame in N (the user's `stride` still applies if larger)
+    max_fps: float | None = None  # read the source at most this often (None: as it delivers)
+    workers: int | None = None  # active workers (None: all)
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """Running totals, as the governor samples them."""
+
+    captured: int
+    admitted: int  # frames that passed pause and stride (the motion gate and queue come after)
+    classified: int
+    skipped: dict[str, int]
+    inference_ms: float  # summed over classified frames
+    resolution: str | None  # WxH of the latest captured frame
 
 
 @dataclass(slots=True)
@@ -55,13 +77,16 @@ class FrameQueue:
         self._items: deque[Frame] = deque()
         self._max = maxsize
         self._drop = drop_oldest
-        # Two conditions on one lock, so a put wakes one worker and a get wakes the capture
+        # Conditions on one lock, so a put wakes one active worker and a get wakes the capture
         # thread only: waking every waiter costs a context switch and the GIL for nothing.
+        # Workers the governor has made inactive wait apart, on `_parked`.
         lock = threading.Lock()
         self._filled = threading.Condition(lock)
         self._freed = threading.Condition(lock)
+        self._parked = threading.Condition(lock)
         self._ticket = 0
         self._closed = False
+        self._active = maxsize  # workers with a lower index may take frames
         self.dropped = 0
 
     def put(self, frame: Frame) -> None:
@@ -74,11 +99,20 @@ class FrameQueue:
             self._items.append(frame)
             self._filled.notify()
 
-    def get(self) -> tuple[int, Frame] | None:
-        """The next frame and its ticket; None once closed and drained."""
+    def set_active(self, workers: int) -> None:
+        """Only workers 0..workers-1 take frames; the others wait (all drain once closed)."""
         with self._filled:
-            while not self._items and not self._closed:
-                self._filled.wait()
+            self._active = workers
+            # Newly active workers come off the bench; newly idle ones move onto it, so that a
+            # put's single notify() always reaches a worker that may take the frame.
+            self._parked.notify_all()
+            self._filled.notify_all()
+
+    def get(self, worker: int = 0) -> tuple[int, Frame] | None:
+        """The next frame and its ticket for `worker`; None once closed and drained."""
+        with self._filled:
+            while not self._closed and (not self._items or worker >= self._active):
+                (self._parked if worker >= self._active else self._filled).wait()
             if not self._items:
                 return None
             frame = self._items.popleft()
@@ -96,6 +130,7 @@ class FrameQueue:
                 self._items.clear()
             self._filled.notify_all()
             self._freed.notify_all()
+            self._parked.notify_all()
             return discarded
 
 
@@ -104,8 +139,11 @@ class RunStats:
     captured: int = 0
     classified: int = 0
     # Frames not classified, by reason: `queue` = stale frames evicted by the latest-frame
-    # policy, `stride` = skipped to classify 1 in N, `paused` = skipped while paused.
+    # policy, `stride` = skipped to classify 1 in N, `motion` = the scene had not changed,
+    # `paused` = skipped while paused.
     skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
+    inference_ms: float = 0.0  # summed over classified frames
+    frame_size: tuple[int, int] | None = None  # (width, height) of the latest captured frame
     discarded: int = 0  # queued frames thrown away by a forced stop
     elapsed_s: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -121,6 +159,7 @@ class Pipeline:
         controls: Controls,
         max_frames: int | None = None,
         duration: float | None = None,
+        motion: MotionGate | None = None,
     ) -> None:
         self.source = source
         self.controls = controls
@@ -128,6 +167,9 @@ class Pipeline:
         self.sinks = sinks
         self.max_frames = max_frames
         self.duration = duration
+        self.motion = motion
+        self.knobs = Knobs()
+        self._due = 0.0  # monotonic time the next read may start, under a source fps limit
         # One queued frame per worker keeps every worker busy without letting frames go stale.
         self.frames = FrameQueue(max(2, len(classifiers)), drop_oldest=drop)
         # Results wait here until every earlier ticket is in (see _deliver).
@@ -149,11 +191,29 @@ class Pipeline:
             self._abort.set()
         self.stopping.set()
 
+    def apply(self, knobs: Knobs) -> None:
+        """Called by the governor: the capture thread picks the knobs up at its next frame."""
+        self.knobs = knobs
+        self.frames.set_active(knobs.workers or len(self.classifiers))
+
+    def counters(self) -> Counters:
+        stats = self.stats
+        skipped = {**stats.skipped, "queue": self.frames.dropped}
+        size = stats.frame_size
+        return Counters(
+            captured=stats.captured,
+            admitted=stats.captured - skipped["stride"] - skipped["paused"],
+            classified=stats.classified,
+            skipped=skipped,
+            inference_ms=stats.inference_ms,
+            resolution=f"{size[0]}x{size[1]}" if size else None,
+        )
+
     def run(self) -> RunStats:
         start = time.monotonic()
         capture = threading.Thread(target=self._capture, name="capture", daemon=True)
         workers = [
-            threading.Thread(target=self._work, args=(c,), name=f"worker-{i}", daemon=True)
+            threading.Thread(target=self._work, args=(c, i), name=f"worker-{i}", daemon=True)
             for i, c in enumerate(self.classifiers)
         ]
         for thread in (capture, *workers):
@@ -189,10 +249,12 @@ class Pipeline:
                     break
                 if deadline is not None and time.monotonic() >= deadline:
                     break
+                self._throttle()
                 frame = self.source.read()
                 if frame is None:
                     break
                 self.stats.captured += 1
+                self.stats.frame_size = frame.image.shape[1::-1]
                 reason = self._skip_reason(frame)
                 if reason:
                     self.stats.skipped[reason] += 1
@@ -203,16 +265,31 @@ class Pipeline:
         finally:
             self.source.close()
 
+    def _throttle(self) -> None:
+        """Under a source fps limit, wait until the next read is due: a replay read later is
+        a frame never decoded, which skipping inference alone cannot save."""
+        max_fps = self.knobs.max_fps
+        now = time.monotonic()
+        if not max_fps:
+            self._due = now
+            return
+        if self._due > now:
+            self.stopping.wait(self._due - now)
+            now = self._due
+        self._due = now + 1.0 / max_fps
+
     def _skip_reason(self, frame: Frame) -> str | None:
         if self.controls.get("paused"):
             return "paused"
-        if frame.seq % self.controls.get("stride"):
+        if frame.seq % max(self.controls.get("stride"), self.knobs.stride):
             return "stride"
+        if self.motion is not None and not self.motion.changed(frame.image, frame.mono):
+            return "motion"
         return None
 
-    def _work(self, classifier: Classifier) -> None:
+    def _work(self, classifier: Classifier, index: int) -> None:
         while not self._abort.is_set():
-            item = self.frames.get()
+            item = self.frames.get(index)
             if item is None:
                 return
             ticket, frame = item
@@ -247,6 +324,7 @@ class Pipeline:
 
     def _emit(self, result: Result) -> None:
         self.stats.classified += 1
+        self.stats.inference_ms += result.classification.inference_ms
         for sink in list(self.sinks):
             try:
                 sink.send(result)

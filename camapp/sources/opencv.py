@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
+MAX_LAG = 1.0  # s a paced replay may run behind its clock before the clock is moved instead
+
 
 class FileSource:
     """A video file, paced at its own frame rate (`realtime`) or read as fast as it decodes.
@@ -74,6 +76,10 @@ class FileSource:
         due = self._start + self._seq / self.fps
         if due > now:
             time.sleep(due - now)
+        elif now - due > MAX_LAG:
+            # Fell behind (slowed by the governor, or a slow machine): go on from here rather
+            # than race through the backlog at full decode speed.
+            self._start = now - self._seq / self.fps
 
     def close(self) -> None:
         self._cap.release()

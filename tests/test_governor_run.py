@@ -1,0 +1,127 @@
+"""The governor in the real `camapp run`: real clip, model and broker; CPU measured outside."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import SHARED_MEDIA, camapp_env, run_camapp
+from tests.test_governor import STATS_KEYS
+
+BUDGET = 30.0
+# Over a window this short on a shared 2-core machine, the scheduler's and the sampler's
+# granularity alone is worth a few points; a governor that did nothing would sit near 50-100.
+MARGIN = 8.0
+SETTLE_S, WINDOW_S = 4.0, 8.0
+
+
+def test_no_realtime_replay_stays_within_its_cpu_budget(
+    broker, subscriber_factory, model_dir: Path
+) -> None:
+    sub = subscriber_factory(broker.port, ["camapp/gov/stats"])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "camapp",
+            "run",
+            "--source",
+            str(SHARED_MEDIA / "car-detection.mp4"),
+            "--loop",
+            "--no-realtime",
+            "--cpu-budget",
+            str(BUDGET),
+            "--stats-interval",
+            "2",
+            "--camera-id",
+            "gov",
+            "--mqtt-port",
+            str(broker.port),
+        ],
+        env=camapp_env(model_dir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        child = psutil.Process(proc.pid)
+        time.sleep(SETTLE_S)
+        before, started = child.cpu_times(), time.monotonic()
+        time.sleep(WINDOW_S)
+        after, elapsed = child.cpu_times(), time.monotonic() - started
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    busy = (after.user + after.system) - (before.user + before.system)
+    cpu_pct = 100 * busy / elapsed / psutil.cpu_count()
+    # Other work on the machine can only lower this process's share, never raise it.
+    assert cpu_pct <= BUDGET + MARGIN, (cpu_pct, err)
+    assert "governor: cpu" in err and "source fps limit none->" in err  # the change was logged
+
+    sub.wait_for(lambda: len(sub.messages) >= 3)
+    stats = [json.loads(m.payload) for m in sub.messages]
+    assert all(set(s) == STATS_KEYS for s in stats)
+    assert all(m.retain == 0 for m in sub.messages)
+    last = stats[-1]
+    assert last["cpu_budget"] == BUDGET and last["fps_limit"] is not None
+    assert last["fps_classified"] > 0 and last["resolution"] == "768x432"
+    assert last["power_source"].startswith(("measured:", "estimated:"))
+
+
+def test_motion_gate_classifies_scene_changes_and_skips_alike_frames(
+    broker, model_dir: Path, photos_clip
+) -> None:
+    video, meta = photos_clip
+    proc = run_camapp(
+        [
+            "run",
+            "--source",
+            str(video),
+            "--no-realtime",
+            "--no-drop",
+            "--motion-threshold",
+            "4",
+            "--print",
+            "--mqtt-port",
+            str(broker.port),
+        ],
+        model_dir,
+    )
+    assert proc.returncode == 0, proc.stderr
+    classified = [int(line.split()[2]) for line in proc.stdout.splitlines()]
+    # Three photos under a slow zoom, 20 frames each: every cut to a new photo is classified,
+    # while most zoomed frames are too alike to be worth it.
+    assert {segment["first"] for segment in meta["segments"]} <= set(classified)
+    assert len(classified) <= meta["frames"] // 2, classified
+    assert f"{meta['frames'] - len(classified)} motion" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "config", "message"),
+    [
+        (["--cpu-budget", "0"], None, "command line: cpu_budget: must be between 1 and 100"),
+        (["--power-budget", "x"], None, "argument --power-budget: invalid float value"),
+        ([], "temp_limit = 'hot'\n", "temp_limit: must be a number (got 'hot')"),
+        ([], "power_idle = 3.0\n", "power_idle and power_full must be given together"),
+        ([], "power_idle = 5\npower_full = 4\n", "power_idle (5 W) must be below power_full"),
+        (["--motion-refresh", "0"], None, "motion_refresh: must be between 0.1 and 86400"),
+    ],
+)
+def test_bad_budget_settings_are_one_line_usage_errors(
+    tmp_path: Path, model_dir: Path, args: list[str], config: str | None, message: str
+) -> None:
+    if config is not None:
+        path = tmp_path / "camapp.toml"
+        path.write_text(f"source = 'clip.mp4'\n{config}")
+        args = [*args, "--config", str(path)]
+    proc = run_camapp(["run", "--source", "clip.mp4", *args], model_dir)
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("camapp: error: ") and message in line, line
