@@ -6,6 +6,7 @@ mix their messages with a real camera's.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -33,8 +34,11 @@ class Broker:
         self.conf = workdir / "mosquitto.conf"
         self.log = workdir / "mosquitto.log"
         auth = "" if "allow_anonymous" in extra_conf else "allow_anonymous true\n"
+        # Started as root, mosquitto would switch to user `mosquitto`, who cannot write the
+        # log in the caller's private directory.
+        user = "user root\n" if os.geteuid() == 0 else ""
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n{auth}persistence false\n"
+            f"listener {self.port} 127.0.0.1\n{auth}persistence false\n{user}"
             f"log_dest file {self.log}\n{extra_conf}"
         )
         self.proc: subprocess.Popen[bytes] | None = None

@@ -38,7 +38,7 @@ class CountingPublisher:
     def __init__(self) -> None:
         self.published = 0
 
-    def publish(self, name: str, payload: str | bytes, retain: bool = False) -> None:
+    def publish(self, name: str, payload: str | bytes, retain: bool = False, **_: object) -> None:
         self.published += 1
 
 
