@@ -37,7 +37,7 @@ class FileSource:
             raise ConfigError(f"video file not found: {self.path}")
         # One decoder thread: FFmpeg's frame threads cost about a third more CPU per frame and
         # compete with the inference workers for the cores; one thread decodes 1400 frames/s.
-        self._cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+        self._cap = cv2.VideoCapture(str(self.path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])
         if not self._cap.isOpened():
             raise ConfigError(
                 f"cannot open video file (not a video, or unsupported codec): {self.path}"
