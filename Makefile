@@ -40,6 +40,10 @@ demo: setup
 	$(BIN)/camapp run --source sample_videos/photos.mp4 --camera-id demo --print; rc=$$?; \
 	if [ -n "$$broker" ]; then kill $$broker; fi; exit $$rc
 
+# camapp against the bare interpreter and a naive loop; report in benchmarks/results/.
+bench: setup
+	PATH="$$PATH:/usr/sbin" $(BIN)/camapp bench
+
 lint: $(BIN)/camapp
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

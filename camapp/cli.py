@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -22,7 +23,7 @@ import cv2
 
 from camapp import __version__, ha, models
 from camapp.commands import CommandHandler
-from camapp.config import PASSWORD_ENV, Config, build, read_file
+from camapp.config import PASSWORD_ENV, Config, build, default_workers, read_file
 from camapp.controls import Controls
 from camapp.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, CamappError, ConfigError
 from camapp.governor import Controller, Governor, SourceInfo
@@ -161,6 +162,22 @@ def _parser() -> argparse.ArgumentParser:
         help="a camera to remove; repeat for several (default: the config's camera_id)",
     )
     _mqtt_args(hr)
+
+    b = sub.add_parser(
+        "bench",
+        help="measure camapp against the bare interpreter and a naive loop",
+        epilog=EPILOG,
+    )
+    b.add_argument("--clip", type=Path, help="video file (default sample_videos/car-detection.mp4)")
+    b.add_argument("--model", help=f"model file or known name (default {models.DEFAULT_MODEL})")
+    b.add_argument("--workers", type=int, help="camapp workers (default: one per core, at most 4)")
+    b.add_argument("--threads-per-worker", type=int, default=1, help="default 1")
+    b.add_argument("--duration", type=float, default=10.0, help="seconds of camapp at full speed")
+    b.add_argument("--quick", action="store_true", help="a few seconds in all: a smoke test")
+    b.add_argument(
+        "--soak", type=float, metavar="S", help="run at real-time pace for S s (RSS growth)"
+    )
+    b.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="report directory")
 
     m = sub.add_parser("model", help="fetch and inspect models", epilog=EPILOG)
     msub = m.add_subparsers(dest="model_command", required=True, parser_class=_Parser)
@@ -439,4 +456,38 @@ def cmd_model(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"classify": cmd_classify, "run": cmd_run, "ha": cmd_ha, "model": cmd_model}
+def cmd_bench(args: argparse.Namespace) -> int:
+    from camapp import bench  # matplotlib and the benchmark code load only for this command
+
+    workers = default_workers() if args.workers is None else args.workers
+    for name, value in (("workers", workers), ("threads-per-worker", args.threads_per_worker)):
+        if not 1 <= value <= 64:
+            raise ConfigError(f"--{name}: must be between 1 and 64 (got {value})")
+    for name, value in (("duration", args.duration), ("soak", args.soak)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"--{name}: must be greater than 0 (got {value:g})")
+    plan = bench.Plan(
+        clip=args.clip or bench.DEFAULT_CLIP,
+        model=args.model,
+        workers=workers,
+        threads=args.threads_per_worker,
+        cores=os.cpu_count() or 1,
+        run_s=args.duration,
+    )
+    if args.quick:
+        plan = bench.quick(plan)
+    if args.soak:
+        plan.realtime_s = args.soak
+        plan.warmup_s = min(60.0, args.soak / 10)
+    report = bench.run(plan, args.out)
+    print(bench.markdown(report), end="")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "classify": cmd_classify,
+    "run": cmd_run,
+    "ha": cmd_ha,
+    "bench": cmd_bench,
+    "model": cmd_model,
+}

@@ -119,13 +119,15 @@ class Classifier:
         return Classification(self._top(self._output()[0]), inference_ms)
 
     def _top(self, scores: np.ndarray) -> list[Prediction]:
+        # ndarray methods and tolist(): this runs per frame holding the GIL, and numpy's
+        # module-level wrappers and per-element int()/float() triple its Python calls.
         k = self.top_k
-        best = np.argpartition(scores, -k)[-k:]
-        best = best[np.argsort(scores[best])[::-1]]
+        best = scores.argpartition(-k)[-k:]
+        best = best[scores[best].argsort()[::-1]]
         values = scores[best].astype(np.float64)
         if self._out_scale:
             values = (values - self._out_zero) * self._out_scale
         return [
-            Prediction(int(i), self.labels[int(i) + self._label_offset], round(float(v), 4))
-            for i, v in zip(best, values, strict=True)
+            Prediction(i, self.labels[i + self._label_offset], round(v, 4))
+            for i, v in zip(best.tolist(), values.tolist(), strict=True)
         ]

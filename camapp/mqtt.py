@@ -311,6 +311,12 @@ def _why(exc: BaseException) -> str:
     return str(exc)
 
 
+# Compact JSON, as every camapp payload is written. One shared encoder (json.dumps() with
+# separators builds a new one per call), called through its bound method: no wrapper call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+dumps: Callable[[Any], str] = _COMPACT.encode
+
+
 def classification_message(result: Result, camera_id: str, model: str) -> dict[str, Any]:
     """The `classification` payload; `latency_ms` runs from capture to this moment."""
     top = result.classification.top_k
@@ -326,11 +332,6 @@ def classification_message(result: Result, camera_id: str, model: str) -> dict[s
         "latency_ms": round((time.monotonic() - result.mono) * 1000, 2),
         "model": model,
     }
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON, as every camapp payload is written."""
-    return json.dumps(value, separators=(",", ":"))
 
 
 class ClassificationSink:

@@ -1,8 +1,9 @@
 """Capture -> bounded queue -> worker pool -> in-order results -> sinks.
 
-Threads own their state and talk only through the two bounded queues: the capture thread
-owns the source, each worker owns one Classifier, the publisher thread owns the reorder
-buffer and calls the sinks. The caller's thread only starts, waits and signals.
+Threads own their state and talk only through the bounded frame queue and the reorder
+buffer: the capture thread owns the source, each worker owns one Classifier, and the worker
+that completes the next frame in order calls the sinks. The caller's thread only starts,
+waits and signals.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -58,7 +60,7 @@ class Result:
 
 
 class Sink(Protocol):
-    """Receives results in frame order, on the publisher thread."""
+    """Receives results in frame order, one call at a time, on a worker thread."""
 
     def send(self, result: Result) -> None: ...
 
@@ -72,52 +74,63 @@ class FrameQueue:
     """
 
     def __init__(self, maxsize: int, drop_oldest: bool) -> None:
-        self._items: list[Frame] = []
+        self._items: deque[Frame] = deque()
         self._max = maxsize
         self._drop = drop_oldest
-        self._cond = threading.Condition()
+        # Conditions on one lock, so a put wakes one active worker and a get wakes the capture
+        # thread only: waking every waiter costs a context switch and the GIL for nothing.
+        # Workers the governor has made inactive wait apart, on `_parked`.
+        lock = threading.Lock()
+        self._filled = threading.Condition(lock)
+        self._freed = threading.Condition(lock)
+        self._parked = threading.Condition(lock)
         self._ticket = 0
         self._closed = False
         self._active = maxsize  # workers with a lower index may take frames
         self.dropped = 0
 
     def put(self, frame: Frame) -> None:
-        with self._cond:
+        with self._freed:
             if self._drop and len(self._items) >= self._max:
-                self._items.pop(0)
+                self._items.popleft()
                 self.dropped += 1
             while len(self._items) >= self._max and not self._closed:
-                self._cond.wait()
+                self._freed.wait()
             self._items.append(frame)
-            self._cond.notify_all()
+            self._filled.notify()
 
     def set_active(self, workers: int) -> None:
         """Only workers 0..workers-1 take frames; the others wait (all drain once closed)."""
-        with self._cond:
+        with self._filled:
             self._active = workers
-            self._cond.notify_all()
+            # Newly active workers come off the bench; newly idle ones move onto it, so that a
+            # put's single notify() always reaches a worker that may take the frame.
+            self._parked.notify_all()
+            self._filled.notify_all()
 
     def get(self, worker: int = 0) -> tuple[int, Frame] | None:
         """The next frame and its ticket for `worker`; None once closed and drained."""
-        with self._cond:
+        with self._filled:
             while not self._closed and (not self._items or worker >= self._active):
-                self._cond.wait()
+                (self._parked if worker >= self._active else self._filled).wait()
             if not self._items:
                 return None
-            frame = self._items.pop(0)
+            frame = self._items.popleft()
             ticket = self._ticket
             self._ticket += 1
-            self._cond.notify_all()
+            self._freed.notify()
             return ticket, frame
 
     def close(self, discard: bool = False) -> int:
         """No more puts; workers drain what is queued, or it is discarded and counted."""
-        with self._cond:
+        with self._filled:
             self._closed = True
             discarded = len(self._items) if discard else 0
             if discard:
                 self._items.clear()
-            self._cond.notify_all()
+            self._filled.notify_all()
+            self._freed.notify_all()
+            self._parked.notify_all()
             return discarded
 
 
@@ -159,7 +172,11 @@ class Pipeline:
         self._due = 0.0  # monotonic time the next read may start, under a source fps limit
         # One queued frame per worker keeps every worker busy without letting frames go stale.
         self.frames = FrameQueue(max(2, len(classifiers)), drop_oldest=drop)
-        self.results: queue.Queue[tuple[int, Result] | None] = queue.Queue(maxsize=64)
+        # Results wait here until every earlier ticket is in (see _deliver).
+        self._order = threading.Lock()
+        self._pending: dict[int, Result] = {}
+        self._next_ticket = 0
+        self._emitting = False
         self.stopping = threading.Event()
         self._abort = threading.Event()
         self.stats = RunStats()
@@ -199,15 +216,15 @@ class Pipeline:
             threading.Thread(target=self._work, args=(c, i), name=f"worker-{i}", daemon=True)
             for i, c in enumerate(self.classifiers)
         ]
-        publisher = threading.Thread(target=self._publish, name="publisher", daemon=True)
-        for thread in (capture, *workers, publisher):
+        for thread in (capture, *workers):
             thread.start()
         self._wait(capture)
         self.stats.discarded = self.frames.close(discard=self._abort.is_set())
         for worker in workers:
             self._wait(worker)
-        self.results.put(None)
-        self._wait(publisher)
+        # A failed worker leaves gaps in the tickets: what did arrive is still published.
+        for ticket in sorted(self._pending):
+            self._emit(self._pending.pop(ticket))
         self.stats.skipped["queue"] = self.frames.dropped
         self.stats.elapsed_s = time.monotonic() - start
         while not self._errors.empty():
@@ -282,20 +299,28 @@ class Pipeline:
                 self._fail(str(exc))
                 self.frames.close(discard=True)
                 return
-            self.results.put((ticket, Result(frame.seq, frame.ts, frame.mono, result)))
+            self._deliver(ticket, Result(frame.seq, frame.ts, frame.mono, result))
 
-    def _publish(self) -> None:
-        pending: dict[int, Result] = {}
-        next_ticket = 0
-        while (item := self.results.get()) is not None:
-            ticket, result = item
-            pending[ticket] = result
-            while next_ticket in pending:
-                self._emit(pending.pop(next_ticket))
-                next_ticket += 1
-        # A failed worker leaves gaps in the tickets: what did arrive is still published.
-        for ticket in sorted(pending):
-            self._emit(pending[ticket])
+    def _deliver(self, ticket: int, result: Result) -> None:
+        """Emit results in ticket order, from whichever worker completes the next one.
+
+        That worker emits the whole run of consecutive results while the others go back to
+        classifying: frame order without a publisher thread, whose queue and thread switch
+        cost CPU and latency on every frame. Sinks are still called one at a time.
+        """
+        with self._order:
+            self._pending[ticket] = result
+            if self._emitting:
+                return
+            self._emitting = True
+        while True:
+            with self._order:
+                ready = self._pending.pop(self._next_ticket, None)
+                if ready is None:
+                    self._emitting = False
+                    return
+                self._next_ticket += 1
+            self._emit(ready)
 
     def _emit(self, result: Result) -> None:
         self.stats.classified += 1

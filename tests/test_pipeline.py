@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
+
+import numpy as np
 
 from camapp.controls import Controls
 from camapp.inference import Classifier
-from camapp.pipeline import Pipeline, Result
+from camapp.pipeline import FrameQueue, Pipeline, Result
+from camapp.sources import Frame
 from camapp.sources.opencv import FileSource
 
 
@@ -57,3 +62,20 @@ def test_max_frames_and_stop(model_path, labels, photos_clip) -> None:
     pipeline, sink = make(model_path, labels, video, 2)
     pipeline.stop()  # before start: nothing is captured, nothing hangs
     assert pipeline.run().captured == 0
+
+
+def test_each_put_reaches_an_active_worker() -> None:
+    # A put wakes one waiter only: a worker parked by the governor must never be that one.
+    frames = FrameQueue(2, drop_oldest=False)
+    frames.set_active(1)
+    got: dict[int, tuple[int, Frame] | None] = {}
+    waiters = [threading.Thread(target=lambda i=i: got.update({i: frames.get(i)})) for i in (0, 1)]
+    for waiter in reversed(waiters):  # the parked worker 1 starts waiting first
+        waiter.start()
+        time.sleep(0.1)
+    frames.put(Frame(0, 0.0, np.zeros((2, 2, 3), np.uint8), 0.0))
+    waiters[0].join(2)
+    assert list(got) == [0] and got[0] is not None and got[0][0] == 0
+    frames.close()
+    waiters[1].join(2)
+    assert got[1] is None  # the parked worker leaves once the queue closes

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from camapp.errors import SourceError
+from camapp.errors import ConfigError, SourceError
 from camapp.pipeline import FrameQueue
 from camapp.sources import Frame, Reconnecting, open_source
 from camapp.sources.opencv import FileSource
@@ -146,3 +146,12 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="video file not found"):
         open_source(str(tmp_path / "none.mp4"))
+
+
+def test_a_file_that_is_not_a_video_fails_quietly(tmp_path: Path, capfd) -> None:
+    # One decoder thread is asked for when opening: that must not make OpenCV print warnings.
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video" * 100)
+    with pytest.raises(ConfigError, match="cannot open video file"):
+        FileSource(bad)
+    assert capfd.readouterr().err == ""

@@ -1,0 +1,603 @@
+"""`camapp bench`: how close camapp comes to the limit of the machine, measured in one run.
+
+Every row uses the same machine, model and clip:
+
+  limit WxT         the bare interpreter: invoke() on pre-decoded 224x224 frames, W
+                    interpreters on W threads, T interpreter threads each
+  naive             the tutorial loop: read, resize, invoke, argmax, one interpreter
+  camapp            `camapp run --no-realtime`, counted by a subscriber through a private mosquitto
+  camapp real-time  the same at the clip's own pace: latency from capture to receipt by the
+                    subscriber, peak RSS, RSS growth, time to first classification
+
+Decode and preprocessing are timed alone (CPU per frame). With the interpreter's CPU per invoke
+they give `ideal` = cores ÷ (decode + preprocess + invoke CPU per frame): what the machine could
+classify per second if camapp spent nothing anywhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from camapp import models
+from camapp.broker import Broker
+from camapp.errors import CamappError, ConfigError
+from camapp.inference import Classifier, interpreter_api
+from camapp.sources.opencv import FileSource
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLIP = Path(__file__).resolve().parents[1] / "sample_videos" / "car-detection.mp4"
+MB = 2**20
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_TICK = os.sysconf("SC_CLK_TCK")
+
+COLUMNS = (
+    "run",
+    "classifications/s",
+    "CPU ms/classification",
+    "vs ideal",
+    "x naive",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "peak RSS MB",
+    "RSS growth MB",
+    "first classification s",
+)
+
+
+@dataclass
+class Plan:
+    """What to measure, and for how long."""
+
+    clip: Path
+    model: str | None
+    workers: int
+    threads: int
+    cores: int
+    limit_s: float = 3.0  # per limit row
+    naive_frames: int | None = None  # None: the whole clip
+    run_s: float = 10.0  # camapp --no-realtime
+    realtime_s: float = 20.0  # camapp at the clip's pace
+    warmup_s: float = 5.0  # RSS growth is counted from this long after the first classification
+    frames: int | None = None  # decode and preprocess only this many (None: the whole clip)
+
+
+@dataclass
+class Row:
+    name: str
+    rate: float  # classifications/s
+    cpu_ms: float  # CPU ms per classification
+    p50: float | None = None  # latency ms, capture -> receipt by the subscriber
+    p95: float | None = None
+    p99: float | None = None
+    peak_rss_mb: float | None = None
+    rss_growth_mb: float | None = None
+    first_s: float | None = None  # process start -> first classification received
+    seconds: float = 0.0  # how long the row was measured
+    load: Load | None = None  # who used the cores while camapp ran
+
+
+@dataclass
+class Load:
+    """CPU use while camapp ran: the broker and subscriber share its cores, and on a shared
+    machine other processes do too, which the throughput figures cannot tell apart."""
+
+    camapp_cores: float
+    broker_ms: float  # mosquitto CPU per message
+    subscriber_ms: float  # this process (subscriber, sampling) CPU per message
+    other_cores: float  # everything else on the machine
+
+
+@dataclass
+class Report:
+    clip: str
+    model: str
+    cores: int
+    workers: int
+    threads: int
+    frames: int
+    decode_ms: float
+    preprocess_ms: float
+    invoke_ms: float  # CPU per invoke with camapp's WxT
+    inference_ms: float = 0.0  # median `inference_ms` camapp reported at real-time pace
+    rows: list[Row] = field(default_factory=list)
+    when: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M %Z"))
+
+    @property
+    def ideal(self) -> float:
+        return self.cores * 1000 / (self.decode_ms + self.preprocess_ms + self.invoke_ms)
+
+    def row(self, name: str) -> Row:
+        return next(r for r in self.rows if r.name == name)
+
+    def targets(self) -> list[tuple[str, str, bool]]:
+        """(target, measured, met) for each target of issue 5."""
+        run, live, naive = self.row("camapp"), self.row("camapp real-time"), self.row("naive")
+        vs_ideal, vs_naive = run.rate / self.ideal, run.rate / naive.rate
+        p50_max, p99_max = self.inference_ms + 5, 3 * self.inference_ms + 10
+        p50, p99 = live.p50 or float("nan"), live.p99 or float("nan")
+        peak = max(run.peak_rss_mb or 0, live.peak_rss_mb or 0)
+        growth = live.rss_growth_mb
+        first = max(run.first_s or 0, live.first_s or 0)
+        return [
+            ("throughput ≥ 0.85 x ideal", f"{vs_ideal:.2f} x ideal", vs_ideal >= 0.85),
+            ("throughput ≥ 1.6 x naive", f"{vs_naive:.2f} x naive", vs_naive >= 1.6),
+            (f"p50 ≤ inference + 5 = {p50_max:.1f} ms", f"{p50:.1f} ms", p50 <= p50_max),
+            (f"p99 ≤ 3 x inference + 10 = {p99_max:.1f} ms", f"{p99:.1f} ms", p99 <= p99_max),
+            ("peak RSS ≤ 200 MB", f"{peak:.0f} MB", peak <= 200),
+            (
+                "RSS growth < 5 MB over 10 min",
+                f"{_fmt(growth, '+.1f')} MB over {live.seconds:.0f} s",
+                growth is not None and growth < 5,
+            ),
+            ("first classification < 2 s", f"{first:.2f} s", first < 2),
+        ]
+
+
+def say(message: str) -> None:
+    """Progress on stderr, so stdout carries only the table."""
+    print(f"camapp bench: {message}", file=sys.stderr, flush=True)
+
+
+def quick(plan: Plan) -> Plan:
+    """A smoke test of every row in a few seconds: the figures are too short to trust."""
+    return replace(
+        plan, limit_s=0.3, naive_frames=30, run_s=1.5, realtime_s=2.0, warmup_s=0.0, frames=60
+    )
+
+
+# --- decode and preprocessing alone ---------------------------------------------------------
+
+
+def decode_and_preprocess(
+    clip: Path, classifier: Classifier, limit: int | None
+) -> tuple[list[np.ndarray], float, float]:
+    """Decode the clip with camapp's own source and preprocess each frame with camapp's own
+    preprocessor, timing each alone in process CPU time (FFmpeg and OpenCV have threads of
+    their own). Returns the model inputs and the CPU ms per frame of each stage."""
+    source = FileSource(clip, realtime=False)
+    inputs: list[np.ndarray] = []
+    decode = preprocess = 0.0
+    try:
+        while limit is None or len(inputs) < limit:
+            t0 = time.process_time()
+            frame = source.read()
+            t1 = time.process_time()
+            if frame is None:
+                break
+            out = np.empty((classifier.size, classifier.size, 3), classifier.preprocess.dtype)
+            t2 = time.process_time()
+            classifier.preprocess(frame.image, frame.bgr, out)
+            preprocess += time.process_time() - t2
+            decode += t1 - t0
+            inputs.append(out)
+    finally:
+        source.close()
+    return inputs, decode * 1000 / len(inputs), preprocess * 1000 / len(inputs)
+
+
+# --- the limit: the bare interpreter ----------------------------------------------------------
+
+
+def bare_limit(
+    model_path: Path, inputs: list[np.ndarray], workers: int, threads: int, seconds: float
+) -> Row:
+    """W interpreters on W threads invoking as fast as they can on ready model inputs."""
+    interpreter_cls, _ = interpreter_api()
+    interpreters = []
+    for _ in range(workers):
+        interp = interpreter_cls(model_path=str(model_path), num_threads=threads)
+        interp.allocate_tensors()
+        interp.invoke()  # the first invoke sets up XNNPACK: not part of the steady state
+        interpreters.append(interp)
+    counts = [0] * workers
+    go = threading.Barrier(workers + 1)
+    stop = threading.Event()
+
+    def work(i: int) -> None:
+        interp = interpreters[i]
+        index = interp.get_input_details()[0]["index"]
+        go.wait()
+        n = 0
+        while not stop.is_set():
+            interp.set_tensor(index, inputs[n % len(inputs)][np.newaxis])
+            interp.invoke()
+            n += 1
+        counts[i] = n
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    for t in pool:
+        t.start()
+    go.wait()
+    c0, w0 = time.process_time(), time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for t in pool:
+        t.join()
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    total = sum(counts)
+    return Row(f"limit {workers}x{threads}", total / wall, cpu * 1000 / total, seconds=wall)
+
+
+# --- the naive tutorial loop ------------------------------------------------------------------
+
+
+def naive_loop(clip: Path, model_path: Path, max_frames: int | None) -> Row:
+    """What a tutorial does: one interpreter, read, resize, invoke, argmax, one frame at a time."""
+    interpreter_cls, _ = interpreter_api()
+    interpreter = interpreter_cls(model_path=str(model_path))
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    size = (int(inp["shape"][2]), int(inp["shape"][1]))
+    cap = cv2.VideoCapture(str(clip))
+    n = 0
+    c0, w0 = time.process_time(), time.perf_counter()
+    while max_frames is None or n < max_frames:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        rgb = cv2.cvtColor(cv2.resize(frame, size), cv2.COLOR_BGR2RGB)
+        interpreter.set_tensor(inp["index"], np.expand_dims(rgb, 0).astype(inp["dtype"]))
+        interpreter.invoke()
+        int(np.argmax(interpreter.get_tensor(out["index"])[0]))
+        n += 1
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    cap.release()
+    return Row("naive", n / wall, cpu * 1000 / n, seconds=wall)
+
+
+# --- camapp itself, through a real broker -----------------------------------------------------
+
+
+class Receiver:
+    """Subscribes to camapp's classifications and notes when each arrives."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        self.received: list[tuple[float, float, bytes]] = []  # (monotonic, unix time, payload)
+        self._subscribed = threading.Event()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        self._client.on_connect = lambda c, *a: c.subscribe(topic, qos=0)
+        self._client.on_subscribe = lambda *a: self._subscribed.set()
+        self._client.on_message = self._on_message
+        self._client.connect("127.0.0.1", port, keepalive=30)
+        self._client.loop_start()
+        if not self._subscribed.wait(10):
+            raise CamappError("benchmark subscriber could not subscribe")
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self.received.append((time.monotonic(), time.time(), msg.payload))
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def _proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process, from /proc (no psutil needed)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds every core spent not idle since boot (steal included: lost to other VMs)."""
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+            int, f.readline().split()[1:9]
+        )
+    return (user + nice + system + irq + softirq + steal) / _TICK
+
+
+@dataclass
+class _Sample:
+    t: float  # monotonic
+    rss_mb: float
+    camapp_s: float  # CPU seconds so far, of camapp, the broker, this process, the machine
+    broker_s: float
+    bench_s: float
+    busy_s: float
+
+
+def _proc_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * _PAGE / MB
+
+
+def _sample(pid: int, broker_pid: int | None) -> _Sample:
+    return _Sample(
+        time.monotonic(),
+        _proc_rss_mb(pid),
+        _proc_cpu_s(pid),
+        _proc_cpu_s(broker_pid) if broker_pid else 0.0,
+        time.process_time(),
+        _machine_busy_s(),
+    )
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def _watch(
+    proc: subprocess.Popen[bytes], broker_pid: int | None, timeout: float
+) -> tuple[resource.struct_rusage, list[_Sample]]:
+    """Sample the child every 0.1 s until it exits; its rusage then gives the true peak RSS."""
+    samples: list[_Sample] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                return usage, samples
+            if time.monotonic() > deadline:
+                raise CamappError(f"camapp run did not finish within {timeout:.0f} s")
+            # OSError: it exited between wait4() and the read; the loop ends next time.
+            with contextlib.suppress(OSError):
+                samples.append(_sample(proc.pid, broker_pid))
+            time.sleep(0.1)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+
+
+def run_camapp(
+    name: str, plan: Plan, model_path: Path, broker: Broker, realtime: bool, seconds: float
+) -> tuple[Row, list[float]]:
+    """Run the real `camapp run` in a child process and measure it from outside, as a user
+    would see it. Returns the row and the inference_ms camapp reported per message."""
+    camera = f"bench{os.getpid()}"
+    receiver = Receiver(broker.port, f"camapp/{camera}/classification")
+    command = [
+        sys.executable, "-m", "camapp", "run",
+        "--source", str(plan.clip), "--loop", "--duration", str(seconds),
+        "--model", str(model_path), "--camera-id", camera,
+        "--workers", str(plan.workers), "--threads-per-worker", str(plan.threads),
+        "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port),
+    ]  # fmt: skip
+    if not realtime:
+        command.append("--no-realtime")
+    with tempfile.TemporaryFile("w+") as stderr:
+        start = time.monotonic()
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        usage, samples = _watch(proc, broker.proc.pid if broker.proc else None, seconds + 60)
+        stderr.seek(0)
+        err = stderr.read()
+    time.sleep(0.2)  # the last messages may still be on their way from the broker
+    receiver.close()
+    if proc.returncode != 0:
+        last = err.strip().splitlines()[-1] if err.strip() else f"exit code {proc.returncode}"
+        raise CamappError(f"camapp run failed: {last}")
+    received = receiver.received
+    if len(received) < 2:
+        raise CamappError(f"camapp run: only {len(received)} classifications received")
+    first, last = received[0][0], received[-1][0]
+    # CPU between the samples that bracket the messages: neither start-up nor shutdown.
+    window = [s for s in samples if first <= s.t <= last] or samples[-2:]
+    a, b = window[0], window[-1]
+    counted = sum(1 for t, _, _ in received if a.t < t <= b.t) or 1
+    span = (b.t - a.t) or 1.0
+    load = Load(
+        camapp_cores=(b.camapp_s - a.camapp_s) / span,
+        broker_ms=(b.broker_s - a.broker_s) * 1000 / counted,
+        subscriber_ms=(b.bench_s - a.bench_s) * 1000 / counted,
+        other_cores=max(
+            0.0,
+            (b.busy_s - a.busy_s)
+            - (b.camapp_s - a.camapp_s)
+            - (b.broker_s - a.broker_s)
+            - (b.bench_s - a.bench_s),
+        )
+        / span,
+    )
+    messages = [json.loads(payload) for _, _, payload in received]
+    latencies = [
+        (wall - m["ts"]) * 1000 for (_, wall, _), m in zip(received, messages, strict=True)
+    ]
+    # Growth while classifying: from the end of the warm-up to the last message, not shutdown.
+    # (A soak's long warm-up must not leave the short full-speed run without samples.)
+    warmup = min(plan.warmup_s, (last - first) / 2)
+    steady = [s.rss_mb for s in samples if first + warmup <= s.t <= last]
+    row = Row(
+        name,
+        rate=(len(received) - 1) / (last - first),
+        cpu_ms=(b.camapp_s - a.camapp_s) * 1000 / counted,
+        p50=_percentile(latencies, 50),
+        p95=_percentile(latencies, 95),
+        p99=_percentile(latencies, 99),
+        peak_rss_mb=usage.ru_maxrss / 1024,
+        rss_growth_mb=steady[-1] - steady[0] if steady else None,
+        first_s=first - start,
+        seconds=last - first,
+        load=load,
+    )
+    return row, [m["inference_ms"] for m in messages]
+
+
+# --- the whole run ----------------------------------------------------------------------------
+
+
+def run(plan: Plan, out_dir: Path) -> Report:
+    """Measure every row, then write bench.md, bench.json and bench.png into `out_dir`."""
+    if not plan.clip.is_file():
+        raise ConfigError(f"clip not found: {plan.clip}")
+    model_path = models.resolve_model(plan.model)
+    labels = models.read_labels(model_path)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {out_dir}: {exc.strerror}") from None
+    steps = 5 + len(limit_configs(plan))
+    step = iter(range(1, steps + 1))
+
+    say(f"[{next(step)}/{steps}] decode and preprocess {plan.clip.name} alone")
+    inputs, decode_ms, preprocess_ms = decode_and_preprocess(
+        plan.clip, Classifier(model_path, labels), plan.frames
+    )
+    say(
+        f"      {len(inputs)} frames, CPU/frame: decode {decode_ms:.3f} ms,"
+        f" preprocess {preprocess_ms:.3f} ms"
+    )
+    rows = []
+    for workers, threads in limit_configs(plan):
+        say(f"[{next(step)}/{steps}] bare interpreter, {workers}x{threads}, {plan.limit_s:g} s")
+        rows.append(bare_limit(model_path, inputs, workers, threads, plan.limit_s))
+        say(f"      {rows[-1].rate:.1f}/s, {rows[-1].cpu_ms:.3f} CPU ms/invoke")
+    frames = len(inputs)
+    del inputs
+    say(f"[{next(step)}/{steps}] naive tutorial loop")
+    rows.append(naive_loop(plan.clip, model_path, plan.naive_frames))
+    say(f"      {rows[-1].rate:.1f}/s")
+    invoke_ms = next(r.cpu_ms for r in rows if r.name == f"limit {plan.workers}x{plan.threads}")
+    report = Report(
+        str(plan.clip), models.display_name(model_path), plan.cores, plan.workers, plan.threads,
+        frames, decode_ms, preprocess_ms, invoke_ms,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="camapp-bench-") as tmp:
+        broker = Broker(Path(tmp)).start()
+        try:
+            say(f"[{next(step)}/{steps}] camapp run --no-realtime, {plan.run_s:g} s")
+            row, _ = run_camapp("camapp", plan, model_path, broker, False, plan.run_s)
+            rows.append(row)
+            say(f"      {row.rate:.1f}/s, {row.cpu_ms:.3f} CPU ms/classification")
+            say(f"[{next(step)}/{steps}] camapp run at the clip's pace, {plan.realtime_s:g} s")
+            row, inference = run_camapp(
+                "camapp real-time", plan, model_path, broker, True, plan.realtime_s
+            )
+            rows.append(row)
+            say(f"      p50 {row.p50:.1f} ms, p99 {row.p99:.1f} ms")
+        finally:
+            broker.stop()
+    report.rows = rows
+    report.inference_ms = statistics.median(inference)
+    say(f"[{next(step)}/{steps}] writing {out_dir}")
+    (out_dir / "bench.md").write_text(markdown(report))
+    (out_dir / "bench.json").write_text(
+        json.dumps(asdict(report) | {"ideal": report.ideal}, indent=2)
+    )
+    chart(report, out_dir / "bench.png")
+    return report
+
+
+def limit_configs(plan: Plan) -> list[tuple[int, int]]:
+    """camapp's own WxT, and one interpreter with one and with every core, for comparison."""
+    configs = [(1, 1), (1, plan.cores), (plan.workers, plan.threads)]
+    return list(dict.fromkeys(configs))
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def markdown(report: Report) -> str:
+    """The report as Markdown: the set-up, the cost of each stage, the table, the targets."""
+    naive = report.row("naive").rate
+    per_frame = report.decode_ms + report.preprocess_ms + report.invoke_ms
+    lines = [
+        f"# camapp bench, {report.when}, {os.uname().nodename}",
+        "",
+        f"- clip: `{Path(report.clip).name}` ({report.frames} frames); model: `{report.model}`;"
+        f" {report.cores} cores; camapp `--workers {report.workers}"
+        f" --threads-per-worker {report.threads}`",
+        f"- CPU per frame: decode {report.decode_ms:.3f} ms + preprocess"
+        f" {report.preprocess_ms:.3f} ms + invoke {report.invoke_ms:.3f} ms"
+        f" → ideal = {report.cores} ÷ {per_frame:.3f}"
+        f" ms = **{report.ideal:.1f} classifications/s**",
+        f"- inference_ms (median reported by camapp at real-time pace): {report.inference_ms:.2f}",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    for r in report.rows:
+        cells = [
+            r.name,
+            f"{r.rate:.1f}",
+            f"{r.cpu_ms:.3f}",
+            f"{r.rate / report.ideal:.2f}",
+            f"{r.rate / naive:.2f}",
+            _fmt(r.p50, ".1f"),
+            _fmt(r.p95, ".1f"),
+            _fmt(r.p99, ".1f"),
+            _fmt(r.peak_rss_mb, ".0f"),
+            _fmt(r.rss_growth_mb, "+.1f"),
+            _fmt(r.first_s, ".2f"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for r in report.rows:
+        if r.load:
+            lines.append(
+                f"- while `{r.name}` ran: camapp kept {r.load.camapp_cores:.2f} cores busy;"
+                f" mosquitto {r.load.broker_ms:.3f} ms and this process (subscriber, sampling)"
+                f" {r.load.subscriber_ms:.3f} ms CPU per message; other processes"
+                f" {r.load.other_cores:.2f} cores"
+            )
+    run = report.row("camapp")
+    if run.load and run.load.other_cores > 0.05:
+        # Other processes took cores: what the CPU cost of camapp and of delivering its
+        # messages (broker, subscriber) allows once they are gone.
+        per_message = run.cpu_ms + run.load.broker_ms + run.load.subscriber_ms
+        quiet = report.cores * 1000 / per_message
+        lines.append(
+            f"- other processes were busy: on a quiet machine camapp's CPU cost allows about"
+            f" {quiet:.0f} classifications/s ({quiet / report.ideal:.2f} x ideal,"
+            f" {quiet / naive:.2f} x naive); re-run there to confirm"
+        )
+    lines += ["", "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in report.targets()]
+    return "\n".join(lines) + "\n"
+
+
+def chart(report: Report, path: Path) -> None:
+    """Throughput of every row against ideal, and latency percentiles against their targets."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.warning("matplotlib is not installed (pip install camapp[dev]): no chart")
+        return
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), width_ratios=(3, 1))
+    rows = [r for r in report.rows if r.name != "camapp real-time"]
+    bars = left.barh([r.name for r in rows], [r.rate for r in rows], color="tab:blue")
+    left.bar_label(bars, fmt="%.0f", padding=3)
+    naive = report.row("naive").rate
+    left.axvline(1.6 * naive, color="tab:orange", linestyle="-.", label="1.6 x naive")
+    left.axvline(report.ideal, color="black", linestyle="--", label=f"ideal {report.ideal:.0f}/s")
+    left.axvline(0.85 * report.ideal, color="tab:red", linestyle=":", label="0.85 x ideal")
+    left.set_xlabel("classifications/s")
+    left.invert_yaxis()
+    left.legend(loc="lower right")
+    live = report.row("camapp real-time")
+    names = ("p50", "p95", "p99")
+    right.bar(names, [live.p50, live.p95, live.p99], color="tab:green")
+    right.axhline(report.inference_ms + 5, color="tab:red", linestyle=":", label="p50 target")
+    right.axhline(3 * report.inference_ms + 10, color="tab:red", linestyle="--", label="p99 target")
+    right.set_ylabel("ms, capture → subscriber")
+    right.set_title("latency at real-time pace")
+    right.legend(loc="upper left")
+    fig.suptitle(f"camapp bench: {Path(report.clip).name}, {report.model}, {report.cores} cores")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,46 @@
+"""`camapp bench`: the smoke run produces its whole report; bad input is one line and exit 2.
+
+No timing is asserted here: the figures depend on the machine and on whatever else runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from camapp.bench import COLUMNS
+from tests.conftest import SHARED_MEDIA, run_camapp
+from tests.test_errors import one_line_error
+
+ROWS = ("limit 1x1", "naive", "camapp", "camapp real-time")
+
+
+def test_quick_bench_writes_the_table_with_every_column(model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    clip = SHARED_MEDIA / "car-detection.mp4"
+    proc = run_camapp(["bench", "--quick", "--clip", str(clip), "--out", str(out)], model_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "[1/" in proc.stderr  # progress is shown while it runs
+    lines = proc.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("| run |"))
+    assert [c.strip() for c in header.strip("|").split("|")] == list(COLUMNS)
+    table = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
+    for name in ROWS:
+        cells = [c.strip() for c in table[name].strip("|").split("|")]
+        assert len(cells) == len(COLUMNS) and all(cells), table[name]
+    for name in ("camapp", "camapp real-time"):
+        assert "—" not in table[name], table[name]  # every latency, RSS and start-up figure
+    assert "ideal" in proc.stdout and "| target | measured | met |" in proc.stdout
+    assert (out / "bench.md").read_text() == proc.stdout
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "bench.json").is_file()
+
+
+def test_missing_clip(model_dir: Path, tmp_path: Path) -> None:
+    proc = run_camapp(["bench", "--quick", "--clip", str(tmp_path / "nope.mp4")], model_dir)
+    one_line_error(proc, 2, "clip not found", "nope.mp4")
+
+
+def test_bad_option(model_dir: Path) -> None:
+    one_line_error(run_camapp(["bench", "--workers", "0"], model_dir), 2, "--workers")
+    one_line_error(run_camapp(["bench", "--soak", "-5"], model_dir), 2, "--soak")

@@ -1,0 +1,108 @@
+"""Regression guards for the per-frame hot path: preprocess + classify + result emission.
+
+They count Python-level calls and traced allocations per frame, never wall time, so they
+give the same answer on a loaded CI runner as on a quiet Pi. A failure means someone added
+per-frame work: measure it with `camapp bench` and raise the budget only if it pays for itself.
+"""
+
+from __future__ import annotations
+
+import sys
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from camapp.controls import Controls
+from camapp.inference import Classifier
+from camapp.mqtt import ClassificationSink
+from camapp.pipeline import Pipeline, Result
+from camapp.sources.base import Frame
+from camapp.sources.opencv import FileSource
+from tests.conftest import SHARED_MEDIA
+
+# Python and C function calls per frame, as measured after issue 5 trimmed them (from 68).
+CALL_BUDGET = 60
+# Bytes a frame may allocate and free on its way (14 kB: argpartition's index array, the
+# result, its JSON): far below one 224x224x3 input (150 kB), so any per-frame image buffer
+# is caught.
+PEAK_BUDGET = 16 * 1024
+
+
+class CountingPublisher:
+    """Stands in for MqttPublisher: keeps nothing, so memory is flat by construction."""
+
+    camera_id = "cam0"
+
+    def __init__(self) -> None:
+        self.published = 0
+
+    def publish(self, name: str, payload: str | bytes, retain: bool = False, **_: object) -> None:
+        self.published += 1
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[Frame]:
+    source = FileSource(SHARED_MEDIA / "car-detection.mp4", realtime=False)
+    try:
+        return [source.read() for _ in range(40)]
+    finally:
+        source.close()
+
+
+@pytest.fixture
+def hot_path(model_path: Path, labels: list[str]) -> Callable[[int, Frame], None]:
+    """One frame through what a worker does: classify, then deliver in order to the sinks."""
+    classifier = Classifier(model_path, labels)
+    sink = ClassificationSink(CountingPublisher(), "mobilenet_v2_int8")  # type: ignore[arg-type]
+    pipeline = Pipeline(FileSource(SHARED_MEDIA / "car-detection.mp4"), [classifier], [sink],
+                        drop=False, controls=Controls())  # fmt: skip
+
+    def step(ticket: int, frame: Frame) -> None:
+        classification = classifier.classify(frame.image, frame.bgr)
+        pipeline._deliver(ticket, Result(frame.seq, frame.ts, frame.mono, classification))
+
+    return step
+
+
+def test_python_calls_per_frame_stay_within_budget(hot_path, frames) -> None:
+    for ticket, frame in enumerate(frames[:5]):  # warm caches and lazy imports
+        hot_path(ticket, frame)
+    per_frame: list[int] = []
+    count = 0
+
+    def profile(_frame: object, event: str, _arg: object) -> None:
+        nonlocal count
+        if event in ("call", "c_call"):
+            count += 1
+
+    for ticket, frame in enumerate(frames[5:15], start=5):
+        count = 0
+        sys.setprofile(profile)
+        hot_path(ticket, frame)
+        sys.setprofile(None)
+        per_frame.append(count - 1)  # minus the setprofile(None) call itself
+    assert len(set(per_frame)) == 1, per_frame  # the same work for every frame
+    assert per_frame[0] <= CALL_BUDGET, f"{per_frame[0]} calls per frame, budget {CALL_BUDGET}"
+
+
+def test_no_per_frame_buffers_and_no_growth(hot_path, frames) -> None:
+    tickets = iter(range(10**6))
+    tracemalloc.start()
+    try:
+        # Warm up under tracing: numpy and json fill small caches the first times they run.
+        for frame in frames:
+            hot_path(next(tickets), frame)
+        start, _ = tracemalloc.get_traced_memory()
+        peak = 0  # a scalar, not a list: the test must not allocate per frame itself
+        for frame in frames * 5:
+            tracemalloc.reset_peak()
+            before, _ = tracemalloc.get_traced_memory()
+            hot_path(next(tickets), frame)
+            peak = max(peak, tracemalloc.get_traced_memory()[1] - before)
+        end, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= PEAK_BUDGET, f"a frame allocated {peak} bytes at its peak"
+    assert end - start <= 1024, f"{end - start} bytes kept after {5 * len(frames)} frames"
