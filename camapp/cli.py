@@ -29,7 +29,7 @@ from camapp.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, CamappError, Config
 from camapp.governor import Controller, Governor, SourceInfo
 from camapp.inference import Classification, Classifier
 from camapp.motion import MotionGate
-from camapp.mqtt import ClassificationSink, MqttPublisher
+from camapp.mqtt import ClassificationSink, MqttPublisher, dumps
 from camapp.pipeline import Pipeline, Result
 from camapp.sensors import Sensors
 from camapp.sources import Reconnecting, open_source
@@ -347,7 +347,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         sinks.append(PrintSink(cfg.camera_id))
     # Frames are dropped only where they go stale: live cameras and paced replays.
     drop = cfg.drop and (source.live or cfg.realtime)
-    motion = MotionGate(cfg.motion_threshold, cfg.motion_refresh) if cfg.motion_threshold else None
+    motion = None
+    if cfg.motion_threshold:
+        # After a change, let enough frames through for the debounced state to confirm it.
+        follow = cfg.state_frames - 1
+        motion = MotionGate(cfg.motion_threshold, cfg.motion_refresh, follow)
     pipeline = Pipeline(
         source, classifiers, sinks, drop, controls, cfg.max_frames, cfg.duration, motion
     )
@@ -419,7 +423,10 @@ def _governor(
         controls,
         sensors,
         controller,
-        publish=lambda payload: publisher.publish("stats", payload),
+        # The outbox's shedding is counted with the pipeline's skips, in one message.
+        publish=lambda stats: publisher.publish(
+            "stats", dumps(stats | {"mqtt_dropped": publisher.dropped})
+        ),
         stats_interval=cfg.stats_interval,
     )
 

@@ -25,7 +25,6 @@ Every change is logged with its reason; the knobs in force are in the `stats` me
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -296,7 +295,7 @@ class Governor:
         controls: Controls,
         sensors: SensorSource,
         controller: Controller,
-        publish: Callable[[str], None] | None = None,
+        publish: Callable[[dict[str, Any]], None] | None = None,
         stats_interval: float = 5.0,
         period: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
@@ -352,7 +351,7 @@ class Governor:
             message = self.stats(now, counters)
             self._window = _Window(now, counters)
             if self.publish is not None:
-                self.publish(json.dumps(message, separators=(",", ":")))
+                self.publish(message)
 
     def stats(self, now: float, counters: Counters) -> dict[str, Any]:
         """The `stats` message over the current window (see docs/governor.md)."""

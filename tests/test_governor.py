@@ -7,7 +7,6 @@ plus `base`, and admits what the knobs let through, up to `capacity` frames per 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import threading
 import time
@@ -285,7 +284,7 @@ STATS_KEYS = {
 def test_governor_applies_runtime_budgets_and_publishes_stats() -> None:
     clock, pipeline, sensors = FakeClock(), FakePipeline(), FakeSensors()
     controls = Controls(stride=1)
-    published: list[str] = []
+    published: list[dict] = []
     governor = Governor(
         pipeline,
         controls,
@@ -307,7 +306,7 @@ def test_governor_applies_runtime_budgets_and_publishes_stats() -> None:
     pipeline.advance(captured=100, classified=100, stride_skipped=0)
     governor.tick()
     assert pipeline.applied[-1].max_fps == pytest.approx(100 * 0.9 / 2)
-    [message] = map(json.loads, published)
+    [message] = published
     assert set(message) == STATS_KEYS
     assert message["fps_in"] == 100.0 and message["fps_classified"] == 100.0
     assert message["skipped"] == dict.fromkeys(SKIP_REASONS, 0)
@@ -347,6 +346,15 @@ def test_motion_gate_skips_an_unchanged_scene_until_it_changes_or_is_due() -> No
     assert gate.changed(moved, 2.0)
     assert not gate.changed(moved, 5.0)
     assert gate.changed(moved, 12.0)  # forced refresh, 10 s after the last classification
+
+
+def test_motion_gate_lets_a_new_scene_be_confirmed() -> None:
+    gate = MotionGate(threshold=3.0, refresh=10.0, follow=2)
+    scene = np.random.default_rng(2).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    moved = np.roll(scene, 60, axis=1)
+    passed = [gate.changed(img, t) for t, img in enumerate([scene] * 4 + [moved] * 4)]
+    # Each change (the first frame counts as one) and the two frames after it pass.
+    assert passed == [True, True, True, False, True, True, True, False]
 
 
 def test_inactive_workers_take_no_frames_until_reactivated() -> None:
