@@ -243,12 +243,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except CamappError as exc:
-        if args.debug:
-            log.exception("failed")
-        print(f"camapp: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _error(args, str(exc), exc.exit_code)
+    except OSError as exc:  # a file or directory the user named that cannot be used
+        where = f": {exc.filename}" if exc.filename else ""
+        return _error(args, f"{exc.strerror or exc}{where}", EXIT_USAGE)
     except KeyboardInterrupt:
-        return EXIT_RUNTIME
+        return _error(args, "interrupted before capture started", EXIT_RUNTIME)
+    except Exception as exc:  # a bug: still one line, the traceback with --debug
+        return _error(args, f"internal error: {type(exc).__name__}: {exc}", EXIT_RUNTIME)
+
+
+def _error(args: argparse.Namespace, message: str, code: int) -> int:
+    if args.debug:
+        log.exception("failed")
+    print(f"camapp: error: {message}", file=sys.stderr)
+    return code
 
 
 def _config(args: argparse.Namespace, **override: Any) -> Config:
@@ -323,12 +332,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not cfg.source:
         raise ConfigError("no source: pass --source or set 'source' in the config file")
     classifiers, model_name = _classifiers(cfg, cfg.workers)
-    stop = threading.Event()
+    publisher = MqttPublisher(cfg.mqtt, cfg.camera_id)  # checks TLS files before the camera
+    stop = threading.Event()  # the pipeline's stop event, which a reconnecting source obeys
     source = open_source(cfg.source, realtime=cfg.realtime, loop=cfg.loop)
     if source.live:
         spec = cfg.source
         source = Reconnecting(lambda: open_source(spec), stop, first=source)
-    publisher = MqttPublisher(cfg.mqtt, cfg.camera_id)
     controls = Controls(
         stride=cfg.stride,
         threshold=cfg.threshold,
@@ -353,13 +362,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         follow = cfg.state_frames - 1
         motion = MotionGate(cfg.motion_threshold, cfg.motion_refresh, follow)
     pipeline = Pipeline(
-        source, classifiers, sinks, drop, controls, cfg.max_frames, cfg.duration, motion
+        source, classifiers, sinks, drop, controls, cfg.max_frames, cfg.duration, motion, stop
     )
     governor = _governor(cfg, source, pipeline, controls, publisher)
 
     def on_signal(signum: int, _frame: Any) -> None:
-        log.info("%s: finishing in-flight frames", signal.Signals(signum).name)
-        stop.set()
+        if stop.is_set():
+            log.warning("%s again: abandoning the queued frames", signal.Signals(signum).name)
+        else:
+            log.info("%s: finishing in-flight frames", signal.Signals(signum).name)
         pipeline.stop()
 
     signal.signal(signal.SIGINT, on_signal)

@@ -44,7 +44,8 @@ class CommandHandler:
             raw = payload.decode("utf-8", errors="replace")[:ECHO_LIMIT]
             log.warning("rejected command on %s: %s", self._publisher.topic("set"), why)
             error = dumps({"error": why, "payload": raw})
-            self._publisher.publish("error", error, kind=Kind.KEEP)
+            # Telemetry, not KEEP: a flood of bad commands must not grow the outbox unbounded.
+            self._publisher.publish("error", error, kind=Kind.TELEMETRY)
             return
         log.info("applied command %s", dumps(command))
         self.publish_config()

@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,7 @@ KEYS: dict[str, tuple[type, Check | None]] = {
     "realtime": (bool, None),
     "drop": (bool, None),
     "loop": (bool, None),
-    "stride": (int, _int(1, 1000)),
+    "stride": (int, controls.CHECKS["stride"]),
     "max_frames": (int, _int(1, 2**31)),
     "duration": (float, _pos),
     "print": (bool, None),
@@ -122,7 +122,7 @@ KEYS: dict[str, tuple[type, Check | None]] = {
     "power_idle": (float, _range(0.1, 500)),
     "power_full": (float, _range(0.1, 500)),
     "state_frames": (int, _int(1, 1000)),
-    "threshold": (float, _range(0, 1)),
+    "threshold": (float, controls.CHECKS["threshold"]),
 }
 MQTT_KEYS: dict[str, tuple[type, Check | None]] = {
     "host": (str, _nonempty),
@@ -268,8 +268,3 @@ def _coerce(value: Any, kind: type) -> Any:
 
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
-
-
-def config_fields() -> list[str]:
-    """Every top-level key, for docs and `--help`."""
-    return [f.name for f in fields(Config)]

@@ -131,9 +131,9 @@ class Controller:
         `user_stride` is the stride the user asked for (Controls), which still applies.
         """
         if sample.inference_ms:
-            ms = sample.inference_ms / 1000
+            seconds = sample.inference_ms / 1000
             self._inference_s = (
-                ms if self._inference_s is None else 0.7 * self._inference_s + 0.3 * ms
+                seconds if self._inference_s is None else 0.7 * self._inference_s + 0.3 * seconds
             )
         verdict = self._judge(sample, budgets)
         why = ""

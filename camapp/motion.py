@@ -2,7 +2,7 @@
 
 A frame is compared with the last frame that was let through, on a tiny grayscale copy (about
 32 pixels wide, built from a strided view so it costs tens of microseconds even for 1080p).
-Comparing with the last *classified* frame rather than the previous one means a slow change
+Comparing with the last frame let through rather than the previous one means a slow change
 (a cloud, a car creeping in) still adds up and passes. A forced refresh every `refresh`
 seconds keeps the published state from ever going stale. After each change or refresh the
 next `follow` frames pass too, so the debounced state (which wants several agreeing

@@ -5,11 +5,11 @@ its memory. The outbox is bounded in messages and bytes, counts what it sheds, a
 a fixed order so that what matters to Home Assistant survives any outage:
 
 1. the oldest BULK message (classifications: one per frame, the newest matter most);
-2. the oldest TELEMETRY message (stats: superseded by the next one anyway);
+2. the oldest TELEMETRY message (stats, superseded by the next one anyway; errors);
 3. a retained message a newer queued one on the same topic replaces (only the last
    retained value reaches a subscriber that connects later anyway).
 
-KEEP messages (availability, state, config, errors, discovery) are never dropped; with
+KEEP messages (availability, state, config, discovery) are never dropped; with
 rule 3 they are at most one per retained topic, so the bound holds in practice.
 
 Messages handed to the client but not yet acknowledged stay here as "in flight": when the

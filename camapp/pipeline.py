@@ -68,9 +68,10 @@ class Sink(Protocol):
 class FrameQueue:
     """A bounded frame queue that hands each frame out with a ticket in arrival order.
 
-    With `drop_oldest` (live sources) a put into a full queue evicts the stalest frame, so
-    latency never grows; otherwise a put blocks, so a replay processes every frame. Tickets
-    are consecutive, which lets the publisher restore frame order after parallel workers.
+    With `drop_oldest` (cameras, streams, paced replays) a put into a full queue evicts the
+    stalest frame, so latency never grows; otherwise a put blocks, so a replay processes
+    every frame. Tickets are consecutive, which lets the workers emit results in frame order.
+    Frames thrown away by a forced stop or a failure are counted in `discarded`.
     """
 
     def __init__(self, maxsize: int, drop_oldest: bool) -> None:
@@ -88,6 +89,7 @@ class FrameQueue:
         self._closed = False
         self._active = maxsize  # workers with a lower index may take frames
         self.dropped = 0
+        self.discarded = 0
 
     def put(self, frame: Frame) -> None:
         with self._freed:
@@ -96,6 +98,9 @@ class FrameQueue:
                 self.dropped += 1
             while len(self._items) >= self._max and not self._closed:
                 self._freed.wait()
+            if self._closed:  # a forced stop or a failure closed the queue under us
+                self.discarded += 1
+                return
             self._items.append(frame)
             self._filled.notify()
 
@@ -121,17 +126,16 @@ class FrameQueue:
             self._freed.notify()
             return ticket, frame
 
-    def close(self, discard: bool = False) -> int:
+    def close(self, discard: bool = False) -> None:
         """No more puts; workers drain what is queued, or it is discarded and counted."""
         with self._filled:
             self._closed = True
-            discarded = len(self._items) if discard else 0
             if discard:
+                self.discarded += len(self._items)
                 self._items.clear()
             self._filled.notify_all()
             self._freed.notify_all()
             self._parked.notify_all()
-            return discarded
 
 
 @dataclass
@@ -160,6 +164,7 @@ class Pipeline:
         max_frames: int | None = None,
         duration: float | None = None,
         motion: MotionGate | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.source = source
         self.controls = controls
@@ -177,7 +182,8 @@ class Pipeline:
         self._pending: dict[int, Result] = {}
         self._next_ticket = 0
         self._emitting = False
-        self.stopping = threading.Event()
+        # The caller may share its stop event (a reconnecting source waits on it too).
+        self.stopping = stopping or threading.Event()
         self._abort = threading.Event()
         self.stats = RunStats()
         self._errors: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -185,10 +191,12 @@ class Pipeline:
     def stop(self) -> None:
         """Finish gracefully: stop capture, classify what is queued, publish everything.
 
-        A second call abandons the queued frames (they are counted, not lost silently).
+        A second call abandons the queued frames (they are counted, not lost silently) and
+        stops waiting for a capture that hangs (a stalled stream).
         """
         if self.stopping.is_set():
             self._abort.set()
+            self.frames.close(discard=True)
         self.stopping.set()
 
     def apply(self, knobs: Knobs) -> None:
@@ -216,25 +224,30 @@ class Pipeline:
             threading.Thread(target=self._work, args=(c, i), name=f"worker-{i}", daemon=True)
             for i, c in enumerate(self.classifiers)
         ]
-        for thread in (capture, *workers):
+        # --duration ends the run like a signal would, even while a live source reconnects.
+        timer = threading.Timer(self.duration or 0, self.stopping.set)
+        timer.daemon = True
+        for thread in (capture, *workers, *([timer] if self.duration else [])):
             thread.start()
-        self._wait(capture)
-        self.stats.discarded = self.frames.close(discard=self._abort.is_set())
+        self._wait(capture, unless=self._abort)
+        timer.cancel()
+        self.frames.close(discard=self._abort.is_set())
         for worker in workers:
             self._wait(worker)
         # A failed worker leaves gaps in the tickets: what did arrive is still published.
         for ticket in sorted(self._pending):
             self._emit(self._pending.pop(ticket))
         self.stats.skipped["queue"] = self.frames.dropped
+        self.stats.discarded = self.frames.discarded
         self.stats.elapsed_s = time.monotonic() - start
         while not self._errors.empty():
             self.stats.errors.append(self._errors.get())
         return self.stats
 
     @staticmethod
-    def _wait(thread: threading.Thread) -> None:
+    def _wait(thread: threading.Thread, unless: threading.Event | None = None) -> None:
         # Short joins keep the main thread responsive to SIGINT/SIGTERM.
-        while thread.is_alive():
+        while thread.is_alive() and not (unless and unless.is_set()):
             thread.join(0.2)
 
     def _fail(self, message: str) -> None:
@@ -242,12 +255,9 @@ class Pipeline:
         self.stopping.set()
 
     def _capture(self) -> None:
-        deadline = time.monotonic() + self.duration if self.duration else None
         try:
             while not self.stopping.is_set():
                 if self.max_frames is not None and self.stats.captured >= self.max_frames:
-                    break
-                if deadline is not None and time.monotonic() >= deadline:
                     break
                 self._throttle()
                 frame = self.source.read()
@@ -260,8 +270,8 @@ class Pipeline:
                     self.stats.skipped[reason] += 1
                 else:
                     self.frames.put(frame)
-        except CamappError as exc:
-            self._fail(str(exc))
+        except Exception as exc:  # the run must end with the reason, never as a clean EOF
+            self._fail(_reason("capture", exc))
         finally:
             self.source.close()
 
@@ -295,8 +305,8 @@ class Pipeline:
             ticket, frame = item
             try:
                 result = classifier.classify(frame.image, frame.bgr)
-            except CamappError as exc:
-                self._fail(str(exc))
+            except Exception as exc:  # a dead worker would stall the frame order for good
+                self._fail(_reason("inference", exc))
                 self.frames.close(discard=True)
                 return
             self._deliver(ticket, Result(frame.seq, frame.ts, frame.mono, result))
@@ -331,3 +341,11 @@ class Pipeline:
             except Exception as exc:  # a broken sink must not stall the workers behind it
                 self.sinks.remove(sink)
                 self._fail(f"{type(sink).__name__} failed: {exc}")
+
+
+def _reason(where: str, exc: Exception) -> str:
+    """The one-line error for a failed thread; the traceback goes to the debug log."""
+    if isinstance(exc, CamappError):
+        return str(exc)
+    log.debug("%s failed", where, exc_info=exc)
+    return f"{where} failed: {type(exc).__name__}: {exc}"

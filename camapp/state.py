@@ -9,13 +9,15 @@ leaves the state alone.
 
 from __future__ import annotations
 
+import threading
+
 from camapp.controls import Controls
 from camapp.mqtt import MqttPublisher, dumps
 from camapp.pipeline import Result
 
 
 class StateSink:
-    """A pipeline sink: runs on the publisher thread, in frame order."""
+    """A pipeline sink: called in frame order, one result at a time, by the workers."""
 
     def __init__(self, publisher: MqttPublisher, controls: Controls, frames: int) -> None:
         self._publisher = publisher
@@ -26,9 +28,10 @@ class StateSink:
         self._run_since = 0.0
         self._label: str | None = None
         # The last payload published, re-sent after each connection in case the broker lost
-        # it (a restart without persistence). Replaced whole, so the network thread reading
-        # it needs no lock.
+        # it (a restart without persistence). The lock keeps a re-send on the network thread
+        # from overtaking a newer state, which would leave the older one retained.
         self._payload: str | None = None
+        self._lock = threading.Lock()
         publisher.on_connected(self._republish)
 
     def send(self, result: Result) -> None:
@@ -42,10 +45,11 @@ class StateSink:
         if self._run_length >= self._frames and best.label != self._label:
             self._label = best.label
             state = {"label": best.label, "score": best.score, "since": round(self._run_since, 3)}
-            self._payload = dumps(state)
-            self._publisher.publish("state", self._payload, retain=True)
+            with self._lock:
+                self._payload = dumps(state)
+                self._publisher.publish("state", self._payload, retain=True)
 
     def _republish(self) -> None:
-        payload = self._payload
-        if payload is not None:
-            self._publisher.publish("state", payload, retain=True)
+        with self._lock:
+            if self._payload is not None:
+                self._publisher.publish("state", self._payload, retain=True)

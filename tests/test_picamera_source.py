@@ -196,9 +196,9 @@ def test_a_stalled_camera_times_out_and_cancels_the_pending_capture(rig):
     source.close()
 
 
-def test_missing_picamera2_is_a_source_error_with_the_install_hint(monkeypatch):
+def test_missing_picamera2_is_a_config_error_with_the_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "picamera2", None)  # makes `import picamera2` fail
-    with pytest.raises(SourceError) as info:
+    with pytest.raises(ConfigError) as info:
         PiCameraSource()
     assert str(info.value) == INSTALL_HINT
     assert "sudo apt install python3-picamera2" in str(info.value)
@@ -214,7 +214,7 @@ def test_a_picamera2_that_fails_to_import_says_so_in_one_line(monkeypatch, tmp_p
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "picamera2", raising=False)
-    with pytest.raises(SourceError, match=r"failed to import: numpy\.dtype size changed") as info:
+    with pytest.raises(ConfigError, match=r"failed to import: numpy\.dtype size changed") as info:
         PiCameraSource()
     assert "\n" not in str(info.value) and "deploy/README.md" in str(info.value)
 

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from camapp.controls import Controls
+from camapp.errors import SourceError
 from camapp.inference import Classifier
 from camapp.pipeline import FrameQueue, Pipeline, Result
-from camapp.sources import Frame
+from camapp.sources import Frame, Reconnecting
 from camapp.sources.opencv import FileSource
+from tests.test_sources import FlakyCamera
 
 
 class ListSink:
@@ -79,3 +81,60 @@ def test_each_put_reaches_an_active_worker() -> None:
     frames.close()
     waiters[1].join(2)
     assert got[1] is None  # the parked worker leaves once the queue closes
+
+
+def test_an_unexpected_worker_error_ends_the_run_with_its_reason(
+    model_path, labels, photos_clip
+) -> None:
+    video, _ = photos_clip
+    pipeline, sink = make(model_path, labels, video, workers=2)
+    broken = pipeline.classifiers[1]
+    calls = 0
+
+    def classify(image, bgr=False):  # a bug deep in a worker, not a CamappError
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise ValueError("boom")
+        return Classifier.classify(broken, image, bgr)
+
+    broken.classify = classify
+    stats = pipeline.run()  # with no-drop capture blocked on a full queue: must not hang
+    assert stats.errors == ["inference failed: ValueError: boom"]
+    frames = [r.frame for r in sink.results]
+    assert frames == sorted(frames) and len(frames) < 60
+    assert stats.captured == stats.classified + stats.discarded + 1  # the frame that failed
+
+
+def test_a_second_stop_abandons_queued_frames_and_counts_them(
+    model_path, labels, photos_clip
+) -> None:
+    video, _ = photos_clip
+    pipeline, _ = make(model_path, labels, video, workers=2)
+    for classifier in pipeline.classifiers:
+        slow = classifier.classify
+        classifier.classify = lambda image, bgr=False, slow=slow: (
+            time.sleep(0.3),
+            slow(image, bgr),
+        )[1]
+    threading.Timer(0.5, pipeline.stop).start()
+    threading.Timer(0.6, pipeline.stop).start()
+    started = time.monotonic()
+    stats = pipeline.run()
+    assert time.monotonic() - started < 5
+    assert stats.discarded > 0 and not stats.errors
+    assert stats.captured == stats.classified + stats.discarded
+
+
+def test_duration_ends_a_run_whose_camera_is_unplugged(model_path, labels) -> None:
+    def unplugged() -> FlakyCamera:
+        raise SourceError("cannot open camera or stream: usb:9")
+
+    stop = threading.Event()
+    source = Reconnecting(unplugged, stop, FlakyCamera(fail_after=3), min_delay=0.05)
+    sink = ListSink()
+    pipeline = Pipeline(source, [Classifier(model_path, labels)], [sink], True, Controls(),
+                        duration=0.5, stopping=stop)  # fmt: skip
+    started = time.monotonic()
+    stats = pipeline.run()
+    assert time.monotonic() - started < 3 and stats.captured == 3 and not stats.errors

@@ -53,9 +53,17 @@ def test_float_models_get_minus_one_to_one() -> None:
 
 
 def test_buffers_are_reused_between_frames() -> None:
-    pre = Preprocessor(224, np.dtype(np.uint8), 1 / 127.5, 127)
-    before = (pre._resized.ctypes.data, pre._rgb.ctypes.data)
-    out = np.empty((224, 224, 3), np.uint8)
+    # int8 input: the lookup-table path, which uses every intermediate buffer; 1080p frames
+    # take the whole-factor shrink first.
+    pre = Preprocessor(224, np.dtype(np.int8), 1 / 127.5, 0)
+    rng = np.random.default_rng(0)
+    out = np.empty((224, 224, 3), np.int8)
+    pre(rng.integers(0, 255, (1080, 1920, 3), np.uint8), True, out)
+    buffers = [b.ctypes.data for b in (pre._resized, pre._rgb, pre._shrunk)]
+    assert pre._shrunk.shape == (270, 270, 3)  # the centred 1080 square shrunk by 4
+    results = []
     for _ in range(3):
-        pre(np.random.default_rng(0).integers(0, 255, (480, 640, 3), np.uint8), True, out)
-    assert (pre._resized.ctypes.data, pre._rgb.ctypes.data) == before
+        pre(rng.integers(0, 255, (1080, 1920, 3), np.uint8), True, out)
+        results.append(out.copy())
+        assert [b.ctypes.data for b in (pre._resized, pre._rgb, pre._shrunk)] == buffers
+    assert not np.array_equal(results[0], results[1])  # each frame really went through

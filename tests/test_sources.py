@@ -135,10 +135,16 @@ def test_no_drop_policy_blocks_instead_of_dropping() -> None:
 
 
 def test_forced_close_counts_discarded_frames() -> None:
-    q = FrameQueue(4, drop_oldest=False)
-    for i in range(3):
+    q = FrameQueue(2, drop_oldest=False)
+    for i in range(2):
         q.put(frame(i))
-    assert q.close(discard=True) == 3 and q.get() is None
+    blocked = threading.Thread(target=q.put, args=(frame(2),))
+    blocked.start()
+    blocked.join(0.2)
+    q.close(discard=True)  # what a second signal or a failed worker does
+    blocked.join(5)
+    # The queued frames and the one the capture thread was trying to put are all counted.
+    assert not blocked.is_alive() and q.discarded == 3 and q.get() is None
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:

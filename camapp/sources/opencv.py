@@ -60,7 +60,7 @@ class FileSource:
             ok, bgr = self._cap.read()
         if not ok:
             if self._seq == 0:
-                raise SourceError(f"video file has no decodable frame: {self.path}")
+                raise ConfigError(f"video file has no decodable frame: {self.path}")
             return None
         frame = Frame(self._seq, time.time(), bgr, time.monotonic(), bgr=True)
         self._seq += 1

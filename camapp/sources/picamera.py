@@ -269,14 +269,15 @@ def _capture_times(metadata: dict[str, Any]) -> tuple[float, float]:
 
 
 def _import_picamera2() -> ModuleType:
+    """An install problem is a set-up error (exit 2): restarting the service cannot fix it."""
     try:
         import picamera2
     except ImportError as exc:  # also when picamera2 is there but libcamera's bindings are not
-        raise SourceError(INSTALL_HINT) from exc
+        raise ConfigError(INSTALL_HINT) from exc
     except Exception as exc:
         # Typically "numpy.dtype size changed": pip put numpy 2 in the venv, and apt's simplejpeg
         # (which picamera2 imports) was built against the system's numpy 1.
-        raise SourceError(
+        raise ConfigError(
             f"picamera2 is installed but failed to import: {' '.join(str(exc).split())} "
             "(numpy in the venv newer than apt's? see deploy/README.md)"
         ) from exc
