@@ -74,6 +74,14 @@ def camapp_env(model_dir: Path) -> dict[str, str]:
     return {**os.environ, "CAMAPP_MODEL_DIR": str(model_dir), "PYTHONPATH": str(REPO)}
 
 
+def start_camapp(args: list[str], model_dir: Path, **kwargs: object) -> subprocess.Popen[str]:
+    """Start the real command line in a child process, for tests that signal or watch it."""
+    options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs}
+    return subprocess.Popen(
+        [sys.executable, "-m", "camapp", *args], env=camapp_env(model_dir), text=True, **options
+    )
+
+
 def run_camapp(args: list[str], model_dir: Path, timeout: float = 60, **kwargs: object):
     """Run the real command line in a child process, as a user or systemd would."""
     return subprocess.run(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.conftest import SHARED_MEDIA, camapp_env, run_camapp
+from tests.conftest import SHARED_MEDIA, run_camapp, start_camapp
 from tests.test_governor import STATS_KEYS
 
 BUDGET = 30.0
@@ -25,11 +24,8 @@ def test_no_realtime_replay_stays_within_its_cpu_budget(
     broker, subscriber_factory, model_dir: Path
 ) -> None:
     sub = subscriber_factory(broker.port, ["camapp/gov/stats"])
-    proc = subprocess.Popen(
+    proc = start_camapp(
         [
-            sys.executable,
-            "-m",
-            "camapp",
             "run",
             "--source",
             str(SHARED_MEDIA / "car-detection.mp4"),
@@ -44,10 +40,8 @@ def test_no_realtime_replay_stays_within_its_cpu_budget(
             "--mqtt-port",
             str(broker.port),
         ],
-        env=camapp_env(model_dir),
+        model_dir,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
     )
     try:
         child = psutil.Process(proc.pid)

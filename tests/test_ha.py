@@ -8,22 +8,11 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import camapp_env, run_camapp
+from tests.conftest import run_camapp, start_camapp
 
 ENTITIES = {"label", "score", "classification_rate", "cpu", "temperature", "power"}
-
-
-def start_camapp(args: list[str], model_dir: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "camapp", "run", *args],
-        env=camapp_env(model_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def stop(proc: subprocess.Popen[str]) -> str:
@@ -36,7 +25,16 @@ def stop(proc: subprocess.Popen[str]) -> str:
 
 
 def looping(video: Path, port: int) -> list[str]:
-    return ["--source", str(video), "--loop", "--camera-id", "porch", "--mqtt-port", str(port)]
+    return [
+        "run",
+        "--source",
+        str(video),
+        "--loop",
+        "--camera-id",
+        "porch",
+        "--mqtt-port",
+        str(port),
+    ]
 
 
 def test_discovery_configs_are_retained_reannounced_and_removable(

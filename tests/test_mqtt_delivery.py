@@ -8,25 +8,13 @@ the broker accepted before a restart still reaches it afterwards.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.conftest import camapp_env
+from tests.conftest import start_camapp
 from tests.mqtt_helpers import Broker, Proxy
 
 TOPIC = "camapp/porch/classification"
-
-
-def camapp(model_dir: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "camapp", "run", *args],
-        env=camapp_env(model_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def frames(sub, topic: str = TOPIC) -> list[int]:
@@ -77,10 +65,13 @@ def test_broker_restart_mid_replay_loses_nothing_and_keeps_order(
     sub = persistent_session(broker, subscriber_factory, [TOPIC])
     try:
         total = 80  # 8 s at the clip's 10 fps: the replay outlasts the outage
-        proc = camapp(
+        proc = start_camapp(
+            [
+                "run",
+                *("--source", str(video), "--loop", "--no-drop", "--max-frames", str(total)),
+                *("--camera-id", "porch", "--mqtt-port", str(broker.port)),
+            ],
             model_dir,
-            *("--source", str(video), "--loop", "--no-drop", "--max-frames", str(total)),
-            *("--camera-id", "porch", "--mqtt-port", str(broker.port)),
         )
         sub.wait_for(lambda: len(frames(sub)) >= 15)
         broker.stop()
@@ -117,10 +108,13 @@ def test_network_drop_with_messages_in_flight_loses_and_repeats_nothing(
     sub = subscriber_factory(broker.port, [TOPIC])
     proxy = Proxy(broker.port)
     total = 60
-    proc = camapp(
+    proc = start_camapp(
+        [
+            "run",
+            *("--source", str(video), "--no-drop", "--max-frames", str(total)),
+            *("--camera-id", "porch", "--mqtt-port", str(proxy.port)),
+        ],
         model_dir,
-        *("--source", str(video), "--no-drop", "--max-frames", str(total)),
-        *("--camera-id", "porch", "--mqtt-port", str(proxy.port)),
     )
     try:
         sub.wait_for(lambda: len(frames(sub)) >= 15)
@@ -158,12 +152,15 @@ def test_full_buffer_sheds_oldest_classifications_and_keeps_state(
     sub = persistent_session(broker, subscriber_factory, topics)
     broker.stop()  # camapp starts with the broker away
     total, buffer = 120, 20
-    proc = camapp(
+    proc = start_camapp(
+        [
+            "run",
+            *("--source", str(video), "--loop", "--no-realtime", "--no-drop"),
+            *("--max-frames", str(total), "--threshold", "0.3", "--state-frames", "3"),
+            *("--camera-id", "porch", "--mqtt-port", str(broker.port)),
+            *("--mqtt-buffer-messages", str(buffer)),
+        ],
         model_dir,
-        *("--source", str(video), "--loop", "--no-realtime", "--no-drop"),
-        *("--max-frames", str(total), "--threshold", "0.3", "--state-frames", "3"),
-        *("--camera-id", "porch", "--mqtt-port", str(broker.port)),
-        *("--mqtt-buffer-messages", str(buffer)),
     )
     try:
         # camapp retries after 1 s, then 3 s: come back in between, after the replay is done.
@@ -199,11 +196,14 @@ def test_three_cameras_share_one_broker(
     cameras = ["hall", "porch", "garage"]
     count = 30
     procs = [
-        camapp(
+        start_camapp(
+            [
+                "run",
+                *("--source", str(video), "--no-realtime", "--no-drop", "--workers", "1"),
+                *("--max-frames", str(count), "--camera-id", cam, "--mqtt-port", str(broker.port)),
+                *(["--no-ha-discovery"] if cam == "garage" else []),
+            ],
             model_dir,
-            *("--source", str(video), "--no-realtime", "--no-drop", "--workers", "1"),
-            *("--max-frames", str(count), "--camera-id", cam, "--mqtt-port", str(broker.port)),
-            *(["--no-ha-discovery"] if cam == "garage" else []),
         )
         for cam in cameras
     ]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, camapp_env, run_camapp
+from tests.conftest import REPO, camapp_env, run_camapp, start_camapp
 from tests.mqtt_helpers import Broker, free_port
 
 ACL = REPO / "deploy" / "mosquitto-acl.conf"
@@ -55,13 +55,7 @@ def test_password_file_and_acl(
     secret.write_text(PASSWORD + "\n")
     creds = ["--mqtt-username", "porch", "--mqtt-password-file", str(secret)]
     looping = ["run", "--source", str(video), "--loop", "--camera-id", "porch"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "camapp", *looping, "--mqtt-port", str(port), *creds],
-        env=camapp_env(model_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_camapp([*looping, "--mqtt-port", str(port), *creds], model_dir)
     # Everything the camera writes passes the ACL; the `set` it reads too.
     ha.wait_for(lambda: len(ha.on("camapp/porch/classification")) >= 5)
     assert len(ha.on("camapp/porch/config")) == 1

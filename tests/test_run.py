@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.conftest import SHARED_MEDIA, camapp_env, run_camapp
+from tests.conftest import SHARED_MEDIA, run_camapp, start_camapp
 
 FIELDS = {
     "camera_id",
@@ -94,22 +92,9 @@ def test_sigterm_finishes_in_flight_frames_and_says_offline(
     broker, subscriber_factory, model_dir: Path
 ) -> None:
     sub = subscriber_factory(broker.port, ["camapp/#"])
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "camapp",
-            "run",
-            "--source",
-            str(SHARED_MEDIA / "car-detection.mp4"),
-            "--loop",
-            "--mqtt-port",
-            str(broker.port),
-        ],
-        env=camapp_env(model_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    clip = str(SHARED_MEDIA / "car-detection.mp4")
+    proc = start_camapp(
+        ["run", "--source", clip, "--loop", "--mqtt-port", str(broker.port)], model_dir
     )
     sub.wait_for(lambda: len(sub.on("camapp/cam0/classification")) >= 5)
     proc.send_signal(signal.SIGTERM)
