@@ -39,6 +39,7 @@ from camapp import models
 from camapp.broker import Broker
 from camapp.errors import CamappError, ConfigError
 from camapp.inference import Classifier, interpreter_api
+from camapp.sensors import machine_jiffies, process_jiffies
 from camapp.sources.opencv import FileSource
 
 log = logging.getLogger(__name__)
@@ -294,17 +295,14 @@ class Receiver:
 def _proc_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a live process, from /proc (no psutil needed)."""
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
+        return process_jiffies(f.read()) / _TICK
 
 
 def _machine_busy_s() -> float:
     """CPU seconds every core spent not idle since boot (steal included: lost to other VMs)."""
     with open("/proc/stat") as f:
-        user, nice, system, _idle, _iowait, irq, softirq, steal = map(
-            int, f.readline().split()[1:9]
-        )
-    return (user + nice + system + irq + softirq + steal) / _TICK
+        total, idle = machine_jiffies(f.read())
+    return (total - idle) / _TICK
 
 
 @dataclass

@@ -139,17 +139,11 @@ class Sensors:
         Both are jiffies over the jiffies of every core in /proc/stat, so 100 = all cores.
         """
         try:
-            stat = (self.proc / "stat").read_text().splitlines()
-            fields = [int(v) for v in stat[0].split()[1:]]
-            own = (self.proc / "self" / "stat").read_text()
-            # comm (field 2) may hold spaces and parentheses: split after its closing one.
-            after = own[own.rindex(")") + 2 :].split()
-            process = int(after[11]) + int(after[12])  # utime, stime (fields 14, 15)
+            total, idle = machine_jiffies((self.proc / "stat").read_text())
+            process = process_jiffies((self.proc / "self" / "stat").read_text())
         except (OSError, ValueError, IndexError) as exc:
             log.debug("cpu: %s", exc)
             return None
-        total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (not guest)
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
         prev, self._cpu_prev = self._cpu_prev, (total, idle, process)
         if prev is None or total <= prev[0]:
             return None
@@ -252,6 +246,20 @@ class Sensors:
             delta = uj - prev[1][name]
             joules += (delta + ranges[name] if delta < 0 else delta) / 1e6  # counter wrapped
         return joules / (now - prev[0]), "rapl"
+
+
+def process_jiffies(stat: str) -> int:
+    """utime + stime (fields 14, 15) of a /proc/<pid>/stat text. comm (field 2) may hold
+    spaces and parentheses, so the fields are counted after its closing one."""
+    after = stat[stat.rindex(")") + 2 :].split()
+    return int(after[11]) + int(after[12])
+
+
+def machine_jiffies(stat: str) -> tuple[int, int]:
+    """(total, idle) jiffies of every core from /proc/stat's first line: user nice system
+    idle iowait irq softirq steal (guest is inside user); iowait is idle, steal is busy."""
+    fields = [int(v) for v in stat.split("\n", 1)[0].split()[1:9]]
+    return sum(fields), fields[3] + fields[4]
 
 
 def pmic_rails_watts(text: str) -> float | None:
