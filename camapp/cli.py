@@ -23,7 +23,7 @@ import cv2
 
 from camapp import __version__, ha, models
 from camapp.commands import CommandHandler
-from camapp.config import PASSWORD_ENV, Config, build, default_workers, read_file
+from camapp.config import KEYS, PASSWORD_ENV, Config, build, default_workers, read_file
 from camapp.controls import Controls
 from camapp.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, CamappError, ConfigError
 from camapp.governor import Controller, Governor, SourceInfo
@@ -478,12 +478,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from camapp import bench  # matplotlib and the benchmark code load only for this command
 
     workers = default_workers() if args.workers is None else args.workers
-    for name, value in (("workers", workers), ("threads-per-worker", args.threads_per_worker)):
-        if not 1 <= value <= 64:
-            raise ConfigError(f"--{name}: must be between 1 and 64 (got {value})")
-    for name, value in (("duration", args.duration), ("soak", args.soak)):
-        if value is not None and value <= 0:
-            raise ConfigError(f"--{name}: must be greater than 0 (got {value:g})")
+    # The same bounds as `camapp run`'s settings (config.KEYS), stated once.
+    for flag, key, value in (
+        ("workers", "workers", workers),
+        ("threads-per-worker", "threads_per_worker", args.threads_per_worker),
+        ("duration", "duration", args.duration),
+        ("soak", "duration", args.soak),
+    ):
+        problem = KEYS[key][1](value) if value is not None else None
+        if problem:
+            raise ConfigError(f"--{flag}: {problem} (got {value:g})")
     plan = bench.Plan(
         clip=args.clip or bench.DEFAULT_CLIP,
         model=args.model,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from camapp import __version__
-from camapp.mqtt import MqttPublisher, dumps
+from camapp.mqtt import MqttPublisher, default_client_id, dumps
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,8 @@ ENTITIES = (
 
 
 def node_id(camera_id: str) -> str:
-    """The discovery node id, also the default client id: `camapp-` + the camera id (the ACL's
-    `homeassistant/sensor/camapp-%u/+/config` relies on it)."""
-    return f"camapp-{camera_id}"
+    """The discovery node id: the camera's default MQTT client id."""
+    return default_client_id(camera_id)
 
 
 def config_topic(prefix: str, camera_id: str, entity: Entity) -> str:

@@ -69,6 +69,12 @@ class MqttSettings:
 Handler = Callable[[bytes], None]
 
 
+def default_client_id(camera_id: str) -> str:
+    """`camapp-<camera_id>`: unique per camera, and also Home Assistant's discovery node id,
+    which the documented ACL (`homeassistant/sensor/camapp-%u/+/config`) relies on."""
+    return f"camapp-{camera_id}"
+
+
 class MqttPublisher:
     """Owns the paho client and the outbox. Connects in the background: a broker that is
     down at start, or goes away later, never holds up capture; messages wait in the outbox.
@@ -81,7 +87,7 @@ class MqttPublisher:
         self.settings = settings
         self.camera_id = camera_id
         self._availability = availability
-        self.client_id = settings.client_id or f"camapp-{camera_id}"
+        self.client_id = settings.client_id or default_client_id(camera_id)
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
