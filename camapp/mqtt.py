@@ -115,6 +115,7 @@ class MqttPublisher:
         self._acks: deque[int] = deque()
         self._online = False
         self._wake = threading.Event()
+        self._window_full = False  # the sender waits for an ack to free the window
         self._closing = False
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-outbox", daemon=True)
         self._handlers: dict[str, Handler] = {}
@@ -153,7 +154,10 @@ class MqttPublisher:
         data = payload.encode() if isinstance(payload, str) else payload
         with self._lock:
             self._outbox.add(Message(topic, data, retain, kind))
-        self._wake.set()
+            # Handed to paho right here when connected: waking the sender thread for every
+            # message cost more CPU than the message itself (docs/benchmarks.md). What stays
+            # queued is sent by the sender once connected or once the window has room.
+            self._flush()
 
     @property
     def dropped(self) -> int:
@@ -165,6 +169,7 @@ class MqttPublisher:
     def undelivered(self) -> int:
         """Messages queued or in flight, not yet acknowledged by the broker."""
         with self._lock:
+            self._apply_acks()
             return len(self._outbox)
 
     def close(self, timeout: float = 5.0) -> int:
@@ -189,18 +194,26 @@ class MqttPublisher:
         while not self._closing:
             self._wake.wait(1.0)
             self._wake.clear()
-            while self._hand_over_one():
-                pass
+            with self._lock:
+                self._flush()
 
-    def _hand_over_one(self) -> bool:
-        """Give paho the next queued message if connected and the window allows; False if not."""
-        with self._lock:
-            self._apply_acks()
-            if not self._online or self._closing or self._outbox.in_flight >= WINDOW:
-                return False
+    def _flush(self) -> None:
+        """Hand queued messages to paho, in order, while connected and the window allows.
+
+        Called with the lock held. When the window is full, the acknowledgement that frees it
+        wakes the sender: `_window_full` is raised before the acks are checked one last time,
+        so an ack arriving in between either is seen here or sees the flag.
+        """
+        self._apply_acks()
+        while self._online and not self._closing and self._outbox.queued:
+            if self._outbox.in_flight >= WINDOW:
+                self._window_full = True
+                self._apply_acks()
+                if self._outbox.in_flight >= WINDOW:
+                    return
+            self._window_full = False
             message = self._outbox.take()
-            if message is None:
-                return False
+            assert message is not None
             info = self._client.publish(
                 message.topic, message.payload, self.settings.qos, message.retain
             )
@@ -208,7 +221,6 @@ class MqttPublisher:
                 self._outbox.done(message)  # paho keeps nothing to resend at QoS 0
             else:
                 message.mid = info.mid
-            return True
 
     def _apply_acks(self) -> None:
         while self._acks:
@@ -265,7 +277,8 @@ class MqttPublisher:
         self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any
     ) -> None:
         self._acks.append(mid)
-        self._wake.set()
+        if self._window_full:  # otherwise the acks are applied at the next publish
+            self._wake.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         handler = self._handlers.get(msg.topic)

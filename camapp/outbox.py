@@ -63,6 +63,11 @@ class Outbox:
         return self._bytes
 
     @property
+    def queued(self) -> int:
+        """Messages not yet handed to the client."""
+        return len(self._queued)
+
+    @property
     def in_flight(self) -> int:
         return len(self._inflight)
 
