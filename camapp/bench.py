@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -45,8 +44,6 @@ from camapp.sources.opencv import FileSource
 log = logging.getLogger(__name__)
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[1] / "sample_videos" / "car-detection.mp4"
-MB = 2**20
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 _TICK = os.sysconf("SC_CLK_TCK")
 
 COLUMNS = (
@@ -309,21 +306,25 @@ def _machine_busy_s() -> float:
 class _Sample:
     t: float  # monotonic
     rss_mb: float
+    peak_mb: float  # VmHWM: the high-water mark of RSS since the exec
     camapp_s: float  # CPU seconds so far, of camapp, the broker, this process, the machine
     broker_s: float
     bench_s: float
     busy_s: float
 
 
-def _proc_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/statm") as f:
-        return int(f.read().split()[1]) * _PAGE / MB
+def _proc_memory_mb(pid: int) -> tuple[float, float]:
+    """RSS and its high-water mark. Not the child's ru_maxrss: that also counts the parent's
+    RSS, which the child shares between fork and exec."""
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f if line.startswith(("VmRSS", "VmHWM")))
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
 def _sample(pid: int, broker_pid: int | None) -> _Sample:
     return _Sample(
         time.monotonic(),
-        _proc_rss_mb(pid),
+        *_proc_memory_mb(pid),
         _proc_cpu_s(pid),
         _proc_cpu_s(broker_pid) if broker_pid else 0.0,
         time.process_time(),
@@ -335,18 +336,14 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def _watch(
-    proc: subprocess.Popen[bytes], broker_pid: int | None, timeout: float
-) -> tuple[resource.struct_rusage, list[_Sample]]:
-    """Sample the child every 0.1 s until it exits; its rusage then gives the true peak RSS."""
+def _watch(proc: subprocess.Popen[bytes], broker_pid: int | None, timeout: float) -> list[_Sample]:
+    """Sample the child every 0.1 s until it exits."""
     samples: list[_Sample] = []
     deadline = time.monotonic() + timeout
     try:
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                proc.returncode = os.waitstatus_to_exitcode(status)
-                return usage, samples
+            if proc.poll() is not None:
+                return samples
             if time.monotonic() > deadline:
                 raise CamappError(f"camapp run did not finish within {timeout:.0f} s")
             # OSError: it exited between wait4() and the read; the loop ends next time.
@@ -378,7 +375,7 @@ def run_camapp(
     with tempfile.TemporaryFile("w+") as stderr:
         start = time.monotonic()
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
-        usage, samples = _watch(proc, broker.proc.pid if broker.proc else None, seconds + 60)
+        samples = _watch(proc, broker.proc.pid if broker.proc else None, seconds + 60)
         stderr.seek(0)
         err = stderr.read()
     time.sleep(0.2)  # the last messages may still be on their way from the broker
@@ -423,7 +420,7 @@ def run_camapp(
         p50=_percentile(latencies, 50),
         p95=_percentile(latencies, 95),
         p99=_percentile(latencies, 99),
-        peak_rss_mb=usage.ru_maxrss / 1024,
+        peak_rss_mb=max((s.peak_mb for s in samples), default=None),
         rss_growth_mb=steady[-1] - steady[0] if steady else None,
         first_s=first - start,
         seconds=last - first,
