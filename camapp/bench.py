@@ -346,8 +346,9 @@ def _watch(proc: subprocess.Popen[bytes], broker_pid: int | None, timeout: float
                 return samples
             if time.monotonic() > deadline:
                 raise CamappError(f"camapp run did not finish within {timeout:.0f} s")
-            # OSError: it exited between wait4() and the read; the loop ends next time.
-            with contextlib.suppress(OSError):
+            # It exited between poll() and the read: /proc is gone (OSError) or holds a zombie,
+            # which has no memory lines (KeyError). The loop ends next time.
+            with contextlib.suppress(OSError, KeyError):
                 samples.append(_sample(proc.pid, broker_pid))
             time.sleep(0.1)
     finally:
