@@ -19,10 +19,12 @@ $(BIN)/camapp: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-# The tests also use mosquitto_passwd (same package) and openssl (TLS certificates).
+# The tests also use mosquitto_passwd (same package), mosquitto_sub (the bench's subscriber)
+# and openssl (TLS certificates).
 mosquitto:
 	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || \
 		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto; }
+	@command -v mosquitto_sub >/dev/null || $(SUDO) apt-get install -y -q mosquitto-clients
 	@command -v openssl >/dev/null || $(SUDO) apt-get install -y -q openssl
 
 model: $(BIN)/camapp
