@@ -24,7 +24,8 @@ $(BIN)/camapp: pyproject.toml
 mosquitto:
 	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || \
 		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto; }
-	@command -v mosquitto_sub >/dev/null || $(SUDO) apt-get install -y -q mosquitto-clients
+	@command -v mosquitto_sub >/dev/null || \
+		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto-clients; }
 	@command -v openssl >/dev/null || $(SUDO) apt-get install -y -q openssl
 
 model: $(BIN)/camapp
