@@ -32,7 +32,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from paho.mqtt import publish
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from camapp import models
 from camapp.broker import Broker
@@ -287,13 +288,20 @@ class Receiver:
             stdout=self._out.open("wb"), stderr=subprocess.DEVNULL,
         )  # fmt: skip
         # Subscribed once a probe published after the start comes back.
-        deadline = time.monotonic() + 10
-        while probe.encode() not in self._out.read_bytes():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                raise CamappError("benchmark subscriber could not subscribe")
-            publish.single(probe, b"", hostname="127.0.0.1", port=port)
-            time.sleep(0.05)
+        prober = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        prober.connect("127.0.0.1", port, keepalive=30)
+        prober.loop_start()
+        try:
+            deadline = time.monotonic() + 10
+            while probe.encode() not in self._out.read_bytes():
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    raise CamappError("benchmark subscriber could not subscribe")
+                prober.publish(probe, b"")
+                time.sleep(0.05)
+        finally:
+            prober.disconnect()
+            prober.loop_stop()
         self._topic = topic.encode()
 
     @property
