@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -136,6 +137,23 @@ def _parser() -> argparse.ArgumentParser:
         "--threshold",
         type=float,
         help="score a classification needs to count towards the state (default 0.5)",
+    )
+    pi = r.add_argument_group("Pi camera (picamera sources only)")
+    pi.add_argument("--picamera-fps", type=float, metavar="FPS", help="frame rate (default 15)")
+    pi.add_argument(
+        "--picamera-main-size",
+        metavar="WxH",
+        help="main stream size, which picks the sensor mode and crop (default 1280x960)",
+    )
+    pi.add_argument(
+        "--picamera-lores-size",
+        metavar="WxH",
+        help="model-input stream size (default: the main's aspect, just covering the model)",
+    )
+    pi.add_argument(
+        "--picamera-lores-format",
+        metavar="FORMAT",
+        help="model-input stream format: YUV420 (default) or RGB888 (Pi 5 only)",
     )
     _mqtt_args(r)
     r.add_argument(
@@ -334,10 +352,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     classifiers, model_name = _classifiers(cfg, cfg.workers)
     publisher = MqttPublisher(cfg.mqtt, cfg.camera_id)  # checks TLS files before the camera
     stop = threading.Event()  # the pipeline's stop event, which a reconnecting source obeys
-    source = open_source(cfg.source, realtime=cfg.realtime, loop=cfg.loop)
+    # A reconnection reopens the source with the same settings.
+    opener = functools.partial(
+        open_source, cfg.source, cfg.realtime, cfg.loop, cfg.picamera, classifiers[0].size
+    )
+    source = opener()
     if source.live:
-        spec = cfg.source
-        source = Reconnecting(lambda: open_source(spec), stop, first=source)
+        source = Reconnecting(opener, stop, first=source)
     controls = Controls(
         stride=cfg.stride,
         threshold=cfg.threshold,

@@ -19,11 +19,13 @@ from camapp.errors import ConfigError
 from camapp.ha import HaSettings
 from camapp.mqtt import MqttSettings
 from camapp.preprocess import CROPS
+from camapp.sources.picamera import LORES_FORMATS, PiCameraSettings, check_lores_size
 
 PASSWORD_ENV = "CAMAPP_MQTT_PASSWORD"
 
 TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TOPIC = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+SIZE = re.compile(r"([0-9]+)x([0-9]+)")
 
 
 def default_workers() -> int:
@@ -62,6 +64,7 @@ class Config:
     threshold: float = controls.DEFAULTS["threshold"]  # initial value; changeable at runtime
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     ha: HaSettings = field(default_factory=HaSettings)
+    picamera: PiCameraSettings = field(default_factory=PiCameraSettings)
 
 
 Check = Callable[[Any], str | None]
@@ -95,7 +98,13 @@ def _file(v: str) -> str | None:
     return None if Path(v).is_file() else f"file not found: {v}"
 
 
-# key -> (type, check); the type of every Config / MqttSettings field, in one place.
+def _even_size(v: tuple[int, int]) -> str | None:
+    ok = all(n > 0 and n % 2 == 0 for n in v)
+    return None if ok else "width and height must be even (YUV420) and greater than 0"
+
+
+# key -> (type, check); the type of every Config / MqttSettings field, in one place. A tuple
+# is a size, written "WxH".
 KEYS: dict[str, tuple[type, Check | None]] = {
     "source": (str, _nonempty),
     "camera_id": (str, _match(TOPIC_LEVEL, "1-64 letters, digits, '-' or '_'")),
@@ -145,8 +154,15 @@ HA_KEYS: dict[str, tuple[type, Check | None]] = {
     "discovery": (bool, None),
     "prefix": (str, _match(TOPIC, "topic levels of letters, digits, '-' or '_'")),
 }
+PICAMERA_KEYS: dict[str, tuple[type, Check | None]] = {
+    # A frame at least every 2 s: a longer wait would trip the camera's 5 s capture timeout.
+    "fps": (float, _range(0.5, 120)),
+    "main_size": (tuple, _even_size),
+    "lores_size": (tuple, _even_size),
+    "lores_format": (str, _one_of(*LORES_FORMATS)),
+}
 # Tables in the file, and the command-line prefix of their keys (--mqtt-port: mqtt.port).
-TABLES = {"mqtt": MQTT_KEYS, "ha": HA_KEYS}
+TABLES = {"mqtt": MQTT_KEYS, "ha": HA_KEYS, "picamera": PICAMERA_KEYS}
 
 
 def read_file(path: Path) -> dict[str, Any]:
@@ -198,7 +214,15 @@ def build(file_values: Mapping[str, Any], cli_values: Mapping[str, Any], origin:
     if "tls_key" in mqtt and "tls_cert" not in mqtt:
         raise ConfigError("mqtt.tls_key needs mqtt.tls_cert (the client certificate)")
     mqtt["password"] = _password(mqtt)
-    return Config(**top, mqtt=MqttSettings(**mqtt), ha=HaSettings(**tables["ha"]))
+    picamera = PiCameraSettings(**tables["picamera"])
+    if picamera.lores_size is not None:
+        try:
+            check_lores_size(picamera.lores_size, picamera.main_size)
+        except ValueError as exc:
+            raise ConfigError(f"picamera.lores_size: {exc}") from None
+    return Config(
+        **top, mqtt=MqttSettings(**mqtt), ha=HaSettings(**tables["ha"]), picamera=picamera
+    )
 
 
 def _password(mqtt: Mapping[str, Any]) -> str | None:
@@ -244,7 +268,7 @@ def _validate(
             )
         problem = check(value) if check else None
         if problem:
-            raise ConfigError(f"{origin}: {name}: {problem} (got {value!r})")
+            raise ConfigError(f"{origin}: {name}: {problem} (got {values[key]!r})")
         out[key] = value
     return out
 
@@ -254,15 +278,19 @@ _KIND_NAMES = {
     int: "an integer",
     float: "a number",
     bool: "true or false",
+    tuple: 'a size "WxH", e.g. "1280x960"',
 }
 
 
 def _coerce(value: Any, kind: type) -> Any:
-    """The value as `kind`, or None; bools are never taken for numbers."""
+    """The value as `kind`, or None; bools are never taken for numbers, sizes are "WxH"."""
     if isinstance(value, bool):
         return value if kind is bool else None
     if kind is float and isinstance(value, int | float):
         return float(value)
+    if kind is tuple:
+        size = SIZE.fullmatch(value) if isinstance(value, str) else None
+        return (int(size[1]), int(size[2])) if size else None
     return value if isinstance(value, kind) else None
 
 

@@ -103,6 +103,8 @@ def test_model_not_fetched(tmp_path: Path) -> None:
         (["--ha-prefix", "home/+/x"], ["ha-prefix", "topic levels"]),
         (["--mqtt-password-file", "/nonexistent/pw"], ["password_file", "file not found"]),
         (["--mqtt-tls-ca", "/nonexistent/ca.pem"], ["tls_ca", "file not found"]),
+        (["--picamera-fps", "0"], ["picamera-fps", "between 0.5 and 120", "got 0"]),
+        (["--picamera-main-size", "1281x960"], ["picamera-main_size", "even", "got '1281x960'"]),
     ],
 )
 def test_bad_command_line_values(
@@ -132,6 +134,15 @@ def test_bad_command_line_values(
         ("c.toml", '[ha]\nprfix = "x"\n', ["unknown setting 'ha.prfix'"]),
         ("c.toml", "ha = 3\n", ["ha: must be a table"]),
         ("c.yaml", "threshold: high\n", ["threshold", "must be a number"]),
+        ("c.toml", "[picamera]\nfps = 500\n", ["picamera.fps", "between 0.5 and 120"]),
+        ("c.toml", "[picamera]\nmain_size = 1280\n", ["picamera.main_size", 'a size "WxH"']),
+        ("c.yaml", "picamera:\n  lores_size: 299x224\n", ["picamera.lores_size", "even"]),
+        ("c.toml", '[picamera]\nlores_format = "NV12"\n', ["lores_format", "YUV420, RGB888"]),
+        (
+            "c.yaml",
+            "picamera:\n  main_size: 640x480\n  lores_size: 800x600\n",
+            ["picamera.lores_size", "exceeds main 640x480"],
+        ),
     ],
 )
 def test_bad_config_files(

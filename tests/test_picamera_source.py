@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ import pytest
 from camapp.errors import ConfigError, SourceError
 from camapp.sources.picamera import (
     INSTALL_HINT,
+    PiCameraSettings,
     PiCameraSource,
     check_lores_size,
     lores_size_for,
@@ -22,8 +26,8 @@ RED, GREEN = (255, 0, 0), (0, 255, 0)
 TOLERANCE = 4  # rounding in encode + 2x2 chroma averaging + OpenCV's fixed-point decode
 
 
-def open_source(rig: Rig, **kwargs) -> PiCameraSource:
-    return PiCameraSource(picamera2_module=rig.module(), **kwargs)
+def open_source(rig: Rig, camera_num: int = 0, **settings) -> PiCameraSource:
+    return PiCameraSource(camera_num, PiCameraSettings(**settings), picamera2_module=rig.module())
 
 
 def assert_colour(pixels: np.ndarray, rgb: tuple[int, int, int]) -> None:
@@ -50,6 +54,18 @@ def test_configures_main_and_lores_at_the_model_size_with_the_sensor_aspect(rig)
     assert config["colour_space"].name == "Smpte170m"  # what OpenCV's I420 decode assumes
     assert (source.name, source.live, source.fps) == ("picamera:0", True, 15.0)
     assert source.lores_size == (298, 224)
+    source.close()
+
+
+def test_the_settings_and_the_model_size_reach_the_camera_configuration():
+    rig = Rig(pi5=True)
+    settings = PiCameraSettings(fps=30, main_size=(640, 480), lores_format="RGB888")
+    source = PiCameraSource(0, settings, model_size=192, picamera2_module=rig.module())
+    config = rig.opened[0].camera_configuration()
+    assert config["main"]["size"] == (640, 480)
+    assert config["lores"] == config["lores"] | {"size": (256, 192), "format": "RGB888"}
+    assert config["controls"]["FrameDurationLimits"] == (33333, 33333)
+    assert source.fps == 30.0 and source.read().image.shape == (192, 256, 3)
     source.close()
 
 
@@ -320,3 +336,54 @@ def test_open_source_builds_it_from_the_spec(monkeypatch):
     assert source.name == "picamera:1" and rig.opened[0].camera_num == 1
     assert source.read().image.shape == (224, 298, 3)
     source.close()
+    source = open_spec("picamera", picamera=PiCameraSettings(lores_size=(320, 240)))
+    assert rig.opened[1].camera_configuration()["lores"]["size"] == (320, 240)
+    source.close()
+
+
+def test_camapp_run_sets_the_camera_up_from_its_settings_again_after_a_reconnect(
+    monkeypatch, tmp_path: Path, model_dir: Path, broker
+):
+    from camapp import cli
+
+    renders = itertools.count()
+
+    def scene(width: int, height: int) -> np.ndarray:
+        if next(renders) == 1:  # the second frame fails: camapp reopens the camera
+            raise RuntimeError("dmabuf sync failed")
+        return quadrants(width, height)
+
+    rig = Rig(scene=scene, pi5=True)
+    monkeypatch.setitem(sys.modules, "picamera2", rig.module())
+    monkeypatch.setenv("CAMAPP_MODEL_DIR", str(model_dir))
+    config = tmp_path / "camapp.toml"
+    config.write_text('[picamera]\nfps = 30\nmain_size = "640x480"\nlores_format = "YUV420"\n')
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = cli.main(
+            [
+                "run",
+                "--source",
+                "picamera",
+                "--config",
+                str(config),
+                "--picamera-lores-format",  # the command line wins over the file
+                "RGB888",
+                "--workers",
+                "1",
+                "--max-frames",
+                "3",
+                "--mqtt-port",
+                str(broker.port),
+            ]
+        )
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert code == 0
+    assert len(rig.opened) == 2
+    for cam in rig.opened:
+        configured = cam.camera_configuration()
+        assert configured["main"]["size"] == (640, 480)
+        assert configured["lores"] == configured["lores"] | {"size": (298, 224), "format": "RGB888"}
+        assert configured["controls"]["FrameDurationLimits"] == (33333, 33333)

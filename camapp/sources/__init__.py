@@ -13,9 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from camapp.errors import ConfigError, SourceError
 from camapp.sources.base import Frame, Source
+
+if TYPE_CHECKING:
+    from camapp.sources.picamera import PiCameraSettings
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +28,25 @@ __all__ = ["Frame", "Reconnecting", "Source", "open_source"]
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://")
 
 
-def open_source(spec: str, realtime: bool = True, loop: bool = False) -> Source:
-    """Open the source named by `spec`; failures to open are reported, never retried here."""
+def open_source(
+    spec: str,
+    realtime: bool = True,
+    loop: bool = False,
+    picamera: PiCameraSettings | None = None,
+    model_size: int = 224,
+) -> Source:
+    """Open the source named by `spec`; failures to open are reported, never retried here.
+
+    `realtime` and `loop` apply to video files only; `picamera` and `model_size` (which the
+    automatic lores size covers) to Pi cameras only.
+    """
     if spec == "picamera" or spec.startswith("picamera:"):
-        from camapp.sources.picamera import PiCameraSource
+        from camapp.sources.picamera import PiCameraSettings, PiCameraSource
 
         num = spec.partition(":")[2] or "0"
         if not num.isdigit():
             raise ConfigError(f"bad Pi camera '{spec}': expected picamera or picamera:N")
-        return PiCameraSource(camera_num=int(num))
+        return PiCameraSource(int(num), picamera or PiCameraSettings(), model_size)
     from camapp.sources.opencv import CaptureSource, FileSource
 
     if spec.startswith(("usb:", "/dev/video")) or spec.startswith(STREAM_PREFIXES):

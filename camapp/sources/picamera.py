@@ -1,9 +1,10 @@
 """The Raspberry Pi camera through picamera2 (libcamera).
 
 The model input comes from the ISP-scaled `lores` stream, so the CPU never resizes a full
-frame: the ISP downscales to just above the model input (keeping the sensor aspect), and the
-preprocessor only crops or stretches. `main` exists because libcamera requires it; nothing reads
-it, so it is YUV420 (half the CMA memory of RGB888) with few buffers.
+frame: the ISP downscales to just above the model input (keeping the sensor aspect) unless the
+`[picamera]` settings give a lores size, and the preprocessor only crops or stretches. `main`
+exists because libcamera requires it; nothing reads it, so it is YUV420 (half the CMA memory
+of RGB888) with few buffers.
 
 picamera2 is imported lazily: it is only installable from Raspberry Pi OS's apt (it needs
 libcamera's Python bindings), and every other source must work without it.
@@ -15,6 +16,7 @@ import contextlib
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -40,6 +42,16 @@ CAPTURE_TIMEOUT = 5.0  # seconds without a frame before read() reports the camer
 MAX_SENSOR_AGE = 1.0  # seconds; an older SensorTimestamp is not trusted as the capture time
 
 
+@dataclass(frozen=True)
+class PiCameraSettings:
+    """The `[picamera]` settings (config.py validates them); other sources ignore them."""
+
+    fps: float = 15.0
+    main_size: tuple[int, int] = (1280, 960)  # never read, but it picks the sensor mode and crop
+    lores_size: tuple[int, int] | None = None  # None: just covers the model input
+    lores_format: str = "YUV420"
+
+
 class PiCameraSource:
     """Pi camera N, delivering RGB frames of the lores size.
 
@@ -53,28 +65,25 @@ class PiCameraSource:
     def __init__(
         self,
         camera_num: int = 0,
-        main_size: tuple[int, int] = (1280, 960),
-        lores_size: tuple[int, int] | None = None,
+        settings: PiCameraSettings = PiCameraSettings(),
         model_size: int = 224,
-        fps: float = 15.0,
-        lores_format: str = "YUV420",
         picamera2_module: Any = None,
         capture_timeout: float = CAPTURE_TIMEOUT,
     ) -> None:
+        lores_format = settings.lores_format
         if lores_format not in LORES_FORMATS:
             raise ConfigError(f"bad Pi camera lores format {lores_format!r}: use YUV420 or RGB888")
-        if not fps > 0:
-            raise ConfigError(f"bad Pi camera fps {fps}: must be > 0")
+        if not settings.fps > 0:
+            raise ConfigError(f"bad Pi camera fps {settings.fps}: must be > 0")
         try:
-            main_size = _even_size(main_size, "main")
-            if lores_size is None:
-                lores_size = lores_size_for(main_size, model_size)
+            main_size = _even_size(settings.main_size, "main")
+            lores_size = settings.lores_size or lores_size_for(main_size, model_size)
             lores_size = check_lores_size(lores_size, main_size)
         except ValueError as exc:
             raise ConfigError(f"bad Pi camera size: {exc}") from exc
 
         self.name = f"picamera:{camera_num}"
-        self.fps = float(fps)
+        self.fps = float(settings.fps)
         self.camera_num = camera_num
         self.main_size = main_size
         self.lores_size = lores_size
@@ -190,7 +199,7 @@ class PiCameraSource:
 
     def _hint(self) -> str:
         if self.lores_format == "RGB888":
-            return " (an RGB888 lores stream needs a Pi 5: use lores format YUV420)"
+            return " (an RGB888 lores stream needs a Pi 5: set picamera lores_format to YUV420)"
         return ""
 
     def _shutdown(self) -> None:
