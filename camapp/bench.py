@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -77,6 +78,7 @@ class Plan:
     realtime_s: float = 20.0  # camapp at the clip's pace
     warmup_s: float = 5.0  # RSS growth is counted from this long after the first classification
     frames: int | None = None  # decode and preprocess only this many (None: the whole clip)
+    rounds: int = 3  # full-speed rows, each measured this often; the report gives medians
 
 
 @dataclass
@@ -118,6 +120,8 @@ class Report:
     invoke_ms: float  # CPU per invoke with camapp's WxT
     inference_ms: float = 0.0  # median `inference_ms` camapp reported at real-time pace
     rows: list[Row] = field(default_factory=list)
+    # (x ideal, x naive) of camapp in each round, against that round's own ideal and naive
+    by_round: list[tuple[float, float]] = field(default_factory=list)
     when: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M %Z"))
 
     @property
@@ -159,7 +163,14 @@ def say(message: str) -> None:
 def quick(plan: Plan) -> Plan:
     """A smoke test of every row in a few seconds: the figures are too short to trust."""
     return replace(
-        plan, limit_s=0.3, naive_frames=30, run_s=1.5, realtime_s=2.0, warmup_s=0.0, frames=60
+        plan,
+        limit_s=0.3,
+        naive_frames=30,
+        run_s=1.5,
+        realtime_s=2.0,
+        warmup_s=0.0,
+        frames=60,
+        rounds=1,
     )
 
 
@@ -471,6 +482,49 @@ def run_camapp(
 # --- the whole run ----------------------------------------------------------------------------
 
 
+@dataclass
+class _Round:
+    decode_ms: float
+    preprocess_ms: float
+    frames: int
+    rows: list[Row]
+
+
+def _round(
+    plan: Plan, model_path: Path, labels: list[str], broker: Broker, say_step: Callable[[str], None]
+) -> _Round:
+    """Every full-speed row once, back to back, so that they see the host alike."""
+    say_step(f"decode and preprocess {plan.clip.name} alone")
+    inputs, decode_ms, preprocess_ms = decode_and_preprocess(
+        plan.clip, Classifier(model_path, labels), plan.frames
+    )
+    say(
+        f"      {len(inputs)} frames, CPU/frame: decode {decode_ms:.3f} ms,"
+        f" preprocess {preprocess_ms:.3f} ms"
+    )
+    rows = []
+    for workers, threads in limit_configs(plan):
+        say_step(f"bare interpreter, {workers}x{threads}, {plan.limit_s:g} s")
+        rows.append(bare_limit(model_path, inputs, workers, threads, plan.limit_s))
+        say(f"      {rows[-1].rate:.1f}/s, {rows[-1].cpu_ms:.3f} CPU ms/invoke")
+    frames = len(inputs)
+    del inputs
+    say_step("naive tutorial loop")
+    rows.append(naive_loop(plan.clip, model_path, plan.naive_frames))
+    say(f"      {rows[-1].rate:.1f}/s")
+    say_step(f"camapp run --no-realtime, {plan.run_s:g} s")
+    row, _ = run_camapp("camapp", plan, model_path, broker, False, plan.run_s)
+    rows.append(row)
+    say(f"      {row.rate:.1f}/s, {row.cpu_ms:.3f} CPU ms/classification")
+    return _Round(decode_ms, preprocess_ms, frames, rows)
+
+
+def _median_row(rows: list[Row]) -> Row:
+    """The round with the median rate (the lower one of an even count), whole: its figures
+    stay consistent with each other."""
+    return sorted(rows, key=lambda r: r.rate)[(len(rows) - 1) // 2]
+
+
 def run(plan: Plan, out_dir: Path) -> Report:
     """Measure every row, then write bench.md, bench.json and bench.png into `out_dir`."""
     if not plan.clip.is_file():
@@ -481,50 +535,44 @@ def run(plan: Plan, out_dir: Path) -> Report:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create {out_dir}: {exc.strerror}") from None
-    steps = 5 + len(limit_configs(plan))
+    steps = plan.rounds * (3 + len(limit_configs(plan))) + 2
     step = iter(range(1, steps + 1))
 
-    say(f"[{next(step)}/{steps}] decode and preprocess {plan.clip.name} alone")
-    inputs, decode_ms, preprocess_ms = decode_and_preprocess(
-        plan.clip, Classifier(model_path, labels), plan.frames
-    )
-    say(
-        f"      {len(inputs)} frames, CPU/frame: decode {decode_ms:.3f} ms,"
-        f" preprocess {preprocess_ms:.3f} ms"
-    )
-    rows = []
-    for workers, threads in limit_configs(plan):
-        say(f"[{next(step)}/{steps}] bare interpreter, {workers}x{threads}, {plan.limit_s:g} s")
-        rows.append(bare_limit(model_path, inputs, workers, threads, plan.limit_s))
-        say(f"      {rows[-1].rate:.1f}/s, {rows[-1].cpu_ms:.3f} CPU ms/invoke")
-    frames = len(inputs)
-    del inputs
-    say(f"[{next(step)}/{steps}] naive tutorial loop")
-    rows.append(naive_loop(plan.clip, model_path, plan.naive_frames))
-    say(f"      {rows[-1].rate:.1f}/s")
-    invoke_ms = next(r.cpu_ms for r in rows if r.name == f"limit {plan.workers}x{plan.threads}")
-    report = Report(
-        str(plan.clip), models.display_name(model_path), plan.cores, plan.workers, plan.threads,
-        frames, decode_ms, preprocess_ms, invoke_ms,
-    )  # fmt: skip
+    def say_step(what: str) -> None:
+        say(f"[{next(step)}/{steps}] {what}")
+
+    rounds: list[_Round] = []
     with tempfile.TemporaryDirectory(prefix="camapp-bench-") as tmp:
         broker = Broker(Path(tmp)).start()
         try:
-            say(f"[{next(step)}/{steps}] camapp run --no-realtime, {plan.run_s:g} s")
-            row, _ = run_camapp("camapp", plan, model_path, broker, False, plan.run_s)
-            rows.append(row)
-            say(f"      {row.rate:.1f}/s, {row.cpu_ms:.3f} CPU ms/classification")
-            say(f"[{next(step)}/{steps}] camapp run at the clip's pace, {plan.realtime_s:g} s")
-            row, inference = run_camapp(
+            for n in range(plan.rounds):
+                if plan.rounds > 1:
+                    say(f"round {n + 1}/{plan.rounds}")
+                rounds.append(_round(plan, model_path, labels, broker, say_step))
+            say_step(f"camapp run at the clip's pace, {plan.realtime_s:g} s")
+            live, inference = run_camapp(
                 "camapp real-time", plan, model_path, broker, True, plan.realtime_s
             )
-            rows.append(row)
-            say(f"      p50 {row.p50:.1f} ms, p99 {row.p99:.1f} ms")
+            say(f"      p50 {live.p50:.1f} ms, p99 {live.p99:.1f} ms")
         finally:
             broker.stop()
-    report.rows = rows
-    report.inference_ms = statistics.median(inference)
-    say(f"[{next(step)}/{steps}] writing {out_dir}")
+    names = [r.name for r in rounds[0].rows]
+    rows = [_median_row([r.rows[i] for r in rounds]) for i in range(len(names))]
+    limit = names.index(f"limit {plan.workers}x{plan.threads}")
+    report = Report(
+        str(plan.clip), models.display_name(model_path), plan.cores, plan.workers, plan.threads,
+        rounds[0].frames,
+        statistics.median(r.decode_ms for r in rounds),
+        statistics.median(r.preprocess_ms for r in rounds),
+        statistics.median(r.rows[limit].cpu_ms for r in rounds),
+        inference_ms=statistics.median(inference),
+        rows=[*rows, live],
+    )  # fmt: skip
+    for r in rounds:
+        ideal = plan.cores * 1000 / (r.decode_ms + r.preprocess_ms + r.rows[limit].cpu_ms)
+        camapp, naive = r.rows[names.index("camapp")], r.rows[names.index("naive")]
+        report.by_round.append((camapp.rate / ideal, camapp.rate / naive.rate))
+    say_step(f"writing {out_dir}")
     (out_dir / "bench.md").write_text(markdown(report))
     (out_dir / "bench.json").write_text(
         json.dumps(asdict(report) | {"ideal": report.ideal}, indent=2)
@@ -596,6 +644,12 @@ def markdown(report: Report) -> str:
             f"- other processes were busy: on a quiet machine camapp's CPU cost allows about"
             f" {quiet:.0f} classifications/s ({quiet / report.ideal:.2f} x ideal,"
             f" {quiet / naive:.2f} x naive); re-run there to confirm"
+        )
+    if len(report.by_round) > 1:
+        lines.append(
+            f"- medians of {len(report.by_round)} rounds (the real-time row: one run);"
+            " camapp in each round against that round's ideal and naive: "
+            + ", ".join(f"{i:.2f} x ideal / {n:.2f} x naive" for i, n in report.by_round)
         )
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in report.targets()]

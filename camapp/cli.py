@@ -191,6 +191,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, help="camapp workers (default: one per core, at most 4)")
     b.add_argument("--threads-per-worker", type=int, default=1, help="default 1")
     b.add_argument("--duration", type=float, default=10.0, help="seconds of camapp at full speed")
+    b.add_argument(
+        "--rounds",
+        type=int,
+        metavar="N",
+        help="measure the full-speed rows N times and report medians (default 3, 1 with --quick)",
+    )
     b.add_argument("--quick", action="store_true", help="a few seconds in all: a smoke test")
     b.add_argument(
         "--soak", type=float, metavar="S", help="run at real-time pace for S s (RSS growth)"
@@ -509,6 +515,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         problem = KEYS[key][1](value) if value is not None else None
         if problem:
             raise ConfigError(f"--{flag}: {problem} (got {value:g})")
+    if args.rounds is not None and not 1 <= args.rounds <= 20:
+        raise ConfigError(f"--rounds: must be between 1 and 20 (got {args.rounds})")
     plan = bench.Plan(
         clip=args.clip or bench.DEFAULT_CLIP,
         model=args.model,
@@ -519,6 +527,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     if args.quick:
         plan = bench.quick(plan)
+    if args.rounds is not None:
+        plan.rounds = args.rounds
     if args.soak:
         plan.realtime_s = args.soak
         plan.warmup_s = min(60.0, args.soak / 10)

@@ -36,6 +36,16 @@ def test_quick_bench_writes_the_table_with_every_column(model_dir: Path, tmp_pat
     assert (out / "bench.json").is_file()
 
 
+def test_rounds_report_medians_and_each_round(model_dir: Path, tmp_path: Path) -> None:
+    clip = SHARED_MEDIA / "car-detection.mp4"
+    args = ["bench", "--quick", "--rounds", "2", "--clip", str(clip), "--out", str(tmp_path)]
+    proc = run_camapp(args, model_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "round 2/2" in proc.stderr
+    summary = next(line for line in proc.stdout.splitlines() if "medians of 2 rounds" in line)
+    assert summary.count("x ideal /") == 2, summary
+
+
 def test_missing_clip(model_dir: Path, tmp_path: Path) -> None:
     proc = run_camapp(["bench", "--quick", "--clip", str(tmp_path / "nope.mp4")], model_dir)
     one_line_error(proc, 2, "clip not found", "nope.mp4")
@@ -44,3 +54,4 @@ def test_missing_clip(model_dir: Path, tmp_path: Path) -> None:
 def test_bad_option(model_dir: Path) -> None:
     one_line_error(run_camapp(["bench", "--workers", "0"], model_dir), 2, "--workers")
     one_line_error(run_camapp(["bench", "--soak", "-5"], model_dir), 2, "--soak")
+    one_line_error(run_camapp(["bench", "--rounds", "0"], model_dir), 2, "--rounds")
