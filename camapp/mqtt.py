@@ -3,6 +3,8 @@
 Every message goes through camapp's own `Outbox` (bounded in messages and bytes) and is
 handed to paho only while connected, at most `WINDOW` at a time, in order. paho therefore
 never holds more than the window, and a broker outage costs memory only up to the bound.
+While connected, the publishing thread hands its message over itself; the `mqtt-outbox`
+thread only drains what had to wait (during an outage, or for a full window).
 
 Ordering across a lost connection: paho would resend its unacknowledged messages after
 the reconnect, but only after `on_connect` returns, while anything published from another
@@ -109,7 +111,7 @@ class MqttPublisher:
             self._client.tls_set_context(_tls_context(settings))
         # _lock guards the outbox and _online, and is held while handing a message to paho so
         # that a reconnect cannot interleave with it. Never taken in on_publish, which paho
-        # calls holding its own message lock (the sender holds ours, then takes paho's).
+        # calls holding its own message lock (a publishing thread holds ours, then takes paho's).
         self._lock = threading.Lock()
         self._outbox = Outbox(settings.buffer_messages, settings.buffer_bytes)
         self._acks: deque[int] = deque()
