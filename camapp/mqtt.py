@@ -155,6 +155,7 @@ class MqttPublisher:
             kind = Kind.KEEP if retain else Kind.TELEMETRY
         data = payload.encode() if isinstance(payload, str) else payload
         with self._lock:
+            self._apply_acks()  # acknowledged messages must not count against the bound
             self._outbox.add(Message(topic, data, retain, kind))
             # Handed to paho right here when connected: waking the sender thread for every
             # message cost more CPU than the message itself (docs/benchmarks.md). What stays
