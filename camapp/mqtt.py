@@ -220,10 +220,9 @@ class MqttPublisher:
             info = self._client.publish(
                 message.topic, message.payload, self.settings.qos, message.retain
             )
-            if self.settings.qos == 0:
-                self._outbox.done(message)  # paho keeps nothing to resend at QoS 0
-            else:
-                message.mid = info.mid
+            # Done at the PUBACK, or at QoS 0 once paho has written it (on_publish either way):
+            # so the window bounds what paho holds at every QoS, even with a stalled socket.
+            message.mid = info.mid
 
     def _apply_acks(self) -> None:
         while self._acks:

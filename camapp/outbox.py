@@ -100,7 +100,7 @@ class Outbox:
         self._bytes -= message.size
 
     def acked(self, mid: int) -> None:
-        """The acknowledgement for message id `mid`; unknown ids (stale, QoS 0) are ignored."""
+        """The acknowledgement for message id `mid`; unknown (stale) ids are ignored."""
         for message in self._inflight:
             if message.mid == mid:
                 self.done(message)

@@ -11,6 +11,7 @@ import json
 import time
 from pathlib import Path
 
+from camapp.mqtt import MqttPublisher, MqttSettings
 from tests.conftest import start_camapp
 from tests.mqtt_helpers import Broker, Proxy
 
@@ -226,3 +227,24 @@ def test_three_cameras_share_one_broker(
     )
     # Each camera has its own client id: none took another's connection over.
     assert "already connected" not in broker.log.read_text()
+
+
+def test_qos0_messages_leave_the_outbox_once_written(tmp_path: Path, subscriber_factory) -> None:
+    """At QoS 0 paho's on_publish (after the write) releases each message: all arrive, in
+    order, and close() finds nothing undelivered (many times the window)."""
+    broker = Broker(tmp_path).start()
+    sub = subscriber_factory(broker.port, ["camapp/q0/classification"], qos=0)
+    publisher = MqttPublisher(MqttSettings(port=broker.port, qos=0), "q0", availability=False)
+    try:
+        # Queued before the connection is up, then more than it: the sender drains the first
+        # lot a window at a time, woken by each write, and the rest follow in order.
+        for n in range(150):
+            publisher.publish("classification", json.dumps({"frame": n}))
+        publisher.start()
+        for n in range(150, 300):
+            publisher.publish("classification", json.dumps({"frame": n}))
+        assert publisher.close() == 0
+        sub.wait_for(lambda: len(sub.messages) >= 300)
+        assert [json.loads(m.payload)["frame"] for m in sub.messages] == list(range(300))
+    finally:
+        broker.stop()
