@@ -84,8 +84,11 @@ def test_lores_size_keeps_the_aspect_and_covers_the_model(main, model, lores):
 
 
 def test_bad_sizes_and_formats_are_config_errors(rig):
-    with pytest.raises(ConfigError, match="exceeds main"):
+    with pytest.raises(ConfigError, match="exceeds main") as given:
         open_source(rig, main_size=(640, 480), lores_size=(800, 600))
+    assert "automatic" not in str(given.value)
+    with pytest.raises(ConfigError, match=r"exceeds main 200x150.*larger picamera main_size"):
+        open_source(rig, main_size=(200, 150))
     with pytest.raises(ConfigError, match="even"):
         open_source(rig, lores_size=(299, 224))
     with pytest.raises(ConfigError, match="YUV420 or RGB888"):

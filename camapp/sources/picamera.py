@@ -80,7 +80,13 @@ class PiCameraSource:
             lores_size = settings.lores_size or lores_size_for(main_size, model_size)
             lores_size = check_lores_size(lores_size, main_size)
         except ValueError as exc:
-            raise ConfigError(f"bad Pi camera size: {exc}") from exc
+            hint = (
+                f" (the automatic lores size covers the model's {model_size}x{model_size} input:"
+                " set a larger picamera main_size)"
+                if settings.lores_size is None
+                else ""
+            )
+            raise ConfigError(f"bad Pi camera size: {exc}{hint}") from exc
 
         self.name = f"picamera:{camera_num}"
         self.fps = float(settings.fps)
