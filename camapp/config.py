@@ -192,7 +192,7 @@ def build(file_values: Mapping[str, Any], cli_values: Mapping[str, Any], origin:
     """Validate the file's values, apply the command line's on top, return the Config."""
     top = _validate(file_values, KEYS, origin, prefix="", nested=set(TABLES))
     cli_top = {k: v for k, v in cli_values.items() if k in KEYS and v is not None}
-    top |= _validate(cli_top, KEYS, "command line", prefix="")
+    top |= _validate(cli_top, KEYS, "command line", prefix="--")
     tables: dict[str, dict[str, Any]] = {}
     for name, keys in TABLES.items():
         in_file = file_values.get(name, {})
@@ -202,7 +202,7 @@ def build(file_values: Mapping[str, Any], cli_values: Mapping[str, Any], origin:
         flag = f"{name}_"
         cli = {k[len(flag) :]: v for k, v in cli_values.items() if k.startswith(flag)}
         cli = {k: v for k, v in cli.items() if v is not None}
-        tables[name] |= _validate(cli, keys, "command line", prefix=f"{name}-")
+        tables[name] |= _validate(cli, keys, "command line", prefix=f"--{name}-")
     if ("power_idle" in top) != ("power_full" in top):
         raise ConfigError("power_idle and power_full must be given together")
     if "power_idle" in top and top["power_idle"] >= top["power_full"]:
@@ -257,7 +257,8 @@ def _validate(
     for key, value in values.items():
         if key in nested:
             continue
-        name = f"{prefix}{key}"
+        # Named as the user wrote it: `mqtt.buffer_messages` in a file, a flag on the command line.
+        name = f"{prefix}{key}".replace("_", "-") if prefix.startswith("--") else f"{prefix}{key}"
         if key not in keys:
             raise ConfigError(f"{origin}: unknown setting '{name}'")
         kind, check = keys[key]

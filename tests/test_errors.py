@@ -91,20 +91,20 @@ def test_model_not_fetched(tmp_path: Path) -> None:
         (["--workers", "0"], ["workers", "between 1 and 64", "got 0"]),
         (["--workers", "two"], ["--workers", "invalid int value"]),
         (["--mqtt-port", "70000"], ["mqtt-port", "got 70000"]),
-        (["--camera-id", "a/b"], ["camera_id"]),
+        (["--camera-id", "a/b"], ["--camera-id"]),
         (["--crop", "zoom"], ["crop", "center, stretch"]),
-        (["--top-k", "0"], ["top_k"]),
+        (["--top-k", "0"], ["--top-k"]),
         (["--duration", "-1"], ["duration", "greater than 0"]),
         (["--bogus"], ["unrecognized arguments: --bogus"]),
-        (["--mqtt-buffer-messages", "0"], ["mqtt-buffer_messages", "between 1 and"]),
-        (["--mqtt-buffer-bytes", "10"], ["mqtt-buffer_bytes", "between 1024 and"]),
+        (["--mqtt-buffer-messages", "0"], ["--mqtt-buffer-messages", "between 1 and"]),
+        (["--mqtt-buffer-bytes", "10"], ["--mqtt-buffer-bytes", "between 1024 and"]),
         (["--threshold", "1.5"], ["threshold", "between 0 and 1", "got 1.5"]),
-        (["--state-frames", "0"], ["state_frames", "between 1 and 1000"]),
+        (["--state-frames", "0"], ["--state-frames", "between 1 and 1000"]),
         (["--ha-prefix", "home/+/x"], ["ha-prefix", "topic levels"]),
-        (["--mqtt-password-file", "/nonexistent/pw"], ["password_file", "file not found"]),
-        (["--mqtt-tls-ca", "/nonexistent/ca.pem"], ["tls_ca", "file not found"]),
+        (["--mqtt-password-file", "/nonexistent/pw"], ["--mqtt-password-file", "file not found"]),
+        (["--mqtt-tls-ca", "/nonexistent/ca.pem"], ["--mqtt-tls-ca", "file not found"]),
         (["--picamera-fps", "0"], ["picamera-fps", "between 0.5 and 120", "got 0"]),
-        (["--picamera-main-size", "1281x960"], ["picamera-main_size", "even", "got '1281x960'"]),
+        (["--picamera-main-size", "1281x960"], ["--picamera-main-size", "even", "got '1281x960'"]),
     ],
 )
 def test_bad_command_line_values(
@@ -199,4 +199,4 @@ def test_bad_mqtt_security_settings(model_dir: Path, photos_clip, tmp_path: Path
 
 def test_ha_remove_bad_camera_id(model_dir: Path) -> None:
     proc = run_camapp(["ha", "remove", "--camera-id", "a/b"], model_dir)
-    one_line_error(proc, 2, "camera_id")
+    one_line_error(proc, 2, "--camera-id")

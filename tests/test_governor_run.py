@@ -102,12 +102,12 @@ def test_motion_gate_classifies_scene_changes_and_skips_alike_frames(
 @pytest.mark.parametrize(
     ("args", "config", "message"),
     [
-        (["--cpu-budget", "0"], None, "command line: cpu_budget: must be between 1 and 100"),
+        (["--cpu-budget", "0"], None, "command line: --cpu-budget: must be between 1 and 100"),
         (["--power-budget", "x"], None, "argument --power-budget: invalid float value"),
         ([], "temp_limit = 'hot'\n", "temp_limit: must be a number (got 'hot')"),
         ([], "power_idle = 3.0\n", "power_idle and power_full must be given together"),
         ([], "power_idle = 5\npower_full = 4\n", "power_idle (5 W) must be below power_full"),
-        (["--motion-refresh", "0"], None, "motion_refresh: must be between 0.1 and 86400"),
+        (["--motion-refresh", "0"], None, "--motion-refresh: must be between 0.1 and 86400"),
     ],
 )
 def test_bad_budget_settings_are_one_line_usage_errors(
