@@ -481,7 +481,7 @@ def run_camapp(
         p50=_percentile(latencies, 50),
         p95=_percentile(latencies, 95),
         p99=_percentile(latencies, 99),
-        peak_rss_mb=max((s.peak_mb for s in samples), default=None),
+        peak_rss_mb=max(s.peak_mb for s in samples),
         rss_growth_mb=steady[-1] - steady[0] if steady else None,
         first_s=first - start,
         seconds=last - first,
