@@ -15,7 +15,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,9 +29,10 @@ from camapp.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, CamappError, Config
 from camapp.governor import Controller, Governor, SourceInfo
 from camapp.inference import Classification, Classifier
 from camapp.motion import MotionGate
-from camapp.mqtt import ClassificationSink, MqttPublisher, dumps
-from camapp.pipeline import Pipeline, Result
+from camapp.mqtt import MqttPublisher, dumps
+from camapp.pipeline import Pipeline
 from camapp.sensors import Sensors
+from camapp.sinks import ClassificationSink, PrintSink
 from camapp.sources import Reconnecting, open_source
 from camapp.state import StateSink
 
@@ -333,22 +333,6 @@ def _classify_line(path: Path, result: Classification, as_json: bool) -> str:
         "top_k": top,
     }
     return json.dumps(record)
-
-
-class PrintSink:
-    """`--print`: one readable line per classification on stdout, as it is published."""
-
-    def __init__(self, camera_id: str) -> None:
-        self._camera_id = camera_id
-
-    def send(self, result: Result) -> None:
-        best = result.classification.top_k[0]
-        latency = (time.monotonic() - result.mono) * 1000
-        print(
-            f"{self._camera_id} frame {result.frame:5d}  {best.label[:40]:40s} {best.score:4.2f}"
-            f"  inference {result.classification.inference_ms:5.1f} ms  latency {latency:5.1f} ms",
-            flush=True,
-        )
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -34,7 +34,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from camapp.errors import ConfigError
 from camapp.outbox import Kind, Message, Outbox
-from camapp.pipeline import Result
 
 log = logging.getLogger(__name__)
 
@@ -336,33 +335,3 @@ def _why(exc: BaseException) -> str:
 # separators builds a new one per call), called through its bound method: no wrapper call.
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 dumps: Callable[[Any], str] = _COMPACT.encode
-
-
-def classification_message(result: Result, camera_id: str, model: str) -> dict[str, Any]:
-    """The `classification` payload; `latency_ms` runs from capture to this moment."""
-    top = result.classification.top_k
-    return {
-        "camera_id": camera_id,
-        "frame": result.frame,
-        "ts": round(result.ts, 3),
-        "label": top[0].label,
-        "class_id": top[0].class_id,
-        "score": top[0].score,
-        "top_k": [{"label": p.label, "class_id": p.class_id, "score": p.score} for p in top],
-        "inference_ms": round(result.classification.inference_ms, 2),
-        "latency_ms": round((time.monotonic() - result.mono) * 1000, 2),
-        "model": model,
-    }
-
-
-class ClassificationSink:
-    """Publishes each result on `<base>/<camera_id>/classification`, first to go when the
-    outbox is full."""
-
-    def __init__(self, publisher: MqttPublisher, model: str) -> None:
-        self._publisher = publisher
-        self._model = model
-
-    def send(self, result: Result) -> None:
-        message = classification_message(result, self._publisher.camera_id, self._model)
-        self._publisher.publish("classification", dumps(message), kind=Kind.BULK)

@@ -16,8 +16,8 @@ import pytest
 
 from camapp.controls import Controls
 from camapp.inference import Classifier
-from camapp.mqtt import ClassificationSink
 from camapp.pipeline import Pipeline, Result
+from camapp.sinks import ClassificationSink
 from camapp.sources.base import Frame
 from camapp.sources.opencv import FileSource
 from tests.conftest import SHARED_MEDIA
