@@ -90,6 +90,9 @@ class Row:
     p95: float | None = None
     p99: float | None = None
     peak_rss_mb: float | None = None
+    # Of it, the most that was anonymous (heap, frames, arenas); the rest is library code and
+    # the model mapped from files, which the kernel can drop and read again.
+    peak_anon_mb: float | None = None
     rss_growth_mb: float | None = None
     first_s: float | None = None  # process start -> first classification received
     seconds: float = 0.0  # how long the row was measured
@@ -357,18 +360,21 @@ class _Sample:
     t: float  # monotonic
     rss_mb: float
     peak_mb: float  # VmHWM: the high-water mark of RSS since the exec
+    anon_mb: float  # RssAnon: the part of RSS not backed by a file
     camapp_s: float  # CPU seconds so far: camapp, the broker, the subscriber and this process
     broker_s: float
     bench_s: float
     busy_s: float
 
 
-def _proc_memory_mb(pid: int) -> tuple[float, float]:
-    """RSS and its high-water mark. Not the child's ru_maxrss: that also counts the parent's
-    RSS, which the child shares between fork and exec."""
+def _proc_memory_mb(pid: int) -> tuple[float, float, float]:
+    """RSS, its high-water mark and its anonymous part. Not the child's ru_maxrss: that also
+    counts the parent's RSS, which the child shares between fork and exec."""
+    keys = ("VmRSS", "VmHWM", "RssAnon")
     with open(f"/proc/{pid}/status") as f:
-        fields = dict(line.split(":", 1) for line in f if line.startswith(("VmRSS", "VmHWM")))
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+        fields = dict(line.split(":", 1) for line in f if line.startswith(keys))
+    rss, peak, anon = (int(fields[key].split()[0]) / 1024 for key in keys)
+    return rss, peak, anon
 
 
 def _sample(pid: int, broker_pid: int | None, subscriber_pid: int) -> _Sample:
@@ -482,6 +488,7 @@ def run_camapp(
         p95=_percentile(latencies, 95),
         p99=_percentile(latencies, 99),
         peak_rss_mb=max(s.peak_mb for s in samples),
+        peak_anon_mb=max(s.anon_mb for s in samples),
         rss_growth_mb=steady[-1] - steady[0] if steady else None,
         first_s=first - start,
         seconds=last - first,
@@ -575,6 +582,7 @@ def run(plan: Plan, out_dir: Path) -> Report:
     rows[camapp] = replace(
         rows[camapp],
         peak_rss_mb=max((r.peak_rss_mb for r in runs if r.peak_rss_mb), default=None),
+        peak_anon_mb=max((r.peak_anon_mb for r in runs if r.peak_anon_mb), default=None),
         first_s=max((r.first_s for r in runs if r.first_s is not None), default=None),
     )
     report = Report(
@@ -651,6 +659,13 @@ def markdown(report: Report) -> str:
                 f" mosquitto {r.load.broker_ms:.3f} ms, the subscriber and this process (sampling)"
                 f" {r.load.subscriber_ms:.3f} ms CPU per message; other processes"
                 f" {r.load.other_cores:.2f} cores"
+            )
+    for r in report.rows:
+        if r.peak_anon_mb is not None:
+            lines.append(
+                f"- `{r.name}` memory: of its peak RSS ({r.peak_rss_mb:.0f} MB), at most"
+                f" {r.peak_anon_mb:.0f} MB was anonymous (heap, frames, interpreters' arenas);"
+                " the rest is library code and the model mapped from files"
             )
     run = report.row("camapp")
     if run.load and run.load.other_cores > 0.05:
