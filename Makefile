@@ -26,7 +26,8 @@ mosquitto:
 		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto; }
 	@command -v mosquitto_sub >/dev/null || \
 		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto-clients; }
-	@command -v openssl >/dev/null || $(SUDO) apt-get install -y -q openssl
+	@command -v openssl >/dev/null || \
+		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openssl; }
 
 model: $(BIN)/camapp
 	$(BIN)/camapp model fetch $(if $(MIRROR),--mirror $(MIRROR))
