@@ -39,7 +39,8 @@ class CommandHandler:
             if not isinstance(command, dict):
                 raise ControlError(f"expected a JSON object of settings, got {_json_type(command)}")
             self._controls.update(command)
-        except (ValueError, ControlError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors; RecursionError: `[[[[...`
+        except (ValueError, RecursionError, ControlError) as exc:
             why = str(exc) if isinstance(exc, ControlError) else f"invalid JSON: {exc}"
             raw = payload.decode("utf-8", errors="replace")[:ECHO_LIMIT]
             log.warning("rejected command on %s: %s", self._publisher.topic("set"), why)
