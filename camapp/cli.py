@@ -268,11 +268,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except CamappError as exc:
         return _error(args, str(exc), exc.exit_code)
+    except BrokenPipeError:  # stdout closed early, e.g. `camapp classify ... | head -1`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return _error(args, "output closed before camapp finished (broken pipe)", EXIT_RUNTIME)
     except OSError as exc:  # a file or directory the user named that cannot be used
         where = f": {exc.filename}" if exc.filename else ""
         return _error(args, f"{exc.strerror or exc}{where}", EXIT_USAGE)
     except KeyboardInterrupt:
-        return _error(args, "interrupted before capture started", EXIT_RUNTIME)
+        return _error(args, "interrupted", EXIT_RUNTIME)
     except Exception as exc:  # a bug: still one line, the traceback with --debug
         return _error(args, f"internal error: {type(exc).__name__}: {exc}", EXIT_RUNTIME)
 
@@ -377,12 +380,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     governor = _governor(cfg, source, pipeline, controls, publisher)
 
+    signals = 0  # the user's own: --duration or a failure may have set `stop` already
+
     def on_signal(signum: int, _frame: Any) -> None:
-        if stop.is_set():
-            log.warning("%s again: abandoning the queued frames", signal.Signals(signum).name)
-        else:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
             log.info("%s: finishing in-flight frames", signal.Signals(signum).name)
-        pipeline.stop()
+            pipeline.stop()
+        else:
+            log.warning("%s again: abandoning the queued frames", signal.Signals(signum).name)
+            pipeline.abort()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -423,7 +431,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             publisher.dropped,
         )
     if stats.errors:
-        raise CamappError(stats.errors[0])
+        raise stats.errors[0]
     if undelivered:
         raise CamappError(
             f"{undelivered} MQTT messages not delivered to {cfg.mqtt.host}:{cfg.mqtt.port}"

@@ -150,7 +150,7 @@ class RunStats:
     frame_size: tuple[int, int] | None = None  # (width, height) of the latest captured frame
     discarded: int = 0  # queued frames thrown away by a forced stop
     elapsed_s: float = 0.0
-    errors: list[str] = field(default_factory=list)
+    errors: list[CamappError] = field(default_factory=list)  # each keeps its exit code
 
 
 class Pipeline:
@@ -186,18 +186,18 @@ class Pipeline:
         self.stopping = stopping or threading.Event()
         self._abort = threading.Event()
         self.stats = RunStats()
-        self._errors: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._errors: queue.SimpleQueue[CamappError] = queue.SimpleQueue()
 
     def stop(self) -> None:
-        """Finish gracefully: stop capture, classify what is queued, publish everything.
-
-        A second call abandons the queued frames (they are counted, not lost silently) and
-        stops waiting for a capture that hangs (a stalled stream).
-        """
-        if self.stopping.is_set():
-            self._abort.set()
-            self.frames.close(discard=True)
+        """Finish gracefully: stop capture, classify what is queued, publish everything."""
         self.stopping.set()
+
+    def abort(self) -> None:
+        """Abandon the queued frames (they are counted, not lost silently) and stop waiting
+        for a capture that hangs (a stalled stream): a user's second signal."""
+        self.stopping.set()
+        self._abort.set()
+        self.frames.close(discard=True)
 
     def apply(self, knobs: Knobs) -> None:
         """Called by the governor: the capture thread picks the knobs up at its next frame."""
@@ -250,8 +250,8 @@ class Pipeline:
         while thread.is_alive() and not (unless and unless.is_set()):
             thread.join(0.2)
 
-    def _fail(self, message: str) -> None:
-        self._errors.put(message)
+    def _fail(self, error: CamappError) -> None:
+        self._errors.put(error)
         self.stopping.set()
 
     def _capture(self) -> None:
@@ -271,7 +271,7 @@ class Pipeline:
                 else:
                     self.frames.put(frame)
         except Exception as exc:  # the run must end with the reason, never as a clean EOF
-            self._fail(_reason("capture", exc))
+            self._fail(_as_error("capture", exc))
         finally:
             self.source.close()
 
@@ -306,7 +306,7 @@ class Pipeline:
             try:
                 result = classifier.classify(frame.image, frame.bgr)
             except Exception as exc:  # a dead worker would stall the frame order for good
-                self._fail(_reason("inference", exc))
+                self._fail(_as_error("inference", exc))
                 self.frames.close(discard=True)
                 return
             self._deliver(ticket, Result(frame.seq, frame.ts, frame.mono, result))
@@ -340,12 +340,14 @@ class Pipeline:
                 sink.send(result)
             except Exception as exc:  # a broken sink must not stall the workers behind it
                 self.sinks.remove(sink)
-                self._fail(f"{type(sink).__name__} failed: {exc}")
+                self._fail(CamappError(f"{type(sink).__name__} failed: {exc}"))
 
 
-def _reason(where: str, exc: Exception) -> str:
-    """The one-line error for a failed thread; the traceback goes to the debug log."""
+def _as_error(where: str, exc: Exception) -> CamappError:
+    """A failed thread's error as the run reports it: a camapp error as raised (a video
+    with no decodable frame stays a usage error), anything else a one-line runtime error
+    with its traceback in the debug log."""
     if isinstance(exc, CamappError):
-        return str(exc)
+        return exc
     log.debug("%s failed", where, exc_info=exc)
-    return f"{where} failed: {type(exc).__name__}: {exc}"
+    return CamappError(f"{where} failed: {type(exc).__name__}: {exc}")

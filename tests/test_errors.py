@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from tests.conftest import SHARED_MODELS, run_camapp
@@ -28,6 +30,22 @@ def test_file_that_is_not_a_video(model_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video" * 100)
     one_line_error(run_camapp(["run", "--source", str(bad)], model_dir), 2, "cannot open video")
+
+
+def test_video_with_no_decodable_frame(broker, model_dir: Path, tmp_path: Path) -> None:
+    """It opens, but no frame decodes: found by the capture thread, still a usage error."""
+    good = tmp_path / "good.avi"
+    writer = cv2.VideoWriter(str(good), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 64))
+    for shade in (0, 100, 200):
+        writer.write(np.full((64, 64, 3), shade, np.uint8))
+    writer.release()
+    data = bytearray(good.read_bytes())
+    start, end = data.index(b"movi") + 12, data.index(b"idx1")  # every frame's JPEG data
+    data[start:end] = bytes(end - start)
+    corrupt = tmp_path / "corrupt.avi"
+    corrupt.write_bytes(data)
+    args = ["run", "--source", str(corrupt), "--mqtt-port", str(broker.port)]
+    one_line_error(run_camapp(args, model_dir), 2, "no decodable frame", "corrupt.avi")
 
 
 def test_missing_image(model_dir: Path, tmp_path: Path) -> None:

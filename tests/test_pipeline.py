@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from camapp.controls import Controls
 from camapp.errors import SourceError
@@ -100,15 +101,19 @@ def test_an_unexpected_worker_error_ends_the_run_with_its_reason(
 
     broken.classify = classify
     stats = pipeline.run()  # with no-drop capture blocked on a full queue: must not hang
-    assert stats.errors == ["inference failed: ValueError: boom"]
+    assert [str(e) for e in stats.errors] == ["inference failed: ValueError: boom"]
     frames = [r.frame for r in sink.results]
     assert frames == sorted(frames) and len(frames) < 60
     assert stats.captured == stats.classified + stats.discarded + 1  # the frame that failed
 
 
-def test_a_second_stop_abandons_queued_frames_and_counts_them(
-    model_path, labels, photos_clip
+@pytest.mark.parametrize("abort", [False, True])
+def test_stop_drains_queued_frames_and_only_abort_discards_them(
+    abort: bool, model_path, labels, photos_clip
 ) -> None:
+    # --duration or a failure may stop the run before the user's first signal: stopping
+    # twice still classifies every queued frame. abort() (a second signal) throws them away,
+    # counted: nothing is lost silently either way.
     video, _ = photos_clip
     pipeline, _ = make(model_path, labels, video, workers=2)
     for classifier in pipeline.classifiers:
@@ -118,11 +123,11 @@ def test_a_second_stop_abandons_queued_frames_and_counts_them(
             slow(image, bgr),
         )[1]
     threading.Timer(0.5, pipeline.stop).start()
-    threading.Timer(0.6, pipeline.stop).start()
+    threading.Timer(0.6, pipeline.abort if abort else pipeline.stop).start()
     started = time.monotonic()
     stats = pipeline.run()
     assert time.monotonic() - started < 5
-    assert stats.discarded > 0 and not stats.errors
+    assert (stats.discarded > 0) == abort and not stats.errors
     assert stats.captured == stats.classified + stats.discarded
 
 
