@@ -90,9 +90,10 @@ class Row:
     p95: float | None = None
     p99: float | None = None
     peak_rss_mb: float | None = None
-    # Of it, the most that was anonymous (heap, frames, arenas); the rest is library code and
-    # the model mapped from files, which the kernel can drop and read again.
-    peak_anon_mb: float | None = None
+    # At the largest RSS sampled: (total, anonymous, mapped from files). Anonymous is what
+    # camapp allocates (heap, frames, arenas); file pages are library code and the model,
+    # which the kernel can drop and read again.
+    rss_split_mb: tuple[float, float, float] | None = None
     rss_growth_mb: float | None = None
     first_s: float | None = None  # process start -> first classification received
     seconds: float = 0.0  # how long the row was measured
@@ -312,7 +313,10 @@ class Receiver:
     def _await_subscription(self, port: int, probe: str) -> None:
         """Publish probes until one comes back: only then is the subscription in place."""
         prober = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-        prober.connect("127.0.0.1", port, keepalive=30)
+        try:
+            prober.connect("127.0.0.1", port, keepalive=30)
+        except OSError as exc:  # the broker died: a runtime failure, not the user's input
+            raise CamappError(f"benchmark broker unreachable: {exc.strerror or exc}") from None
         prober.loop_start()
         try:
             deadline = time.monotonic() + 10
@@ -361,20 +365,21 @@ class _Sample:
     rss_mb: float
     peak_mb: float  # VmHWM: the high-water mark of RSS since the exec
     anon_mb: float  # RssAnon: the part of RSS not backed by a file
+    file_mb: float  # RssFile: pages mapped from files (libraries, the model)
     camapp_s: float  # CPU seconds so far: camapp, the broker, the subscriber and this process
     broker_s: float
     bench_s: float
     busy_s: float
 
 
-def _proc_memory_mb(pid: int) -> tuple[float, float, float]:
-    """RSS, its high-water mark and its anonymous part. Not the child's ru_maxrss: that also
-    counts the parent's RSS, which the child shares between fork and exec."""
-    keys = ("VmRSS", "VmHWM", "RssAnon")
+def _proc_memory_mb(pid: int) -> tuple[float, ...]:
+    """RSS, its high-water mark, and RSS's anonymous and file-backed parts, read together.
+    Not the child's ru_maxrss: that also counts the parent's RSS, which the child shares
+    between fork and exec."""
+    keys = ("VmRSS", "VmHWM", "RssAnon", "RssFile")
     with open(f"/proc/{pid}/status") as f:
         fields = dict(line.split(":", 1) for line in f if line.startswith(keys))
-    rss, peak, anon = (int(fields[key].split()[0]) / 1024 for key in keys)
-    return rss, peak, anon
+    return tuple(int(fields[key].split()[0]) / 1024 for key in keys)
 
 
 def _sample(pid: int, broker_pid: int | None, subscriber_pid: int) -> _Sample:
@@ -488,7 +493,7 @@ def run_camapp(
         p95=_percentile(latencies, 95),
         p99=_percentile(latencies, 99),
         peak_rss_mb=max(s.peak_mb for s in samples),
-        peak_anon_mb=max(s.anon_mb for s in samples),
+        rss_split_mb=max((s.rss_mb, s.anon_mb, s.file_mb) for s in samples),
         rss_growth_mb=steady[-1] - steady[0] if steady else None,
         first_s=first - start,
         seconds=last - first,
@@ -579,10 +584,11 @@ def run(plan: Plan, out_dir: Path) -> Report:
     limit, camapp = names.index(f"limit {plan.workers}x{plan.threads}"), names.index("camapp")
     # Memory and start-up are targets on their worst round, not on the median one.
     runs = [r.rows[camapp] for r in rounds]
+    worst = max(runs, key=lambda r: r.peak_rss_mb or 0.0)
     rows[camapp] = replace(
         rows[camapp],
-        peak_rss_mb=max((r.peak_rss_mb for r in runs if r.peak_rss_mb), default=None),
-        peak_anon_mb=max((r.peak_anon_mb for r in runs if r.peak_anon_mb), default=None),
+        peak_rss_mb=worst.peak_rss_mb,
+        rss_split_mb=worst.rss_split_mb,
         first_s=max((r.first_s for r in runs if r.first_s is not None), default=None),
     )
     report = Report(
@@ -661,11 +667,12 @@ def markdown(report: Report) -> str:
                 f" {r.load.other_cores:.2f} cores"
             )
     for r in report.rows:
-        if r.peak_anon_mb is not None:
+        if r.rss_split_mb is not None:
+            total, anon, files = r.rss_split_mb
             lines.append(
-                f"- `{r.name}` memory: of its peak RSS ({r.peak_rss_mb:.0f} MB), at most"
-                f" {r.peak_anon_mb:.0f} MB was anonymous (heap, frames, interpreters' arenas);"
-                " the rest is library code and the model mapped from files"
+                f"- `{r.name}` memory: at its largest sampled RSS, {total:.0f} MB, {anon:.0f} MB"
+                f" were anonymous (heap, frames, interpreters' arenas) and {files:.0f} MB pages"
+                " of libraries and the model mapped from files"
             )
     run = report.row("camapp")
     if run.load and run.load.other_cores > 0.05:

@@ -58,9 +58,16 @@ class Broker:
                 return self
             except OSError:
                 if self.proc.poll() is not None:
-                    raise CamappError(f"mosquitto exited: {self.log.read_text()}") from None
+                    raise CamappError(f"mosquitto exited: {self._last_log_line()}") from None
                 time.sleep(0.05)
         raise CamappError("mosquitto did not start listening")
+
+    def _last_log_line(self) -> str:
+        try:
+            lines = self.log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            lines = []
+        return lines[-1] if lines else f"exit code {self.proc.returncode if self.proc else '?'}"
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
