@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED_MODELS, run_camapp
+from tests.conftest import SHARED_MODELS, run_camapp, start_camapp
 
 
 def one_line_error(proc, code: int, *needles: str) -> str:
@@ -51,6 +52,19 @@ def test_video_with_no_decodable_frame(broker, model_dir: Path, tmp_path: Path) 
 def test_missing_image(model_dir: Path, tmp_path: Path) -> None:
     proc = run_camapp(["classify", str(tmp_path / "nope.jpg")], model_dir)
     one_line_error(proc, 2, "cannot read image", "nope.jpg")
+
+
+def test_output_closed_early(model_dir: Path) -> None:
+    # `camapp classify ... | head -1` style: the reader is gone before camapp writes.
+    image = str(SHARED_MODELS.parent / "media" / "cat.bmp")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    proc = start_camapp(["classify", image], model_dir, stdout=write_end)
+    os.close(write_end)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("camapp: error: ")]
+    assert errors == ["camapp: error: output closed before camapp finished (broken pipe)"], stderr
 
 
 def test_corrupt_model(model_dir: Path, tmp_path: Path) -> None:
