@@ -74,8 +74,10 @@ def _int(lo: int, hi: int) -> Check:
     return lambda v: None if lo <= v <= hi else f"must be between {lo} and {hi}"
 
 
-def _pos(v: float) -> str | None:
-    return None if v > 0 else "must be greater than 0"
+def _duration(v: float) -> str | None:
+    # Longer than a year overflows the timer (and cannot be meant): run without a duration.
+    ok = 0 < v <= 366 * 86400
+    return None if ok else "must be greater than 0 s and at most a year (31622400 s)"
 
 
 def _match(pattern: re.Pattern[str], what: str) -> Check:
@@ -92,6 +94,16 @@ def _nonempty(v: str) -> str | None:
 
 def _range(lo: float, hi: float) -> Check:
     return lambda v: None if lo <= v <= hi else f"must be between {lo:g} and {hi:g}"
+
+
+def _host(v: str) -> str | None:
+    # The resolver encodes the name as IDNA; a name it cannot encode (an empty label as in
+    # `broker..lan`, a label over 63 characters) would kill paho's network thread.
+    try:
+        v.encode("idna")
+    except UnicodeError:
+        return "must be a host name or IP address"
+    return _nonempty(v)
 
 
 def _file(v: str) -> str | None:
@@ -120,7 +132,7 @@ KEYS: dict[str, tuple[type, Check | None]] = {
     "loop": (bool, None),
     "stride": (int, controls.CHECKS["stride"]),
     "max_frames": (int, _int(1, 2**31)),
-    "duration": (float, _pos),
+    "duration": (float, _duration),
     "print": (bool, None),
     "cpu_budget": (float, controls.CHECKS["cpu_budget"]),
     "power_budget": (float, controls.CHECKS["power_budget"]),
@@ -134,7 +146,7 @@ KEYS: dict[str, tuple[type, Check | None]] = {
     "threshold": (float, controls.CHECKS["threshold"]),
 }
 MQTT_KEYS: dict[str, tuple[type, Check | None]] = {
-    "host": (str, _nonempty),
+    "host": (str, _host),
     "port": (int, _int(1, 65535)),
     "base_topic": (str, _match(TOPIC, "topic levels of letters, digits, '-' or '_'")),
     "qos": (int, _int(0, 2)),
@@ -171,6 +183,8 @@ def read_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     if path.suffix in (".yaml", ".yml"):
         import yaml
 

@@ -311,7 +311,7 @@ def _tls_context(settings: MqttSettings) -> ssl.SSLContext:
         raise ConfigError(f"mqtt.tls_ca: cannot load {settings.tls_ca}: {_why(exc)}") from None
     if settings.tls_cert:
         try:
-            context.load_cert_chain(settings.tls_cert, settings.tls_key)
+            context.load_cert_chain(settings.tls_cert, settings.tls_key, _no_passphrase)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(
                 f"mqtt.tls_cert/tls_key: cannot load {settings.tls_cert}: {_why(exc)}"
@@ -320,6 +320,14 @@ def _tls_context(settings: MqttSettings) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def _no_passphrase() -> str:
+    """Called by OpenSSL for an encrypted key, instead of prompting on a terminal."""
+    raise ConfigError(
+        "mqtt.tls_key: the key is encrypted with a passphrase, which camapp cannot ask for;"
+        " store it decrypted (openssl pkey -in KEY -out KEY.plain) and readable by camapp only"
+    )
 
 
 def _why(exc: BaseException) -> str:

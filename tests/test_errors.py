@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -127,6 +128,8 @@ def test_model_not_fetched(tmp_path: Path) -> None:
         (["--crop", "zoom"], ["crop", "center, stretch"]),
         (["--top-k", "0"], ["--top-k"]),
         (["--duration", "-1"], ["duration", "greater than 0"]),
+        (["--duration", "1e10"], ["--duration", "at most a year"]),  # would overflow the timer
+        (["--mqtt-host", "broker..lan"], ["--mqtt-host", "host name or IP address"]),
         (["--bogus"], ["unrecognized arguments: --bogus"]),
         (["--mqtt-buffer-messages", "0"], ["--mqtt-buffer-messages", "between 1 and"]),
         (["--mqtt-buffer-bytes", "10"], ["--mqtt-buffer-bytes", "between 1024 and"]),
@@ -191,6 +194,10 @@ def test_missing_config_file_and_source(model_dir: Path, tmp_path: Path) -> None
     proc = run_camapp(["run", "--config", str(tmp_path / "none.toml")], model_dir)
     one_line_error(proc, 2, "cannot read config file")
     one_line_error(run_camapp(["run"], model_dir), 2, "no source")
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('camera_id = "caf\xe9"\n'.encode("latin-1"))
+    proc = run_camapp(["run", "--config", str(latin1)], model_dir)
+    one_line_error(proc, 2, "latin1.toml is not UTF-8 text")
 
 
 def test_command_line_overrides_the_config_file(
@@ -227,6 +234,14 @@ def test_bad_mqtt_security_settings(model_dir: Path, photos_clip, tmp_path: Path
     one_line_error(proc, 2, "mqtt.tls_ca: cannot load", "ca.pem")
     proc = run_camapp([*run, "--mqtt-tls-key", str(not_a_cert)], model_dir)
     one_line_error(proc, 2, "mqtt.tls_key needs mqtt.tls_cert")
+    key, cert = tmp_path / "encrypted.key", tmp_path / "client.crt"
+    openssl = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+               "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=camapp",
+               "-passout", "pass:secret"]  # fmt: skip
+    subprocess.run(openssl, check=True, capture_output=True)
+    tls = ["--mqtt-tls", "--mqtt-tls-cert", str(cert), "--mqtt-tls-key", str(key)]
+    proc = run_camapp([*run, *tls], model_dir, stdin=subprocess.DEVNULL)  # never a prompt
+    one_line_error(proc, 2, "mqtt.tls_key", "encrypted with a passphrase")
 
 
 def test_ha_remove_bad_camera_id(model_dir: Path) -> None:
