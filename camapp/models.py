@@ -8,6 +8,7 @@ can never be loaded by mistake.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tomllib
 import urllib.request
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from camapp.errors import ConfigError
+from camapp.errors import CamappError, ConfigError
 from camapp.inference import interpreter_api
 
 DEFAULT_MODEL = "mobilenet_v2_int8"
@@ -152,13 +153,18 @@ def _copy_hashed(src: IO[bytes], dst: IO[bytes], limit: int) -> tuple[int, str]:
 
 
 def _download(url: str, dst: IO[bytes], limit: int) -> tuple[int, str]:
-    """Fetch `url` (https or file://) into `dst`; network failures become ConfigError."""
+    """Fetch `url` (https or file://) into `dst`. A network failure is a runtime error
+    (exit 1: trying again may work); a URL urllib cannot fetch is a configuration error."""
     try:
         with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
             return _copy_hashed(response, dst, limit)
-    except (OSError, ValueError) as exc:  # URLError/HTTPError/timeouts are OSError
+    except (OSError, http.client.HTTPException) as exc:  # URLError, HTTPError, timeouts
         reason = getattr(exc, "reason", None) or exc
-        raise ConfigError(f"cannot download {url}: {reason}") from None
+        raise CamappError(
+            f"cannot download {url}: {reason} (try again, or copy it with --mirror DIR)"
+        ) from None
+    except ValueError as exc:
+        raise ConfigError(f"cannot download {url}: {exc}") from None
 
 
 def fetch(

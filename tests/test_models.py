@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from camapp import models
-from camapp.errors import ConfigError
+from camapp.errors import EXIT_RUNTIME, CamappError, ConfigError
 from camapp.models import (
     DEFAULT_MODEL,
     fetch,
@@ -150,8 +150,9 @@ def test_fetch_downloads_through_urllib(tmp_path: Path) -> None:
 def test_fetch_unreachable_url_fails_cleanly(tmp_path: Path) -> None:
     missing = tmp_path / "gone" / QUANT.name
     spec = dataclasses.replace(load_manifest()["mobilenet_v2_quant"], url=missing.as_uri())
-    with pytest.raises(ConfigError, match="cannot download file://"):
+    with pytest.raises(CamappError, match="cannot download file://") as failed:
         fetch(spec.name, dest_dir=tmp_path / "dest", manifest={spec.name: spec})
+    assert failed.value.exit_code == EXIT_RUNTIME  # may work next time: not a usage error
     assert list((tmp_path / "dest").iterdir()) == []
 
 
