@@ -476,7 +476,7 @@ def cmd_ha(args: argparse.Namespace) -> int:
                 f"could not reach the broker at {each.mqtt.host}:{each.mqtt.port} "
                 f"to remove camera {each.camera_id}"
             )
-        log.info("removed the Home Assistant entities of camera %s", each.camera_id)
+        log.info("sent the removal of camera %s's Home Assistant entities", each.camera_id)
     return EXIT_OK
 
 

@@ -59,6 +59,10 @@ if [[ -n $mirror ]]; then
     mirror=$(cd "$mirror" && pwd)
 fi
 command -v apt-get >/dev/null || die "apt-get not found: this script is for Raspberry Pi OS"
+# ai-edge-litert ships no 32-bit Arm wheel (and no source): fail before changing anything.
+arch=$(dpkg --print-architecture)
+[[ $arch == arm64 || $arch == amd64 ]] ||
+    die "a 64-bit OS is needed (this one is $arch): install Raspberry Pi OS (64-bit)"
 
 # --- system packages: only what is missing, so re-runs work offline -------------------------
 missing=()
