@@ -108,7 +108,6 @@ class Rig:
         self.capture_error: Exception | None = None
         self.make_array_error: Exception | None = None
         self.bad_shape = False  # make_array returns a truncated array
-        self.reject_lores: set[tuple[int, int]] = set()  # sizes libcamera refuses
         self.opened: list[Picamera2] = []
         self.requests: list[Request] = []
         self.released: list[Request] = []
@@ -141,7 +140,6 @@ class Picamera2:
         self.camera_config: dict[str, Any] | None = None
         self.started = False
         self.closed = False
-        self.configure_count = 0
         self.stop_count = 0
         self.cancelled = 0
         self.capture_waits: list[Any] = []
@@ -210,8 +208,6 @@ class Picamera2:
                 raise RuntimeError("lores stream dimensions may not exceed main stream")
             if lores["format"] not in YUV_FORMATS and not self.rig.pi5:
                 raise RuntimeError("lores stream must be YUV")
-            if tuple(lores["size"]) in self.rig.reject_lores:
-                raise RuntimeError(f"Invalid camera configuration: {config}")
         for key in config.get("controls", {}):
             if key not in CONTROLS:
                 raise RuntimeError(f"Control {key} is not advertised by libcamera")
@@ -226,7 +222,6 @@ class Picamera2:
                     stream["stride"] = _align(width * 3, 32)
                     stream["framesize"] = stream["stride"] * height
         self.camera_config = config
-        self.configure_count += 1
 
     @staticmethod
     def _check_stream(stream: dict, name: str) -> None:

@@ -55,9 +55,9 @@ class PiCameraSettings:
 class PiCameraSource:
     """Pi camera N, delivering RGB frames of the lores size.
 
-    Thread-safe in the way the app uses it: one thread calls `read()`, while a controller may
-    call `set_lores_size()` and the main thread `close()`; they serialise on a lock, so each
-    waits at most one frame (or the capture timeout, if the camera has stalled).
+    Thread-safe in the way the app uses it: one thread calls `read()` while the main thread
+    may call `close()`; they serialise on a lock, so closing waits at most one frame (or the
+    capture timeout, if the camera has stalled).
     """
 
     live = True
@@ -111,6 +111,14 @@ class PiCameraSource:
                 f"cannot open Pi camera {camera_num}: {exc} (is it connected, enabled and not used "
                 "by another process? check with: rpicam-hello --list-cameras)"
             ) from exc
+        if not hasattr(self._cam, "cancel_all_and_flush"):
+            # Before it (2024), capture_request(wait=...) ignored the timeout: a stalled camera
+            # would hang the capture thread for good instead of being reconnected.
+            self._shutdown()
+            raise ConfigError(
+                "this picamera2 cannot time out a capture, so a stalled camera would hang "
+                "camapp: upgrade it (sudo apt install --only-upgrade python3-picamera2)"
+            )
         try:
             self._configure_and_start(lores_size)
         except Exception as exc:
@@ -126,10 +134,8 @@ class PiCameraSource:
                 request = self._cam.capture_request(wait=self._timeout)
             except TimeoutError as exc:
                 # Drop the still-pending job, or it would later take a buffer nobody releases.
-                cancel = getattr(self._cam, "cancel_all_and_flush", None)  # newer picamera2 only
-                if cancel is not None:
-                    with contextlib.suppress(Exception):
-                        cancel()
+                with contextlib.suppress(Exception):
+                    self._cam.cancel_all_and_flush()
                 raise SourceError(
                     f"{self.name}: no frame for {self._timeout:g}s (camera cable loose?)"
                 ) from exc
@@ -145,30 +151,6 @@ class PiCameraSource:
             frame = Frame(self._seq, ts, image, mono)
             self._seq += 1
             return frame
-
-    def set_lores_size(self, size: tuple[int, int]) -> None:
-        """Switch the lores (model input) size; costs a camera restart of a few frames.
-
-        On failure the previous size is restored when possible, and SourceError raised.
-        """
-        size = check_lores_size(size, self.main_size)  # ValueError: a caller bug, not config
-        with self._lock:
-            if self._cam is None:
-                raise SourceError(f"{self.name}: closed")
-            if size == self.lores_size:
-                return
-            old = self.lores_size
-            try:
-                self._cam.stop()
-                self._configure_and_start(size)
-            except Exception as exc:
-                try:
-                    self._configure_and_start(old)
-                except Exception:
-                    log.exception("%s: cannot restore lores size %s", self.name, old)
-                raise SourceError(
-                    f"{self.name}: cannot switch lores to {size}: {exc}{self._hint()}"
-                ) from exc
 
     def close(self) -> None:
         """Stop and release the camera, so the next process (or a reopen) can acquire it."""
