@@ -368,8 +368,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     ]
     if cfg.print:
         sinks.append(PrintSink(cfg.camera_id))
+    # A replay is paced at the file's frame rate; one without a usable rate runs flat out.
+    paced = source.live or (cfg.realtime and source.fps > 0)
     # Frames are dropped only where they go stale: live cameras and paced replays.
-    drop = cfg.drop and (source.live or cfg.realtime)
+    drop = cfg.drop and paced
     motion = None
     if cfg.motion_threshold:
         # After a change, let enough frames through for the debounced state to confirm it.
@@ -378,7 +380,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline = Pipeline(
         source, classifiers, sinks, drop, controls, cfg.max_frames, cfg.duration, motion, stop
     )
-    governor = _governor(cfg, source, pipeline, controls, publisher)
+    governor = _governor(cfg, source, paced, pipeline, controls, publisher)
 
     signals = 0  # the user's own: --duration or a failure may have set `stop` already
 
@@ -440,12 +442,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _governor(
-    cfg: Config, source: Any, pipeline: Pipeline, controls: Controls, publisher: MqttPublisher
+    cfg: Config,
+    source: Any,
+    paced: bool,
+    pipeline: Pipeline,
+    controls: Controls,
+    publisher: MqttPublisher,
 ) -> Governor:
     """The governor always runs: budgets may be set over MQTT at any time, and stats flow."""
     power_model = (cfg.power_idle, cfg.power_full) if cfg.power_idle is not None else None
     sensors = Sensors(power_model=power_model)
-    paced = source.live or cfg.realtime
     info = SourceInfo(paced=paced, slowable=not source.live, fps=source.fps if paced else 0.0)
     controller = Controller(info, len(pipeline.classifiers), sensors.power_model[0])
     return Governor(

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from camapp.errors import ConfigError, SourceError
 from camapp.pipeline import FrameQueue
-from camapp.sources import Frame, Reconnecting, open_source
-from camapp.sources.opencv import FileSource
+from camapp.sources import Frame, Reconnecting, open_source, opencv
+from camapp.sources.opencv import CaptureSource, FileSource, _frame_rate, redact
 
 
 def frame(seq: int) -> Frame:
@@ -161,3 +163,42 @@ def test_a_file_that_is_not_a_video_fails_quietly(tmp_path: Path, capfd) -> None
     with pytest.raises(ConfigError, match="cannot open video file"):
         FileSource(bad)
     assert capfd.readouterr().err == ""
+
+
+class ReportedRate:
+    """What `_frame_rate` reads of a VideoCapture: the rate its container or driver reports."""
+
+    def __init__(self, fps: float) -> None:
+        self.fps = fps
+
+    def get(self, prop: int) -> float:
+        assert prop == cv2.CAP_PROP_FPS
+        return self.fps
+
+
+def test_a_reported_rate_that_cannot_be_a_frame_rate_counts_as_unknown() -> None:
+    # Streams report their RTP clock (90000) and broken files NaN or -1: the governor must
+    # measure the rate instead of planning strides for those.
+    rates = [90000.0, float("nan"), float("inf"), -1.0, 0.0, 12.5, 600.0]
+    assert [_frame_rate(ReportedRate(r)) for r in rates] == [0, 0, 0, 0, 0, 12.5, 600.0]
+
+
+def test_stream_passwords_never_reach_logs_or_errors() -> None:
+    assert redact("rtsp://admin:s3cr@t@cam.lan:554/live") == "rtsp://admin:***@cam.lan:554/live"
+    assert redact("rtsp://viewer@cam.lan/live") == "rtsp://viewer@cam.lan/live"  # no password
+    assert redact("http://cam.lan/a@b") == "http://cam.lan/a@b"  # '@' in the path only
+    assert redact("usb:0") == "usb:0"
+
+
+def test_a_stream_that_never_answers_fails_within_the_timeout(monkeypatch) -> None:
+    # FFmpeg would wait 30 s, longer than systemd waits for a stop.
+    monkeypatch.setattr(opencv, "STREAM_TIMEOUT_MS", 1000)
+    with socket.socket() as silent:  # accepts the connection, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"rtsp://admin:hunter2@127.0.0.1:{silent.getsockname()[1]}/live"
+        started = time.monotonic()
+        with pytest.raises(SourceError) as failed:
+            CaptureSource(url)
+    assert time.monotonic() - started < 5
+    assert "hunter2" not in str(failed.value) and "admin:***@127.0.0.1" in str(failed.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -19,6 +20,26 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 MAX_LAG = 1.0  # s a paced replay may run behind its clock before the clock is moved instead
+MAX_FPS = 1000.0  # a reported rate above this is a clock, not a frame rate (RTP says 90000)
+# FFmpeg waits 30 s by default for a stream to open or deliver: longer than systemd waits for
+# a stop, and every shutdown, --duration and reconnection would wait behind it.
+STREAM_TIMEOUT_MS = 5000
+
+
+def _frame_rate(cap: cv2.VideoCapture) -> float:
+    """The frame rate the container or driver reports, or 0 (unknown) if it cannot be one."""
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    return fps if math.isfinite(fps) and 0 < fps <= MAX_FPS else 0.0
+
+
+def redact(spec: str) -> str:
+    """A stream URL without its password, for logs and error messages."""
+    scheme, sep, rest = spec.partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not (sep and at and ":" in userinfo):
+        return spec
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
 
 
 class FileSource:
@@ -43,8 +64,12 @@ class FileSource:
                 f"cannot open video file (not a video, or unsupported codec): {self.path}"
             )
         self.name = self.path.name
-        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.realtime = realtime
+        self.fps = _frame_rate(self._cap)
+        if realtime and not self.fps:
+            log.warning(
+                "%s gives no usable frame rate: replaying it as fast as it decodes", self.path
+            )
+        self.realtime = realtime and self.fps > 0
         self.loop = loop
         self._seq = 0
         self._start: float | None = None  # monotonic time frame 0 was due, for pacing
@@ -94,26 +119,29 @@ class CaptureSource:
     live = True
 
     def __init__(self, spec: str, fps: float = 0.0) -> None:
-        self.name = spec
-        self._spec = spec
-        target: int | str = spec
+        self.name = redact(spec)
         if spec.startswith("usb:"):
             index = spec[4:]
             if not index.isdigit():
                 raise ConfigError(f"bad USB camera '{spec}': expected usb:N, e.g. usb:0")
-            target = int(index)
-        self._cap = cv2.VideoCapture(target)
+            self._cap = cv2.VideoCapture(int(index))
+        elif "://" in spec:
+            timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
+            timeouts += [cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
+            self._cap = cv2.VideoCapture(spec, cv2.CAP_FFMPEG, timeouts)
+        else:
+            self._cap = cv2.VideoCapture(spec)
         if not self._cap.isOpened():
-            raise SourceError(f"cannot open camera or stream: {spec}")
+            raise SourceError(f"cannot open camera or stream: {self.name}")
         if fps > 0:
             self._cap.set(cv2.CAP_PROP_FPS, fps)
-        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or fps or 0.0)
+        self.fps = _frame_rate(self._cap) or fps
         self._seq = 0
 
     def read(self) -> Frame | None:
         ok, bgr = self._cap.read()
         if not ok:
-            raise SourceError(f"no frame from {self._spec}")
+            raise SourceError(f"no frame from {self.name}")
         frame = Frame(self._seq, time.time(), bgr, time.monotonic(), bgr=True)
         self._seq += 1
         return frame
