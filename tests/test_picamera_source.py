@@ -165,6 +165,14 @@ def test_an_implausible_sensor_timestamp_falls_back_to_now():
     source.close()
 
 
+def test_at_a_slow_frame_rate_an_older_sensor_timestamp_is_still_trusted():
+    # At 0.5 fps a queued request may hold a frame exposed seconds before it is read.
+    source = open_source(Rig(sensor_age_ns=3_000_000_000), fps=0.5)
+    frame = source.read()
+    assert 2.9 < time.monotonic() - frame.mono < 3.5
+    source.close()
+
+
 # --- requests are always released ------------------------------------------------------------
 
 

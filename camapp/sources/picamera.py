@@ -39,7 +39,9 @@ LORES_FORMATS = (
 MAIN_FORMAT = "YUV420"  # never read; RGB888 only if a feature ever wants full-size frames
 BUFFER_COUNT = 4  # ISP pipelining plus the one request we hold; the video default of 6 wastes CMA
 CAPTURE_TIMEOUT = 5.0  # seconds without a frame before read() reports the camera as stalled
-MAX_SENSOR_AGE = 1.0  # seconds; an older SensorTimestamp is not trusted as the capture time
+# Seconds; an older SensorTimestamp is not trusted as the capture time. At slow frame rates
+# the queued requests can hold frames up to BUFFER_COUNT intervals old, so it grows with them.
+MAX_SENSOR_AGE = 1.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class PiCameraSource:
         self.lores_size = lores_size
         self.lores_format = lores_format
         self._timeout = capture_timeout
+        self._max_age = max(MAX_SENSOR_AGE, BUFFER_COUNT / self.fps)
         self._seq = 0
         self._lock = threading.Lock()
 
@@ -143,7 +146,7 @@ class PiCameraSource:
                 raise SourceError(f"{self.name}: capture failed: {exc}") from exc
             try:
                 image = self._to_rgb(request.make_array("lores"))
-                ts, mono = _capture_times(request.get_metadata())
+                ts, mono = _capture_times(request.get_metadata(), self._max_age)
             except Exception as exc:
                 raise SourceError(f"{self.name}: bad frame: {exc}") from exc
             finally:
@@ -250,7 +253,7 @@ def _unpad_i420(array: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.concatenate((y.ravel(), u.ravel(), v.ravel())).reshape(height * 3 // 2, width)
 
 
-def _capture_times(metadata: dict[str, Any]) -> tuple[float, float]:
+def _capture_times(metadata: dict[str, Any], max_age: float) -> tuple[float, float]:
     """(wall, monotonic) capture time, from the sensor timestamp when it is plausible.
 
     libcamera's SensorTimestamp (ns) is on CLOCK_MONOTONIC, the clock of time.monotonic(), and
@@ -260,7 +263,7 @@ def _capture_times(metadata: dict[str, Any]) -> tuple[float, float]:
     sensor_ns = metadata.get("SensorTimestamp")
     if isinstance(sensor_ns, int) and sensor_ns > 0:
         age = now_mono - sensor_ns / 1e9
-        if 0.0 <= age < MAX_SENSOR_AGE:
+        if 0.0 <= age < max_age:
             return now_wall - age, now_mono - age
     return now_wall, now_mono
 
