@@ -93,7 +93,7 @@ class FileSource:
 
     def _pace(self) -> None:
         """Sleep until this frame is due, so a replay behaves like a camera at the file's fps."""
-        if not self.realtime or self.fps <= 0:
+        if not self.realtime:  # also when the file gives no usable frame rate
             return
         now = time.monotonic()
         if self._start is None:
