@@ -58,6 +58,9 @@ TEMP_HOLD = 10.0  # s between cuts for temperature: the SoC heats and cools slow
 MIN_RATE = 0.1  # frames/s: at worst one classification every 10 s
 MAX_REPLAY_STRIDE = 8  # beyond this a paced replay is slowed instead of strided
 MAX_STRIDE = 1000
+# A live source's measured frame rate replaces its nominal one when this far off; nearer,
+# the nominal rate is kept so that measurement noise cannot make the stride flap.
+FPS_TRUST = 0.15
 WORKER_HEADROOM = 1.25  # active workers sized for 80 % utilisation at the allowed rate
 HOT_FLAGS = THROTTLED | SOFT_TEMP_LIMIT  # firmware is already slowing the SoC for heat
 
@@ -178,7 +181,12 @@ class Controller:
         workers = min(self.max_workers, max(1, math.ceil(need)))
         if not self.source.paced:
             return Knobs(stride=1, max_fps=round(rate * user_stride, 3), workers=workers)
-        fps = self.source.fps or fps_in or rate
+        fps = self.source.fps
+        if not self.source.slowable and fps_in and abs(fps_in - fps) > FPS_TRUST * fps:
+            # A camera's nominal rate can be wrong (auto-exposure halves it in the dark): a
+            # stride planned on it would pass half the allowed rate, and stay there.
+            fps = fps_in
+        fps = fps or fps_in or rate
         stride = max(1, math.ceil(fps / rate - 1e-9))
         if self.source.slowable and stride > MAX_REPLAY_STRIDE:
             slowed = round(rate * max(user_stride, MAX_REPLAY_STRIDE), 3)

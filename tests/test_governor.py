@@ -163,6 +163,13 @@ def test_a_camera_is_strided_and_a_paced_replay_slowed_past_the_stride_limit() -
     assert knobs.stride == MAX_REPLAY_STRIDE and knobs.max_fps < 12.5
 
 
+def test_a_camera_slower_than_it_says_is_strided_on_what_it_delivers() -> None:
+    camera = Controller(CAMERA, 4, 3.0)  # says 15 fps
+    # In the dark it delivers 7.5: a stride of 3 planned on 15 would pass 2.5 of the 5 allowed.
+    assert camera.plan(5.0, 7.5, 1).stride == 2
+    assert camera.plan(5.0, 14.0, 1).stride == 3  # near enough: the nominal rate, no flapping
+
+
 def test_temperature_cuts_then_waits_for_the_soc_to_respond() -> None:
     controller = Controller(CAMERA, 4, 3.0)
     budgets = Budgets(temp=70)
@@ -170,15 +177,18 @@ def test_temperature_cuts_then_waits_for_the_soc_to_respond() -> None:
     knobs, why = controller.update(sample(0, 10, 15, temp=hot), budgets)
     assert knobs.stride == 2 and why.startswith("temp 72.0°C of limit 70°C")
     # Still hot during the hold: no further cut until TEMP_HOLD has passed.
+    # (The camera still delivers 15 frames/s; the stride of 2 lets 7.5 through.)
     for t in range(1, int(TEMP_HOLD)):
-        assert controller.update(sample(t, 10, 7.5, temp=hot), budgets)[1] == ""
-    assert controller.update(sample(TEMP_HOLD, 10, 7.5, temp=hot), budgets)[0].stride == 3
+        assert controller.update(sample(t, 10, 7.5, temp=hot, fps_in=15), budgets)[1] == ""
+    hot_again = sample(TEMP_HOLD, 10, 7.5, temp=hot, fps_in=15)
+    assert controller.update(hot_again, budgets)[0].stride == 3
     # Within TEMP_BAND of the limit: hold; well below: recover.
     warm = Reading(68.0, "measured", "thermal:cpu-thermal")
     for t in range(11, 20):
-        assert controller.update(sample(t, 10, 5, temp=warm), budgets)[1] == ""
+        assert controller.update(sample(t, 10, 5, temp=warm, fps_in=15), budgets)[1] == ""
     cool = Reading(55.0, "measured", "thermal:cpu-thermal")
-    whys = [controller.update(sample(t, 10, 5, temp=cool), budgets)[1] for t in range(20, 30)]
+    cooled = [sample(t, 10, 5, temp=cool, fps_in=15) for t in range(20, 30)]
+    whys = [controller.update(each, budgets)[1] for each in cooled]
     assert any(w.startswith("under budget") for w in whys)
 
 
