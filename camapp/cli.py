@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -33,7 +33,7 @@ from camapp.mqtt import MqttPublisher, dumps
 from camapp.pipeline import Pipeline
 from camapp.sensors import Sensors
 from camapp.sinks import ClassificationSink, PrintSink
-from camapp.sources import Reconnecting, open_source
+from camapp.sources import Reconnecting, Source, open_source
 from camapp.state import StateSink
 
 log = logging.getLogger("camapp")
@@ -265,11 +265,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader gone early shows here, not at exit after the verdict
+        return code
     except CamappError as exc:
         return _error(args, str(exc), exc.exit_code)
     except BrokenPipeError:  # stdout closed early, e.g. `camapp classify ... | head -1`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
         return _error(args, "output closed before camapp finished (broken pipe)", EXIT_RUNTIME)
     except OSError as exc:  # a file or directory the user named that cannot be used
         where = f": {exc.filename}" if exc.filename else ""
@@ -284,6 +285,10 @@ def _error(args: argparse.Namespace, message: str, code: int) -> int:
     if args.debug:
         log.exception("failed")
     print(f"camapp: error: {message}", file=sys.stderr)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # what is still buffered can go nowhere: drop it, not at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return code
 
 
@@ -368,10 +373,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     ]
     if cfg.print:
         sinks.append(PrintSink(cfg.camera_id))
-    # A replay is paced at the file's frame rate; one without a usable rate runs flat out.
-    paced = source.live or (cfg.realtime and source.fps > 0)
     # Frames are dropped only where they go stale: live cameras and paced replays.
-    drop = cfg.drop and paced
+    drop = cfg.drop and source.paced
     motion = None
     if cfg.motion_threshold:
         # After a change, let enough frames through for the debounced state to confirm it.
@@ -380,20 +383,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline = Pipeline(
         source, classifiers, sinks, drop, controls, cfg.max_frames, cfg.duration, motion, stop
     )
-    governor = _governor(cfg, source, paced, pipeline, controls, publisher)
+    governor = _governor(cfg, source, pipeline, controls, publisher)
 
-    signals = 0  # the user's own: --duration or a failure may have set `stop` already
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        nonlocal signals
-        signals += 1
-        if signals == 1:
-            log.info("%s: finishing in-flight frames", signal.Signals(signum).name)
-            pipeline.stop()
-        else:
-            log.warning("%s again: abandoning the queued frames", signal.Signals(signum).name)
-            pipeline.abort()
-
+    on_signal = signal_handler(pipeline)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     log.info(
@@ -441,17 +433,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def signal_handler(pipeline: Pipeline) -> Callable[[int, Any], None]:
+    """SIGINT/SIGTERM: the first finishes the run gracefully, a second abandons the queued
+    frames. Counted here, not read off the pipeline: --duration or a failure may have
+    stopped it before the user's first signal."""
+    signals = 0
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            log.info("%s: finishing in-flight frames", signal.Signals(signum).name)
+            pipeline.stop()
+        else:
+            log.warning("%s again: abandoning the queued frames", signal.Signals(signum).name)
+            pipeline.abort()
+
+    return on_signal
+
+
 def _governor(
-    cfg: Config,
-    source: Any,
-    paced: bool,
-    pipeline: Pipeline,
-    controls: Controls,
-    publisher: MqttPublisher,
+    cfg: Config, source: Source, pipeline: Pipeline, controls: Controls, publisher: MqttPublisher
 ) -> Governor:
     """The governor always runs: budgets may be set over MQTT at any time, and stats flow."""
     power_model = (cfg.power_idle, cfg.power_full) if cfg.power_idle is not None else None
     sensors = Sensors(power_model=power_model)
+    paced = source.paced
     info = SourceInfo(paced=paced, slowable=not source.live, fps=source.fps if paced else 0.0)
     controller = Controller(info, len(pipeline.classifiers), sensors.power_model[0])
     return Governor(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED_MODELS, run_camapp, start_camapp
+from tests.conftest import SHARED_MODELS, camapp_env, run_camapp
 
 
 def one_line_error(proc, code: int, *needles: str) -> str:
@@ -55,17 +56,32 @@ def test_missing_image(model_dir: Path, tmp_path: Path) -> None:
     one_line_error(proc, 2, "cannot read image", "nope.jpg")
 
 
-def test_output_closed_early(model_dir: Path) -> None:
-    # `camapp classify ... | head -1` style: the reader is gone before camapp writes.
-    image = str(SHARED_MODELS.parent / "media" / "cat.bmp")
+def closed_stdout_run(args: list[str], model_dir: Path) -> tuple[int, list[str]]:
+    """Run camapp with its stdout a pipe nobody reads (`... | head -1` once head is gone),
+    buffered as usual: without PYTHONUNBUFFERED, which a developer's shell may set."""
+    env = {k: v for k, v in camapp_env(model_dir).items() if k != "PYTHONUNBUFFERED"}
     read_end, write_end = os.pipe()
     os.close(read_end)
-    proc = start_camapp(["classify", image], model_dir, stdout=write_end)
-    os.close(write_end)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 1 and "Traceback" not in stderr, stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("camapp: error: ")]
-    assert errors == ["camapp: error: output closed before camapp finished (broken pipe)"], stderr
+    with subprocess.Popen(
+        [sys.executable, "-m", "camapp", *args],
+        env=env, stdout=write_end, stderr=subprocess.PIPE, text=True,
+    ) as proc:  # fmt: skip
+        os.close(write_end)
+        _, stderr = proc.communicate(timeout=60)
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    return proc.returncode, [line for line in stderr.splitlines() if line.startswith("camapp: ")]
+
+
+def test_output_closed_early(broker, model_dir: Path, photos_clip) -> None:
+    image = str(SHARED_MODELS.parent / "media" / "cat.bmp")
+    code, lines = closed_stdout_run(["classify", image], model_dir)
+    assert code == 1  # not Python's 120 for a failed flush at exit
+    assert lines == ["camapp: error: output closed before camapp finished (broken pipe)"]
+    video, _ = photos_clip
+    run = ["run", "--source", str(video), "--print", "--mqtt-port", str(broker.port)]
+    code, lines = closed_stdout_run(run, model_dir)
+    errors = [line for line in lines if line.startswith("camapp: error: ")]
+    assert code == 1 and errors == ["camapp: error: PrintSink failed: [Errno 32] Broken pipe"]
 
 
 def test_corrupt_model(model_dir: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from camapp.cli import signal_handler
 from camapp.controls import Controls
 from camapp.errors import SourceError
 from camapp.inference import Classifier
@@ -107,13 +109,13 @@ def test_an_unexpected_worker_error_ends_the_run_with_its_reason(
     assert stats.captured == stats.classified + stats.discarded + 1  # the frame that failed
 
 
-@pytest.mark.parametrize("abort", [False, True])
-def test_stop_drains_queued_frames_and_only_abort_discards_them(
-    abort: bool, model_path, labels, photos_clip
+@pytest.mark.parametrize("signals", [1, 2])
+def test_only_the_users_second_signal_discards_queued_frames(
+    signals: int, model_path, labels, photos_clip
 ) -> None:
-    # --duration or a failure may stop the run before the user's first signal: stopping
-    # twice still classifies every queued frame. abort() (a second signal) throws them away,
-    # counted: nothing is lost silently either way.
+    # --duration (or a failure) stops the run first; then the user signals. One signal still
+    # classifies every queued frame; a second throws them away, counted: nothing is lost
+    # silently either way.
     video, _ = photos_clip
     pipeline, _ = make(model_path, labels, video, workers=2)
     for classifier in pipeline.classifiers:
@@ -122,12 +124,14 @@ def test_stop_drains_queued_frames_and_only_abort_discards_them(
             time.sleep(0.3),
             slow(image, bgr),
         )[1]
-    threading.Timer(0.5, pipeline.stop).start()
-    threading.Timer(0.6, pipeline.abort if abort else pipeline.stop).start()
+    on_signal = signal_handler(pipeline)  # what `camapp run` installs for SIGINT and SIGTERM
+    threading.Timer(0.5, pipeline.stop).start()  # --duration
+    for n in range(signals):
+        threading.Timer(0.6 + 0.1 * n, on_signal, (signal.SIGTERM, None)).start()
     started = time.monotonic()
     stats = pipeline.run()
     assert time.monotonic() - started < 5
-    assert (stats.discarded > 0) == abort and not stats.errors
+    assert (stats.discarded > 0) == (signals == 2) and not stats.errors
     assert stats.captured == stats.classified + stats.discarded
 
 
