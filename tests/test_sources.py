@@ -185,6 +185,7 @@ def test_a_reported_rate_that_cannot_be_a_frame_rate_counts_as_unknown() -> None
 
 def test_stream_passwords_never_reach_logs_or_errors() -> None:
     assert redact("rtsp://admin:s3cr@t@cam.lan:554/live") == "rtsp://admin:***@cam.lan:554/live"
+    assert redact("rtsp://u:pa/ss@cam.lan/live") == "rtsp://u:***@cam.lan/live"  # raw '/'
     assert redact("rtsp://viewer@cam.lan/live") == "rtsp://viewer@cam.lan/live"  # no password
     assert redact("http://cam.lan/a@b") == "http://cam.lan/a@b"  # '@' in the path only
     assert redact("usb:0") == "usb:0"

@@ -73,7 +73,7 @@ class Reconnecting:
         self._stop = stop
         self._source: Source | None = first
         self._min, self._max = min_delay, max_delay
-        self.name, self.live, self.fps = first.name, True, first.fps
+        self.name, self.live, self.paced, self.fps = first.name, True, True, first.fps
         self._seq = 0
         self.reconnects = 0
 

@@ -30,6 +30,7 @@ class Source(Protocol):
 
     name: str
     live: bool  # True for cameras and streams: stale frames may be dropped
+    paced: bool  # frames come at their own rate: cameras, streams, a replay at its file's rate
     fps: float  # nominal frame rate (0.0 when unknown)
 
     def read(self) -> Frame | None: ...

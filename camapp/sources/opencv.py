@@ -33,13 +33,14 @@ def _frame_rate(cap: cv2.VideoCapture) -> float:
 
 
 def redact(spec: str) -> str:
-    """A stream URL without its password, for logs and error messages."""
+    """A stream URL without its password, for logs and error messages. Everything up to the
+    last '@' is taken for the user info, so a password with a raw '/' or '@' stays hidden
+    too (at worst, so does a part of the path)."""
     scheme, sep, rest = spec.partition("://")
-    authority, slash, path = rest.partition("/")
-    userinfo, at, host = authority.rpartition("@")
+    userinfo, at, host = rest.rpartition("@")
     if not (sep and at and ":" in userinfo):
         return spec
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 class FileSource:
@@ -69,7 +70,7 @@ class FileSource:
             log.warning(
                 "%s gives no usable frame rate: replaying it as fast as it decodes", self.path
             )
-        self.realtime = realtime and self.fps > 0
+        self.paced = realtime and self.fps > 0
         self.loop = loop
         self._seq = 0
         self._start: float | None = None  # monotonic time frame 0 was due, for pacing
@@ -93,7 +94,7 @@ class FileSource:
 
     def _pace(self) -> None:
         """Sleep until this frame is due, so a replay behaves like a camera at the file's fps."""
-        if not self.realtime:  # also when the file gives no usable frame rate
+        if not self.paced:
             return
         now = time.monotonic()
         if self._start is None:
@@ -116,7 +117,7 @@ class CaptureSource:
     A read failure raises SourceError; `camapp.sources.Reconnecting` retries it with backoff.
     """
 
-    live = True
+    live = paced = True
 
     def __init__(self, spec: str, fps: float = 0.0) -> None:
         self.name = redact(spec)

@@ -62,7 +62,7 @@ class PiCameraSource:
     capture timeout, if the camera has stalled).
     """
 
-    live = True
+    live = paced = True
 
     def __init__(
         self,
