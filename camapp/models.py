@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import ssl
 import tomllib
+import urllib.error
 import urllib.request
 import zipfile
 import zlib
@@ -152,13 +154,23 @@ def _copy_hashed(src: IO[bytes], dst: IO[bytes], limit: int) -> tuple[int, str]:
     return total, digest.hexdigest()
 
 
+# What opening and reading a URL raises (DNS and HTTP errors come wrapped in URLError).
+_NETWORK_ERRORS = (
+    urllib.error.URLError,
+    ConnectionError,
+    TimeoutError,
+    ssl.SSLError,
+    http.client.HTTPException,
+)
+
+
 def _download(url: str, dst: IO[bytes], limit: int) -> tuple[int, str]:
     """Fetch `url` (https or file://) into `dst`. A network failure is a runtime error
     (exit 1: trying again may work); a URL urllib cannot fetch is a configuration error."""
     try:
         with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
             return _copy_hashed(response, dst, limit)
-    except (OSError, http.client.HTTPException) as exc:  # URLError, HTTPError, timeouts
+    except _NETWORK_ERRORS as exc:  # not the file's writes: fetch() reports those as its own
         reason = getattr(exc, "reason", None) or exc
         raise CamappError(
             f"cannot download {url}: {reason} (try again, or copy it with --mirror DIR)"
