@@ -75,7 +75,8 @@ def _int(lo: int, hi: int) -> Check:
 
 
 def _duration(v: float) -> str | None:
-    # Longer than a year overflows the timer (and cannot be meant): run without a duration.
+    # Longer than a year cannot be meant (run without a duration); far longer, past
+    # threading.TIMEOUT_MAX, the timer would overflow.
     ok = 0 < v <= 366 * 86400
     return None if ok else "must be greater than 0 s and at most a year (31622400 s)"
 
