@@ -18,10 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from camapp import models
-from camapp.bench import DEFAULT_CLIP, Plan, Row, run_camapp, say
-from camapp.broker import Broker
-from camapp.config import default_workers
+from camapp.bench.broker import Broker
+from camapp.bench.harness import DEFAULT_CLIP, Plan, Row, run_camapp, say
+from camapp.config.schema import default_workers
+from camapp.models import store as models
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from camapp import models
+from camapp.models import store as models
 from tests.mqtt_helpers import Broker, Subscriber
 
 REPO = Path(__file__).resolve().parents[1]

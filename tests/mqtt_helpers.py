@@ -11,7 +11,7 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from camapp.broker import Broker, free_port
+from camapp.bench.broker import Broker, free_port
 
 __all__ = ["Broker", "Subscriber", "free_port"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from camapp.bench import COLUMNS
+from camapp.bench.harness import COLUMNS
 from tests.conftest import SHARED_MEDIA, run_camapp
 from tests.test_errors import one_line_error
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from camapp.inference import Classifier
+from camapp.inference.litert import Classifier
 from tests.conftest import SHARED_MEDIA, run_camapp
 
 CATS = {"Egyptian cat", "tabby, tabby cat", "tiger cat"}
@@ -45,7 +45,7 @@ def test_rgb_and_bgr_input_agree(model_path: Path, labels: list[str]) -> None:
 
 
 def test_both_manifest_models_agree_on_coffee(model_dir: Path, labels: list[str]) -> None:
-    from camapp import models
+    from camapp.models import store as models
     from tests.conftest import SHARED_MODELS
 
     uint8 = models.fetch("mobilenet_v2_quant", model_dir, mirror=SHARED_MODELS)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from camapp.controls import Controls
-from camapp.governor import (
+from camapp.capture import Frame
+from camapp.governor.controller import (
     LOW,
     MAX_REPLAY_STRIDE,
     RECOVER_AFTER,
@@ -28,10 +28,10 @@ from camapp.governor import (
     Sample,
     SourceInfo,
 )
-from camapp.motion import MotionGate
-from camapp.pipeline import SKIP_REASONS, Counters, FrameQueue, Knobs
-from camapp.sensors import UNAVAILABLE, CpuReading, Reading, Sensors
-from camapp.sources import Frame
+from camapp.governor.motion import MotionGate
+from camapp.governor.sensors import UNAVAILABLE, CpuReading, Reading, Sensors
+from camapp.runtime.controls import Controls
+from camapp.runtime.pipeline import SKIP_REASONS, Counters, FrameQueue, Knobs
 from tests.test_sensors import PMIC_SAMPLE, FakeClock, FakeRunner
 
 REPLAY = SourceInfo(paced=False, slowable=True, fps=0.0)  # --no-realtime file
@@ -392,7 +392,7 @@ def test_plan_workers_follow_the_rate() -> None:
 
 
 def test_a_paced_replay_released_from_a_slowdown_does_not_race(photos_clip) -> None:
-    from camapp.sources.opencv import MAX_LAG, FileSource
+    from camapp.capture.opencv import MAX_LAG, FileSource
 
     video, meta = photos_clip
     source = FileSource(video, realtime=True)

@@ -10,7 +10,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from camapp.commands import ECHO_LIMIT
+from camapp.publish.commands import ECHO_LIMIT
 from tests.conftest import run_camapp, start_camapp
 
 ENTITIES = {"label", "score", "classification_rate", "cpu", "temperature", "power"}

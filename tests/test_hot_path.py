@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from camapp.controls import Controls
-from camapp.inference import Classifier
-from camapp.pipeline import Pipeline, Result
-from camapp.sinks import ClassificationSink
-from camapp.sources.base import Frame
-from camapp.sources.opencv import FileSource
+from camapp.capture.base import Frame
+from camapp.capture.opencv import FileSource
+from camapp.inference.litert import Classifier
+from camapp.publish.sinks import ClassificationSink
+from camapp.runtime.controls import Controls
+from camapp.runtime.pipeline import Pipeline, Result
 from tests.conftest import SHARED_MEDIA
 
 # Python and C function calls per frame, as measured after issue 5 trimmed them (from 68).

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from camapp import models
 from camapp.errors import EXIT_RUNTIME, CamappError, ConfigError
-from camapp.models import (
+from camapp.models import store as models
+from camapp.models.store import (
     DEFAULT_MODEL,
     fetch,
     format_model_info,
@@ -76,7 +76,7 @@ def test_default_model_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.setenv("CAMAPP_MODEL_DIR", str(tmp_path))
     assert models.default_model_dir() == tmp_path
     monkeypatch.delenv("CAMAPP_MODEL_DIR")
-    assert models.default_model_dir() == Path(models.__file__).resolve().parents[1] / "models"
+    assert models.default_model_dir() == Path(models.__file__).resolve().parents[2] / "models"
 
 
 def test_fetch_from_mirror_gives_verified_file(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from camapp.mqtt import MqttPublisher, MqttSettings
+from camapp.publish.mqtt import MqttPublisher, MqttSettings
 from tests.conftest import start_camapp
 from tests.mqtt_helpers import Broker, Proxy
 

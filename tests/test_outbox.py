@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from camapp.outbox import Kind, Message, Outbox
+from camapp.publish.outbox import Kind, Message, Outbox
 
 
 def msg(topic: str, kind: Kind = Kind.BULK, retain: bool = False, size: int = 10) -> Message:
@@ -69,7 +69,7 @@ def test_publisher_memory_stays_flat_while_the_broker_is_away() -> None:
     more memory than the bound, and every shed message is counted."""
     import tracemalloc
 
-    from camapp.mqtt import MqttPublisher, MqttSettings
+    from camapp.publish.mqtt import MqttPublisher, MqttSettings
 
     publisher = MqttPublisher(MqttSettings(buffer_messages=500), "porch")
     payload = '{"frame": 0, "label": "espresso", "score": 0.8, "top_k": []}' * 8

@@ -20,9 +20,9 @@ def test_wheel_ships_manifest_and_console_script(tmp_path: Path) -> None:
     [wheel] = tmp_path.glob("camapp-*.whl")
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
-        manifest = tomllib.loads(z.read("camapp/manifest.toml").decode())
+        manifest = tomllib.loads(z.read("camapp/models/manifest.toml").decode())
         entry_points = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "mobilenet_v2_int8" in manifest["models"]
-    assert {"camapp/cli.py", "camapp/sources/picamera.py"} <= names
+    assert {"camapp/cli/__init__.py", "camapp/capture/picamera.py"} <= names
     assert "camapp = camapp.cli:main" in entry_points
     assert not any(n.endswith((".tflite", ".mp4")) for n in names)

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from camapp.errors import ConfigError, SourceError
-from camapp.sources.picamera import (
+from camapp.capture.picamera import (
     INSTALL_HINT,
     PiCameraSettings,
     PiCameraSource,
     check_lores_size,
     lores_size_for,
 )
+from camapp.errors import ConfigError, SourceError
 from tests import fake_picamera2
 from tests.fake_picamera2 import QUADRANT_COLOURS, ColorSpace, Rig, quadrants, solid
 
@@ -282,7 +282,7 @@ def test_close_stops_and_closes_once_and_read_then_returns_none(rig):
 
 
 def test_open_source_builds_it_from_the_spec(monkeypatch):
-    from camapp.sources import open_source as open_spec
+    from camapp.capture import open_source as open_spec
 
     rig = Rig(cameras=2)
     monkeypatch.setitem(sys.modules, "picamera2", rig.module())

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from camapp.capture import Frame, Reconnecting
+from camapp.capture.opencv import FileSource
 from camapp.cli import signal_handler
-from camapp.controls import Controls
 from camapp.errors import SourceError
-from camapp.inference import Classifier
-from camapp.pipeline import FrameQueue, Pipeline, Result
-from camapp.sources import Frame, Reconnecting
-from camapp.sources.opencv import FileSource
+from camapp.inference.litert import Classifier
+from camapp.runtime.controls import Controls
+from camapp.runtime.pipeline import FrameQueue, Pipeline, Result
 from tests.test_sources import FlakyCamera
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from camapp.preprocess import Preprocessor, quantize_lut
+from camapp.inference.preprocess import Preprocessor, quantize_lut
 
 
 def test_pixel_models_need_no_mapping() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from camapp.sensors import PMIC_GAIN, PMIC_OFFSET, Sensors, pmic_rails_watts
+from camapp.governor.sensors import PMIC_GAIN, PMIC_OFFSET, Sensors, pmic_rails_watts
 
 # `vcgencmd pmic_read_adc` on a Raspberry Pi 5 under load, as published in jfikar/RPi5-power.
 PMIC_SAMPLE = """\

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
+from camapp.capture import Frame, Reconnecting, open_source, opencv
+from camapp.capture.opencv import CaptureSource, FileSource, _frame_rate, redact
 from camapp.errors import ConfigError, SourceError
-from camapp.pipeline import FrameQueue
-from camapp.sources import Frame, Reconnecting, open_source, opencv
-from camapp.sources.opencv import CaptureSource, FileSource, _frame_rate, redact
+from camapp.runtime.pipeline import FrameQueue
 
 
 def frame(seq: int) -> Frame:

@@ -33,15 +33,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from camapp.controls import Controls
-from camapp.pipeline import SKIP_REASONS, Counters, Knobs
-from camapp.sensors import (
+from camapp.governor.sensors import (
     SOFT_TEMP_LIMIT,
     THROTTLED,
     UNDER_VOLTAGE,
     CpuReading,
     Reading,
 )
+from camapp.runtime.controls import Controls
+from camapp.runtime.pipeline import SKIP_REASONS, Counters, Knobs
 
 log = logging.getLogger(__name__)
 

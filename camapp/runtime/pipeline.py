@@ -16,11 +16,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from camapp.controls import Controls
+from camapp.capture import Frame, Source
 from camapp.errors import CamappError
-from camapp.inference import Classification, Classifier
-from camapp.motion import MotionGate
-from camapp.sources import Frame, Source
+from camapp.governor.motion import MotionGate
+from camapp.inference.litert import Classification, Classifier
+from camapp.runtime.controls import Controls
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from camapp.errors import CamappError, ConfigError
-from camapp.inference import interpreter_api
+from camapp.inference.litert import interpreter_api
 
 DEFAULT_MODEL = "mobilenet_v2_int8"
 
@@ -64,7 +64,7 @@ def _manifest_path() -> Path:
     here = Path(__file__).resolve()
     for candidate in (
         here.parent / "manifest.toml",
-        here.parents[1] / "models" / "manifest.toml",
+        here.parents[2] / "models" / "manifest.toml",
     ):
         if candidate.is_file():
             return candidate
@@ -113,7 +113,7 @@ def default_model_dir() -> Path:
     env = os.environ.get("CAMAPP_MODEL_DIR")
     if env:
         return Path(env).expanduser()
-    checkout = Path(__file__).resolve().parents[1] / "models"
+    checkout = Path(__file__).resolve().parents[2] / "models"
     if (checkout / "manifest.toml").is_file():
         return checkout
     xdg = os.environ.get("XDG_CACHE_HOME")

@@ -23,8 +23,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from camapp.capture.base import Frame
 from camapp.errors import ConfigError, SourceError
-from camapp.sources.base import Frame
 
 log = logging.getLogger(__name__)
 

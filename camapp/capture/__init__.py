@@ -15,11 +15,11 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from camapp.capture.base import Frame, Source
 from camapp.errors import ConfigError, SourceError
-from camapp.sources.base import Frame, Source
 
 if TYPE_CHECKING:
-    from camapp.sources.picamera import PiCameraSettings
+    from camapp.capture.picamera import PiCameraSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,13 @@ def open_source(
     automatic lores size covers) to Pi cameras only.
     """
     if spec == "picamera" or spec.startswith("picamera:"):
-        from camapp.sources.picamera import PiCameraSettings, PiCameraSource
+        from camapp.capture.picamera import PiCameraSettings, PiCameraSource
 
         num = spec.partition(":")[2] or "0"
         if not num.isdigit():
             raise ConfigError(f"bad Pi camera '{spec}': expected picamera or picamera:N")
         return PiCameraSource(int(num), picamera or PiCameraSettings(), model_size)
-    from camapp.sources.opencv import CaptureSource, FileSource
+    from camapp.capture.opencv import CaptureSource, FileSource
 
     if spec.startswith(("usb:", "/dev/video")) or spec.startswith(STREAM_PREFIXES):
         return CaptureSource(spec)

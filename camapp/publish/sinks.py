@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from camapp.mqtt import MqttPublisher, dumps
-from camapp.outbox import Kind
-from camapp.pipeline import Result
+from camapp.publish.mqtt import MqttPublisher, dumps
+from camapp.publish.outbox import Kind
+from camapp.runtime.pipeline import Result
 
 
 def classification_message(result: Result, camera_id: str, model: str) -> dict[str, Any]:

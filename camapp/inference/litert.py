@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from camapp.errors import CamappError, ConfigError
-from camapp.preprocess import Preprocessor
+from camapp.inference.preprocess import Preprocessor
 
 # Names of known delegates, as the shared library each one loads.
 DELEGATES = {"edgetpu": "libedgetpu.so.1"}

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import threading
 
-from camapp.controls import Controls
-from camapp.mqtt import MqttPublisher, dumps
-from camapp.pipeline import Result
+from camapp.publish.mqtt import MqttPublisher, dumps
+from camapp.runtime.controls import Controls
+from camapp.runtime.pipeline import Result
 
 
 class StateSink:

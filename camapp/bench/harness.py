@@ -36,16 +36,16 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from camapp import models
-from camapp.broker import Broker
+from camapp.bench.broker import Broker
+from camapp.capture.opencv import FileSource
 from camapp.errors import CamappError, ConfigError
-from camapp.inference import Classifier, interpreter_api
-from camapp.sensors import machine_jiffies, process_jiffies
-from camapp.sources.opencv import FileSource
+from camapp.governor.sensors import machine_jiffies, process_jiffies
+from camapp.inference.litert import Classifier, interpreter_api
+from camapp.models import store as models
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CLIP = Path(__file__).resolve().parents[1] / "sample_videos" / "car-detection.mp4"
+DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "sample_videos" / "car-detection.mp4"
 _TICK = os.sysconf("SC_CLK_TCK")
 
 COLUMNS = (

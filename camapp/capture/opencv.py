@@ -10,8 +10,8 @@ from pathlib import Path
 
 import cv2
 
+from camapp.capture.base import Frame
 from camapp.errors import ConfigError, SourceError
-from camapp.sources.base import Frame
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import logging
 
-from camapp.controls import ControlError, Controls
-from camapp.mqtt import MqttPublisher, dumps
-from camapp.outbox import Kind
+from camapp.publish.mqtt import MqttPublisher, dumps
+from camapp.publish.outbox import Kind
+from camapp.runtime.controls import ControlError, Controls
 
 log = logging.getLogger(__name__)
 

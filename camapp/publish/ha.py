@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from camapp import __version__
-from camapp.mqtt import MqttPublisher, default_client_id, dumps
+from camapp.publish.mqtt import MqttPublisher, default_client_id, dumps
 
 
 @dataclass(frozen=True)

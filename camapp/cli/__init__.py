@@ -21,20 +21,29 @@ from typing import Any, NoReturn
 
 import cv2
 
-from camapp import __version__, ha, models
-from camapp.commands import CommandHandler
-from camapp.config import KEYS, PASSWORD_ENV, Config, build, default_workers, read_file
-from camapp.controls import Controls
+from camapp import __version__
+from camapp.capture import Reconnecting, Source, open_source
+from camapp.config.schema import (
+    KEYS,
+    PASSWORD_ENV,
+    Config,
+    build,
+    default_workers,
+    read_file,
+)
 from camapp.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, CamappError, ConfigError
-from camapp.governor import Controller, Governor, SourceInfo
-from camapp.inference import Classification, Classifier
-from camapp.motion import MotionGate
-from camapp.mqtt import MqttPublisher, dumps
-from camapp.pipeline import Pipeline
-from camapp.sensors import Sensors
-from camapp.sinks import ClassificationSink, PrintSink
-from camapp.sources import Reconnecting, Source, open_source
-from camapp.state import StateSink
+from camapp.governor.controller import Controller, Governor, SourceInfo
+from camapp.governor.motion import MotionGate
+from camapp.governor.sensors import Sensors
+from camapp.inference.litert import Classification, Classifier
+from camapp.models import store as models
+from camapp.publish import ha
+from camapp.publish.commands import CommandHandler
+from camapp.publish.mqtt import MqttPublisher, dumps
+from camapp.publish.sinks import ClassificationSink, PrintSink
+from camapp.publish.state import StateSink
+from camapp.runtime.controls import Controls
+from camapp.runtime.pipeline import Pipeline
 
 log = logging.getLogger("camapp")
 
@@ -507,7 +516,8 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from camapp import bench  # matplotlib and the benchmark code load only for this command
+    # matplotlib and the benchmark code load only for this command
+    from camapp.bench import harness as bench
 
     workers = default_workers() if args.workers is None else args.workers
     # The same bounds as `camapp run`'s settings (config.KEYS), stated once.

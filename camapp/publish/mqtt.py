@@ -33,7 +33,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from camapp.errors import ConfigError
-from camapp.outbox import Kind, Message, Outbox
+from camapp.publish.outbox import Kind, Message, Outbox
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from camapp import controls
+from camapp.capture.picamera import LORES_FORMATS, PiCameraSettings, check_lores_size
 from camapp.errors import ConfigError
-from camapp.ha import HaSettings
-from camapp.mqtt import MqttSettings
-from camapp.preprocess import CROPS
-from camapp.sources.picamera import LORES_FORMATS, PiCameraSettings, check_lores_size
+from camapp.inference.preprocess import CROPS
+from camapp.publish.ha import HaSettings
+from camapp.publish.mqtt import MqttSettings
+from camapp.runtime import controls
 
 PASSWORD_ENV = "CAMAPP_MQTT_PASSWORD"
 
