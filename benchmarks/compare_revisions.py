@@ -18,10 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from camapp import models
 from camapp.bench.broker import Broker
-from camapp.bench.harness import DEFAULT_CLIP, Plan, Row, run_camapp, say
+from camapp.bench.harness import Plan, Row, default_clip, run_camapp, say
 from camapp.config.schema import default_workers
-from camapp.models import store as models
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--realtime", action="store_true", help="at the clip's pace (latency)")
     args = parser.parse_args()
-    plan = Plan(DEFAULT_CLIP, None, default_workers(), 1, os.cpu_count() or 1, warmup_s=1.0)
+    plan = Plan(default_clip(), None, default_workers(), 1, os.cpu_count() or 1, warmup_s=1.0)
     model = models.resolve_model(None)
     # The exported trees have no models/ of their own: they use this checkout's.
     os.environ["CAMAPP_MODEL_DIR"] = str(model.parent)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from camapp.models import store as models
+from camapp import models
 from tests.mqtt_helpers import Broker, Subscriber
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,3 +92,40 @@ def run_camapp(args: list[str], model_dir: Path, timeout: float = 60, **kwargs: 
         timeout=timeout,
         **kwargs,
     )
+
+
+def make_classifier(model_path: Path, labels: list[str] | None = None, top_k: int = 5):
+    """A LiteRT classifier as a worker holds one."""
+    from camapp.inference import backend
+    from camapp.inference.classifier import Classifier
+
+    loaded = backend.create("litert", model_path, backend.BackendOptions())
+    names = labels if labels is not None else models.read_labels(model_path)
+    return Classifier(loaded, names, models.display_name(model_path), top_k)
+
+
+def single_camera(source, classifiers, sinks, drop, controls, *, max_frames=None,
+                  duration=None, motion=None, stopping=None, crop="center"):  # fmt: skip
+    """A one-camera pipeline, as `camapp run --source ...` builds it: (pipeline, camera)."""
+    from camapp.runtime.camera import CameraPlan
+    from camapp.runtime.pipeline import Pipeline
+
+    pipeline = Pipeline(duration, stopping)
+    pool = pipeline.add_pool(classifiers)
+    plan = CameraPlan("cam0", crop, max_frames, motion)
+    return pipeline, pipeline.add_camera(plan, source, sinks, controls, pool, drop)
+
+
+def lone_queue(maxsize: int, drop_oldest: bool, workers: int = 2):
+    """One camera's frame queue on a hub of `workers`: (hub, queue)."""
+    from camapp.runtime.frames import Hub
+
+    hub = Hub(workers)
+    return hub, hub.queue(None, maxsize, drop_oldest)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """As `camapp`'s entry point does before any capture opens: FFmpeg's own warnings off."""
+    from camapp.capture.opencv import quiet
+
+    quiet()

@@ -8,8 +8,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from camapp.inference.litert import Classifier
-from tests.conftest import SHARED_MEDIA, run_camapp
+from tests.conftest import SHARED_MEDIA, make_classifier, run_camapp
 
 CATS = {"Egyptian cat", "tabby, tabby cat", "tiger cat"}
 
@@ -28,7 +27,7 @@ CATS = {"Egyptian cat", "tabby, tabby cat", "tiger cat"}
 def test_reference_photos(
     model_path: Path, labels: list[str], photo: str, expected: set[str]
 ) -> None:
-    classifier = Classifier(model_path, labels, top_k=3)
+    classifier = make_classifier(model_path, labels, top_k=3)
     image = cv2.imread(str(SHARED_MEDIA / photo))
     result = classifier.classify(image, bgr=True)
     assert result.top_k[0].label in expected
@@ -37,7 +36,7 @@ def test_reference_photos(
 
 
 def test_rgb_and_bgr_input_agree(model_path: Path, labels: list[str]) -> None:
-    classifier = Classifier(model_path, labels)
+    classifier = make_classifier(model_path, labels)
     bgr = cv2.imread(str(SHARED_MEDIA / "parrot.jpg"))
     from_bgr = classifier.classify(bgr, bgr=True).top_k
     from_rgb = classifier.classify(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), bgr=False).top_k
@@ -45,12 +44,12 @@ def test_rgb_and_bgr_input_agree(model_path: Path, labels: list[str]) -> None:
 
 
 def test_both_manifest_models_agree_on_coffee(model_dir: Path, labels: list[str]) -> None:
-    from camapp.models import store as models
+    from camapp import models
     from tests.conftest import SHARED_MODELS
 
     uint8 = models.fetch("mobilenet_v2_quant", model_dir, mirror=SHARED_MODELS)
     image = cv2.imread(str(SHARED_MEDIA / "coffee.png"))
-    assert Classifier(uint8, labels).classify(image, bgr=True).top_k[0].label == "espresso"
+    assert make_classifier(uint8, labels).classify(image, bgr=True).top_k[0].label == "espresso"
 
 
 def test_classify_command_json(model_dir: Path) -> None:

@@ -102,12 +102,18 @@ def test_corrupt_model(model_dir: Path, tmp_path: Path) -> None:
     one_line_error(proc, 2, "corrupt.tflite")
 
 
-def test_edgetpu_model_without_its_delegate(model_dir: Path) -> None:
+def test_edgetpu_model_without_its_delegate(model_dir: Path, tmp_path: Path) -> None:
     image = str(SHARED_MODELS.parent / "media" / "cat.bmp")
     model = str(SHARED_MODELS / "mobilenet_v2_1.0_224_quant_edgetpu.tflite")
     labels = str(SHARED_MODELS / "imagenet_labels.txt")
+    # The manifest knows this file needs the Edge TPU: its backend is chosen by itself.
     proc = run_camapp(["classify", "--model", model, "--labels", labels, image], model_dir)
-    one_line_error(proc, 2, "Edge TPU", "--delegate edgetpu")
+    one_line_error(proc, 2, "cannot load delegate 'edgetpu'", "libedgetpu")
+    # A copy the manifest does not know is tried on the CPU, which says what it needs.
+    renamed = tmp_path / "mine.tflite"
+    renamed.write_bytes(Path(model).read_bytes())
+    proc = run_camapp(["classify", "--model", str(renamed), "--labels", labels, image], model_dir)
+    one_line_error(proc, 2, "Edge TPU", "--backend edgetpu")
     proc = run_camapp(
         ["classify", "--model", model, "--labels", labels, "--delegate", "edgetpu", image],
         model_dir,

@@ -24,14 +24,15 @@ from camapp.governor.controller import (
     TEMP_HOLD,
     Budgets,
     Controller,
-    Governor,
     Sample,
     SourceInfo,
 )
+from camapp.governor.loop import Governor
 from camapp.governor.motion import MotionGate
 from camapp.governor.sensors import UNAVAILABLE, CpuReading, Reading, Sensors
+from camapp.runtime.camera import SKIP_REASONS, Counters, Knobs
 from camapp.runtime.controls import Controls
-from camapp.runtime.pipeline import SKIP_REASONS, Counters, FrameQueue, Knobs
+from tests.conftest import lone_queue
 from tests.test_sensors import PMIC_SAMPLE, FakeClock, FakeRunner
 
 REPLAY = SourceInfo(paced=False, slowable=True, fps=0.0)  # --no-realtime file
@@ -295,15 +296,8 @@ def test_governor_applies_runtime_budgets_and_publishes_stats() -> None:
     clock, pipeline, sensors = FakeClock(), FakePipeline(), FakeSensors()
     controls = Controls(stride=1)
     published: list[dict] = []
-    governor = Governor(
-        pipeline,
-        controls,
-        sensors,
-        Controller(REPLAY, 2, 3.0),
-        publish=published.append,
-        stats_interval=5.0,
-        clock=clock,
-    )
+    governor = Governor(sensors, stats_interval=5.0, clock=clock)
+    governor.add(pipeline, controls, Controller(REPLAY, 2, 3.0), publish=published.append)
     for _ in range(4):
         clock.now += 1.0
         pipeline.advance(captured=100, classified=100, stride_skipped=0)
@@ -330,9 +324,8 @@ def test_governor_applies_runtime_budgets_and_publishes_stats() -> None:
 
 def test_governor_thread_stops_promptly() -> None:
     pipeline = FakePipeline()
-    governor = Governor(
-        pipeline, Controls(), FakeSensors(), Controller(REPLAY, 2, 3.0), period=0.05
-    )
+    governor = Governor(FakeSensors(), period=0.05)
+    governor.add(pipeline, Controls(), Controller(REPLAY, 2, 3.0))
     stop = threading.Event()
     thread = threading.Thread(target=governor.run, args=(stop,))
     thread.start()
@@ -368,18 +361,18 @@ def test_motion_gate_lets_a_new_scene_be_confirmed() -> None:
 
 
 def test_inactive_workers_take_no_frames_until_reactivated() -> None:
-    queue = FrameQueue(2, drop_oldest=False)
-    queue.set_active(1)
+    hub, queue = lone_queue(2, drop_oldest=False)
+    hub.set_demand(queue, 1)
     got: list[int] = []
-    second = threading.Thread(target=lambda: got.append(queue.get(1)[0]))
+    second = threading.Thread(target=lambda: got.append(hub.get(1)[1]))
     second.start()
     image = np.zeros((2, 2, 3), np.uint8)
     queue.put(Frame(0, 0.0, image, 0.0))
-    assert queue.get(0)[0] == 0  # worker 0 is active
+    assert hub.get(0)[1] == 0  # worker 0 is active
     queue.put(Frame(1, 0.0, image, 0.0))
     second.join(0.2)
     assert second.is_alive() and not got  # worker 1 waits although a frame is queued
-    queue.set_active(2)
+    hub.set_demand(queue, 2)
     second.join(2)
     assert got == [1]
 

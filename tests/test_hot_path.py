@@ -16,11 +16,10 @@ import pytest
 
 from camapp.capture.base import Frame
 from camapp.capture.opencv import FileSource
-from camapp.inference.litert import Classifier
 from camapp.publish.sinks import ClassificationSink
+from camapp.runtime.camera import Result
 from camapp.runtime.controls import Controls
-from camapp.runtime.pipeline import Pipeline, Result
-from tests.conftest import SHARED_MEDIA
+from tests.conftest import SHARED_MEDIA, make_classifier, single_camera
 
 # Python and C function calls per frame, as measured after issue 5 trimmed them (from 68).
 CALL_BUDGET = 60
@@ -31,7 +30,7 @@ PEAK_BUDGET = 16 * 1024
 
 
 class CountingPublisher:
-    """Stands in for MqttPublisher: keeps nothing, so memory is flat by construction."""
+    """Stands in for a camera's Channel: keeps nothing, so memory is flat by construction."""
 
     camera_id = "cam0"
 
@@ -54,14 +53,14 @@ def frames() -> list[Frame]:
 @pytest.fixture
 def hot_path(model_path: Path, labels: list[str]) -> Callable[[int, Frame], None]:
     """One frame through what a worker does: classify, then deliver in order to the sinks."""
-    classifier = Classifier(model_path, labels)
-    sink = ClassificationSink(CountingPublisher(), "mobilenet_v2_int8")  # type: ignore[arg-type]
-    pipeline = Pipeline(FileSource(SHARED_MEDIA / "car-detection.mp4"), [classifier], [sink],
-                        drop=False, controls=Controls())  # fmt: skip
+    classifier = make_classifier(model_path, labels)
+    sink = ClassificationSink(CountingPublisher())  # type: ignore[arg-type]
+    _, camera = single_camera(FileSource(SHARED_MEDIA / "car-detection.mp4"), [classifier],
+                              [sink], drop=False, controls=Controls())  # fmt: skip
 
     def step(ticket: int, frame: Frame) -> None:
-        classification = classifier.classify(frame.image, frame.bgr)
-        pipeline._deliver(ticket, Result(frame.seq, frame.ts, frame.mono, classification))
+        classification = classifier.classify(frame.image, frame.bgr, "center")
+        camera.deliver(ticket, Result(frame.seq, frame.ts, frame.mono, classification))
 
     return step
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from camapp import models
 from camapp.errors import EXIT_RUNTIME, CamappError, ConfigError
-from camapp.models import store as models
-from camapp.models.store import (
+from camapp.models import (
     DEFAULT_MODEL,
     fetch,
     format_model_info,
@@ -20,6 +20,7 @@ from camapp.models.store import (
     read_labels,
     resolve_model,
 )
+from camapp.models.manifest import _parse_manifest
 
 # CI runs in a fresh clone with ../shared beside it; never copied into the repo.
 SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
@@ -64,9 +65,9 @@ def test_manifest_rejects_a_bad_entry() -> None:
         k: v for k, v in dataclasses.asdict(load_manifest()[DEFAULT_MODEL]).items() if k != "name"
     }
     with pytest.raises(ConfigError, match="size must be a int"):
-        models._parse_manifest({"models": {"m": {**entry, "size": "big"}}}, Path("m.toml"))
+        _parse_manifest({"models": {"m": {**entry, "size": "big"}}}, Path("m.toml"))
     with pytest.raises(ConfigError, match="missing keys \\['sha256'\\]"):
-        models._parse_manifest(
+        _parse_manifest(
             {"models": {"m": {k: v for k, v in entry.items() if k != "sha256"}}},
             Path("m.toml"),
         )

@@ -11,7 +11,8 @@ import json
 import time
 from pathlib import Path
 
-from camapp.publish.mqtt import MqttPublisher, MqttSettings
+from camapp.config.schema import MqttSettings
+from camapp.publish.mqtt import MqttPublisher
 from tests.conftest import start_camapp
 from tests.mqtt_helpers import Broker, Proxy
 
@@ -234,15 +235,15 @@ def test_qos0_messages_leave_the_outbox_once_written(tmp_path: Path, subscriber_
     order, and close() finds nothing undelivered (many times the window)."""
     broker = Broker(tmp_path).start()
     sub = subscriber_factory(broker.port, ["camapp/q0/classification"], qos=0)
-    publisher = MqttPublisher(MqttSettings(port=broker.port, qos=0), "q0", availability=False)
+    publisher = MqttPublisher(MqttSettings(port=broker.port, qos=0), "camapp-q0")
     try:
         # Queued before the connection is up, then more than it: the sender drains the first
         # lot a window at a time, woken by each write, and the rest follow in order.
         for n in range(150):
-            publisher.publish("classification", json.dumps({"frame": n}))
+            publisher.publish("camapp/q0/classification", json.dumps({"frame": n}))
         publisher.start()
         for n in range(150, 300):
-            publisher.publish("classification", json.dumps({"frame": n}))
+            publisher.publish("camapp/q0/classification", json.dumps({"frame": n}))
         assert publisher.close() == 0
         sub.wait_for(lambda: len(sub.messages) >= 300)
         assert [json.loads(m.payload)["frame"] for m in sub.messages] == list(range(300))

@@ -69,14 +69,17 @@ def test_publisher_memory_stays_flat_while_the_broker_is_away() -> None:
     more memory than the bound, and every shed message is counted."""
     import tracemalloc
 
-    from camapp.publish.mqtt import MqttPublisher, MqttSettings
+    from camapp.config.schema import MqttSettings
+    from camapp.publish.mqtt import MqttPublisher
 
-    publisher = MqttPublisher(MqttSettings(buffer_messages=500), "porch")
+    publisher = MqttPublisher(
+        MqttSettings(buffer_messages=500), "camapp-porch", None, ["camapp/porch/availability"]
+    )
     payload = '{"frame": 0, "label": "espresso", "score": 0.8, "top_k": []}' * 8
 
     def outage(messages: int) -> None:
         for _ in range(messages):
-            publisher.publish("classification", payload, kind=Kind.BULK)
+            publisher.publish("camapp/porch/classification", payload, kind=Kind.BULK)
 
     tracemalloc.start()
     outage(1_000)

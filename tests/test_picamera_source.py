@@ -11,13 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from camapp.capture.picamera import (
-    INSTALL_HINT,
-    PiCameraSettings,
-    PiCameraSource,
-    check_lores_size,
-    lores_size_for,
-)
+from camapp.capture.picamera import INSTALL_HINT, PiCameraSource, lores_size_for
+from camapp.config.load import check
+from camapp.config.schema import PiCameraSettings
 from camapp.errors import ConfigError, SourceError
 from tests import fake_picamera2
 from tests.fake_picamera2 import QUADRANT_COLOURS, ColorSpace, Rig, quadrants, solid
@@ -27,7 +23,9 @@ TOLERANCE = 4  # rounding in encode + 2x2 chroma averaging + OpenCV's fixed-poin
 
 
 def open_source(rig: Rig, camera_num: int = 0, **settings) -> PiCameraSource:
-    return PiCameraSource(camera_num, PiCameraSettings(**settings), picamera2_module=rig.module())
+    # Settings are validated where they are read, as `camapp run` reads them.
+    valid = check(PiCameraSettings, settings)
+    return PiCameraSource(camera_num, valid, picamera2_module=rig.module())
 
 
 def assert_colour(pixels: np.ndarray, rgb: tuple[int, int, int]) -> None:
@@ -91,15 +89,15 @@ def test_bad_sizes_and_formats_are_config_errors(rig):
         open_source(rig, main_size=(200, 150))
     with pytest.raises(ConfigError, match="even"):
         open_source(rig, lores_size=(299, 224))
-    with pytest.raises(ConfigError, match="YUV420 or RGB888"):
+    with pytest.raises(ConfigError, match="YUV420, RGB888"):
         open_source(rig, lores_format="NV12")
     with pytest.raises(ConfigError, match="fps"):
         open_source(rig, fps=0)
-    with pytest.raises(ConfigError, match="main size"):
+    with pytest.raises(ConfigError, match="main_size"):
         open_source(rig, main_size=(1281, 960))
     assert rig.opened == []  # rejected before touching the camera
-    with pytest.raises(ValueError):
-        check_lores_size((-2, 2), (640, 480))
+    with pytest.raises(ConfigError, match="even"):
+        open_source(rig, main_size=(640, 480), lores_size=(-2, 2))
 
 
 # --- frames ----------------------------------------------------------------------------------

@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from camapp.app import signal_handler
 from camapp.capture import Frame, Reconnecting
 from camapp.capture.opencv import FileSource
-from camapp.cli import signal_handler
 from camapp.errors import SourceError
-from camapp.inference.litert import Classifier
+from camapp.inference.classifier import Classifier
+from camapp.runtime.camera import Result
 from camapp.runtime.controls import Controls
-from camapp.runtime.pipeline import FrameQueue, Pipeline, Result
+from tests.conftest import lone_queue, make_classifier, single_camera
 from tests.test_sources import FlakyCamera
 
 
@@ -29,58 +30,65 @@ class ListSink:
 
 
 def make(model_path: Path, labels: list[str], video: Path, workers: int, **kwargs) -> tuple:
-    classifiers = [Classifier(model_path, labels) for _ in range(workers)]
+    classifiers = [make_classifier(model_path, labels) for _ in range(workers)]
     sink = ListSink()
     controls = kwargs.pop("controls", Controls())
     source = FileSource(video, realtime=False)
-    return Pipeline(source, classifiers, [sink], False, controls, **kwargs), sink
+    pipeline, camera = single_camera(source, classifiers, [sink], False, controls, **kwargs)
+    return pipeline, camera, sink
+
+
+def one(report):
+    """The one camera's stats, with the run's errors."""
+    [stats] = report.cameras.values()
+    return stats, report.errors
 
 
 def test_three_workers_publish_in_frame_order(model_path, labels, photos_clip) -> None:
     video, meta = photos_clip
-    pipeline, sink = make(model_path, labels, video, workers=3)
-    stats = pipeline.run()
+    pipeline, _, sink = make(model_path, labels, video, workers=3)
+    stats, errors = one(pipeline.run())
     assert [r.frame for r in sink.results] == list(range(meta["frames"]))
-    assert stats.captured == stats.classified == meta["frames"] and not stats.errors
+    assert stats.captured == stats.classified == meta["frames"] and not errors
 
 
 def test_stride_classifies_one_frame_in_n(model_path, labels, photos_clip) -> None:
     video, meta = photos_clip
-    pipeline, sink = make(model_path, labels, video, 2, controls=Controls(stride=4))
-    stats = pipeline.run()
+    pipeline, _, sink = make(model_path, labels, video, 2, controls=Controls(stride=4))
+    stats, _ = one(pipeline.run())
     assert [r.frame for r in sink.results] == list(range(0, meta["frames"], 4))
     assert stats.skipped["stride"] == meta["frames"] - len(sink.results)
 
 
 def test_paused_classifies_nothing_but_keeps_reading(model_path, labels, photos_clip) -> None:
     video, meta = photos_clip
-    pipeline, sink = make(model_path, labels, video, 2, controls=Controls(paused=True))
-    stats = pipeline.run()
+    pipeline, _, sink = make(model_path, labels, video, 2, controls=Controls(paused=True))
+    stats, _ = one(pipeline.run())
     assert sink.results == [] and stats.skipped["paused"] == stats.captured == meta["frames"]
 
 
 def test_max_frames_and_stop(model_path, labels, photos_clip) -> None:
     video, _ = photos_clip
-    pipeline, sink = make(model_path, labels, video, 2, max_frames=7)
-    assert pipeline.run().classified == 7 and len(sink.results) == 7
+    pipeline, _, sink = make(model_path, labels, video, 2, max_frames=7)
+    assert one(pipeline.run())[0].classified == 7 and len(sink.results) == 7
 
-    pipeline, sink = make(model_path, labels, video, 2)
+    pipeline, _, sink = make(model_path, labels, video, 2)
     pipeline.stop()  # before start: nothing is captured, nothing hangs
-    assert pipeline.run().captured == 0
+    assert one(pipeline.run())[0].captured == 0
 
 
 def test_each_put_reaches_an_active_worker() -> None:
     # A put wakes one waiter only: a worker parked by the governor must never be that one.
-    frames = FrameQueue(2, drop_oldest=False)
-    frames.set_active(1)
-    got: dict[int, tuple[int, Frame] | None] = {}
-    waiters = [threading.Thread(target=lambda i=i: got.update({i: frames.get(i)})) for i in (0, 1)]
+    hub, frames = lone_queue(2, drop_oldest=False)
+    hub.set_demand(frames, 1)
+    got: dict[int, tuple | None] = {}
+    waiters = [threading.Thread(target=lambda i=i: got.update({i: hub.get(i)})) for i in (0, 1)]
     for waiter in reversed(waiters):  # the parked worker 1 starts waiting first
         waiter.start()
         time.sleep(0.1)
     frames.put(Frame(0, 0.0, np.zeros((2, 2, 3), np.uint8), 0.0))
     waiters[0].join(2)
-    assert list(got) == [0] and got[0] is not None and got[0][0] == 0
+    assert list(got) == [0] and got[0] is not None and got[0][1] == 0
     frames.close()
     waiters[1].join(2)
     assert got[1] is None  # the parked worker leaves once the queue closes
@@ -90,20 +98,20 @@ def test_an_unexpected_worker_error_ends_the_run_with_its_reason(
     model_path, labels, photos_clip
 ) -> None:
     video, _ = photos_clip
-    pipeline, sink = make(model_path, labels, video, workers=2)
-    broken = pipeline.classifiers[1]
+    pipeline, _, sink = make(model_path, labels, video, workers=2)
+    broken = pipeline.pools[0].classifiers[1]
     calls = 0
 
-    def classify(image, bgr=False):  # a bug deep in a worker, not a CamappError
+    def classify(image, bgr=False, crop="center"):  # a bug deep in a worker, not a CamappError
         nonlocal calls
         calls += 1
         if calls == 3:
             raise ValueError("boom")
-        return Classifier.classify(broken, image, bgr)
+        return Classifier.classify(broken, image, bgr, crop)
 
     broken.classify = classify
-    stats = pipeline.run()  # with no-drop capture blocked on a full queue: must not hang
-    assert [str(e) for e in stats.errors] == ["inference failed: ValueError: boom"]
+    stats, errors = one(pipeline.run())  # no-drop capture blocked on a full queue: no hang
+    assert [str(e) for e in errors] == ["inference failed: ValueError: boom"]
     frames = [r.frame for r in sink.results]
     assert frames == sorted(frames) and len(frames) < 60
     assert stats.captured == stats.classified + stats.discarded + 1  # the frame that failed
@@ -117,21 +125,21 @@ def test_only_the_users_second_signal_discards_queued_frames(
     # classifies every queued frame; a second throws them away, counted: nothing is lost
     # silently either way.
     video, _ = photos_clip
-    pipeline, _ = make(model_path, labels, video, workers=2)
-    for classifier in pipeline.classifiers:
+    pipeline, _, _ = make(model_path, labels, video, workers=2)
+    for classifier in pipeline.pools[0].classifiers:
         slow = classifier.classify
-        classifier.classify = lambda image, bgr=False, slow=slow: (
+        classifier.classify = lambda image, bgr=False, crop="center", slow=slow: (
             time.sleep(0.3),
-            slow(image, bgr),
+            slow(image, bgr, crop),
         )[1]
     on_signal = signal_handler(pipeline)  # what `camapp run` installs for SIGINT and SIGTERM
     threading.Timer(0.5, pipeline.stop).start()  # --duration
     for n in range(signals):
         threading.Timer(0.6 + 0.1 * n, on_signal, (signal.SIGTERM, None)).start()
     started = time.monotonic()
-    stats = pipeline.run()
+    stats, errors = one(pipeline.run())
     assert time.monotonic() - started < 5
-    assert (stats.discarded > 0) == (signals == 2) and not stats.errors
+    assert (stats.discarded > 0) == (signals == 2) and not errors
     assert stats.captured == stats.classified + stats.discarded
 
 
@@ -142,8 +150,8 @@ def test_duration_ends_a_run_whose_camera_is_unplugged(model_path, labels) -> No
     stop = threading.Event()
     source = Reconnecting(unplugged, stop, FlakyCamera(fail_after=3), min_delay=0.05)
     sink = ListSink()
-    pipeline = Pipeline(source, [Classifier(model_path, labels)], [sink], True, Controls(),
-                        duration=0.5, stopping=stop)  # fmt: skip
+    pipeline, _ = single_camera(source, [make_classifier(model_path, labels)], [sink], True,
+                                Controls(), duration=0.5, stopping=stop)  # fmt: skip
     started = time.monotonic()
-    stats = pipeline.run()
-    assert time.monotonic() - started < 3 and stats.captured == 3 and not stats.errors
+    stats, errors = one(pipeline.run())
+    assert time.monotonic() - started < 3 and stats.captured == 3 and not errors

@@ -4,39 +4,51 @@ from __future__ import annotations
 
 import numpy as np
 
+from camapp.inference.backend import InputSpec
 from camapp.inference.preprocess import Preprocessor, quantize_lut
+
+
+def spec(
+    size: int, dtype: type, scale: float = 0.0, zero_point: int = 0, **norm: float
+) -> InputSpec:
+    return InputSpec(size, size, np.dtype(dtype), scale, zero_point, **norm)
 
 
 def test_pixel_models_need_no_mapping() -> None:
     # Both manifest models take raw pixels: (q - 127) / 127.5 and (q - 128) / 128 are x/127.5 - 1.
-    assert quantize_lut(np.dtype(np.uint8), 1 / 127.5, 127) is None
-    assert quantize_lut(np.dtype(np.uint8), 1 / 128, 128) is None
+    assert quantize_lut(spec(224, np.uint8, 1 / 127.5, 127)) is None
+    assert quantize_lut(spec(224, np.uint8, 1 / 128, 128)) is None
 
 
 def test_int8_input_gets_a_lookup_table() -> None:
-    lut = quantize_lut(np.dtype(np.int8), 1 / 127.5, 0)
+    lut = quantize_lut(spec(224, np.int8, 1 / 127.5, 0))
     assert lut is not None and lut.dtype == np.int8
     assert lut[0] == -128 and lut[255] == 127 and abs(int(lut[128])) <= 1
 
 
 def test_center_crop_and_stretch_regions() -> None:
-    pre = Preprocessor(224, np.dtype(np.uint8), 1 / 127.5, 127, crop="center")
-    assert pre.region((432, 768, 3)) == (slice(0, 432), slice(168, 600))
-    stretch = Preprocessor(224, np.dtype(np.uint8), 1 / 127.5, 127, crop="stretch")
-    assert stretch.region((432, 768, 3)) == (slice(0, 432), slice(0, 768))
+    pre = Preprocessor(spec(224, np.uint8, 1 / 127.5, 127))
+    assert pre.region((432, 768, 3), "center") == (slice(0, 432), slice(168, 600))
+    assert pre.region((432, 768, 3), "stretch") == (slice(0, 432), slice(0, 768))
+
+
+def test_center_crop_keeps_a_non_square_models_aspect() -> None:
+    wide = Preprocessor(InputSpec(100, 200, np.dtype(np.uint8), 1 / 127.5, 127))  # 200x100
+    assert wide.region((400, 400, 3), "center") == (slice(100, 300), slice(0, 400))
+    assert wide.region((100, 800, 3), "center") == (slice(0, 100), slice(300, 500))
 
 
 def test_writes_rgb_into_the_given_buffer() -> None:
-    pre = Preprocessor(4, np.dtype(np.uint8), 1 / 127.5, 127, crop="stretch")
+    pre = Preprocessor(spec(4, np.uint8, 1 / 127.5, 127))
     bgr = np.zeros((8, 8, 3), np.uint8)
     bgr[..., 0] = 200  # blue in BGR
     out = np.zeros((4, 4, 3), np.uint8)
-    pre(bgr, True, out)
+    pre(bgr, True, out, "stretch")
     assert (out[..., 2] == 200).all() and (out[..., :2] == 0).all()
 
 
 def test_center_crop_ignores_the_sides() -> None:
-    pre = Preprocessor(4, np.dtype(np.uint8), 1 / 127.5, 127, crop="center")
+    pre = Preprocessor(spec(4, np.uint8, 1 / 127.5, 127))
     image = np.full((8, 16, 3), 255, np.uint8)
     image[:, 4:12] = 10  # the centred square
     out = np.empty((4, 4, 3), np.uint8)
@@ -45,17 +57,29 @@ def test_center_crop_ignores_the_sides() -> None:
 
 
 def test_float_models_get_minus_one_to_one() -> None:
-    pre = Preprocessor(2, np.dtype(np.float32), crop="stretch")
+    pre = Preprocessor(spec(2, np.float32))
     image = np.array([[[0, 255, 0], [255, 0, 255]]] * 2, np.uint8)
     out = np.empty((2, 2, 3), np.float32)
-    pre(image, False, out)
+    pre(image, False, out, "stretch")
     assert out.min() == -1.0 and out.max() == 1.0
+
+
+def test_normalisation_comes_from_the_model() -> None:
+    # A model trained on [0, 1] inputs (mean 0, std 255), float and quantized for that range.
+    image = np.array([[[0, 255, 51]] * 2] * 2, np.uint8)
+    out = np.empty((2, 2, 3), np.float32)
+    Preprocessor(spec(2, np.float32, mean=0.0, std=255.0))(image, False, out, "stretch")
+    assert np.allclose(out[0, 0], [0.0, 1.0, 0.2])
+    unit = spec(2, np.uint8, 1 / 255, 0, mean=0.0, std=255.0)
+    assert quantize_lut(unit) is None  # q = pixel again, on the whole 0..255 range
+    half = quantize_lut(spec(2, np.int8, 1 / 255, -128, mean=0.0, std=255.0))
+    assert half is not None and half[0] == -128 and half[255] == 127
 
 
 def test_buffers_are_reused_between_frames() -> None:
     # int8 input: the lookup-table path, which uses every intermediate buffer; 1080p frames
     # take the whole-factor shrink first.
-    pre = Preprocessor(224, np.dtype(np.int8), 1 / 127.5, 0)
+    pre = Preprocessor(spec(224, np.int8, 1 / 127.5, 0))
     rng = np.random.default_rng(0)
     out = np.empty((224, 224, 3), np.int8)
     pre(rng.integers(0, 255, (1080, 1920, 3), np.uint8), True, out)

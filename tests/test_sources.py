@@ -14,7 +14,7 @@ import pytest
 from camapp.capture import Frame, Reconnecting, open_source, opencv
 from camapp.capture.opencv import CaptureSource, FileSource, _frame_rate, redact
 from camapp.errors import ConfigError, SourceError
-from camapp.runtime.pipeline import FrameQueue
+from tests.conftest import lone_queue
 
 
 def frame(seq: int) -> Frame:
@@ -116,28 +116,28 @@ def test_bad_source_specs() -> None:
 
 
 def test_latest_frame_policy_evicts_the_stalest() -> None:
-    q = FrameQueue(2, drop_oldest=True)
+    hub, q = lone_queue(2, drop_oldest=True)
     for i in range(5):
         q.put(frame(i))
     assert q.dropped == 3
     q.close()
-    assert [(t, f.seq) for t, f in iter(q.get, None)] == [(0, 3), (1, 4)]
+    assert [(t, f.seq) for _, t, f in iter(lambda: hub.get(0), None)] == [(0, 3), (1, 4)]
 
 
 def test_no_drop_policy_blocks_instead_of_dropping() -> None:
-    q = FrameQueue(1, drop_oldest=False)
+    hub, q = lone_queue(1, drop_oldest=False)
     q.put(frame(0))
     putter = threading.Thread(target=q.put, args=(frame(1),))
     putter.start()
     putter.join(0.2)
     assert putter.is_alive()  # blocked on the full queue
-    assert q.get()[1].seq == 0
+    assert hub.get(0)[2].seq == 0
     putter.join(5)
-    assert not putter.is_alive() and q.get()[1].seq == 1 and q.dropped == 0
+    assert not putter.is_alive() and hub.get(0)[2].seq == 1 and q.dropped == 0
 
 
 def test_forced_close_counts_discarded_frames() -> None:
-    q = FrameQueue(2, drop_oldest=False)
+    hub, q = lone_queue(2, drop_oldest=False)
     for i in range(2):
         q.put(frame(i))
     blocked = threading.Thread(target=q.put, args=(frame(2),))
@@ -146,7 +146,7 @@ def test_forced_close_counts_discarded_frames() -> None:
     q.close(discard=True)  # what a second signal or a failed worker does
     blocked.join(5)
     # The queued frames and the one the capture thread was trying to put are all counted.
-    assert not blocked.is_alive() and q.discarded == 3 and q.get() is None
+    assert not blocked.is_alive() and q.discarded == 3 and hub.get(0) is None
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:

@@ -36,16 +36,19 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from camapp import models
 from camapp.bench.broker import Broker
 from camapp.capture.opencv import FileSource
 from camapp.errors import CamappError, ConfigError
 from camapp.governor.sensors import machine_jiffies, process_jiffies
-from camapp.inference.litert import Classifier, interpreter_api
-from camapp.models import store as models
+from camapp.inference import loader
+from camapp.inference.backends.litert import interpreter_api
+from camapp.inference.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "sample_videos" / "car-detection.mp4"
+# The sample clip of a source checkout (built by `make setup`); an installed camapp has none.
+CHECKOUT_CLIP = Path(__file__).resolve().parents[2] / "sample_videos" / "car-detection.mp4"
 _TICK = os.sysconf("SC_CLK_TCK")
 
 COLUMNS = (
@@ -159,6 +162,13 @@ class Report:
         ]
 
 
+def default_clip() -> Path:
+    """The checkout's sample clip; from an installed camapp, the user names one."""
+    if not CHECKOUT_CLIP.is_file():
+        raise ConfigError("no sample clip here (not a source checkout): pass --clip VIDEO")
+    return CHECKOUT_CLIP
+
+
 def say(message: str) -> None:
     """Progress on stderr, so stdout carries only the table."""
     print(f"camapp bench: {message}", file=sys.stderr, flush=True)
@@ -197,7 +207,8 @@ def decode_and_preprocess(
             t1 = time.process_time()
             if frame is None:
                 break
-            out = np.empty((classifier.size, classifier.size, 3), classifier.preprocess.dtype)
+            spec = classifier.preprocess.spec
+            out = np.empty((spec.height, spec.width, 3), spec.dtype)
             t2 = time.process_time()
             classifier.preprocess(frame.image, frame.bgr, out)
             preprocess += time.process_time() - t2
@@ -513,13 +524,11 @@ class _Round:
     rows: list[Row]
 
 
-def _round(
-    plan: Plan, model_path: Path, labels: list[str], broker: Broker, say_step: Callable[[str], None]
-) -> _Round:
+def _round(plan: Plan, model_path: Path, broker: Broker, say_step: Callable[[str], None]) -> _Round:
     """Every full-speed row once, back to back, so that they see the host alike."""
     say_step(f"decode and preprocess {plan.clip.name} alone")
     inputs, decode_ms, preprocess_ms = decode_and_preprocess(
-        plan.clip, Classifier(model_path, labels), plan.frames
+        plan.clip, loader.load(loader.plan(str(model_path))), plan.frames
     )
     say(
         f"      {len(inputs)} frames, CPU/frame: decode {decode_ms:.3f} ms,"
@@ -553,7 +562,6 @@ def run(plan: Plan, out_dir: Path) -> Report:
     if not plan.clip.is_file():
         raise ConfigError(f"clip not found: {plan.clip}")
     model_path = models.resolve_model(plan.model)
-    labels = models.read_labels(model_path)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -571,7 +579,7 @@ def run(plan: Plan, out_dir: Path) -> Report:
             for n in range(plan.rounds):
                 if plan.rounds > 1:
                     say(f"round {n + 1}/{plan.rounds}")
-                rounds.append(_round(plan, model_path, labels, broker, say_step))
+                rounds.append(_round(plan, model_path, broker, say_step))
             say_step(f"camapp run at the clip's pace, {plan.realtime_s:g} s")
             live, inference = run_camapp(
                 "camapp real-time", plan, model_path, broker, True, plan.realtime_s

@@ -5,23 +5,16 @@
 | `picamera` / `picamera:N`    | Raspberry Pi camera N through picamera2  |
 | `usb:N` or `/dev/videoN`     | USB/V4L2 camera                          |
 | `rtsp://…`, `http(s)://…`    | network stream                           |
+| `memory:FILE`                | a video's frames decoded into memory once, replayed (benchmarks) |
 | anything else                | a video file                             |
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 from camapp.capture.base import Frame, Source
-from camapp.errors import ConfigError, SourceError
-
-if TYPE_CHECKING:
-    from camapp.capture.picamera import PiCameraSettings
-
-log = logging.getLogger(__name__)
+from camapp.capture.reconnect import Reconnecting
+from camapp.config.schema import PiCameraSettings
+from camapp.errors import ConfigError
 
 __all__ = ["Frame", "Reconnecting", "Source", "open_source"]
 
@@ -37,75 +30,23 @@ def open_source(
 ) -> Source:
     """Open the source named by `spec`; failures to open are reported, never retried here.
 
-    `realtime` and `loop` apply to video files only; `picamera` and `model_size` (which the
-    automatic lores size covers) to Pi cameras only.
+    `realtime` and `loop` apply to video files only; `picamera` and `model_size` (the model
+    input's larger side, which the automatic lores size covers) to Pi cameras and memory
+    replays only.
     """
     if spec == "picamera" or spec.startswith("picamera:"):
-        from camapp.capture.picamera import PiCameraSettings, PiCameraSource
+        from camapp.capture.picamera import PiCameraSource
 
         num = spec.partition(":")[2] or "0"
         if not num.isdigit():
             raise ConfigError(f"bad Pi camera '{spec}': expected picamera or picamera:N")
         return PiCameraSource(int(num), picamera or PiCameraSettings(), model_size)
+    if spec.startswith("memory:"):
+        from camapp.capture.memory import MemorySource
+
+        return MemorySource(spec.removeprefix("memory:"), model_size, loop=loop)
     from camapp.capture.opencv import CaptureSource, FileSource
 
     if spec.startswith(("usb:", "/dev/video")) or spec.startswith(STREAM_PREFIXES):
         return CaptureSource(spec)
     return FileSource(spec, realtime=realtime, loop=loop)
-
-
-class Reconnecting:
-    """Wraps a live source: when it drops out, reopen it with exponential backoff.
-
-    A camera unplugged for a minute or an RTSP server that reboots costs frames, never the
-    process. Waits end early when `stop` is set, so shutdown is never held up by a backoff.
-    """
-
-    def __init__(
-        self,
-        opener: Callable[[], Source],
-        stop: threading.Event,
-        first: Source,
-        min_delay: float = 0.5,
-        max_delay: float = 30.0,
-    ) -> None:
-        self._opener = opener
-        self._stop = stop
-        self._source: Source | None = first
-        self._min, self._max = min_delay, max_delay
-        self.name, self.live, self.paced, self.fps = first.name, True, True, first.fps
-        self._seq = 0
-        self.reconnects = 0
-
-    def read(self) -> Frame | None:
-        delay = self._min
-        while not self._stop.is_set():
-            try:
-                if self._source is None:
-                    self._source = self._opener()
-                    self.reconnects += 1
-                    log.info("source %s is back", self.name)
-                frame = self._source.read()
-            except SourceError as exc:
-                self._drop(exc, delay)
-                delay = min(delay * 2, self._max)
-                continue
-            if frame is None:
-                return None
-            # Keep one sequence across reconnects: frame numbers must never go back.
-            frame.seq = self._seq
-            self._seq += 1
-            return frame
-        return None
-
-    def _drop(self, exc: SourceError, delay: float) -> None:
-        if self._source is not None:
-            log.warning("%s; retrying with backoff", exc)
-            self._source.close()
-            self._source = None
-        self._stop.wait(delay)
-
-    def close(self) -> None:
-        if self._source is not None:
-            self._source.close()
-            self._source = None

@@ -15,15 +15,21 @@ from camapp.errors import ConfigError, SourceError
 
 log = logging.getLogger(__name__)
 
-# FFmpeg and V4L2 print their own warnings straight to stderr; camapp reports failures itself.
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-
 MAX_LAG = 1.0  # s a paced replay may run behind its clock before the clock is moved instead
 MAX_FPS = 1000.0  # a reported rate above this is a clock, not a frame rate (RTP says 90000)
 # FFmpeg waits 30 s by default for a stream to open or deliver: longer than systemd waits for
 # a stop, and every shutdown, --duration and reconnection would wait behind it.
 STREAM_TIMEOUT_MS = 5000
+
+
+def quiet(debug: bool = False) -> None:
+    """Keep OpenCV's and FFmpeg's own warnings (`[ WARN:...] VIDEOIO(FFMPEG)` on every retry)
+    out of the journal: camapp reports failures itself. Called once at start-up, before any
+    capture opens; `--debug` leaves them on."""
+    if debug:
+        return
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read when FFmpeg opens a capture
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def _frame_rate(cap: cv2.VideoCapture) -> float:
@@ -114,7 +120,7 @@ class FileSource:
 class CaptureSource:
     """A USB/V4L2 camera (`usb:N` or a /dev/video path) or an RTSP/HTTP stream.
 
-    A read failure raises SourceError; `camapp.sources.Reconnecting` retries it with backoff.
+    A read failure raises SourceError; `camapp.capture.Reconnecting` retries it with backoff.
     """
 
     live = paced = True

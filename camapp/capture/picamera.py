@@ -16,7 +16,6 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -24,6 +23,7 @@ import cv2
 import numpy as np
 
 from camapp.capture.base import Frame
+from camapp.config.schema import PiCameraSettings
 from camapp.errors import ConfigError, SourceError
 
 log = logging.getLogger(__name__)
@@ -32,26 +32,12 @@ INSTALL_HINT = (
     "picamera2 is not installed: sudo apt install python3-picamera2 "
     "(and create the venv with --system-site-packages)"
 )
-LORES_FORMATS = (
-    "YUV420",
-    "RGB888",
-)  # RGB888 lores needs a Pi 5; Pi 4 and older only do YUV
 MAIN_FORMAT = "YUV420"  # never read; RGB888 only if a feature ever wants full-size frames
 BUFFER_COUNT = 4  # ISP pipelining plus the one request we hold; the video default of 6 wastes CMA
 CAPTURE_TIMEOUT = 5.0  # seconds without a frame before read() reports the camera as stalled
 # Seconds; an older SensorTimestamp is not trusted as the capture time. At slow frame rates
 # the queued requests can hold frames up to BUFFER_COUNT intervals old, so it grows with them.
 MAX_SENSOR_AGE = 1.0
-
-
-@dataclass(frozen=True)
-class PiCameraSettings:
-    """The `[picamera]` settings (config.py validates them); other sources ignore them."""
-
-    fps: float = 15.0
-    main_size: tuple[int, int] = (1280, 960)  # never read, but it picks the sensor mode and crop
-    lores_size: tuple[int, int] | None = None  # None: just covers the model input
-    lores_format: str = "YUV420"
 
 
 class PiCameraSource:
@@ -67,35 +53,29 @@ class PiCameraSource:
     def __init__(
         self,
         camera_num: int = 0,
-        settings: PiCameraSettings = PiCameraSettings(),
+        settings: PiCameraSettings | None = None,
         model_size: int = 224,
         picamera2_module: Any = None,
         capture_timeout: float = CAPTURE_TIMEOUT,
     ) -> None:
-        lores_format = settings.lores_format
-        if lores_format not in LORES_FORMATS:
-            raise ConfigError(f"bad Pi camera lores format {lores_format!r}: use YUV420 or RGB888")
-        if not settings.fps > 0:
-            raise ConfigError(f"bad Pi camera fps {settings.fps}: must be > 0")
-        try:
-            main_size = _even_size(settings.main_size, "main")
-            lores_size = settings.lores_size or lores_size_for(main_size, model_size)
-            lores_size = check_lores_size(lores_size, main_size)
-        except ValueError as exc:
-            hint = (
-                f" (the automatic lores size covers the model's {model_size}x{model_size} input:"
-                " set a larger picamera main_size)"
-                if settings.lores_size is None
-                else ""
+        settings = settings or PiCameraSettings()
+        # The settings were validated where they were read (config/schema.py); only the
+        # automatic lores size, which depends on the model, is checked here.
+        main_size = settings.main_size
+        lores_size = settings.lores_size or lores_size_for(main_size, model_size)
+        if lores_size[0] > main_size[0] or lores_size[1] > main_size[1]:
+            raise ConfigError(
+                f"bad Pi camera size: lores {lores_size[0]}x{lores_size[1]} exceeds main "
+                f"{main_size[0]}x{main_size[1]} (the automatic lores size covers the model's "
+                f"{model_size}x{model_size} input: set a larger picamera main_size)"
             )
-            raise ConfigError(f"bad Pi camera size: {exc}{hint}") from exc
 
         self.name = f"picamera:{camera_num}"
         self.fps = float(settings.fps)
         self.camera_num = camera_num
         self.main_size = main_size
         self.lores_size = lores_size
-        self.lores_format = lores_format
+        self.lores_format = settings.lores_format
         self._timeout = capture_timeout
         self._max_age = max(MAX_SENSOR_AGE, BUFFER_COUNT / self.fps)
         self._seq = 0
@@ -214,24 +194,6 @@ def lores_size_for(main_size: tuple[int, int], model_size: int) -> tuple[int, in
     if main_w >= main_h:
         return max(short, 2 * round(short * main_w / main_h / 2)), short
     return short, max(short, 2 * round(short * main_h / main_w / 2))
-
-
-def check_lores_size(size: tuple[int, int], main_size: tuple[int, int]) -> tuple[int, int]:
-    """`size` as ints if libcamera accepts it as lores for `main_size`; else ValueError."""
-    width, height = _even_size(size, "lores")
-    if width > main_size[0] or height > main_size[1]:
-        raise ValueError(f"lores {width}x{height} exceeds main {main_size[0]}x{main_size[1]}")
-    return width, height
-
-
-def _even_size(size: tuple[int, int], what: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} size must be (width, height), got {size!r}") from None
-    if width <= 0 or height <= 0 or width % 2 or height % 2:
-        raise ValueError(f"{what} size {width}x{height} must be positive and even (YUV420)")
-    return width, height
 
 
 def _unpad_i420(array: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -1,31 +1,36 @@
-"""Settings for `camapp run`: defaults < config file (TOML or YAML) < command line.
+"""Every setting of camapp, declared once: type, bounds, default and one-line description.
 
-Every key is validated here, once, so the rest of camapp can trust its settings; a bad
-value is reported with its key and where it came from.
+The command-line flags and their help (config/flags.py), the config-file keys and their
+validation (config/load.py), runtime `set` validation (runtime/controls.py) and the option
+table in docs/configuration.md (config/docs.py) are all derived from these models.
+
+`setting()` wraps pydantic's `Field`: `runtime=True` marks a setting the `set` topic may change
+while camapp runs; `metavar` names the value in `--help`; `flag=False` keeps it off the
+command line.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from camapp.capture.picamera import LORES_FORMATS, PiCameraSettings, check_lores_size
-from camapp.errors import ConfigError
-from camapp.inference.preprocess import CROPS
-from camapp.publish.ha import HaSettings
-from camapp.publish.mqtt import MqttSettings
-from camapp.runtime import controls
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
-PASSWORD_ENV = "CAMAPP_MQTT_PASSWORD"
-
-TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-TOPIC = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
-SIZE = re.compile(r"([0-9]+)x([0-9]+)")
+TOPIC_LEVEL = re.compile(r"[A-Za-z0-9_-]{1,64}")
+TOPIC = re.compile(r"[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,7}")
+SIZE = re.compile(r"([0-9]{1,5})x([0-9]{1,5})")
+MAX_DURATION_S = 366 * 86400  # longer cannot be meant; past threading.TIMEOUT_MAX it overflows
+CROPS = ("center", "stretch")
+LORES_FORMATS = ("YUV420", "RGB888")  # RGB888 lores needs a Pi 5; Pi 4 and older only do YUV
 
 
 def default_workers() -> int:
@@ -33,282 +38,274 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-@dataclass(frozen=True)
-class Config:
-    source: str | None = None
-    camera_id: str = "cam0"
-    model: str | None = None  # a manifest name or a path; None = the default model
-    labels: str | None = None
-    top_k: int = 5
-    workers: int = field(default_factory=default_workers)
-    threads_per_worker: int = 1
-    delegate: str | None = None
-    crop: str = "center"
-    realtime: bool = True
-    drop: bool = True
-    loop: bool = False
-    stride: int = 1
-    max_frames: int | None = None
-    duration: float | None = None
-    print: bool = False
-    # Budgets (seeded into Controls, changeable at runtime) and the governor's settings.
-    cpu_budget: float | None = None  # percent of the whole machine, 100 = every core
-    power_budget: float | None = None  # W
-    temp_limit: float | None = None  # °C
-    motion_threshold: float | None = None  # mean grey-level difference; None: no motion gate
-    motion_refresh: float = 10.0  # s between forced classifications of an unchanged scene
-    stats_interval: float = 5.0  # s between `stats` messages
-    power_idle: float | None = None  # W, linear power model; None: the board's default
-    power_full: float | None = None  # W, all cores busy
-    state_frames: int = 3  # consecutive agreeing classifications before the state changes
-    threshold: float = controls.DEFAULTS["threshold"]  # initial value; changeable at runtime
-    mqtt: MqttSettings = field(default_factory=MqttSettings)
-    ha: HaSettings = field(default_factory=HaSettings)
-    picamera: PiCameraSettings = field(default_factory=PiCameraSettings)
-
-
-Check = Callable[[Any], str | None]
-
-
-def _int(lo: int, hi: int) -> Check:
-    return lambda v: None if lo <= v <= hi else f"must be between {lo} and {hi}"
-
-
-def _duration(v: float) -> str | None:
-    # Longer than a year cannot be meant (run without a duration); far longer, past
-    # threading.TIMEOUT_MAX, the timer would overflow.
-    ok = 0 < v <= 366 * 86400
-    return None if ok else "must be greater than 0 s and at most a year (31622400 s)"
-
-
-def _match(pattern: re.Pattern[str], what: str) -> Check:
-    return lambda v: None if pattern.match(v) else f"must be {what}"
-
-
-def _one_of(*choices: str) -> Check:
-    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
-
-
-def _nonempty(v: str) -> str | None:
-    return None if v.strip() else "must not be empty"
-
-
-def _range(lo: float, hi: float) -> Check:
-    return lambda v: None if lo <= v <= hi else f"must be between {lo:g} and {hi:g}"
-
-
-def _host(v: str) -> str | None:
-    # The resolver encodes the name as IDNA; a name it cannot encode (an empty label as in
-    # `broker..lan`, a label over 63 characters) would kill paho's network thread.
-    try:
-        v.encode("idna")
-    except UnicodeError:
-        return "must be a host name or IP address"
-    return _nonempty(v)
-
-
-def _file(v: str) -> str | None:
-    return None if Path(v).is_file() else f"file not found: {v}"
-
-
-def _even_size(v: tuple[int, int]) -> str | None:
-    ok = all(n > 0 and n % 2 == 0 for n in v)
-    return None if ok else "width and height must be even (YUV420) and greater than 0"
-
-
-# key -> (type, check); the type of every Config / MqttSettings field, in one place. A tuple
-# is a size, written "WxH".
-KEYS: dict[str, tuple[type, Check | None]] = {
-    "source": (str, _nonempty),
-    "camera_id": (str, _match(TOPIC_LEVEL, "1-64 letters, digits, '-' or '_'")),
-    "model": (str, _nonempty),
-    "labels": (str, _nonempty),
-    "top_k": (int, _int(1, 100)),
-    "workers": (int, _int(1, 64)),
-    "threads_per_worker": (int, _int(1, 64)),
-    "delegate": (str, _nonempty),
-    "crop": (str, _one_of(*CROPS)),
-    "realtime": (bool, None),
-    "drop": (bool, None),
-    "loop": (bool, None),
-    "stride": (int, controls.CHECKS["stride"]),
-    "max_frames": (int, _int(1, 2**31)),
-    "duration": (float, _duration),
-    "print": (bool, None),
-    "cpu_budget": (float, controls.CHECKS["cpu_budget"]),
-    "power_budget": (float, controls.CHECKS["power_budget"]),
-    "temp_limit": (float, controls.CHECKS["temp_limit"]),
-    "motion_threshold": (float, _range(0.1, 255)),
-    "motion_refresh": (float, _range(0.1, 86400)),
-    "stats_interval": (float, _range(1, 3600)),
-    "power_idle": (float, _range(0.1, 500)),
-    "power_full": (float, _range(0.1, 500)),
-    "state_frames": (int, _int(1, 1000)),
-    "threshold": (float, controls.CHECKS["threshold"]),
-}
-MQTT_KEYS: dict[str, tuple[type, Check | None]] = {
-    "host": (str, _host),
-    "port": (int, _int(1, 65535)),
-    "base_topic": (str, _match(TOPIC, "topic levels of letters, digits, '-' or '_'")),
-    "qos": (int, _int(0, 2)),
-    "keepalive": (int, _int(5, 3600)),
-    "client_id": (str, _match(TOPIC_LEVEL, "1-64 letters, digits, '-' or '_'")),
-    "username": (str, _nonempty),
-    "password_file": (str, _file),
-    "tls": (bool, None),
-    "tls_ca": (str, _file),
-    "tls_cert": (str, _file),
-    "tls_key": (str, _file),
-    "tls_insecure": (bool, None),
-    "buffer_messages": (int, _int(1, 10_000_000)),
-    "buffer_bytes": (int, _int(1024, 2**31)),
-}
-HA_KEYS: dict[str, tuple[type, Check | None]] = {
-    "discovery": (bool, None),
-    "prefix": (str, _match(TOPIC, "topic levels of letters, digits, '-' or '_'")),
-}
-PICAMERA_KEYS: dict[str, tuple[type, Check | None]] = {
-    # A frame at least every 2 s: a longer wait would trip the camera's 5 s capture timeout.
-    "fps": (float, _range(0.5, 120)),
-    "main_size": (tuple, _even_size),
-    "lores_size": (tuple, _even_size),
-    "lores_format": (str, _one_of(*LORES_FORMATS)),
-}
-# Tables in the file, and the command-line prefix of their keys (--mqtt-port: mqtt.port).
-TABLES = {"mqtt": MQTT_KEYS, "ha": HA_KEYS, "picamera": PICAMERA_KEYS}
-
-
-def read_file(path: Path) -> dict[str, Any]:
-    """Parse a TOML (.toml) or YAML (.yaml/.yml) config file into a plain mapping."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not UTF-8 text") from None
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path}: invalid YAML: {_one_line(exc)}") from None
-    else:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: expected a table of settings")
-    return data
-
-
-def build(file_values: Mapping[str, Any], cli_values: Mapping[str, Any], origin: str) -> Config:
-    """Validate the file's values, apply the command line's on top, return the Config."""
-    top = _validate(file_values, KEYS, origin, prefix="", nested=set(TABLES))
-    cli_top = {k: v for k, v in cli_values.items() if k in KEYS and v is not None}
-    top |= _validate(cli_top, KEYS, "command line", prefix="--")
-    tables: dict[str, dict[str, Any]] = {}
-    for name, keys in TABLES.items():
-        in_file = file_values.get(name, {})
-        if not isinstance(in_file, dict):
-            raise ConfigError(f"{origin}: {name}: must be a table")
-        tables[name] = _validate(in_file, keys, origin, prefix=f"{name}.")
-        flag = f"{name}_"
-        cli = {k[len(flag) :]: v for k, v in cli_values.items() if k.startswith(flag)}
-        cli = {k: v for k, v in cli.items() if v is not None}
-        tables[name] |= _validate(cli, keys, "command line", prefix=f"--{name}-")
-    if ("power_idle" in top) != ("power_full" in top):
-        raise ConfigError("power_idle and power_full must be given together")
-    if "power_idle" in top and top["power_idle"] >= top["power_full"]:
-        raise ConfigError(
-            f"power_idle ({top['power_idle']:g} W) must be below "
-            f"power_full ({top['power_full']:g} W)"
+def setting(
+    default: Any = None,
+    description: str = "",
+    *,
+    runtime: bool = False,
+    flag: bool = True,
+    metavar: str | None = None,
+    **bounds: Any,
+) -> Any:
+    """A declared setting: pydantic's Field plus what the flags, docs and `set` derive from."""
+    extra = {"runtime": runtime, "flag": flag, "metavar": metavar}
+    if callable(default):
+        return Field(
+            default_factory=default, description=description, json_schema_extra=extra, **bounds
         )
-    mqtt = tables["mqtt"]
-    if "tls_key" in mqtt and "tls_cert" not in mqtt:
-        raise ConfigError("mqtt.tls_key needs mqtt.tls_cert (the client certificate)")
-    mqtt["password"] = _password(mqtt)
-    picamera = PiCameraSettings(**tables["picamera"])
-    if picamera.lores_size is not None:
-        try:
-            check_lores_size(picamera.lores_size, picamera.main_size)
-        except ValueError as exc:
-            raise ConfigError(f"picamera.lores_size: {exc}") from None
-    return Config(
-        **top, mqtt=MqttSettings(**mqtt), ha=HaSettings(**tables["ha"]), picamera=picamera
+    return Field(default, description=description, json_schema_extra=extra, **bounds)
+
+
+def _check(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    """fullmatch, never match: `$` would accept a trailing newline the broker then refuses."""
+
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"must be {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _nonempty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _host(value: str) -> str:
+    # The resolver encodes the name as IDNA; a name it cannot encode (an empty label as in
+    # `broker..lan`) would kill paho's network thread.
+    try:
+        value.encode("idna")
+    except UnicodeError:
+        raise ValueError("must be a host name or IP address") from None
+    return _nonempty(value)
+
+
+def _file(value: str) -> str:
+    if not os.path.isfile(value):
+        raise ValueError(f"file not found: {value[:100]}")
+    return value
+
+
+def _duration(value: float) -> float:
+    if not 0 < value <= MAX_DURATION_S:
+        raise ValueError(f"must be greater than 0 s and at most a year ({MAX_DURATION_S} s)")
+    return value
+
+
+def _size(value: Any) -> Any:
+    """A size is written "WxH"; a tuple (from code) passes through to the type check."""
+    if isinstance(value, str):
+        size = SIZE.fullmatch(value)
+        if size is None:
+            raise ValueError('must be a size "WxH", e.g. "1280x960"')
+        value = (int(size[1]), int(size[2]))
+    elif not isinstance(value, tuple):
+        raise ValueError('must be a size "WxH", e.g. "1280x960"')
+    return value
+
+
+def _even(value: tuple[int, int]) -> tuple[int, int]:
+    if not all(n > 0 and n % 2 == 0 for n in value):
+        raise ValueError("width and height must be even (YUV420) and greater than 0")
+    return value
+
+
+NonEmpty = Annotated[str, AfterValidator(_nonempty)]
+TopicLevel = Annotated[str, _check(TOPIC_LEVEL, "1-64 letters, digits, '-' or '_'")]
+Topic = Annotated[str, _check(TOPIC, "topic levels of letters, digits, '-' or '_'")]
+ExistingFile = Annotated[str, AfterValidator(_file)]
+Size = Annotated[tuple[int, int], BeforeValidator(_size), AfterValidator(_even)]
+
+
+def partial(info: ValidationInfo) -> bool:
+    """Rules across settings wait for the merged settings: the file may give one half of a
+    pair and the command line the other."""
+    return bool(info.context and info.context.get("partial"))
+
+
+class Settings(BaseModel):
+    """Strict: a string is never taken for a number, nor a number for a boolean."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class MqttSettings(Settings):
+    host: Annotated[str, AfterValidator(_host)] = setting("localhost", "broker host")
+    port: int = setting(1883, "broker port", ge=1, le=65535)
+    base_topic: Topic = setting("camapp", "base topic of every camapp message")
+    qos: int = setting(1, "QoS of published messages", ge=0, le=2)
+    keepalive: int = setting(30, "seconds between keep-alive pings", ge=5, le=3600)
+    client_id: TopicLevel | None = setting(
+        None, "MQTT client id (default camapp-<camera_id> of the first camera)"
+    )
+    username: NonEmpty | None = setting(None, "broker user name")
+    password_file: ExistingFile | None = setting(
+        None, "file holding the broker password (else $CAMAPP_MQTT_PASSWORD)", metavar="FILE"
+    )
+    tls: bool = setting(False, "TLS with the system's CA certificates")
+    tls_ca: ExistingFile | None = setting(None, "CA certificate(s) to verify the broker with")
+    tls_cert: ExistingFile | None = setting(None, "client certificate (TLS)")
+    tls_key: ExistingFile | None = setting(None, "client certificate's key (TLS)")
+    tls_insecure: bool = setting(False, "TLS without verifying the broker (testing only)")
+    buffer_messages: int = setting(
+        10000, "messages kept for the broker while it is away", ge=1, le=10_000_000
+    )
+    buffer_bytes: int = setting(
+        8 * 1024 * 1024, "bytes kept for the broker while it is away", ge=1024, le=2**31
     )
 
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls or self.tls_insecure or self.tls_ca is not None or self.tls_cert is not None
 
-def _password(mqtt: Mapping[str, Any]) -> str | None:
-    """The MQTT password: the first line of `password_file`, else $CAMAPP_MQTT_PASSWORD.
-    Errors never quote it."""
-    if "password_file" in mqtt:
-        path = Path(mqtt["password_file"])
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            why = getattr(exc, "strerror", None) or "not UTF-8 text"
-            raise ConfigError(f"mqtt.password_file: cannot read {path}: {why}") from None
-        password = lines[0] if lines else ""
-        if not password:
-            raise ConfigError(f"mqtt.password_file: {path} is empty")
-    else:
-        password = os.environ.get(PASSWORD_ENV) or None
-    if password and "username" not in mqtt:
-        where = "mqtt.password_file" if "password_file" in mqtt else f"${PASSWORD_ENV}"
-        raise ConfigError(f"{where} gives a password but mqtt.username is not set")
-    return password
+    @model_validator(mode="after")
+    def _key_needs_cert(self, info: ValidationInfo) -> MqttSettings:
+        if partial(info):
+            return self
+        if self.tls_key is not None and self.tls_cert is None:
+            raise ValueError("mqtt.tls_key needs mqtt.tls_cert (the client certificate)")
+        return self
 
 
-def _validate(
-    values: Mapping[str, Any],
-    keys: dict[str, tuple[type, Check | None]],
-    origin: str,
-    prefix: str,
-    nested: set[str] | frozenset[str] = frozenset(),
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if key in nested:
-            continue
-        # Named as the user wrote it: `mqtt.buffer_messages` in a file, a flag on the command line.
-        name = f"{prefix}{key}".replace("_", "-") if prefix.startswith("--") else f"{prefix}{key}"
-        if key not in keys:
-            raise ConfigError(f"{origin}: unknown setting '{name}'")
-        kind, check = keys[key]
-        value = _coerce(value, kind)
-        if value is None:
-            raise ConfigError(
-                f"{origin}: {name}: must be {_KIND_NAMES[kind]} (got {values[key]!r})"
+class HaSettings(Settings):
+    discovery: bool = setting(True, "announce the cameras to Home Assistant (MQTT discovery)")
+    prefix: Topic = setting("homeassistant", "Home Assistant discovery prefix")
+
+
+class PiCameraSettings(Settings):
+    # A frame at least every 2 s: a longer wait would trip the camera's 5 s capture timeout.
+    fps: float = setting(15.0, "Pi camera frame rate", ge=0.5, le=120, metavar="FPS")
+    main_size: Size = setting(
+        (1280, 960), "main stream size, which picks the sensor mode and crop", metavar="WxH"
+    )
+    lores_size: Size | None = setting(
+        None,
+        "model-input stream size (default: the main's aspect, just covering the model)",
+        metavar="WxH",
+    )
+    lores_format: Literal["YUV420", "RGB888"] = setting(
+        "YUV420", "model-input stream format (RGB888 needs a Pi 5)", metavar="FORMAT"
+    )
+
+    @model_validator(mode="after")
+    def _lores_within_main(self, info: ValidationInfo) -> PiCameraSettings:
+        if partial(info):
+            return self
+        lores, main = self.lores_size, self.main_size
+        if lores is not None and (lores[0] > main[0] or lores[1] > main[1]):
+            raise ValueError(
+                f"picamera.lores_size: lores {lores[0]}x{lores[1]} exceeds main {main[0]}x{main[1]}"
             )
-        problem = check(value) if check else None
-        if problem:
-            raise ConfigError(f"{origin}: {name}: {problem} (got {values[key]!r})")
-        out[key] = value
-    return out
+        return self
 
 
-_KIND_NAMES = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    bool: "true or false",
-    tuple: 'a size "WxH", e.g. "1280x960"',
-}
+class CameraSettings(Settings):
+    """What each camera may set for itself; at the top level, the default for every camera."""
+
+    camera_id: TopicLevel = setting("cam0", "topic level naming this camera")
+    source: NonEmpty | None = setting(
+        None, "picamera[:N], usb:N, /dev/videoN, rtsp://..., or a video file"
+    )
+    model: NonEmpty | None = setting(
+        None, "model file or known name (default: mobilenet_v2_int8)", metavar="MODEL"
+    )
+    labels: NonEmpty | None = setting(
+        None, "labels file (default: the model's embedded labels)", metavar="FILE"
+    )
+    top_k: int = setting(5, "how many classes to report", ge=1, le=100)
+    backend: NonEmpty | None = setting(
+        None, "inference backend: litert or edgetpu (default: the model's manifest entry)"
+    )
+    delegate: NonEmpty | None = setting(
+        None, "'edgetpu' or the path of a TFLite delegate library", metavar="DELEGATE"
+    )
+    crop: Literal["center", "stretch"] = setting("center", "how a frame fits the model input")
+    realtime: bool = setting(True, "read a video file at its frame rate, not as fast as it decodes")
+    drop: bool = setting(True, "drop stale frames of live sources (off: classify every frame)")
+    loop: bool = setting(False, "replay a video file forever")
+    stride: int = setting(1, "classify 1 frame in N", ge=1, le=1000, runtime=True)
+    max_frames: int | None = setting(None, "stop after capturing N frames", ge=1, le=2**31)
+    paused: bool = setting(False, "start with classification paused", runtime=True, flag=False)
+    cpu_budget: float | None = setting(
+        None,
+        "camapp's CPU as a percent of the whole machine (100 = every core)",
+        ge=1,
+        le=100,
+        runtime=True,
+        metavar="PCT",
+    )
+    power_budget: float | None = setting(
+        None, "board power, measured or estimated", ge=0.5, le=100, runtime=True, metavar="W"
+    )
+    temp_limit: float | None = setting(
+        None, "SoC temperature", ge=30, le=110, runtime=True, metavar="C"
+    )
+    motion_threshold: float | None = setting(
+        None,
+        "skip inference while the scene changes less than this (mean grey levels, 0-255)",
+        ge=0.1,
+        le=255,
+        metavar="LEVELS",
+    )
+    motion_refresh: float = setting(
+        10.0, "classify an unchanged scene at least every S seconds", ge=0.1, le=86400, metavar="S"
+    )
+    state_frames: int = setting(
+        3, "consecutive agreeing classifications before the state changes", ge=1, le=1000
+    )
+    threshold: float = setting(
+        0.5, "score a classification needs to count towards the state", ge=0, le=1, runtime=True
+    )
+    picamera: PiCameraSettings = setting(PiCameraSettings, "Pi camera settings")
 
 
-def _coerce(value: Any, kind: type) -> Any:
-    """The value as `kind`, or None; bools are never taken for numbers, sizes are "WxH"."""
-    if isinstance(value, bool):
-        return value if kind is bool else None
-    if kind is float and isinstance(value, int | float):
-        return float(value)
-    if kind is tuple:
-        size = SIZE.fullmatch(value) if isinstance(value, str) else None
-        return (int(size[1]), int(size[2])) if size else None
-    return value if isinstance(value, kind) else None
+class AppSettings(CameraSettings):
+    """The whole file: camera defaults, the process's own settings, and `cameras`."""
+
+    workers: int = setting(
+        default_workers,
+        "inference threads, one interpreter each (default: one per core, at most 4)",
+        ge=1,
+        le=64,
+    )
+    threads_per_worker: int = setting(1, "interpreter threads per worker", ge=1, le=64)
+    duration: Annotated[float, AfterValidator(_duration)] | None = setting(
+        None, "stop after S seconds", metavar="S"
+    )
+    print: bool = setting(False, "also print each classification on stdout")
+    stats_interval: float = setting(
+        5.0, "seconds between stats messages", ge=1, le=3600, metavar="S"
+    )
+    power_idle: float | None = setting(
+        None, "power model: idle board power", ge=0.1, le=500, metavar="W"
+    )
+    power_full: float | None = setting(
+        None, "power model: all cores busy", ge=0.1, le=500, metavar="W"
+    )
+    mqtt: MqttSettings = setting(MqttSettings, "MQTT broker and delivery")
+    ha: HaSettings = setting(HaSettings, "Home Assistant discovery")
+    cameras: list[dict[str, Any]] | None = setting(
+        None, "several cameras: each a table of camera settings", flag=False
+    )
+
+    @model_validator(mode="after")
+    def _power_model(self, info: ValidationInfo) -> AppSettings:
+        if partial(info):
+            return self
+        idle, full = self.power_idle, self.power_full
+        if (idle is None) != (full is None):
+            raise ValueError("power_idle and power_full must be given together")
+        if idle is not None and full is not None and idle >= full:
+            raise ValueError(f"power_idle ({idle:g} W) must be below power_full ({full:g} W)")
+        return self
 
 
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
+CAMERA_KEYS = frozenset(CameraSettings.model_fields)
+RUNTIME_KEYS = tuple(
+    name
+    for name, field in CameraSettings.model_fields.items()
+    if (field.json_schema_extra or {}).get("runtime")  # type: ignore[union-attr]
+)

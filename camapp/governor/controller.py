@@ -1,4 +1,6 @@
-"""Keep camapp within its CPU, power and temperature budgets while classifying as much as it can.
+"""The governor's decision logic (pure: no threads, no I/O, time comes in with each sample).
+
+Keep camapp within its CPU, power and temperature budgets while classifying as much as it can.
 
 Once a period (1 s) the governor reads the sensors and the pipeline's counters, and the
 `Controller` decides one number, the *rate*: how many frames per second may pass the stride
@@ -27,21 +29,16 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
 
 from camapp.governor.sensors import (
     SOFT_TEMP_LIMIT,
     THROTTLED,
     UNDER_VOLTAGE,
-    CpuReading,
     Reading,
 )
+from camapp.runtime.camera import Knobs
 from camapp.runtime.controls import Controls
-from camapp.runtime.pipeline import SKIP_REASONS, Counters, Knobs
 
 log = logging.getLogger(__name__)
 
@@ -260,151 +257,3 @@ class Controller:
         if temp is not None and temp >= limit - TEMP_BAND:
             return _Verdict("hold", why=why)
         return _Verdict("under", why=why)
-
-
-class Governed(Protocol):
-    """The part of the pipeline the governor reads and steers."""
-
-    def counters(self) -> Counters: ...
-
-    def apply(self, knobs: Knobs) -> None: ...
-
-
-class SensorSource(Protocol):
-    def cpu(self) -> CpuReading | None: ...
-
-    def temperature(self) -> Reading: ...
-
-    def throttled(self) -> int | None: ...
-
-    def power(self, system_pct: float | None) -> Reading: ...
-
-
-@dataclass(slots=True)
-class _Window:
-    """Sums over the current stats interval."""
-
-    start: float
-    counters: Counters
-    cpu: list[float] = field(default_factory=list)
-
-
-class Governor:
-    """Runs the controller once a period and publishes `stats` every `stats_interval` seconds.
-
-    Its thread owns the sensors and the controller; it steers the pipeline only through
-    `apply()`, which swaps one immutable `Knobs`, and reads budgets from `Controls` each period,
-    so a budget changed over MQTT takes effect within a second.
-    """
-
-    def __init__(
-        self,
-        pipeline: Governed,
-        controls: Controls,
-        sensors: SensorSource,
-        controller: Controller,
-        publish: Callable[[dict[str, Any]], None] | None = None,
-        stats_interval: float = 5.0,
-        period: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.pipeline = pipeline
-        self.controls = controls
-        self.sensors = sensors
-        self.controller = controller
-        self.publish = publish
-        self.stats_interval = stats_interval
-        self.period = period
-        self.clock = clock
-        now = clock()
-        self._prev = (now, pipeline.counters())
-        self._window = _Window(now, self._prev[1])
-        self.last: dict[str, Any] = {}  # the latest readings, for the stats message
-        self.sensors.cpu()  # the first CPU reading only sets the baseline
-
-    def run(self, stop: threading.Event) -> None:
-        self.pipeline.apply(self.controller.knobs)
-        while not stop.wait(self.period):
-            try:
-                self.tick()
-            except Exception:  # the governor must never take the camera down with it
-                log.exception("governor: tick failed")
-
-    def tick(self) -> None:
-        now, counters = self.clock(), self.pipeline.counters()
-        then, before = self._prev
-        self._prev = (now, counters)
-        span = max(now - then, 1e-6)
-        cpu = self.sensors.cpu()
-        sample = Sample(
-            now=now,
-            cpu_pct=cpu.process_pct if cpu else None,
-            power=self.sensors.power(cpu.system_pct if cpu else None),
-            temp=self.sensors.temperature(),
-            throttled=self.sensors.throttled(),
-            admitted_fps=(counters.admitted - before.admitted) / span,
-            fps_in=(counters.captured - before.captured) / span,
-            inference_ms=_mean_inference(before, counters),
-        )
-        budgets = Budgets.of(self.controls)
-        old = self.controller.knobs
-        knobs, why = self.controller.update(sample, budgets, self.controls.get("stride"))
-        if knobs != old:
-            self.pipeline.apply(knobs)
-            log.info("governor: %s: %s", why, describe_change(old, knobs))
-        self.last = {"sample": sample, "budgets": budgets}
-        if sample.cpu_pct is not None:
-            self._window.cpu.append(sample.cpu_pct)
-        if now - self._window.start >= self.stats_interval - 1e-6:
-            message = self.stats(now, counters)
-            self._window = _Window(now, counters)
-            if self.publish is not None:
-                self.publish(message)
-
-    def stats(self, now: float, counters: Counters) -> dict[str, Any]:
-        """The `stats` message over the current window (see docs/governor.md)."""
-        window, sample, budgets = self._window, self.last["sample"], self.last["budgets"]
-        span = max(now - window.start, 1e-6)
-        before = window.counters
-        knobs = self.controller.knobs
-        return {
-            "fps_in": round((counters.captured - before.captured) / span, 2),
-            "fps_classified": round((counters.classified - before.classified) / span, 2),
-            "skipped": {r: counters.skipped[r] - before.skipped[r] for r in SKIP_REASONS},
-            "inference_ms": _round(_mean_inference(before, counters), 2),
-            "cpu_pct": _round(sum(window.cpu) / len(window.cpu) if window.cpu else None, 1),
-            "power_w": _round(sample.power.value, 2),
-            "power_source": sample.power.label,
-            "temp_c": _round(sample.temp.value, 1),
-            "throttled": sample.throttled,
-            "stride": max(knobs.stride, self.controls.get("stride")),
-            "fps_limit": knobs.max_fps,
-            "resolution": counters.resolution,
-            "workers": knobs.workers,
-            "cpu_budget": budgets.cpu,
-            "power_budget": budgets.power,
-            "temp_limit": budgets.temp,
-        }
-
-
-def _mean_inference(before: Counters, after: Counters) -> float | None:
-    done = after.classified - before.classified
-    return (after.inference_ms - before.inference_ms) / done if done > 0 else None
-
-
-def _round(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def describe_change(old: Knobs, new: Knobs) -> str:
-    """`stride 1->3, source fps limit none->40, workers 2->1`: only what changed."""
-    parts = []
-    for name, label in (
-        ("stride", "stride"),
-        ("max_fps", "source fps limit"),
-        ("workers", "workers"),
-    ):
-        a, b = getattr(old, name), getattr(new, name)
-        if a != b:
-            parts.append(f"{label} {'none' if a is None else a}->{'none' if b is None else b}")
-    return ", ".join(parts)

@@ -1,65 +1,66 @@
-"""Frames to model input: crop, resize, channel order and quantization, into reused buffers."""
+"""Frames to model input: crop, resize, channel order, normalisation and quantization, in place.
+
+The normalisation (mean, std) and the quantization come from the model's `InputSpec`, so no
+model's conventions are assumed here.
+"""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
+from camapp.inference.backend import InputSpec
+
 CROPS = ("center", "stretch")
 
 
-def quantize_lut(dtype: np.dtype, scale: float, zero_point: int) -> np.ndarray | None:
-    """Map 8-bit pixels straight to the model's quantized input, or None when no mapping is needed.
-
-    MobileNet expects pixels normalised to [-1, 1]. With uint8 input quantized so that
-    q = pixel (scale 1/127.5 or 1/128, zero point 127 or 128) the raw pixel already *is* the
-    input; otherwise a 256-entry table does it without a float round trip.
-    """
+def quantize_lut(spec: InputSpec) -> np.ndarray | None:
+    """Map 8-bit pixels straight to the model's quantized input, or None when the raw pixel
+    already is the input (e.g. MobileNet: scale 1/127.5 or 1/128, zero point 127 or 128, which
+    undo its (pixel - 127.5) / 127.5), so a frame costs no float round trip."""
     pixels = np.arange(256, dtype=np.float64)
-    q = np.round((pixels / 127.5 - 1.0) / scale + zero_point)
-    info = np.iinfo(dtype)
+    q = np.round((pixels - spec.mean) / spec.std / spec.scale + spec.zero_point)
+    info = np.iinfo(spec.dtype)
     q = np.clip(q, info.min, info.max)
-    if dtype == np.uint8 and np.abs(q - pixels).max() <= 1:
+    if spec.dtype == np.uint8 and np.abs(q - pixels).max() <= 1:
         return None
-    return q.astype(dtype)
+    return q.astype(spec.dtype)
 
 
 class Preprocessor:
     """Turns HxWx3 frames into one model input tensor; one per worker, buffers reused per frame."""
 
-    def __init__(
-        self,
-        size: int,
-        dtype: np.dtype,
-        scale: float = 0.0,
-        zero_point: int = 0,
-        crop: str = "center",
-    ) -> None:
-        if crop not in CROPS:
-            raise ValueError(f"crop must be one of {CROPS}")
-        self.size = size
-        self.crop = crop
-        self.dtype = np.dtype(dtype)
-        self._resized = np.empty((size, size, 3), np.uint8)
-        self._rgb = np.empty((size, size, 3), np.uint8)
+    def __init__(self, spec: InputSpec) -> None:
+        self.spec = spec
+        self.dtype = np.dtype(spec.dtype)
+        self._size = (spec.width, spec.height)
+        self._resized = np.empty((spec.height, spec.width, 3), np.uint8)
+        self._rgb = np.empty((spec.height, spec.width, 3), np.uint8)
         self._shrunk = np.empty((0, 0, 3), np.uint8)  # sized by the first frame
-        self._float = self.dtype == np.float32
-        self._lut = None if self._float else quantize_lut(self.dtype, scale, zero_point)
+        self._float = self.dtype.kind == "f"
+        self._lut = None if self._float or not spec.scale else quantize_lut(spec)
         # The model takes raw RGB pixels: write them straight into its input buffer.
         self._direct = not self._float and self._lut is None
+        self._gain, self._offset = 1 / spec.std, spec.mean / spec.std
 
-    def region(self, shape: tuple[int, ...]) -> tuple[slice, slice]:
-        """The part of a frame that reaches the model: the centred square, or all of it."""
+    def region(self, shape: tuple[int, ...], crop: str = "center") -> tuple[slice, slice]:
+        """The part of a frame that reaches the model: the centred region of the model's
+        aspect, or all of it."""
         h, w = shape[:2]
-        if self.crop == "stretch" or h == w:
+        mh, mw = self.spec.height, self.spec.width
+        if crop == "stretch" or h * mw == w * mh:
             return slice(0, h), slice(0, w)
-        side = min(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
-        return slice(top, top + side), slice(left, left + side)
+        if w * mh > h * mw:  # wider than the model: trim the sides
+            side = h * mw // mh
+            left = (w - side) // 2
+            return slice(0, h), slice(left, left + side)
+        side = w * mh // mw
+        top = (h - side) // 2
+        return slice(top, top + side), slice(0, w)
 
-    def __call__(self, image: np.ndarray, bgr: bool, out: np.ndarray) -> None:
-        """Write the model input for `image` into `out` (the interpreter's own input buffer)."""
-        rows, cols = self.region(image.shape)
+    def __call__(self, image: np.ndarray, bgr: bool, out: np.ndarray, crop: str = "center") -> None:
+        """Write the model input for `image` into `out` (the backend's own input buffer)."""
+        rows, cols = self.region(image.shape, crop)
         src = image[rows, cols]
         pixels = out if self._direct else self._rgb
         if bgr:
@@ -68,20 +69,20 @@ class Preprocessor:
         else:
             self._resize(src, pixels)
         if self._float:
-            np.multiply(pixels, 1 / 127.5, out=out, casting="unsafe")
-            out -= 1.0
+            np.multiply(pixels, self._gain, out=out, casting="unsafe")
+            out -= self._offset
         elif self._lut is not None:
             np.take(self._lut, pixels, out=out)
 
     def _resize(self, src: np.ndarray, dst: np.ndarray) -> None:
         h, w = src.shape[:2]
-        if (h, w) == (self.size, self.size):
+        if (w, h) == self._size:
             np.copyto(dst, src)
             return
         # A box filter (INTER_AREA) never aliases, but unless the factor is a whole number it
         # costs five times as much as bilinear. So shrink by the largest whole factor with it,
         # then bilinear for the rest: a factor under 2, where bilinear still reads every pixel.
-        fy, fx = max(1, h // self.size), max(1, w // self.size)
+        fy, fx = max(1, h // self._size[1]), max(1, w // self._size[0])
         if fx > 1 or fy > 1:
             shape = (h // fy, w // fx, 3)
             if self._shrunk.shape != shape:
@@ -89,4 +90,4 @@ class Preprocessor:
             whole = src[: shape[0] * fy, : shape[1] * fx]
             cv2.resize(whole, shape[1::-1], dst=self._shrunk, interpolation=cv2.INTER_AREA)
             src = self._shrunk
-        cv2.resize(src, (self.size, self.size), dst=dst, interpolation=cv2.INTER_LINEAR)
+        cv2.resize(src, self._size, dst=dst, interpolation=cv2.INTER_LINEAR)

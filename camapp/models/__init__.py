@@ -1,0 +1,19 @@
+"""Models: the manifest of known models, verified fetching, labels and model info."""
+
+from camapp.models.info import format_model_info, model_info
+from camapp.models.labels import read_labels
+from camapp.models.manifest import DEFAULT_MODEL, ModelSpec, display_name, load_manifest
+from camapp.models.store import default_model_dir, fetch, resolve_model
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "ModelSpec",
+    "default_model_dir",
+    "display_name",
+    "fetch",
+    "format_model_info",
+    "load_manifest",
+    "model_info",
+    "read_labels",
+    "resolve_model",
+]

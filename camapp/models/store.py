@@ -1,8 +1,9 @@
-"""Known models: the manifest, verified fetching, path resolution, labels and info.
+"""Model files on disk: verified fetching from the manifest's URL or a mirror, and resolving
+a `--model` value (a path or a known name) to a file.
 
-Model binaries are never committed; they are fetched by name from the manifest and
-checked against its size and sha256, so a truncated download or a tampered mirror
-can never be loaded by mistake.
+Model binaries are never committed; they are fetched by name and checked against the
+manifest's size and sha256, so a truncated download or a tampered mirror can never be loaded
+by mistake.
 """
 
 from __future__ import annotations
@@ -11,101 +12,17 @@ import hashlib
 import http.client
 import os
 import ssl
-import tomllib
 import urllib.error
 import urllib.request
-import zipfile
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from camapp.errors import CamappError, ConfigError
-from camapp.inference.litert import interpreter_api
-
-DEFAULT_MODEL = "mobilenet_v2_int8"
+from camapp.models.manifest import DEFAULT_MODEL, ModelSpec, _spec, load_manifest
 
 _CHUNK = 1 << 16
 _DOWNLOAD_TIMEOUT_S = 60
-# Edge TPU-compiled models hold their whole graph in this custom op.
-_EDGETPU_OP = b"edgetpu-custom-op"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One manifest entry: where to get a model and how to recognise the right bytes."""
-
-    name: str
-    file: str
-    url: str
-    sha256: str
-    size: int  # bytes
-    input_size: int
-    quantization: str  # "int8" | "uint8"
-    description: str
-    delegate: str | None = None  # "edgetpu" for the Edge TPU build
-
-
-_REQUIRED: dict[str, type] = {
-    "file": str,
-    "url": str,
-    "sha256": str,
-    "size": int,
-    "input_size": int,
-    "quantization": str,
-    "description": str,
-}
-_OPTIONAL: dict[str, type] = {"delegate": str}
-
-
-def _manifest_path() -> Path:
-    """The wheel ships the manifest inside the package; a checkout keeps it in models/."""
-    here = Path(__file__).resolve()
-    for candidate in (
-        here.parent / "manifest.toml",
-        here.parents[2] / "models" / "manifest.toml",
-    ):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError("model manifest not found: reinstall camapp")
-
-
-def _parse_manifest(data: dict[str, Any], source: Path) -> dict[str, ModelSpec]:
-    """Check every entry up front so a bad edit fails clearly, not at fetch time."""
-    tables = data.get("models")
-    if not isinstance(tables, dict) or not tables:
-        raise ConfigError(f"invalid model manifest {source}: no [models.NAME] tables")
-    specs: dict[str, ModelSpec] = {}
-    for name, table in tables.items():
-        where = f"invalid model manifest {source}: [models.{name}]"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where} is not a table")
-        missing = sorted(_REQUIRED.keys() - table.keys())
-        unknown = sorted(table.keys() - _REQUIRED.keys() - _OPTIONAL.keys())
-        if missing or unknown:
-            raise ConfigError(f"{where} missing keys {missing}, unknown keys {unknown}")
-        for key, value in table.items():
-            want = {**_REQUIRED, **_OPTIONAL}[key]
-            # bool is an int subclass; `size = true` is still a mistake.
-            if not isinstance(value, want) or isinstance(value, bool):
-                raise ConfigError(f"{where} {key} must be a {want.__name__}")
-        if Path(table["file"]).name != table["file"]:
-            raise ConfigError(f"{where} file must be a bare file name")
-        if table["quantization"] not in ("int8", "uint8"):
-            raise ConfigError(f"{where} quantization must be 'int8' or 'uint8'")
-        specs[name] = ModelSpec(name=name, **table)
-    return specs
-
-
-def load_manifest() -> dict[str, ModelSpec]:
-    """Read the manifest of known models, keyed by name."""
-    path = _manifest_path()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"invalid model manifest {path}: {exc}") from None
-    return _parse_manifest(data, path)
 
 
 def default_model_dir() -> Path:
@@ -120,14 +37,6 @@ def default_model_dir() -> Path:
     # The XDG spec says relative values must be ignored.
     cache = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
     return cache / "camapp" / "models"
-
-
-def _spec(name: str, manifest: dict[str, ModelSpec] | None) -> ModelSpec:
-    manifest = load_manifest() if manifest is None else manifest
-    if name not in manifest:
-        known = ", ".join(sorted(manifest))
-        raise ConfigError(f"unknown model '{name}' (known models: {known})")
-    return manifest[name]
 
 
 def _file_sha256(path: Path) -> str:
@@ -258,136 +167,3 @@ def resolve_model(
         raise ConfigError(f"model path is not a file: {path}")
     known = ", ".join(sorted(manifest))
     raise ConfigError(f"model file not found: {path} (known model names: {known})")
-
-
-def _label_lines(text: str) -> list[str]:
-    """Strip each line; drop blank lines only at the end, since label i must match output i."""
-    labels = [line.strip() for line in text.splitlines()]
-    while labels and not labels[-1]:
-        labels.pop()
-    return labels
-
-
-def read_labels(model_path: Path, labels_path: Path | None = None) -> list[str]:
-    """Class names: an explicit file wins, else the first .txt embedded in the model."""
-    if labels_path is not None:
-        try:
-            text = Path(labels_path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read labels file {labels_path}: {exc.strerror or exc}"
-            ) from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"labels file is not UTF-8 text: {labels_path}") from None
-        labels = _label_lines(text)
-        if not labels:
-            raise ConfigError(f"labels file is empty: {labels_path}")
-        return labels
-
-    try:
-        with zipfile.ZipFile(model_path) as bundle:
-            names = [n for n in bundle.namelist() if n.endswith(".txt")]
-            text = bundle.read(names[0]).decode("utf-8") if names else ""
-    except FileNotFoundError:
-        raise ConfigError(f"model file not found: {model_path}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read model {model_path}: {exc.strerror or exc}") from None
-    except (
-        zipfile.BadZipFile,
-        zlib.error,
-        EOFError,
-        NotImplementedError,
-        UnicodeDecodeError,
-    ):
-        text = ""  # no usable embedded zip: same as none
-    labels = _label_lines(text)
-    if not labels:
-        raise ConfigError(f"model {model_path} has no embedded labels; pass --labels FILE")
-    return labels
-
-
-def _tensor_info(detail: dict[str, Any]) -> dict[str, Any]:
-    scale, zero_point = detail["quantization"]
-    return {
-        "name": detail["name"],
-        "shape": [int(d) for d in detail["shape"]],
-        "dtype": detail["dtype"].__name__,
-        "scale": float(scale),
-        "zero_point": int(zero_point),
-    }
-
-
-def display_name(model_path: Path) -> str:
-    """The manifest name of a model file (by file name), else its stem: what messages report."""
-    return next(
-        (s.name for s in load_manifest().values() if s.file == model_path.name), model_path.stem
-    )
-
-
-def model_info(model_path: Path) -> dict[str, Any]:
-    """Describe a model file without running it, so Edge TPU builds work on any host."""
-    model_path = Path(model_path)
-    if not model_path.is_file():
-        raise ConfigError(f"model file not found: {model_path}")
-    try:
-        data = model_path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read model {model_path}: {exc.strerror or exc}") from None
-    interpreter_class = interpreter_api()[0]
-    try:
-        # Tensor details are readable before allocate_tensors(), which would fail on
-        # a host without the delegate a model needs.
-        interpreter = interpreter_class(model_path=str(model_path), num_threads=1)
-        inputs = [_tensor_info(d) for d in interpreter.get_input_details()]
-        outputs = [_tensor_info(d) for d in interpreter.get_output_details()]
-    except (ValueError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"not a valid TFLite model: {model_path} ({reason})") from None
-    sha256 = hashlib.sha256(data).hexdigest()
-    try:
-        labels: int | None = len(read_labels(model_path))
-    except ConfigError:
-        labels = None
-    manifest_name = next((s.name for s in load_manifest().values() if s.sha256 == sha256), None)
-    return {
-        "path": str(model_path),
-        "bytes": len(data),
-        "sha256": sha256,
-        "inputs": inputs,
-        "outputs": outputs,
-        "labels": labels,
-        "manifest_name": manifest_name,
-        "delegate": "edgetpu" if _EDGETPU_OP in data else None,
-    }
-
-
-def _format_tensor(kind: str, index: int, tensor: dict[str, Any]) -> str:
-    if tensor["scale"]:
-        quant = f"scale {tensor['scale']:.6g} zero_point {tensor['zero_point']}"
-    else:
-        quant = "not quantized"
-    return (
-        f"{kind} {index}:".ljust(11)
-        + f"{tensor['name']} {tensor['dtype']} {tensor['shape']} {quant}"
-    )
-
-
-def format_model_info(info: dict[str, Any]) -> str:
-    """Render model_info() for `camapp model info`."""
-    labels = (
-        f"{info['labels']} embedded"
-        if info["labels"] is not None
-        else "none embedded (pass --labels FILE)"
-    )
-    lines = [
-        f"path:      {info['path']}",
-        f"manifest:  {info['manifest_name'] or 'not in manifest'}",
-        f"size:      {info['bytes']} bytes ({info['bytes'] / 2**20:.1f} MiB)",
-        f"sha256:    {info['sha256']}",
-        f"labels:    {labels}",
-    ]
-    if info.get("delegate"):
-        lines.append(f"delegate:  {info['delegate']} (cannot run on a plain CPU)")
-    lines += [_format_tensor("input", i, t) for i, t in enumerate(info["inputs"])]
-    lines += [_format_tensor("output", i, t) for i, t in enumerate(info["outputs"])]
-    return "\n".join(lines)

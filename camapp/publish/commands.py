@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 
-from camapp.publish.mqtt import MqttPublisher, dumps
+from camapp.publish.mqtt import dumps
 from camapp.publish.outbox import Kind
+from camapp.publish.topics import Channel
 from camapp.runtime.controls import ControlError, Controls
 
 log = logging.getLogger(__name__)
@@ -22,15 +23,15 @@ ECHO_LIMIT = 1000
 
 
 class CommandHandler:
-    """Subscribes to `set`; publishes `config` (retained) and `error`."""
+    """Handles `set` (subscribe `handle`); publishes `config` (retained) and `error`.
 
-    def __init__(self, publisher: MqttPublisher, controls: Controls) -> None:
-        self._publisher = publisher
+    Register `publish_config` with the publisher's `on_connected`: once at start (the first
+    connection), and again after each reconnection in case the broker lost its retained copy.
+    """
+
+    def __init__(self, channel: Channel, controls: Controls) -> None:
+        self._publisher = channel
         self._controls = controls
-        publisher.subscribe(publisher.topic("set"), self.handle)
-        # Once at start (the first connection), and again after each reconnection in case the
-        # broker lost its retained copy.
-        publisher.on_connected(self.publish_config)
 
     def handle(self, payload: bytes) -> None:
         """Apply one received command, or say why not; runs on the MQTT network thread."""

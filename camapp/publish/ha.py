@@ -13,13 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from camapp import __version__
+from camapp.config.schema import HaSettings
 from camapp.publish.mqtt import MqttPublisher, default_client_id, dumps
-
-
-@dataclass(frozen=True)
-class HaSettings:
-    discovery: bool = True
-    prefix: str = "homeassistant"
+from camapp.publish.topics import Channel
 
 
 @dataclass(frozen=True)
@@ -72,11 +68,9 @@ def config_topic(prefix: str, camera_id: str, entity: Entity) -> str:
     return f"{prefix}/sensor/{node_id(camera_id)}/{entity.object_id}/config"
 
 
-def discovery_configs(
-    publisher: MqttPublisher, prefix: str, model: str
-) -> dict[str, dict[str, Any]]:
+def discovery_configs(channel: Channel, prefix: str, model: str) -> dict[str, dict[str, Any]]:
     """Config topic -> config payload for every entity of this camera."""
-    camera_id = publisher.camera_id
+    camera_id = channel.camera_id
     device = {
         "identifiers": [node_id(camera_id)],
         "name": f"camapp {camera_id}",
@@ -86,16 +80,14 @@ def discovery_configs(
     }
     configs = {}
     for entity in ENTITIES:
-        state_topic = publisher.topic(entity.topic)
+        state_topic = channel.topic(entity.topic)
         configs[config_topic(prefix, camera_id, entity)] = {
             "name": entity.name,
             "unique_id": f"{node_id(camera_id)}_{entity.object_id}",
             "state_topic": state_topic,
             # `default(none)`: a missing or null field (no temperature sensor) is "unknown".
             "value_template": f"{{{{ value_json.{entity.field} | default(none) }}}}",
-            "availability_topic": publisher.topic("availability"),
-            "payload_available": "online",
-            "payload_not_available": "offline",
+            **_availability(channel),
             "device": device,
             "origin": {"name": "camapp", "sw_version": __version__},
             **({"json_attributes_topic": state_topic} if entity.attributes else {}),
@@ -104,28 +96,45 @@ def discovery_configs(
     return configs
 
 
-class Discovery:
-    """Announces this camera's entities after each connection and on Home Assistant's birth."""
+def _availability(channel: Channel) -> dict[str, Any]:
+    """One camera: its own topic. Several: the process's too (it carries the last will), and
+    the entity is available only while both say `online`."""
+    if len(channel.availability) == 1:
+        return {
+            "availability_topic": channel.availability[0],
+            "payload_available": "online",
+            "payload_not_available": "offline",
+        }
+    return {
+        "availability": [{"topic": topic} for topic in channel.availability],
+        "availability_mode": "all",
+        "payload_available": "online",
+        "payload_not_available": "offline",
+    }
 
-    def __init__(self, publisher: MqttPublisher, settings: HaSettings, model: str) -> None:
-        self._publisher = publisher
+
+class Discovery:
+    """Announces this camera's entities: register `announce` with the publisher's
+    `on_connected`, and `on_status` for `<prefix>/status` (Home Assistant's birth message)."""
+
+    def __init__(self, channel: Channel, settings: HaSettings, model: str) -> None:
+        self._publisher = channel.publisher
+        self.status_topic = f"{settings.prefix}/status"
         self._configs = {
             topic: dumps(config)
-            for topic, config in discovery_configs(publisher, settings.prefix, model).items()
+            for topic, config in discovery_configs(channel, settings.prefix, model).items()
         }
-        publisher.on_connected(self.announce)
-        publisher.subscribe(f"{settings.prefix}/status", self._on_status)
 
     def announce(self) -> None:
         for topic, payload in self._configs.items():
-            self._publisher.publish_topic(topic, payload, retain=True)
+            self._publisher.publish(topic, payload, retain=True)
 
-    def _on_status(self, payload: bytes) -> None:
+    def on_status(self, payload: bytes) -> None:
         if payload.strip() == b"online":
             self.announce()
 
 
-def remove(publisher: MqttPublisher, prefix: str) -> None:
-    """Queue the empty retained payloads that delete this camera's entities."""
+def remove(publisher: MqttPublisher, prefix: str, camera_id: str) -> None:
+    """Queue the empty retained payloads that delete a camera's entities."""
     for entity in ENTITIES:
-        publisher.publish_topic(config_topic(prefix, publisher.camera_id, entity), b"", retain=True)
+        publisher.publish(config_topic(prefix, camera_id, entity), b"", retain=True)

@@ -25,13 +25,13 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from camapp.config.schema import MqttSettings
 from camapp.errors import ConfigError
 from camapp.publish.outbox import Kind, Message, Outbox
 
@@ -40,31 +40,6 @@ log = logging.getLogger(__name__)
 # Messages handed to paho and not yet acknowledged, at most. Also paho's inflight limit, so
 # paho itself never queues.
 WINDOW = 20
-
-
-@dataclass(frozen=True)
-class MqttSettings:
-    host: str = "localhost"
-    port: int = 1883
-    base_topic: str = "camapp"
-    qos: int = 1
-    keepalive: int = 30
-    client_id: str | None = None  # default: camapp-<camera_id>
-    username: str | None = None
-    # From CAMAPP_MQTT_PASSWORD or password_file, never from a setting; never shown.
-    password: str | None = field(default=None, repr=False)
-    password_file: str | None = None
-    tls: bool = False  # TLS with the system's CA certificates; implied by the other tls_*
-    tls_ca: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    tls_insecure: bool = False  # TLS without certificate or host name verification
-    buffer_messages: int = 10000
-    buffer_bytes: int = 8 * 1024 * 1024
-
-    @property
-    def uses_tls(self) -> bool:
-        return self.tls or self.tls_insecure or self.tls_ca is not None or self.tls_cert is not None
 
 
 Handler = Callable[[bytes], None]
@@ -77,18 +52,27 @@ def default_client_id(camera_id: str) -> str:
 
 
 class MqttPublisher:
-    """Owns the paho client and the outbox. Connects in the background: a broker that is
-    down at start, or goes away later, never holds up capture; messages wait in the outbox.
+    """Owns the paho client and the outbox: one connection for the whole process. Connects in
+    the background: a broker that is down at start, or goes away later, never holds up
+    capture; messages wait in the outbox.
 
-    `publish()` may be called from any thread. Subscription handlers and `on_connected`
-    callbacks run on paho's network thread; an exception in one is logged, never fatal.
+    `availability` topics get a retained `online` ahead of everything else on each connection
+    and `offline` at close; the first one is also the connection's last will, so it turns
+    `offline` when the process dies. `publish()` may be called from any thread. Subscription
+    handlers and `on_connected` callbacks run on paho's network thread; an exception in one
+    is logged, never fatal.
     """
 
-    def __init__(self, settings: MqttSettings, camera_id: str, availability: bool = True) -> None:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        client_id: str,
+        password: str | None = None,
+        availability: Sequence[str] = (),
+    ) -> None:
         self.settings = settings
-        self.camera_id = camera_id
-        self._availability = availability
-        self.client_id = settings.client_id or default_client_id(camera_id)
+        self._availability = tuple(availability)
+        self.client_id = client_id
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -102,10 +86,10 @@ class MqttPublisher:
         # Back within 10 s of the broker's return, for one connection attempt per 10 s.
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client.max_inflight_messages_set(WINDOW)
-        if availability:
-            self._client.will_set(self.topic("availability"), "offline", qos=1, retain=True)
+        if self._availability:
+            self._client.will_set(self._availability[0], "offline", qos=1, retain=True)
         if settings.username:
-            self._client.username_pw_set(settings.username, settings.password)
+            self._client.username_pw_set(settings.username, password)
         if settings.uses_tls:
             self._client.tls_set_context(_tls_context(settings))
         # _lock guards the outbox and _online, and is held while handing a message to paho so
@@ -119,16 +103,13 @@ class MqttPublisher:
         self._window_full = False  # the sender waits for an ack to free the window
         self._closing = False
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-outbox", daemon=True)
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[str, list[Handler]] = {}
         self._connected_callbacks: list[Callable[[], None]] = []
         self._reported: str | None = None
 
-    def topic(self, name: str) -> str:
-        return f"{self.settings.base_topic}/{self.camera_id}/{name}"
-
     def subscribe(self, topic: str, handler: Handler) -> None:
         """Call `handler(payload)` for each message on `topic` (exact), from every connection."""
-        self._handlers[topic] = handler
+        self._handlers.setdefault(topic, []).append(handler)
 
     def on_connected(self, callback: Callable[[], None]) -> None:
         """Call `callback()` after each successful (re)connection, e.g. to re-announce."""
@@ -140,12 +121,6 @@ class MqttPublisher:
         self._client.loop_start()
 
     def publish(
-        self, name: str, payload: str | bytes, retain: bool = False, *, kind: Kind | None = None
-    ) -> None:
-        """Queue a message on `<base>/<camera_id>/<name>`; see `publish_topic`."""
-        self.publish_topic(self.topic(name), payload, retain, kind=kind)
-
-    def publish_topic(
         self, topic: str, payload: str | bytes, retain: bool = False, *, kind: Kind | None = None
     ) -> None:
         """Queue a message. `kind` says how readily it is shed when the outbox is full;
@@ -177,8 +152,8 @@ class MqttPublisher:
     def close(self, timeout: float = 5.0) -> int:
         """Publish `offline`, wait up to `timeout` s for the outbox to drain, disconnect, and
         return how many messages were not delivered."""
-        if self._availability:
-            self.publish("availability", "offline", retain=True)
+        for topic in self._availability:
+            self.publish(topic, "offline", retain=True)
         deadline = time.monotonic() + timeout
         while self.undelivered and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -246,9 +221,8 @@ class MqttPublisher:
             client.drop_out_messages()
             self._apply_acks()  # acks from the old connection, before anything is resent
             self._outbox.requeue()
-            if self._availability:
-                online = Message(self.topic("availability"), b"online", True, Kind.KEEP)
-                self._outbox.add(online, front=True)
+            for topic in reversed(self._availability):
+                self._outbox.add(Message(topic, b"online", True, Kind.KEEP), front=True)
             self._online = True
         if self._handlers:
             client.subscribe([(topic, self.settings.qos) for topic in self._handlers])
@@ -282,9 +256,8 @@ class MqttPublisher:
             self._wake.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        handler = self._handlers.get(msg.topic)
-        if handler:
-            self._guarded(lambda: handler(msg.payload))
+        for handler in self._handlers.get(msg.topic, ()):
+            self._guarded(lambda handler=handler: handler(msg.payload))
 
     def _guarded(self, call: Callable[[], None]) -> None:
         # An exception escaping a callback would end paho's network thread for good.

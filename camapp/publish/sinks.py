@@ -8,12 +8,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from camapp.publish.mqtt import MqttPublisher, dumps
+from camapp.publish.mqtt import dumps
 from camapp.publish.outbox import Kind
-from camapp.runtime.pipeline import Result
+from camapp.publish.topics import Channel
+from camapp.runtime.camera import Result
 
 
-def classification_message(result: Result, camera_id: str, model: str) -> dict[str, Any]:
+def classification_message(result: Result, camera_id: str) -> dict[str, Any]:
     """The `classification` payload; `latency_ms` runs from capture to this moment."""
     top = result.classification.top_k
     return {
@@ -26,7 +27,7 @@ def classification_message(result: Result, camera_id: str, model: str) -> dict[s
         "top_k": [{"label": p.label, "class_id": p.class_id, "score": p.score} for p in top],
         "inference_ms": round(result.classification.inference_ms, 2),
         "latency_ms": round((time.monotonic() - result.mono) * 1000, 2),
-        "model": model,
+        "model": result.classification.model,
     }
 
 
@@ -34,13 +35,12 @@ class ClassificationSink:
     """Publishes each result on `<base>/<camera_id>/classification`, first to go when the
     outbox is full."""
 
-    def __init__(self, publisher: MqttPublisher, model: str) -> None:
-        self._publisher = publisher
-        self._model = model
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
 
     def send(self, result: Result) -> None:
-        message = classification_message(result, self._publisher.camera_id, self._model)
-        self._publisher.publish("classification", dumps(message), kind=Kind.BULK)
+        message = classification_message(result, self._channel.camera_id)
+        self._channel.publish("classification", dumps(message), kind=Kind.BULK)
 
 
 class PrintSink:

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import threading
 
-from camapp.publish.mqtt import MqttPublisher, dumps
+from camapp.publish.mqtt import dumps
+from camapp.publish.topics import Channel
+from camapp.runtime.camera import Result
 from camapp.runtime.controls import Controls
-from camapp.runtime.pipeline import Result
 
 
 class StateSink:
-    """A pipeline sink: called in frame order, one result at a time, by the workers."""
+    """A pipeline sink: called in frame order, one result at a time, by the workers.
 
-    def __init__(self, publisher: MqttPublisher, controls: Controls, frames: int) -> None:
-        self._publisher = publisher
+    Register `republish` with the publisher's `on_connected`."""
+
+    def __init__(self, channel: Channel, controls: Controls, frames: int) -> None:
+        self._publisher = channel
         self._controls = controls
         self._frames = frames
         self._run_label: str | None = None
@@ -32,7 +35,6 @@ class StateSink:
         # from overtaking a newer state, which would leave the older one retained.
         self._payload: str | None = None
         self._lock = threading.Lock()
-        publisher.on_connected(self._republish)
 
     def send(self, result: Result) -> None:
         best = result.classification.top_k[0]
@@ -49,7 +51,7 @@ class StateSink:
                 self._payload = dumps(state)
                 self._publisher.publish("state", self._payload, retain=True)
 
-    def _republish(self) -> None:
+    def republish(self) -> None:
         with self._lock:
             if self._payload is not None:
                 self._publisher.publish("state", self._payload, retain=True)

@@ -1,61 +1,30 @@
-"""Settings that change while camapp runs: budgets, pause, stride, state threshold.
+"""Settings that change while a camera runs: budgets, pause, stride, state threshold.
 
-One `Controls` object per run owns them. The MQTT command handler writes them through
-`update()`, which validates every key first and applies all or nothing; the pipeline and
-the governor read them. Nothing else holds a copy that could go stale.
+Which settings these are, and their bounds, come from their declaration (`runtime=True` in
+config/schema.py). One `Controls` object per camera owns them. The `set` command handler
+writes them through `update()`, which validates every key first and applies all or nothing;
+the pipeline and the governor read them. Nothing else holds a copy that could go stale.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-Check = Callable[[Any], str | None]
+from pydantic import ValidationError, create_model
 
+from camapp.config.load import explain, shorten
+from camapp.config.schema import RUNTIME_KEYS, CameraSettings, Settings
 
-def _number(lo: float, hi: float, nullable: bool = False) -> Check:
-    def check(v: Any) -> str | None:
-        if v is None and nullable:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            return "must be a number" + (" or null" if nullable else "")
-        return None if lo <= v <= hi else f"must be between {lo:g} and {hi:g}"
-
-    return check
-
-
-def _integer(lo: int, hi: int) -> Check:
-    def check(v: Any) -> str | None:
-        if isinstance(v, bool) or not isinstance(v, int):
-            return "must be an integer"
-        return None if lo <= v <= hi else f"must be between {lo} and {hi}"
-
-    return check
-
-
-def _boolean(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "must be true or false"
-
-
-# key -> check; a budget of null means "no budget".
-CHECKS: dict[str, Check] = {
-    "cpu_budget": _number(1, 100, nullable=True),  # percent of the whole machine
-    "power_budget": _number(0.5, 100, nullable=True),  # watts
-    "temp_limit": _number(30, 110, nullable=True),  # degrees C
-    "paused": _boolean,
-    "stride": _integer(1, 1000),  # classify at most 1 frame in N (the governor may skip more)
-    "threshold": _number(0, 1),  # score a label needs to count towards the debounced state
-}
-
-DEFAULTS: dict[str, Any] = {
-    "cpu_budget": None,
-    "power_budget": None,
-    "temp_limit": None,
-    "paused": False,
-    "stride": 1,
-    "threshold": 0.5,
-}
+# A model of the runtime settings alone, built from their declarations in CameraSettings.
+_Runtime = create_model(  # type: ignore[call-overload]
+    "RuntimeSettings",
+    __base__=Settings,
+    **{key: (CameraSettings.model_fields[key].annotation, CameraSettings.model_fields[key])
+       for key in RUNTIME_KEYS},
+)  # fmt: skip
+DEFAULTS: dict[str, Any] = _Runtime().model_dump()
 
 
 class ControlError(ValueError):
@@ -70,12 +39,15 @@ class Controls:
 
     def update(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Validate every key, then apply all of them; return the settings now in force."""
-        for key, value in changes.items():
-            if key not in CHECKS:
-                raise ControlError(f"unknown setting '{key}' (known: {', '.join(CHECKS)})")
-            problem = CHECKS[key](value)
-            if problem:
-                raise ControlError(f"{key}: {problem} (got {value!r})")
+        unknown = [key for key in changes if key not in RUNTIME_KEYS]
+        if unknown:
+            raise ControlError(
+                f"unknown setting {shorten(unknown[0])} (known: {', '.join(RUNTIME_KEYS)})"
+            )
+        try:
+            _Runtime.model_validate(dict(changes))
+        except ValidationError as exc:
+            raise ControlError(explain(exc, _Runtime, None, _name)) from None
         with self._lock:
             self._values.update(changes)
             return dict(self._values)
@@ -87,3 +59,7 @@ class Controls:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return dict(self._values)
+
+
+def _name(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)

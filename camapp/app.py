@@ -1,0 +1,243 @@
+"""The composition root: validated settings in, a running app of N cameras out.
+
+Everything that can be wrong with the set-up (models, labels, backends, TLS files, sources) is
+found here, before capture starts and before anything is announced on the broker. Parts are
+wired by explicit registration (`publisher.on_connected(...)`, `channel.subscribe(...)`), never
+by constructors with side effects.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from camapp.capture import Reconnecting, Source, open_source
+from camapp.config.load import RunConfig
+from camapp.config.schema import CameraSettings
+from camapp.errors import EXIT_OK, CamappError, ConfigError
+from camapp.governor.controller import Controller, SourceInfo
+from camapp.governor.loop import Governor
+from camapp.governor.motion import MotionGate
+from camapp.governor.sensors import Sensors
+from camapp.inference import loader
+from camapp.publish import ha
+from camapp.publish.commands import CommandHandler
+from camapp.publish.mqtt import MqttPublisher, default_client_id, dumps
+from camapp.publish.sinks import ClassificationSink, PrintSink
+from camapp.publish.state import StateSink
+from camapp.publish.topics import Channel, process_topic
+from camapp.runtime.camera import Camera, CameraPlan, RunStats, Sink
+from camapp.runtime.controls import Controls
+from camapp.runtime.pipeline import Pipeline, RunReport
+from camapp.runtime.pool import WorkerPool
+
+log = logging.getLogger("camapp")
+
+
+@dataclass
+class Wired:
+    """One camera's parts, as the app keeps them for the run."""
+
+    settings: CameraSettings
+    setup: loader.ModelSetup
+    channel: Channel
+    controls: Controls
+    camera: Camera
+
+
+class App:
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+        cameras = config.cameras
+        for camera in cameras:
+            if not camera.source:
+                raise ConfigError("no source: pass --source or set 'source' in the config file")
+        threads = config.app.threads_per_worker
+        setups = [loader.for_camera(camera, threads) for camera in cameras]
+        mqtt = config.mqtt
+        client_id = mqtt.client_id or default_client_id(cameras[0].camera_id)
+        own = [f"{mqtt.base_topic}/{c.camera_id}/availability" for c in cameras]
+        shared = [process_topic(mqtt.base_topic, client_id)] if len(cameras) > 1 else []
+        # Checks the TLS files before any camera opens.
+        self.publisher = MqttPublisher(mqtt, client_id, config.password, [*shared, *own])
+        self.stop = threading.Event()  # shared with reconnecting sources
+        self.pipeline = Pipeline(config.app.duration, self.stop)
+        pools = {
+            setup: self.pipeline.add_pool([loader.load(setup) for _ in range(config.app.workers)])
+            for setup in dict.fromkeys(setups)
+        }
+        self.wired = [
+            self._camera(settings, setup, pools[setup], shared)
+            for settings, setup in zip(cameras, setups, strict=True)
+        ]
+        self.governor = self._governor()
+
+    def _camera(
+        self,
+        settings: CameraSettings,
+        setup: loader.ModelSetup,
+        pool: WorkerPool,
+        shared: list[str],
+    ) -> Wired:
+        base = self.config.mqtt.base_topic
+        own = f"{base}/{settings.camera_id}/availability"
+        channel = Channel(self.publisher, base, settings.camera_id, (*shared, own))
+        source = self._open(settings, max(pool.classifiers[0].size))
+        controls = Controls(
+            **{k: getattr(settings, k) for k in ("stride", "threshold", "paused")},
+            **{k: getattr(settings, k) for k in ("cpu_budget", "power_budget", "temp_limit")},
+        )
+        sinks = self._sinks(settings, setup, channel, controls)
+        motion = None
+        if settings.motion_threshold:
+            # After a change, let enough frames through for the debounced state to confirm it.
+            follow = settings.state_frames - 1
+            motion = MotionGate(settings.motion_threshold, settings.motion_refresh, follow)
+        plan = CameraPlan(settings.camera_id, settings.crop, settings.max_frames, motion)
+        # Frames are dropped only where they go stale: live cameras and paced replays.
+        drop = settings.drop and source.paced
+        camera = self.pipeline.add_camera(plan, source, sinks, controls, pool, drop)
+        return Wired(settings, setup, channel, controls, camera)
+
+    def _open(self, settings: CameraSettings, model_size: int) -> Source:
+        assert settings.source is not None
+        # A reconnection reopens the source with the same settings.
+        opener = functools.partial(
+            open_source,
+            settings.source,
+            settings.realtime,
+            settings.loop,
+            settings.picamera,
+            model_size,
+        )
+        source = opener()
+        return Reconnecting(opener, self.stop, first=source) if source.live else source
+
+    def _sinks(
+        self,
+        settings: CameraSettings,
+        setup: loader.ModelSetup,
+        channel: Channel,
+        controls: Controls,
+    ) -> list[Sink]:
+        """The camera's sinks, and their registration with the connection."""
+        publisher = self.publisher
+        commands = CommandHandler(channel, controls)
+        channel.subscribe("set", commands.handle)
+        publisher.on_connected(commands.publish_config)
+        state = StateSink(channel, controls, settings.state_frames)
+        publisher.on_connected(state.republish)
+        if self.config.app.ha.discovery:
+            discovery = ha.Discovery(channel, self.config.app.ha, setup.name)
+            publisher.on_connected(discovery.announce)
+            publisher.subscribe(discovery.status_topic, discovery.on_status)
+        sinks: list[Sink] = [ClassificationSink(channel), state]
+        if self.config.app.print:
+            sinks.append(PrintSink(settings.camera_id))
+        return sinks
+
+    def _governor(self) -> Governor:
+        """The governor always runs: budgets may be set over MQTT at any time, and stats flow."""
+        app = self.config.app
+        power_model = (app.power_idle, app.power_full) if app.power_idle is not None else None
+        sensors = Sensors(power_model=power_model)
+        governor = Governor(sensors, stats_interval=app.stats_interval)
+        for wired in self.wired:
+            source = wired.camera.source
+            paced = source.paced
+            info = SourceInfo(paced=paced, slowable=not source.live, fps=source.fps if paced else 0)
+            controller = Controller(info, app.workers, sensors.power_model[0])
+            governor.add(wired.camera, wired.controls, controller, self._stats_sink(wired.channel))
+        return governor
+
+    def _stats_sink(self, channel: Channel) -> Callable[[dict[str, Any]], None]:
+        # The outbox's shedding is counted with the pipeline's skips, in one message.
+        publisher = self.publisher
+        return lambda stats: channel.publish(
+            "stats", dumps(stats | {"mqtt_dropped": publisher.dropped})
+        )
+
+    def run(self) -> int:
+        """Capture until the sources end or a signal; then drain, report and disconnect."""
+        on_signal = signal_handler(self.pipeline)
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        mqtt = self.config.mqtt
+        for wired in self.wired:
+            log.info(
+                "classifying %s with %s on %d worker(s); publishing to %s:%d under %s",
+                wired.camera.source.name,
+                wired.setup.name,
+                self.config.app.workers,
+                mqtt.host,
+                mqtt.port,
+                wired.channel.topic("#"),
+            )
+        self.publisher.start()
+        governing = threading.Event()
+        thread = threading.Thread(
+            target=self.governor.run, args=(governing,), name="governor", daemon=True
+        )
+        thread.start()
+        report = self.pipeline.run()
+        governing.set()
+        thread.join()
+        undelivered = self.publisher.close()
+        self._summary(report)
+        if report.errors:
+            raise report.errors[0]
+        if undelivered:
+            raise CamappError(
+                f"{undelivered} MQTT messages not delivered to {mqtt.host}:{mqtt.port}"
+            )
+        return EXIT_OK
+
+    def _summary(self, report: RunReport) -> None:
+        several = len(report.cameras) > 1
+        for camera_id, stats in report.cameras.items():
+            _log_stats(f"camera {camera_id}: " if several else "", stats)
+        if self.publisher.dropped:
+            log.warning(
+                "%d MQTT messages dropped, oldest classifications first: the outbound buffer "
+                "(mqtt buffer_messages/buffer_bytes) was full while the broker was away",
+                self.publisher.dropped,
+            )
+
+
+def _log_stats(prefix: str, stats: RunStats) -> None:
+    rate = stats.classified / stats.elapsed_s if stats.elapsed_s else 0.0
+    log.info(
+        "%s%d frames captured, %d classified (%.1f/s), skipped %s, in %.1f s",
+        prefix,
+        stats.captured,
+        stats.classified,
+        rate,
+        ", ".join(f"{n} {reason}" for reason, n in stats.skipped.items()),
+        stats.elapsed_s,
+    )
+    if stats.discarded:
+        log.warning("%s%d queued frames discarded by a forced stop", prefix, stats.discarded)
+
+
+def signal_handler(pipeline: Pipeline) -> Callable[[int, Any], None]:
+    """SIGINT/SIGTERM: the first finishes the run gracefully, a second abandons the queued
+    frames. Counted here, not read off the pipeline: --duration or a failure may have
+    stopped it before the user's first signal."""
+    signals = 0
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            log.info("%s: finishing in-flight frames", signal.Signals(signum).name)
+            pipeline.stop()
+        else:
+            log.warning("%s again: abandoning the queued frames", signal.Signals(signum).name)
+            pipeline.abort()
+
+    return on_signal

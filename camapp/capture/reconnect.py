@@ -1,0 +1,69 @@
+"""Reconnection: a live source that drops out is reopened with backoff, never given up on."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from camapp.capture.base import Frame, Source
+from camapp.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+
+class Reconnecting:
+    """Wraps a live source: when it drops out, reopen it with exponential backoff.
+
+    A camera unplugged for a minute or an RTSP server that reboots costs frames, never the
+    process. Waits end early when `stop` is set, so shutdown is never held up by a backoff.
+    """
+
+    def __init__(
+        self,
+        opener: Callable[[], Source],
+        stop: threading.Event,
+        first: Source,
+        min_delay: float = 0.5,
+        max_delay: float = 30.0,
+    ) -> None:
+        self._opener = opener
+        self._stop = stop
+        self._source: Source | None = first
+        self._min, self._max = min_delay, max_delay
+        self.name, self.live, self.paced, self.fps = first.name, True, True, first.fps
+        self._seq = 0
+        self.reconnects = 0
+
+    def read(self) -> Frame | None:
+        delay = self._min
+        while not self._stop.is_set():
+            try:
+                if self._source is None:
+                    self._source = self._opener()
+                    self.reconnects += 1
+                    log.info("source %s is back", self.name)
+                frame = self._source.read()
+            except SourceError as exc:
+                self._drop(exc, delay)
+                delay = min(delay * 2, self._max)
+                continue
+            if frame is None:
+                return None
+            # Keep one sequence across reconnects: frame numbers must never go back.
+            frame.seq = self._seq
+            self._seq += 1
+            return frame
+        return None
+
+    def _drop(self, exc: SourceError, delay: float) -> None:
+        if self._source is not None:
+            log.warning("%s; retrying with backoff", exc)
+            self._source.close()
+            self._source = None
+        self._stop.wait(delay)
+
+    def close(self) -> None:
+        if self._source is not None:
+            self._source.close()
+            self._source = None

@@ -1,0 +1,60 @@
+"""`camapp classify`: classify image files, as `run` would classify frames."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+
+from camapp.cli.common import EPILOG, run_config
+from camapp.config import flags
+from camapp.errors import EXIT_OK, ConfigError
+from camapp.inference import loader
+from camapp.inference.classifier import Classification
+
+MODEL_SETTINGS = {"model", "labels", "top_k", "crop", "backend", "delegate"}
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("classify", help="classify image files", epilog=EPILOG)
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    flags.add_flags(p, only=MODEL_SETTINGS)
+    p.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    p.set_defaults(handler=command)
+
+
+def command(args: argparse.Namespace) -> int:
+    [camera] = run_config(args).cameras
+    images = []
+    for path in args.images:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+        if image is None:
+            raise ConfigError(f"cannot read image: {path}")
+        images.append((path, image))
+    setup = loader.plan(
+        camera.model, camera.labels, camera.backend, camera.delegate, 1, camera.top_k
+    )
+    classifier = loader.load(setup)
+    for path, image in images:
+        result = classifier.classify(image, bgr=True, crop=camera.crop)
+        print(line(path, result, args.json))
+    return EXIT_OK
+
+
+def line(path: Path, result: Classification, as_json: bool) -> str:
+    """A readable line (labels quoted, since ImageNet's hold commas) or a JSON object."""
+    best = result.top_k[0]
+    if not as_json:
+        others = "; ".join(f"{p.label!r} {p.score:.2f}" for p in result.top_k[1:])
+        return f"{path}: {best.label!r} ({best.score:.2f})" + (f"; then {others}" if others else "")
+    top = [{"label": p.label, "class_id": p.class_id, "score": p.score} for p in result.top_k]
+    record = {
+        "image": str(path),
+        "label": best.label,
+        "class_id": best.class_id,
+        "score": best.score,
+        "top_k": top,
+    }
+    return json.dumps(record)

@@ -1,0 +1,80 @@
+"""A backend plus what every backend shares: preprocessing into its input, labelled top-k out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from camapp.errors import CamappError, ConfigError
+from camapp.inference.backend import Backend
+from camapp.inference.preprocess import Preprocessor
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    class_id: int
+    label: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    top_k: list[Prediction]  # best first
+    inference_ms: float
+    model: str  # which model answered (a camera may switch models while it runs)
+
+
+class Classifier:
+    """One backend and its preprocessor. Not thread-safe: each worker owns one.
+
+    The preprocessor writes straight into the backend's input tensor and only the top-k scores
+    are dequantized, so a frame costs no allocation beyond its small result.
+    """
+
+    def __init__(self, backend: Backend, labels: list[str], model: str, top_k: int = 5) -> None:
+        classes = backend.output.classes
+        # Models trained without a background class have one label too many.
+        self._label_offset = len(labels) - classes
+        if self._label_offset not in (0, 1):
+            raise ConfigError(
+                f"model {model} has {classes} classes but the labels have {len(labels)}"
+            )
+        self.backend = backend
+        self.labels = labels
+        self.model = model
+        self.top_k = max(1, min(top_k, classes))
+        self.preprocess = Preprocessor(backend.input)
+        self.size = (backend.input.width, backend.input.height)
+        self._input = backend.input_tensor
+        self._invoke = backend.invoke
+        self._output = backend.output_tensor
+        self._out_scale, self._out_zero = backend.output.scale, backend.output.zero_point
+
+    def classify(
+        self, image: np.ndarray, bgr: bool = False, crop: str = "center"
+    ) -> Classification:
+        # Views into the backend's buffers must be gone before invoke(), or LiteRT refuses.
+        self.preprocess(image, bgr, self._input()[0], crop)
+        start = time.perf_counter()
+        try:
+            self._invoke()
+        except RuntimeError as exc:
+            raise CamappError(f"inference failed: {exc}") from None
+        inference_ms = (time.perf_counter() - start) * 1000
+        return Classification(self._top(self._output()[0]), inference_ms, self.model)
+
+    def _top(self, scores: np.ndarray) -> list[Prediction]:
+        # ndarray methods and tolist(): this runs per frame holding the GIL, and numpy's
+        # module-level wrappers and per-element int()/float() triple its Python calls.
+        k = self.top_k
+        best = scores.argpartition(-k)[-k:]
+        best = best[scores[best].argsort()[::-1]]
+        values = scores[best].astype(np.float64)
+        if self._out_scale:
+            values = (values - self._out_zero) * self._out_scale
+        return [
+            Prediction(i, self.labels[i + self._label_offset], round(v, 4))
+            for i, v in zip(best.tolist(), values.tolist(), strict=True)
+        ]

@@ -1,0 +1,62 @@
+"""From settings to loaded classifiers: which file, labels and backend a camera's model means.
+
+`ModelSetup` is what two cameras must share to share a worker pool; resolving it touches only
+the manifest and the files, so every problem is found before anything is loaded or captured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from camapp import models
+from camapp.config.schema import CameraSettings
+from camapp.inference import backend as backends
+from camapp.inference.backend import BackendOptions
+from camapp.inference.classifier import Classifier
+
+
+@dataclass(frozen=True)
+class ModelSetup:
+    path: Path
+    labels: tuple[str, ...]
+    name: str  # what `classification` messages report: the manifest name, else the file stem
+    backend: str
+    options: BackendOptions
+    top_k: int
+
+
+def plan(
+    model: str | None,
+    labels: str | None = None,
+    backend: str | None = None,
+    delegate: str | None = None,
+    threads: int = 1,
+    top_k: int = 5,
+) -> ModelSetup:
+    """Resolve a model setting; the backend is the one asked for, else the manifest's."""
+    path = models.resolve_model(model)
+    names = models.read_labels(path, Path(labels) if labels else None)
+    name = models.display_name(path)
+    chosen = backend or _default_backend(name, delegate)
+    options = BackendOptions(threads, None if delegate == "edgetpu" else delegate)
+    if chosen not in backends.names():
+        backends.create(chosen, path, options)  # raises the one-line unknown-backend error
+    return ModelSetup(path, tuple(names), name, chosen, options, top_k)
+
+
+def for_camera(camera: CameraSettings, threads: int = 1) -> ModelSetup:
+    return plan(camera.model, camera.labels, camera.backend, camera.delegate, threads, camera.top_k)
+
+
+def _default_backend(name: str, delegate: str | None) -> str:
+    if delegate == "edgetpu":
+        return "edgetpu"
+    spec = models.load_manifest().get(name)
+    return spec.delegate if spec is not None and spec.delegate else "litert"
+
+
+def load(setup: ModelSetup) -> Classifier:
+    """One classifier (one backend instance) for one worker."""
+    backend = backends.create(setup.backend, setup.path, setup.options)
+    return Classifier(backend, list(setup.labels), setup.name, setup.top_k)

@@ -1,0 +1,38 @@
+"""One camera's topic namespace on the process's single MQTT connection.
+
+`<base>/<camera_id>/<name>`: a `Channel` builds a camera's topics and publishes and subscribes
+through the shared publisher, which itself knows nothing of cameras.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from camapp.publish.mqtt import Handler, MqttPublisher
+from camapp.publish.outbox import Kind
+
+
+@dataclass(frozen=True)
+class Channel:
+    publisher: MqttPublisher
+    base_topic: str
+    camera_id: str
+    # What says whether this camera is alive: its own `availability`, and with several
+    # cameras also the process's, which carries the connection's last will.
+    availability: tuple[str, ...] = ()
+
+    def topic(self, name: str) -> str:
+        return f"{self.base_topic}/{self.camera_id}/{name}"
+
+    def publish(
+        self, name: str, payload: str | bytes, retain: bool = False, *, kind: Kind | None = None
+    ) -> None:
+        self.publisher.publish(self.topic(name), payload, retain, kind=kind)
+
+    def subscribe(self, name: str, handler: Handler) -> None:
+        self.publisher.subscribe(self.topic(name), handler)
+
+
+def process_topic(base_topic: str, client_id: str) -> str:
+    """The process's own availability topic, used when it serves several cameras."""
+    return f"{base_topic}/{client_id}/availability"

@@ -1,0 +1,241 @@
+"""One camera at run time: its capture thread, its frame queue, its reorder buffer, its sinks.
+
+The capture thread owns the source. Frames go into the camera's queue on a worker pool (shared
+with the other cameras that use the same model); each result comes back through `deliver()`,
+which puts results back in frame order and hands them to the sinks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from camapp.capture import Frame, Source
+from camapp.errors import CamappError
+from camapp.governor.motion import MotionGate
+from camapp.inference.classifier import Classification
+from camapp.runtime.controls import Controls
+from camapp.runtime.frames import Hub
+
+log = logging.getLogger(__name__)
+
+SKIP_REASONS = ("stride", "motion", "queue", "paused")
+
+
+@dataclass(frozen=True, slots=True)
+class Knobs:
+    """How much work the governor allows: replaced whole, never mutated, so any thread reads it."""
+
+    stride: int = 1  # classify 1 frame in N (the user's `stride` still applies if larger)
+    max_fps: float | None = None  # read the source at most this often (None: as it delivers)
+    workers: int | None = None  # workers this camera needs (None: all)
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """Running totals, as the governor samples them."""
+
+    captured: int
+    admitted: int  # frames that passed pause and stride (the motion gate and queue come after)
+    classified: int
+    skipped: dict[str, int]
+    inference_ms: float  # summed over classified frames
+    resolution: str | None  # WxH of the latest captured frame
+
+
+@dataclass(slots=True)
+class Result:
+    """A classified frame, as handed to the sinks in frame order."""
+
+    frame: int
+    ts: float
+    mono: float
+    classification: Classification
+
+
+class Sink(Protocol):
+    """Receives results in frame order, one call at a time, on a worker thread."""
+
+    def send(self, result: Result) -> None: ...
+
+
+@dataclass
+class RunStats:
+    """A camera's totals. Each field has one writer: `captured`, `skipped` and `frame_size`
+    the capture thread, `classified` and `inference_ms` the worker emitting in order (one at a
+    time). The governor reads them unlocked: each is one int or float (one reference, swapped
+    atomically under the GIL) or a dict whose keys never change, so a read is at worst one
+    frame old, never torn."""
+
+    captured: int = 0
+    classified: int = 0
+    # Frames not classified, by reason: `queue` = stale frames evicted by the latest-frame
+    # policy, `stride` = skipped to classify 1 in N, `motion` = the scene had not changed,
+    # `paused` = skipped while paused.
+    skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
+    inference_ms: float = 0.0  # summed over classified frames
+    frame_size: tuple[int, int] | None = None  # (width, height) of the latest captured frame
+    discarded: int = 0  # queued frames thrown away by a forced stop
+    elapsed_s: float = 0.0
+
+
+@dataclass
+class CameraPlan:
+    """What a camera does with its frames, fixed for the run."""
+
+    camera_id: str
+    crop: str = "center"
+    max_frames: int | None = None
+    motion: MotionGate | None = None
+
+
+class Camera:
+    def __init__(
+        self,
+        plan: CameraPlan,
+        source: Source,
+        sinks: list[Sink],
+        controls: Controls,
+        hub: Hub[Camera],
+        drop: bool,
+        stopping: threading.Event,
+        fail: FailHook,
+    ) -> None:
+        self.plan = plan
+        self.camera_id = plan.camera_id
+        self.source = source
+        self.sinks = sinks
+        self.controls = controls
+        # One queued frame per worker (at least two) keeps every worker busy without letting
+        # frames go stale.
+        self.frames = hub.queue(self, max(2, hub.workers), drop_oldest=drop)
+        self._fail = fail
+        self.knobs = Knobs()
+        self.stats = RunStats()
+        self.stopping = stopping  # the run's: a reconnecting source waits on it too
+        self._due = 0.0  # monotonic time the next read may start, under a source fps limit
+        # Results wait here until every earlier ticket is in (see deliver).
+        self._order = threading.Lock()
+        self._pending: dict[int, Result] = {}
+        self._next_ticket = 0
+        self._emitting = False
+
+    def apply(self, knobs: Knobs) -> None:
+        """Called by the governor: the capture thread picks the knobs up at its next frame."""
+        self.knobs = knobs
+        self.frames.hub.set_demand(self.frames, knobs.workers)
+
+    def counters(self) -> Counters:
+        stats = self.stats
+        skipped = {**stats.skipped, "queue": self.frames.dropped}
+        size = stats.frame_size
+        return Counters(
+            captured=stats.captured,
+            admitted=stats.captured - skipped["stride"] - skipped["paused"],
+            classified=stats.classified,
+            skipped=skipped,
+            inference_ms=stats.inference_ms,
+            resolution=f"{size[0]}x{size[1]}" if size else None,
+        )
+
+    def capture(self) -> None:
+        """The capture thread: read, skip by rule, queue; then close the queue."""
+        try:
+            while not self.stopping.is_set():
+                if self.plan.max_frames is not None and self.stats.captured >= self.plan.max_frames:
+                    break
+                self._throttle()
+                frame = self.source.read()
+                if frame is None:
+                    break
+                self.stats.captured += 1
+                self.stats.frame_size = frame.image.shape[1::-1]
+                reason = self._skip_reason(frame)
+                if reason:
+                    self.stats.skipped[reason] += 1
+                else:
+                    self.frames.put(frame)
+        except Exception as exc:  # the run must end with the reason, never as a clean EOF
+            self._fail(as_error("capture", exc))
+        finally:
+            self.source.close()
+            self.frames.close()
+
+    def _throttle(self) -> None:
+        """Under a source fps limit, wait until the next read is due: a replay read later is
+        a frame never decoded, which skipping inference alone cannot save."""
+        max_fps = self.knobs.max_fps
+        now = time.monotonic()
+        if not max_fps:
+            self._due = now
+            return
+        if self._due > now:
+            self.stopping.wait(self._due - now)
+            now = self._due
+        self._due = now + 1.0 / max_fps
+
+    def _skip_reason(self, frame: Frame) -> str | None:
+        if self.controls.get("paused"):
+            return "paused"
+        if frame.seq % max(self.controls.get("stride"), self.knobs.stride):
+            return "stride"
+        motion = self.plan.motion
+        if motion is not None and not motion.changed(frame.image, frame.mono):
+            return "motion"
+        return None
+
+    def deliver(self, ticket: int, result: Result) -> None:
+        """Emit results in ticket order, from whichever worker completes the next one.
+
+        That worker emits the whole run of consecutive results while the others go back to
+        classifying: frame order without a publisher thread, whose queue and thread switch
+        cost CPU and latency on every frame. Sinks are still called one at a time.
+        """
+        with self._order:
+            self._pending[ticket] = result
+            if self._emitting:
+                return
+            self._emitting = True
+        while True:
+            with self._order:
+                ready = self._pending.pop(self._next_ticket, None)
+                if ready is None:
+                    self._emitting = False
+                    return
+                self._next_ticket += 1
+            self._emit(ready)
+
+    def flush(self) -> None:
+        """After the workers are gone: a failed worker leaves gaps in the tickets, and what
+        did arrive is still published."""
+        for ticket in sorted(self._pending):
+            self._emit(self._pending.pop(ticket))
+        self.stats.skipped["queue"] = self.frames.dropped
+        self.stats.discarded = self.frames.discarded
+
+    def _emit(self, result: Result) -> None:
+        self.stats.classified += 1
+        self.stats.inference_ms += result.classification.inference_ms
+        for sink in list(self.sinks):
+            try:
+                sink.send(result)
+            except Exception as exc:  # a broken sink must not stall the workers behind it
+                self.sinks.remove(sink)
+                self._fail(CamappError(f"{type(sink).__name__} failed: {exc}"))
+
+
+class FailHook(Protocol):
+    def __call__(self, error: CamappError) -> None: ...
+
+
+def as_error(where: str, exc: Exception) -> CamappError:
+    """A failed thread's error as the run reports it: a camapp error as raised (a video
+    with no decodable frame stays a usage error), anything else a one-line runtime error
+    with its traceback in the debug log."""
+    if isinstance(exc, CamappError):
+        return exc
+    log.debug("%s failed", where, exc_info=exc)
+    return CamappError(f"{where} failed: {type(exc).__name__}: {exc}")
