@@ -9,8 +9,6 @@ setting is kept with each flag, so no naming convention ties the two.
 from __future__ import annotations
 
 import argparse
-import types
-import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +17,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from camapp.config.load import flag_name
-from camapp.config.schema import AppSettings
+from camapp.config.schema import AppSettings, unwrap
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,8 @@ class Flag:
     @property
     def kind(self) -> type:
         """int, float, bool or str: what argparse converts the value to before validation."""
-        return _base(self.field.annotation)
+        kind = unwrap(self.field.annotation)
+        return kind if kind in (int, float, bool) else str
 
 
 def flags(model: type[BaseModel] = AppSettings, prefix: tuple[str, ...] = ()) -> Iterator[Flag]:
@@ -87,7 +86,7 @@ def _add(group: Any, flag: Flag) -> None:
         flag.option,
         dest=flag.dest,
         type=flag.kind,
-        metavar=extra.get("metavar"),  # type: ignore[union-attr]
+        metavar=extra.get("metavar") or {int: "N", float: "X"}.get(flag.kind) or "VALUE",  # type: ignore[union-attr]
         help=_help(field),
     )
 
@@ -114,16 +113,3 @@ def values(namespace: argparse.Namespace) -> dict[str, Any]:
             target = target.setdefault(table, {})
         target[key] = value
     return out
-
-
-def _base(annotation: Any) -> type:
-    """The type a flag's text becomes: Optional, Annotated and Literal unwrapped."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _base(args[0])
-    if origin is typing.Annotated:
-        return _base(typing.get_args(annotation)[0])
-    if annotation in (int, float, bool):
-        return annotation
-    return str

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import re
+import types
+import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -36,6 +38,16 @@ LORES_FORMATS = ("YUV420", "RGB888")  # RGB888 lores needs a Pi 5; Pi 4 and olde
 def default_workers() -> int:
     """One single-threaded interpreter per core: the throughput-optimal split for MobileNet."""
     return max(1, min(os.cpu_count() or 1, 4))
+
+
+def unwrap(annotation: Any) -> Any:
+    """Optional and Annotated unwrapped: the type a setting's value has (flags and docs)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return unwrap(next(a for a in typing.get_args(annotation) if a is not type(None)))
+    if origin is typing.Annotated:
+        return unwrap(typing.get_args(annotation)[0])
+    return annotation
 
 
 def setting(
