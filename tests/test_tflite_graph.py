@@ -20,6 +20,7 @@ import flatbuffers
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.tools import flatbuffer_utils
 
 from camapp.errors import ConfigError
@@ -488,3 +489,19 @@ def test_random_corruption_never_escapes_as_a_traceback(source: Path, tmp_path: 
             outcomes.add(ConfigError)
     assert ConfigError in outcomes  # the corruption did hit the parser
     assert outcomes <= {ConfigError, ClassifierSpec}
+
+
+@pytest.mark.parametrize("path", sorted(MODELS.glob("*.tflite")), ids=lambda p: p.stem)
+def test_tensors_agree_with_the_litert_interpreter(path: Path) -> None:
+    """LiteRT's own reading of each shared model (built, never allocated nor run)."""
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    info = describe(path)
+    for ours, theirs in [
+        *zip(info.inputs, interpreter.get_input_details(), strict=True),
+        *zip(info.outputs, interpreter.get_output_details(), strict=True),
+    ]:
+        assert ours.shape == tuple(int(d) for d in theirs["shape"])
+        assert ours.dtype == np.dtype(theirs["dtype"]).name
+        scale, zero_point = theirs["quantization"]
+        assert (ours.scale[:1] or (0.0,)) == (pytest.approx(scale),)
+        assert (ours.zero_point[:1] or (0,)) == (zero_point,)
