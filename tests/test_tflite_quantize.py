@@ -1,0 +1,208 @@
+"""Post-training quantization without TensorFlow, on the real MobileNetV2 and real clips.
+
+No float MobileNetV2 can be downloaded here, so the float reference is the shared int8 model
+dequantized; it is then quantized back, calibrated on frames from the first half of both
+clips, and judged on the photos and on frames from the clips' second halves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from camapp.errors import ConfigError
+from camapp.inference import interpreter_api
+from camapp.models import read_labels
+from camapp.tflite.calibration import read_frames, to_samples
+from camapp.tflite.compare import agreement, compare
+from camapp.tflite.quantize import dequantize_model, quantize_model
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+INT8 = SHARED / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
+INVOKING_ERROR = SHARED / "models" / "model_invoking_error.tflite"
+LABELS = SHARED / "models" / "imagenet_labels.txt"
+MEDIA = SHARED / "media"
+CLIPS = (MEDIA / "car-detection.mp4", MEDIA / "one-by-one-person-detection.mp4")
+CALIBRATION, HELD_OUT = (0.0, 0.5), (0.5, 1.0)  # fractions of each clip
+SOFTMAX_INPUT = "MobileNetV2/top/SpatialSqueeze/Reshape;"
+
+
+def _tensors(model: Path) -> list[dict]:
+    return interpreter_api()[0](model_path=str(model)).get_tensor_details()
+
+
+def _io(model: Path) -> tuple[dict, dict]:
+    interpreter = interpreter_api()[0](model_path=str(model))
+    return interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+
+@pytest.fixture(scope="session")
+def float_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("quantize") / "mobilenet_v2_float.tflite"
+    dequantize_model(INT8, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def calibration_frames() -> list[np.ndarray]:
+    return [frame for clip in CLIPS for frame in read_frames(clip, 16, CALIBRATION)]
+
+
+@pytest.fixture(scope="session")
+def requantized(float_model: Path, calibration_frames: list[np.ndarray]) -> Path:
+    path = float_model.with_name("mobilenet_v2_requantized.tflite")
+    quantize_model(float_model, to_samples(calibration_frames, 224), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def photos() -> list[np.ndarray]:
+    return read_frames(MEDIA, 100)  # every photo in the directory (the clips are not images)
+
+
+@pytest.fixture(scope="session")
+def held_out(photos: list[np.ndarray]) -> list[np.ndarray]:
+    return photos + [frame for clip in CLIPS for frame in read_frames(clip, 100, HELD_OUT)]
+
+
+def test_calibration_and_held_out_spans_share_no_frame(photos: list[np.ndarray]) -> None:
+    first, second = read_frames(MEDIA, 100, CALIBRATION), read_frames(MEDIA, 100, HELD_OUT)
+    assert (len(first), len(second)) == (5, 5)
+    assert all(np.array_equal(a, b) for a, b in zip(first + second, photos, strict=True))
+    sample = next(to_samples(first, 224))
+    assert sample.shape == (1, 224, 224, 3) and sample.dtype == np.float32
+    assert sample.min() >= -1.0 and sample.max() <= 1.0 and sample.max() - sample.min() > 1.5
+
+
+def test_dequantized_model_is_float_throughout(float_model: Path) -> None:
+    inp, out = _io(float_model)
+    assert inp["dtype"] == np.float32 and inp["quantization"] == (0.0, 0)
+    assert out["dtype"] == np.float32 and list(out["shape"]) == [1, 1001]
+    dtypes = {t["dtype"] for t in _tensors(float_model)}
+    assert dtypes == {np.float32, np.int32}  # int32: reshape and mean shapes only
+    assert read_labels(float_model) == LABELS.read_text().splitlines()
+
+
+def test_dequantized_model_agrees_with_the_int8_one(
+    float_model: Path, photos: list[np.ndarray]
+) -> None:
+    # grace_hopper is a near tie (military uniform 0.30 / mortarboard 0.28 in int8): 9 of 10.
+    assert len(photos) == 10
+    assert agreement(INT8, float_model, photos) >= 0.9
+
+
+def test_requantized_model_is_int8_inside_with_uint8_io(requantized: Path) -> None:
+    inp, out = _io(requantized)
+    assert inp["dtype"] == np.uint8 and out["dtype"] == np.uint8
+    scale, zero_point = inp["quantization"]
+    assert scale == pytest.approx(1 / 127.5, rel=0.02) and abs(zero_point - 127) <= 1
+    assert out["quantization"] == (pytest.approx(1 / 256), 0)
+    tensors = _tensors(requantized)
+    io_indices = {inp["index"], out["index"]}
+    inside = {t["dtype"] for t in tensors if t["index"] not in io_indices}
+    assert inside == {np.int8, np.int32}  # int32: biases and shapes
+    first_conv = next(t for t in tensors if list(t["shape"]) == [32, 3, 3, 3])
+    assert first_conv["dtype"] == np.int8
+    assert first_conv["quantization_parameters"]["scales"].size == 32  # per channel
+    assert read_labels(requantized) == LABELS.read_text().splitlines()
+
+
+def test_requantized_model_agrees_with_the_float_one_on_held_out_images(
+    float_model: Path, requantized: Path, held_out: list[np.ndarray]
+) -> None:
+    assert len(held_out) == 210
+    # Where the float model is confident (a score the app's state threshold counts), the int8
+    # one must say the same; the 14 such images include confident frames whose top logit is
+    # beyond anything seen calibrating, which plain min/max calibration clips.
+    assert agreement(float_model, requantized, held_out, min_score=0.5) >= 0.98
+    # Over all images, clip frames are mostly unsure near ties that any int8 model flips now
+    # and then: the published int8 model (Google's calibration on ImageNet) agrees 0.886.
+    ours = agreement(float_model, requantized, held_out)
+    published = agreement(float_model, INT8, held_out)
+    assert ours >= 0.80
+    assert ours >= published - 0.06
+
+
+def _logit_ceiling(model: Path) -> float:
+    """The largest logit the quantized softmax input can hold."""
+    logits = next(t for t in _tensors(model) if t["name"].startswith(SOFTMAX_INPUT))
+    scale, zero_point = logits["quantization"]
+    return (127 - zero_point) * scale
+
+
+def test_logit_headroom_raises_the_logits_ceiling(
+    float_model: Path, requantized: Path, calibration_frames: list[np.ndarray], tmp_path: Path
+) -> None:
+    plain = tmp_path / "plain.tflite"
+    quantize_model(float_model, to_samples(calibration_frames, 224), plain, logit_headroom=1.0)
+    ratio = _logit_ceiling(requantized) / _logit_ceiling(plain)
+    assert ratio == pytest.approx(1.5, rel=0.05)  # zero points are whole numbers
+
+
+def test_int8_io_and_comparison(
+    float_model: Path,
+    calibration_frames: list[np.ndarray],
+    photos: list[np.ndarray],
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "int8_io.tflite"
+    quantize_model(float_model, to_samples(calibration_frames[::4], 224), path, io_dtype="int8")
+    inp, out = _io(path)
+    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
+    result = compare(float_model, path, photos, repeats=1)
+    assert result.size_ratio == float_model.stat().st_size / path.stat().st_size
+    assert result.size_ratio > 3  # float32 weights against int8
+    assert result.agreement == agreement(float_model, path, photos)
+    assert result.agreement >= 0.8
+    assert min(result.median_ms) > 0 and result.speedup > 0
+
+
+def _junk(tmp_path: Path) -> Path:
+    path = tmp_path / "junk.tflite"
+    path.write_bytes(os.urandom(4096))
+    return path
+
+
+def _sample(shape: tuple[int, ...], dtype: type = np.float32) -> list[np.ndarray]:
+    return [np.zeros(shape, dtype)]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda f, t: quantize_model(INT8, _sample((224, 224, 3)), t / "o"), "already quantized"),
+        (
+            lambda f, t: quantize_model(INVOKING_ERROR, _sample((3,)), t / "o"),
+            "not a float model: its input is uint8",
+        ),
+        (lambda f, t: quantize_model(_junk(t), [], t / "o"), "not a valid TFLite model"),
+        (lambda f, t: quantize_model(t / "none.tflite", [], t / "o"), "model file not found"),
+        (lambda f, t: quantize_model(f, [], t / "o"), "no calibration samples"),
+        (lambda f, t: quantize_model(f, _sample((1, 160, 160, 3)), t / "o"), "has shape"),
+        (lambda f, t: quantize_model(f, _sample((224, 224, 3), np.uint8), t / "o"), "is uint8"),
+        (lambda f, t: quantize_model(f, [], t / "o", io_dtype="float16"), "io_dtype must be"),
+        (lambda f, t: quantize_model(f, [], t / "o", logit_headroom=0.5), "logit_headroom must"),
+        (lambda f, t: quantize_model(f, _sample((224, 224, 3)), t / "no" / "o"), "cannot write"),
+        (lambda f, t: dequantize_model(f, t / "o"), "not quantized"),
+        (lambda f, t: read_frames(CLIPS[0], 0), "frame count must be"),
+        (lambda f, t: read_frames(t / "none.mp4", 4), "not found"),
+        (lambda f, t: read_frames(_junk(t), 4), "not a video"),
+        (lambda f, t: read_frames(CLIPS[0], 4, (0.5, 0.5)), "span must be"),
+        (lambda f, t: agreement(f, INT8, []), "no images"),
+        (
+            lambda f, t: agreement(f, INT8, [np.zeros((9, 9, 3), np.uint8)], min_score=1.1),
+            "no image",
+        ),
+    ],
+)
+def test_bad_inputs_are_one_line_config_errors(
+    float_model: Path, tmp_path: Path, call: Callable[[Path, Path], object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        call(float_model, tmp_path)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 200
+    assert not (tmp_path / "o").exists()
