@@ -79,3 +79,15 @@ def dataset_from_clip(
             save_frame(dataset, label, frame, {"source": Path(clip).name, "frame": index})
             counts[label] = counts.get(label, 0) + 1
     return counts
+
+
+def clip_length(path: Path) -> int:
+    """The frame count a video file declares (what to size result arrays by)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    finally:
+        capture.release()
+    if count <= 0:
+        raise ConfigError(f"cannot tell the length of video {str(path)[:100]}")
+    return count

@@ -104,6 +104,12 @@ def output_size(model: bytes) -> tuple[int, np.dtype]:
     return int(np.prod(out["shape"])), np.dtype(out["dtype"])
 
 
+def dequantize_output(model: bytes, raw: np.ndarray) -> np.ndarray:
+    """The model's raw outputs as floats, by its output quantization."""
+    scale, zero = _interpreter(model).get_output_details()[0]["quantization"]
+    return (raw.astype(np.float32) - zero) * scale if scale else raw.astype(np.float32)
+
+
 class _Pool:
     """Worker threads sharing a bounded job queue; results land in preallocated rows."""
 

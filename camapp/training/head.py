@@ -33,7 +33,7 @@ class HeadSettings:
     """How hard to fit: L2 weight decay, Adam step size, epoch cap and early-stop patience."""
 
     l2: float = 1e-2
-    learning_rate: float = 0.05
+    learning_rate: float = 0.01
     max_epochs: int = 300
     patience: int = 20  # epochs without a better validation loss before stopping
     batch_size: int = 256
