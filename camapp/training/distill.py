@@ -129,11 +129,13 @@ def _before(
     student: Path, clip: Path, s: DistillSettings, first: int, names: list[str], want: np.ndarray
 ) -> float | None:
     """Agreement of the student base's own head with the teacher, mapped by label name;
-    None when the student base has no labels to map."""
+    None when the student base has no labels, or none of the teacher's classes."""
     try:
         labels = models.read_labels(student)
     except ConfigError:
         return None
+    if not set(names[:-1]) & set(labels):
+        return None  # no class in common: nothing to compare
     model = load_model_bytes(student)
     raw = _run(model, clip, s, None, "student-before", first)[: len(want)]
     offset = len(labels) - raw.shape[1]
