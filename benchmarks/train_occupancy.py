@@ -92,7 +92,8 @@ def _print(counts, dataset_s, train_s, rss_mb, report, test, bare) -> None:
     print(
         f"  embedding rate {rate:.0f} images/s on {threads} threads (decode + preprocess "
         f"+ augment + invoke); bare interpreter {bare:.0f} invokes/s on 1 thread: "
-        f"{rate / bare:.2f}x one bare thread, {rate / (bare * threads):.2f} of {threads} bare threads"
+        f"{rate / bare:.2f}x one bare thread, "
+        f"{rate / (bare * threads):.2f} of {threads} bare threads"
     )
     print(f"  peak RSS {rss_mb:.0f} MB (target < {TARGETS['rss_mb']:g} MB)")
     print(

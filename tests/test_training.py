@@ -315,9 +315,20 @@ def test_distill_occupancy_teacher_onto_small_base(
     out = tmp_path / "student.tflite"
     settings = DistillSettings(stride=8, crop="stretch", min_share=0.05)
     report = distill(CLIP, out, str(teacher), str(SMALL), settings)
-    assert report["classes"] == ["person", "empty", "(other)"]
+    assert report["classes"] == ["person", "empty"]  # both kept: no (other)
     assert report["agreement_before"] is None  # ImageNet has no 'empty' or 'person' to map
     assert report["agreement_after"] >= 0.85
     assert report["frames"]["train"] + report["frames"]["holdout"] == len(range(0, 1394, 8))
     assert models.read_labels(out) == report["classes"]
+    assert models.model_info(out)["outputs"][0]["shape"] == [1, 2]
     assert "agreement with the teacher" in Path(report["report"]).read_text()
+
+
+def test_no_validation_set(tmp_path: Path) -> None:
+    """val_fraction 0: no validation numbers, agreement measured on the training images."""
+    root = _photo_dataset(tmp_path / "ds", {"a": 4, "b": 4})
+    settings = TrainSettings(base=str(SMALL), val_fraction=0, augment=0, threads=1)
+    report = train(root, tmp_path / "m.tflite", settings)
+    assert report["val"]["accuracy"] is None and report["val_float_accuracy"] is None
+    assert report["agreement_on"] == 8 and report["train"]["accuracy"] == 1.0
+    assert "validation accuracy (int8 model): n/a" in Path(report["report"]).read_text()

@@ -98,7 +98,7 @@ def _classes(probs: np.ndarray, labels: list[str], min_share: float) -> list[int
 
 
 def _targets(probs: np.ndarray, kept: list[int]) -> np.ndarray:
-    """Soft targets over the kept classes plus (other), each row summing to 1.
+    """Soft targets over the kept classes, plus (other) if any is left out; rows sum to 1.
 
     (other) stands for the teacher's best class outside the kept ones (not their summed
     mass, which would outweigh every kept class when the teacher is unsure), so the
@@ -112,9 +112,10 @@ def _targets(probs: np.ndarray, kept: list[int]) -> np.ndarray:
 
 
 def _mapped(top: np.ndarray, labels: list[str], names: list[str]) -> np.ndarray:
-    """Each top-1 index (into `labels`) as an index into `names`, (other) when absent."""
+    """Each top-1 index (into `labels`) as an index into `names`: (other) when it is not
+    there, or -1 (matching nothing) when there is no (other)."""
     where = {name: i for i, name in enumerate(names)}
-    other = len(names) - 1
+    other = where.get(OTHER, -1)
     return np.array([where.get(labels[i], other) for i in top], int)
 
 
@@ -134,7 +135,7 @@ def _before(
         labels = models.read_labels(student)
     except ConfigError:
         return None
-    if not set(names[:-1]) & set(labels):
+    if not (set(names) - {OTHER}) & set(labels):
         return None  # no class in common: nothing to compare
     model = load_model_bytes(student)
     raw = _run(model, clip, s, None, "student-before", first)[: len(want)]
@@ -167,7 +168,7 @@ def distill(
     if n_train < 20 or n - n_train < 10:
         raise ConfigError(f"clip too short: {n} frames at stride {s.stride} (need 30 or more)")
     kept = _classes(probs[:n_train], t_labels, s.min_share)
-    names = [t_labels[i] for i in kept] + [OTHER]
+    names = [t_labels[i] for i in kept] + ([OTHER] if len(kept) < len(t_labels) else [])
     x = cut.dequantize(raw[:n_train])
     head = _fit(x, _targets(probs[:n_train], kept), s.head)
     q = graft.quantize_head(head, cut, x)

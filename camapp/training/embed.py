@@ -152,8 +152,8 @@ class _Pool:
         try:
             self.raw[index] = runner.run(image, job.seed)
             self.ok[index] = True
-        except (RuntimeError, ValueError) as exc:
-            self.errors.append(f"inference failed: {exc}")
+        except Exception as exc:  # any failure ends the run with a message, never a hang
+            self.errors.append(f"embedding failed: {type(exc).__name__}: {exc}")
 
 
 def extract(
