@@ -108,12 +108,24 @@ def test_report_numbers_and_files(trained: tuple[Path, dict]) -> None:
     markdown = Path(report["report"]).read_text()
     assert "| empty |" in markdown and "validation accuracy (int8 model)" in markdown
     assert Path(report["chart"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"]({Path(report['chart']).name})" in markdown
     assert report["stages"][-1][0] == "report"
     attempted = report["images"]["embedded"] + 2  # the broken image and its augmented copy
     assert ("embed", attempted, attempted) in report["stages"]
 
 
-@pytest.mark.parametrize(("base", "dim", "dtype"), [(BASE, 1280, np.int8), (SMALL, 256, np.uint8)])
+@pytest.mark.parametrize(
+    ("base", "dim", "dtype"),
+    [
+        (BASE, 1280, np.int8),
+        (SMALL, 256, np.uint8),
+        (SHARED_MODELS / "mobilenet_v1_0.5_160_quant.tflite", 512, np.uint8),
+        (SHARED_MODELS / "mobilenet_v1_0.75_192_quant.tflite", 768, np.uint8),
+        (SHARED_MODELS / "mobilenet_v2_1.0_224_quant.tflite", 1280, np.uint8),
+        # Its head is a FULLY_CONNECTED op, not a 1x1 CONV_2D.
+        (SHARED_MODELS / "mobilenet_v2_1.0_224_inat_bird_quant.tflite", 1280, np.uint8),
+    ],
+)
 def test_cut_outputs_the_pooled_embedding(base: Path, dim: int, dtype: type) -> None:
     cut = cut_classifier(base)
     interpreter = interpreter_api()[0](model_content=cut.model)

@@ -12,7 +12,7 @@ to the same classes by label name) and after.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from camapp.training.embed import (
     load_model_bytes,
 )
 from camapp.training.frames import Roi, check_crop, parse_roi
-from camapp.training.head import HeadSettings, train_head
+from camapp.training.head import Head, HeadSettings, train_head
 
 OTHER = "(other)"
 
@@ -58,7 +58,7 @@ def _checked(s: DistillSettings) -> DistillSettings:
     if not 0 < s.min_share < 0.5:
         raise ConfigError(f"min share must be between 0 and 0.5, got {s.min_share}")
     check_crop(s.crop)
-    return s if s.roi is None else DistillSettings(**{**vars(s), "roi": parse_roi(s.roi)})
+    return s if s.roi is None else replace(s, roi=parse_roi(s.roi))
 
 
 def _run(
@@ -119,7 +119,7 @@ def _mapped(top: np.ndarray, labels: list[str], names: list[str]) -> np.ndarray:
     return np.array([where.get(labels[i], other) for i in top], int)
 
 
-def _fit(x: np.ndarray, targets: np.ndarray, settings: HeadSettings) -> Any:
+def _fit(x: np.ndarray, targets: np.ndarray, settings: HeadSettings) -> Head:
     """Fit on the first 85% of the training frames, stop early on the last 15% (in time
     order, so the stop is judged on frames unlike the ones fitted)."""
     cut_at = max(1, int(len(x) * 0.85))

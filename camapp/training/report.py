@@ -98,6 +98,10 @@ def markdown(r: dict[str, Any]) -> str:
         f"thread(s), {s['fit']:.2f} s fitting)",
         f"- model: {r['model_bytes']} bytes",
         "",
+        f"![training chart]({Path(r['chart']).name})"
+        if r.get("chart")
+        else "(no chart: install matplotlib, `pip install camapp[train]`)",
+        "",
         "## Validation by class",
         "",
         *_class_table(r["val"], r["labels"]),

@@ -8,7 +8,7 @@ on the validation images. No TensorFlow: it runs on the camera itself.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,7 @@ def _checked(s: TrainSettings) -> TrainSettings:
     if s.threads is not None and s.threads < 1:
         raise ConfigError(f"threads must be at least 1, got {s.threads}")
     check_crop(s.crop)
-    return s if s.roi is None else TrainSettings(**{**vars(s), "roi": parse_roi(s.roi)})
+    return s if s.roi is None else replace(s, roi=parse_roi(s.roi))
 
 
 def _split(dataset: Path, s: TrainSettings) -> _Split:
@@ -241,6 +241,6 @@ def train(
 
 def _write_reports(report: dict[str, Any], out: Path) -> None:
     md, png = report_paths(out)
-    report["report"] = str(write_markdown(report, md))
     chart = write_chart(report, png)
     report["chart"] = str(chart) if chart else None
+    report["report"] = str(write_markdown(report, md))
