@@ -77,6 +77,7 @@ def _embedding_tensor(model: Any, op_index: int, origin: str) -> int:
 
 
 def _check_input(model: Any, origin: str) -> Any:
+    """The input tensor, checked to be one square RGB image like camapp feeds."""
     graph = model.subgraphs[0]
     if len(graph.inputs) != 1:
         raise ConfigError(f"{origin[:100]} has {len(graph.inputs)} inputs; expected one image")

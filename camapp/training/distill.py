@@ -51,6 +51,7 @@ class DistillSettings:
 
 
 def _checked(s: DistillSettings) -> DistillSettings:
+    """Reject bad settings before any work, each with its own one-line message."""
     if s.stride < 1:
         raise ConfigError(f"stride must be at least 1, got {s.stride}")
     if not 0.05 <= s.holdout <= 0.9:
@@ -198,6 +199,7 @@ def distill(
 
 
 def _meta(base: str, teacher: str, names: list[str], s: DistillSettings) -> dict[str, Any]:
+    """What inference must repeat (crop, region), and where the model came from."""
     return {
         "labels": names,
         "crop": s.crop,
@@ -210,6 +212,7 @@ def _meta(base: str, teacher: str, names: list[str], s: DistillSettings) -> dict
 
 
 def _write_markdown(r: dict[str, Any]) -> None:
+    """MODEL.report.md: the before/after agreement and the speed-up, in words."""
     before = r["agreement_before"]
     lines = [
         f"# {Path(r['model']).name}",

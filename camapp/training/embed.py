@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,12 +55,15 @@ class Extraction:
 
 
 def default_threads() -> int:
+    """The cores this process may run on: one interpreter thread each."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def lower_priority(increment: int = LOW_PRIORITY) -> None:
-    """Lower the calling thread's priority only (on Linux a thread id is a PRIO_PROCESS
-    target; os.nice() there would lower just this thread, but nowhere says so)."""
+    """Lower the calling thread's priority, not the process's: on Linux every thread has
+    its own nice value, set by setpriority(PRIO_PROCESS, native thread id). Saying so
+    explicitly (rather than os.nice(), process-wide by POSIX's word) keeps the camera's
+    own threads at full priority while training embeds."""
     if sys.platform.startswith("linux"):
         tid = threading.get_native_id()
         # Best effort: a container may forbid it, and training works all the same.
@@ -68,7 +72,8 @@ def lower_priority(increment: int = LOW_PRIORITY) -> None:
             os.setpriority(os.PRIO_PROCESS, tid, min(19, nice + increment))
 
 
-def _interpreter(model: bytes):
+def _interpreter(model: bytes) -> Any:
+    """A one-thread interpreter on model bytes, tensors allocated."""
     interpreter = interpreter_api()[0](model_content=model, num_threads=1)
     interpreter.allocate_tensors()
     return interpreter
@@ -87,6 +92,7 @@ class _Runner:
         self.crop, self.roi = crop, roi
 
     def run(self, image: np.ndarray, seed: int | None) -> np.ndarray:
+        """The output vector for one BGR image (augmented when `seed` is given)."""
         rng = None if seed is None else np.random.default_rng(seed)
         rgb = prepare(image, self.size, self.crop, self.roi, rng)
         if self.dtype == np.float32:
@@ -122,6 +128,7 @@ class _Pool:
         self.fed = 0
 
     def feed(self, jobs: Iterable[Job], todo: queue.Queue, threads: int) -> None:
+        """Queue the jobs (blocking while the queue is full), then one stop per worker."""
         try:
             for index, job in zip(range(len(self.raw)), jobs, strict=False):
                 todo.put((index, job))
@@ -132,6 +139,8 @@ class _Pool:
             todo.put(None)
 
     def work(self, todo: queue.Queue) -> None:
+        """A worker thread: its own interpreter, jobs until the stop; after a failure it
+        only drains the queue, so the feeder never blocks."""
         if self.low:
             lower_priority()
         try:
@@ -146,6 +155,7 @@ class _Pool:
             self.done.put(1)
 
     def _one(self, runner: _Runner, index: int, job: Job) -> None:
+        """Decode (in this thread: cv2 releases the GIL), run, store one row."""
         image = load_image(job.source) if isinstance(job.source, Path) else job.source
         if image is None:
             return
@@ -209,6 +219,7 @@ def bare_rate(model: bytes, seconds: float = 1.0) -> float:
 
 
 def load_model_bytes(path: Path) -> bytes:
+    """A whole model file, for interpreters built from memory (one per thread)."""
     try:
         return Path(path).read_bytes()
     except OSError as exc:

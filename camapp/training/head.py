@@ -81,6 +81,7 @@ class _Adam:
 def _epoch(
     head: Head, opt: _Adam, x: np.ndarray, y: np.ndarray, l2: float, order: np.ndarray, batch: int
 ) -> None:
+    """One pass of minibatch steps: the softmax cross-entropy gradient is (p - y) x."""
     for start in range(0, len(order), batch):
         rows = order[start : start + batch]
         err = (head.predict_proba(x[rows]) - y[rows]) / len(rows)

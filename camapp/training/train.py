@@ -73,6 +73,7 @@ class _Embedded:
 
 
 def _checked(s: TrainSettings) -> TrainSettings:
+    """Reject bad settings before any work, each with its own one-line message."""
     if not 0 <= s.val_fraction <= 0.9:
         raise ConfigError(f"val fraction must be between 0 and 0.9, got {s.val_fraction}")
     if not 0 <= s.augment <= MAX_AUGMENT:
@@ -137,6 +138,7 @@ def _embed(split: _Split, cut: CutModel, s: TrainSettings, progress: Progress | 
 
 
 def _fit(e: _Embedded, cut: CutModel, labels: list[str], s: TrainSettings) -> Head:
+    """Fit the head; a class whose every image was unreadable cannot be learnt."""
     empty = [label for i, label in enumerate(labels) if not (e.y[e.originals] == i).any()]
     if empty:
         raise ConfigError(f"no readable training image in class(es): {', '.join(empty)[:100]}")
