@@ -98,6 +98,7 @@ def prune(model: Any, outputs: Sequence[int]) -> None:
             stack.extend(t for t in graph.operators[op_index].inputs if t >= 0)
     graph.operators = [op for i, op in enumerate(graph.operators) if i in needed_ops]
     graph.outputs = list(outputs)
+    model.signatureDefs = []  # they name tensors by their old numbers and outputs
     _compact_tensors(graph)
     _compact_buffers(model)
 
