@@ -1,0 +1,36 @@
+"""Teach camapp your scene: train new classes on the device, int8, no TensorFlow.
+
+The entry points the CLI wires `camapp train` and `camapp dataset` onto:
+- `check_dataset(dir, progress)` -> DatasetReport; `format_check(report)` for a terminal.
+- `save_frame(dataset, label, image, sidecar)`: collect a camera frame into a dataset.
+- `dataset_from_clip(clip, ranges, dataset, first, last, stride)`: frames labelled by ranges.
+- `train(dataset, out, TrainSettings(...), progress)`: OUT.tflite + OUT.report.md/.png.
+- `distill(clip, out, teacher, student, DistillSettings(...), progress)`: a small model
+  that answers like a big one on a scene, learnt without labels.
+- `read_meta(model)`: the crop and region a trained model expects at inference.
+`progress(stage, done, total)` is always called on the caller's thread.
+"""
+
+from camapp.training.check import DatasetReport, check_dataset, format_check
+from camapp.training.clip import dataset_from_clip
+from camapp.training.dataset import save_frame
+from camapp.training.distill import DistillSettings, distill
+from camapp.training.frames import parse_roi
+from camapp.training.graft import read_meta
+from camapp.training.head import HeadSettings
+from camapp.training.train import TrainSettings, train
+
+__all__ = [
+    "DatasetReport",
+    "DistillSettings",
+    "HeadSettings",
+    "TrainSettings",
+    "check_dataset",
+    "dataset_from_clip",
+    "distill",
+    "format_check",
+    "parse_roi",
+    "read_meta",
+    "save_frame",
+    "train",
+]

@@ -1,0 +1,93 @@
+"""Frames of a video file, and datasets cut from a clip labelled by frame ranges.
+
+The ranges file is JSON: {"ranges": [{"label": "empty", "first": 0, "last": 56}, ...]}
+with 0-based frame indices in decoding order; frames in no range are left out
+(e.g. the ambiguous ones either side of a change).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from camapp.errors import ConfigError
+from camapp.training.dataset import check_label, save_frame
+
+
+def frame_labels(path: Path) -> dict[int, str]:
+    """Frame index -> label, from a ranges file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        ranges = data["ranges"]
+        labels = {
+            i: check_label(str(r["label"]))
+            for r in ranges
+            for i in range(int(r["first"]), int(r["last"]) + 1)
+        }
+    except OSError as exc:
+        raise ConfigError(f"cannot read {str(path)[:100]}: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"invalid frame ranges file {str(path)[:100]}: {exc!s:.100}") from None
+    return labels
+
+
+def clip_frames(
+    path: Path, stride: int = 1, first: int = 0, last: int | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, BGR frame) for every `stride`-th frame from `first` to `last` (inclusive).
+
+    Frames are decoded one at a time, so a long clip never sits in memory.
+    """
+    if not Path(path).is_file():
+        raise ConfigError(f"video file not found: {str(path)[:100]}")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise ConfigError(f"cannot open video: {str(path)[:100]}")
+    try:
+        index = 0
+        while last is None or index <= last:
+            if not capture.grab():
+                break
+            if index >= first and (index - first) % stride == 0:
+                ok, frame = capture.retrieve()
+                if ok:
+                    yield index, frame
+            index += 1
+    finally:
+        capture.release()
+
+
+def dataset_from_clip(
+    clip: Path,
+    ranges: Path,
+    dataset: Path,
+    first: int = 0,
+    last: int | None = None,
+    stride: int = 1,
+) -> dict[str, int]:
+    """Save the labelled frames of `clip` (within first..last) into DATASET/<label>/;
+    return how many per label."""
+    labels = frame_labels(ranges)
+    counts: dict[str, int] = {}
+    for index, frame in clip_frames(clip, stride, first, last):
+        label = labels.get(index)
+        if label is not None:
+            save_frame(dataset, label, frame, {"source": Path(clip).name, "frame": index})
+            counts[label] = counts.get(label, 0) + 1
+    return counts
+
+
+def clip_length(path: Path) -> int:
+    """The frame count a video file declares (what to size result arrays by)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    finally:
+        capture.release()
+    if count <= 0:
+        raise ConfigError(f"cannot tell the length of video {str(path)[:100]}")
+    return count

@@ -1,0 +1,115 @@
+"""A training set on disk: DATASET/<label>/*.jpg|png, one folder per class.
+
+Anything else in the tree (sidecars, notes, hidden files) is ignored, so frames can be
+collected straight from a camera with `save_frame` and sorted by moving files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from camapp.errors import ConfigError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}")
+_JPEG_QUALITY = 95
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: str
+
+
+def is_image(path: Path) -> bool:
+    return (
+        path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    )
+
+
+def class_dirs(root: Path) -> list[Path]:
+    """The class folders of a dataset, sorted by name; a missing root is the user's to fix."""
+    root = Path(root)
+    if not root.is_dir():
+        what = "not found" if not root.exists() else "not a directory"
+        raise ConfigError(f"dataset {what}: {str(root)[:100]}")
+    try:
+        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        raise ConfigError(f"cannot list dataset {str(root)[:100]}: {exc.strerror or exc}") from None
+
+
+def scan(root: Path) -> list[Sample]:
+    """Every image of the dataset with its label (the folder name), in a stable order."""
+    samples = []
+    for folder in class_dirs(root):
+        try:
+            files = sorted(folder.iterdir())
+        except OSError as exc:
+            raise ConfigError(f"cannot list {str(folder)[:100]}: {exc.strerror or exc}") from None
+        samples += [Sample(f, folder.name) for f in files if is_image(f)]
+    return samples
+
+
+def load_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
+    """Decode an image file (BGR), or None if it cannot be read or decoded: never raises."""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError:
+        return None
+    if not data.size:
+        return None
+    image = cv2.imdecode(data, flags)
+    return image if image is not None and image.size else None
+
+
+def check_label(label: str) -> str:
+    """A label becomes a folder name and a line in the model: keep it plain."""
+    if not _LABEL.fullmatch(label):
+        raise ConfigError(
+            f"invalid label {label[:100]!r}: letters, digits, space, _ . + - (at most 64), "
+            "starting with a letter or digit"
+        )
+    return label
+
+
+def save_frame(dataset: Path, label: str, image: np.ndarray, sidecar: dict[str, Any]) -> Path:
+    """Write `image` (BGR uint8) as DATASET/label/<time>.jpg with a JSON sidecar beside it.
+
+    The sidecar records where the frame came from (camera, crop/roi, ...); `time` and
+    `label` are added when the caller leaves them out. Returns the JPEG's path.
+    """
+    folder = Path(dataset) / check_label(label)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ConfigError(f"frame must be an HxWx3 uint8 image, got {image.dtype} {image.shape}")
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+    if not ok:
+        raise ConfigError(f"cannot encode frame of shape {image.shape} as JPEG")
+    now = datetime.now(UTC)
+    meta = {"time": now.isoformat(timespec="milliseconds"), "label": label, **sidecar}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = _new_name(folder, now.strftime("%Y%m%dT%H%M%S_%f"))
+        path.write_bytes(encoded.tobytes())
+        path.with_suffix(".json").write_text(json.dumps(meta, sort_keys=True, default=str) + "\n")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot save frame in {str(folder)[:100]}: {exc.strerror or exc}"
+        ) from None
+    return path
+
+
+def _new_name(folder: Path, stem: str) -> Path:
+    """A file name no other frame has, even for two frames within the same microsecond."""
+    path, n = folder / f"{stem}.jpg", 1
+    while path.exists():
+        path, n = folder / f"{stem}-{n}.jpg", n + 1
+    return path

@@ -1,0 +1,83 @@
+"""Frames to model input for training, and the light augmentation applied before embedding.
+
+A small local stand-in for the project's preprocessor (which has no region of interest
+yet): region of interest, then centre crop or stretch, then resize. What is trained here
+must be what runs at inference, so the settings are recorded in the grafted model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from camapp.errors import ConfigError
+
+CROPS = ("center", "stretch")
+Roi = tuple[float, float, float, float]
+
+
+def parse_roi(value: Sequence[float] | str | None) -> Roi | None:
+    """[x1, y1, x2, y2] as fractions of the frame (or "x1,y1,x2,y2"), checked; None = all."""
+    if value is None:
+        return None
+    text = str(value)[:100]
+    try:
+        parts = [float(v) for v in (value.split(",") if isinstance(value, str) else value)]
+    except (TypeError, ValueError):
+        raise ConfigError(f"region of interest must be four numbers x1,y1,x2,y2: {text}") from None
+    if len(parts) != 4:
+        raise ConfigError(f"region of interest must be four numbers x1,y1,x2,y2: {text}")
+    x1, y1, x2, y2 = parts
+    if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
+        raise ConfigError(f"region of interest must satisfy 0 <= x1 < x2 <= 1, same for y: {text}")
+    return x1, y1, x2, y2
+
+
+def check_crop(crop: str) -> str:
+    if crop not in CROPS:
+        raise ConfigError(f"crop must be one of {', '.join(CROPS)}: {crop[:100]}")
+    return crop
+
+
+def _region(image: np.ndarray, roi: Roi | None) -> np.ndarray:
+    if roi is None:
+        return image
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = roi
+    top, left = round(y1 * h), round(x1 * w)
+    return image[top : max(top + 1, round(y2 * h)), left : max(left + 1, round(x2 * w))]
+
+
+def prepare(
+    image: np.ndarray,
+    size: int,
+    crop: str = "center",
+    roi: Roi | None = None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """A BGR frame -> size x size RGB uint8: region, augmented when `rng` is given (after the
+    region, so a mirror never moves it), then centre square or stretch, resized."""
+    src = _region(image, roi)
+    if rng is not None:
+        src = augment(src, rng)
+    h, w = src.shape[:2]
+    if crop == "center" and h != w:
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        src = src[top : top + side, left : left + side]
+    resized = cv2.resize(src, (size, size), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+
+
+def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One random variant of a frame: maybe mirrored, cropped by up to 10% a side, and
+    0.75-1.25x as bright. Mild on purpose: a fixed camera sees small variations only."""
+    out = image[:, ::-1] if rng.random() < 0.5 else image
+    h, w = out.shape[:2]
+    dy0, dy1 = (rng.uniform(0, 0.1, 2) * h).astype(int)
+    dx0, dx1 = (rng.uniform(0, 0.1, 2) * w).astype(int)
+    out = out[dy0 : h - dy1, dx0 : w - dx1]
+    gain = rng.uniform(0.75, 1.25)
+    return cv2.convertScaleAbs(out, alpha=gain)
