@@ -24,8 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from camapp.inference import Classifier  # noqa: E402
-from camapp.models import read_labels  # noqa: E402
+from camapp.inference.loader import load_file  # noqa: E402
 from camapp.training.clip import clip_frames, dataset_from_clip, frame_labels  # noqa: E402
 from camapp.training.distill import DistillSettings, distill  # noqa: E402
 from camapp.training.train import TrainSettings, train  # noqa: E402
@@ -54,9 +53,9 @@ def _show(name: str, r: dict) -> None:
 def _truth_accuracy(model: Path, first: int) -> float:
     """Accuracy against the true labels on every 2nd labelled frame from `first`."""
     labels = frame_labels(RANGES)
-    classifier = Classifier(model, read_labels(model), top_k=1, crop="stretch")
+    classifier = load_file(model, top_k=1)
     hits = [
-        classifier.classify(frame, bgr=True).top_k[0].label == labels[i]
+        classifier.classify(frame, True, "stretch").top_k[0].label == labels[i]
         for i, frame in clip_frames(CLIP, 2, first)
         if i in labels
     ]

@@ -23,8 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from camapp.inference import Classifier  # noqa: E402
-from camapp.models import read_labels  # noqa: E402
+from camapp.inference.loader import load_file  # noqa: E402
 from camapp.training.clip import clip_frames, dataset_from_clip, frame_labels  # noqa: E402
 from camapp.training.cut import cut_classifier  # noqa: E402
 from camapp.training.embed import bare_rate  # noqa: E402
@@ -40,11 +39,11 @@ TARGETS = {"accuracy": 0.98, "seconds": 30.0, "rss_mb": 400.0}
 def test_accuracy(model: Path, crop: str) -> tuple[float, int, list[int]]:
     """Accuracy of the trained model on the labelled frames 700-1393, via camapp's Classifier."""
     labels = frame_labels(RANGES)
-    classifier = Classifier(model, read_labels(model), top_k=1, crop=crop)
+    classifier = load_file(model, top_k=1)
     right, total, wrong = 0, 0, []
     for index, frame in clip_frames(CLIP, first=700):
         if index in labels:
-            got = classifier.classify(frame, bgr=True).top_k[0].label
+            got = classifier.classify(frame, True, crop).top_k[0].label
             total += 1
             right += got == labels[index]
             if got != labels[index]:

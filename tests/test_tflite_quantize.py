@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from camapp.errors import ConfigError
-from camapp.inference import interpreter_api
+from camapp.inference.backends.litert import interpreter_api
 from camapp.models import read_labels
 from camapp.tflite.calibration import read_frames, to_samples
 from camapp.tflite.compare import agreement, compare

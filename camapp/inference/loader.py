@@ -56,6 +56,11 @@ def _default_backend(name: str, delegate: str | None) -> str:
     return spec.delegate if spec is not None and spec.delegate else "litert"
 
 
+def load_file(path: Path | str, top_k: int = 5) -> Classifier:
+    """A classifier for a model file with its embedded labels (tools and benchmarks)."""
+    return load(plan(str(path), top_k=top_k))
+
+
 def load(setup: ModelSetup) -> Classifier:
     """One classifier (one backend instance) for one worker."""
     backend = backends.create(setup.backend, setup.path, setup.options)

@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 from camapp.errors import ConfigError
-from camapp.preprocess import Preprocessor
+from camapp.inference.backend import InputSpec
+from camapp.inference.preprocess import Preprocessor
 
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png")
 MAX_FRAMES = 1000  # calibration needs dozens; this bounds the memory a typo could take
@@ -83,7 +84,7 @@ def to_samples(frames: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
 
     Uses the app's own preprocessing, so the int8 ranges fit the frames the app will feed.
     """
-    preprocess = Preprocessor(size, np.dtype(np.float32))
+    preprocess = Preprocessor(InputSpec(size, size, np.dtype(np.float32)))
     for frame in frames:
         sample = np.empty((1, size, size, 3), np.float32)
         preprocess(frame, False, sample[0])

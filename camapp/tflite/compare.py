@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from camapp.errors import CamappError, ConfigError
-from camapp.inference import interpreter_api
-from camapp.preprocess import Preprocessor
+from camapp.inference.backend import InputSpec
+from camapp.inference.backends.litert import interpreter_api
+from camapp.inference.preprocess import Preprocessor
 from camapp.tflite import modelfile
 
 
@@ -47,7 +48,9 @@ def _run(model: Path, images: Sequence[np.ndarray], threads: int, repeats: int) 
     shape = tuple(int(d) for d in inp["shape"])
     if len(shape) != 4 or shape[0] != 1 or shape[1] != shape[2] or shape[3] != 3:
         raise ConfigError(f"model {model} is not an image classifier: input {shape}")
-    preprocess = Preprocessor(shape[1], inp["dtype"], *inp["quantization"])
+    preprocess = Preprocessor(
+        InputSpec(shape[1], shape[2], np.dtype(inp["dtype"]), *inp["quantization"])
+    )
     tensor = np.empty(shape, inp["dtype"])
     scale, zero_point = out["quantization"]
     classes: list[int] = []

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from camapp.errors import ConfigError
-from camapp.inference import interpreter_api
+from camapp.inference.backends.litert import interpreter_api
 
 MAX_MODEL_BYTES = 512 << 20  # far above any model a Pi can run; bounds what is read
 MAX_BUNDLE_BYTES = 16 << 20  # the labels zip appended to a model

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from camapp.errors import CamappError, ConfigError
-from camapp.inference import interpreter_api
-from camapp.preprocess import quantize_lut
+from camapp.inference.backend import InputSpec
+from camapp.inference.backends.litert import interpreter_api
+from camapp.inference.preprocess import quantize_lut
 from camapp.training.dataset import load_image
 from camapp.training.frames import Roi, prepare
 
@@ -87,7 +88,11 @@ class _Runner:
         inp = self.interp.get_input_details()[0]
         self.size, self.dtype = int(inp["shape"][1]), np.dtype(inp["dtype"])
         scale, zero = inp["quantization"]
-        self.lut = None if self.dtype == np.float32 else quantize_lut(self.dtype, scale, zero)
+        self.lut = (
+            None
+            if self.dtype == np.float32
+            else quantize_lut(InputSpec(1, 1, self.dtype, scale, zero))
+        )
         self.input, self.output = inp["index"], self.interp.get_output_details()[0]["index"]
         self.crop, self.roi = crop, roi
 

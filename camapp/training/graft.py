@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from camapp.errors import ConfigError
-from camapp.inference import interpreter_api
+from camapp.inference.backends.litert import interpreter_api
 from camapp.training import tflite_graph as tg
 from camapp.training.cut import CutModel
 from camapp.training.head import Head
