@@ -12,7 +12,7 @@ from camapp.bench.harness import COLUMNS
 from tests.conftest import SHARED_MEDIA, run_camapp
 from tests.test_errors import one_line_error
 
-ROWS = ("limit 1x1", "naive", "camapp", "camapp real-time")
+ROWS = ("limit 1x1", "naive", "camapp", "camapp, frames in memory", "camapp real-time")
 
 
 def test_quick_bench_writes_the_table_with_every_column(model_dir: Path, tmp_path: Path) -> None:
@@ -32,6 +32,10 @@ def test_quick_bench_writes_the_table_with_every_column(model_dir: Path, tmp_pat
     for name in ("camapp", "camapp real-time"):
         assert "—" not in table[name], table[name]  # every latency, RSS and start-up figure
     assert "ideal" in proc.stdout and "| target | measured | met |" in proc.stdout
+    # A few seconds say nothing of growth over ten minutes: the report says so.
+    growth = next(line for line in lines if line.startswith("| RSS growth < 5 MB"))
+    assert growth.endswith("| not measured (run --soak 600) |"), growth
+    assert any(line.startswith("| frames in memory ≥ 0.92 x bare") for line in lines)
     for name in ("camapp", "camapp real-time"):  # RSS split into its parts, read together
         memory = next(line for line in lines if line.startswith(f"- `{name}` memory:"))
         total, anon, files = (int(n) for n in re.findall(r"\d+", memory))

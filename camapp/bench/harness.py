@@ -48,6 +48,7 @@ from camapp.inference.classifier import Classifier
 log = logging.getLogger(__name__)
 
 # The sample clip of a source checkout (built by `make setup`); an installed camapp has none.
+PI_LIKE = "camapp, frames in memory"
 CHECKOUT_CLIP = Path(__file__).resolve().parents[2] / "sample_videos" / "car-detection.mp4"
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -138,8 +139,8 @@ class Report:
     def row(self, name: str) -> Row:
         return next(r for r in self.rows if r.name == name)
 
-    def targets(self) -> list[tuple[str, str, bool]]:
-        """(target, measured, met) for each target of issue 5."""
+    def targets(self) -> list[tuple[str, str, bool | None]]:
+        """(target, measured, met); met is None for a target this run was too short for."""
         run, live, naive = self.row("camapp"), self.row("camapp real-time"), self.row("naive")
         vs_ideal, vs_naive = run.rate / self.ideal, run.rate / naive.rate
         p50_max, p99_max = self.inference_ms + 5, 3 * self.inference_ms + 10
@@ -147,7 +148,10 @@ class Report:
         peak = max(run.peak_rss_mb or 0, live.peak_rss_mb or 0)
         growth = live.rss_growth_mb
         first = max(run.first_s or 0, live.first_s or 0)
+        pi_like, bare = self.row(PI_LIKE), self.row(f"limit {self.workers}x1")
+        vs_bare = pi_like.rate / bare.rate
         return [
+            ("frames in memory ≥ 0.92 x bare interpreters", f"{vs_bare:.2f} x", vs_bare >= 0.92),
             ("throughput ≥ 0.85 x ideal", f"{vs_ideal:.2f} x ideal", vs_ideal >= 0.85),
             ("throughput ≥ 1.6 x naive", f"{vs_naive:.2f} x naive", vs_naive >= 1.6),
             (f"p50 ≤ inference + 5 = {p50_max:.1f} ms", f"{p50:.1f} ms", p50 <= p50_max),
@@ -156,7 +160,7 @@ class Report:
             (
                 "RSS growth < 5 MB over 10 min",
                 f"{_fmt(growth, '+.1f')} MB over {live.seconds:.0f} s",
-                growth is not None and growth < 5,
+                (growth is not None and growth < 5) if live.seconds >= 540 else None,
             ),
             ("first classification < 2 s", f"{first:.2f} s", first < 2),
         ]
@@ -432,14 +436,20 @@ def _watch(
 
 
 def run_camapp(
-    name: str, plan: Plan, model_path: Path, broker: Broker, realtime: bool, seconds: float
+    name: str,
+    plan: Plan,
+    model_path: Path,
+    broker: Broker,
+    realtime: bool,
+    seconds: float,
+    source: str | None = None,
 ) -> tuple[Row, list[float]]:
     """Run the real `camapp run` in a child process and measure it from outside, as a user
     would see it. Returns the row and the inference_ms camapp reported per message."""
     camera = f"bench{os.getpid()}"
     command = [
         sys.executable, "-m", "camapp", "run",
-        "--source", str(plan.clip), "--loop", "--duration", str(seconds),
+        "--source", source or str(plan.clip), "--loop", "--duration", str(seconds),
         "--model", str(model_path), "--camera-id", camera,
         "--workers", str(plan.workers), "--threads-per-worker", str(plan.threads),
         "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port),
@@ -548,6 +558,13 @@ def _round(plan: Plan, model_path: Path, broker: Broker, say_step: Callable[[str
     row, _ = run_camapp("camapp", plan, model_path, broker, False, plan.run_s)
     rows.append(row)
     say(f"      {row.rate:.1f}/s, {row.cpu_ms:.3f} CPU ms/classification")
+    # A Pi camera's ISP hands over frames already scaled: no decode, no big resize. Frames
+    # held in memory stand in for it, so the limit is the bare interpreters alone.
+    say_step(f"camapp run on frames in memory (Pi-like), {plan.run_s:g} s")
+    memory = f"memory:{plan.clip}"
+    row, _ = run_camapp(PI_LIKE, plan, model_path, broker, False, plan.run_s, memory)
+    rows.append(row)
+    say(f"      {row.rate:.1f}/s, {row.cpu_ms:.3f} CPU ms/classification")
     return _Round(decode_ms, preprocess_ms, frames, rows)
 
 
@@ -566,7 +583,7 @@ def run(plan: Plan, out_dir: Path) -> Report:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create {out_dir}: {exc.strerror}") from None
-    steps = plan.rounds * (3 + len(limit_configs(plan))) + 2
+    steps = plan.rounds * (4 + len(limit_configs(plan))) + 2
     step = iter(range(1, steps + 1))
 
     def say_step(what: str) -> None:
@@ -622,8 +639,9 @@ def run(plan: Plan, out_dir: Path) -> Report:
 
 
 def limit_configs(plan: Plan) -> list[tuple[int, int]]:
-    """camapp's own WxT, and one interpreter with one and with every core, for comparison."""
-    configs = [(1, 1), (1, plan.cores), (plan.workers, plan.threads)]
+    """camapp's own WxT, one interpreter with one and with every core, and W single-threaded
+    ones (the Pi-like row's limit), for comparison."""
+    configs = [(1, 1), (1, plan.cores), (plan.workers, plan.threads), (plan.workers, 1)]
     return list(dict.fromkeys(configs))
 
 
@@ -700,7 +718,8 @@ def markdown(report: Report) -> str:
             + ", ".join(f"{i:.2f} x ideal / {n:.2f} x naive" for i, n in report.by_round)
         )
     lines += ["", "| target | measured | met |", "|---|---|---|"]
-    lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in report.targets()]
+    verdicts = {True: "yes", False: "**no**", None: "not measured (run --soak 600)"}
+    lines += [f"| {t} | {m} | {verdicts[ok]} |" for t, m, ok in report.targets()]
     return "\n".join(lines) + "\n"
 
 
