@@ -53,7 +53,7 @@ class PrintSink:
         best = result.classification.top_k[0]
         latency = (time.monotonic() - result.mono) * 1000
         print(
-            f"{self._camera_id} frame {result.frame:5d}  {best.label[:40]:40s} {best.score:4.2f}"
+            f"{self._camera_id} frame {result.frame:5d}  {best.label:40s} {best.score:4.2f}"
             f"  inference {result.classification.inference_ms:5.1f} ms  latency {latency:5.1f} ms",
             flush=True,
         )
