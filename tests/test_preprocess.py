@@ -68,12 +68,25 @@ def test_normalisation_comes_from_the_model() -> None:
     # A model trained on [0, 1] inputs (mean 0, std 255), float and quantized for that range.
     image = np.array([[[0, 255, 51]] * 2] * 2, np.uint8)
     out = np.empty((2, 2, 3), np.float32)
-    Preprocessor(spec(2, np.float32, mean=0.0, std=255.0))(image, False, out, "stretch")
+    Preprocessor(spec(2, np.float32, mean=(0.0,), std=(255.0,)))(image, False, out, "stretch")
     assert np.allclose(out[0, 0], [0.0, 1.0, 0.2])
-    unit = spec(2, np.uint8, 1 / 255, 0, mean=0.0, std=255.0)
+    unit = spec(2, np.uint8, 1 / 255, 0, mean=(0.0,), std=(255.0,))
     assert quantize_lut(unit) is None  # q = pixel again, on the whole 0..255 range
-    half = quantize_lut(spec(2, np.int8, 1 / 255, -128, mean=0.0, std=255.0))
+    half = quantize_lut(spec(2, np.int8, 1 / 255, -128, mean=(0.0,), std=(255.0,)))
     assert half is not None and half[0] == -128 and half[255] == 127
+
+
+def test_per_channel_normalisation() -> None:
+    # ImageNet's per-channel mean and std, as some models' metadata give them.
+    mean, std = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+    image = np.full((2, 2, 3), 200, np.uint8)
+    out = np.empty((2, 2, 3), np.float32)
+    Preprocessor(spec(2, np.float32, mean=mean, std=std))(image, False, out, "stretch")
+    assert np.allclose(out[0, 0], (200 - np.array(mean)) / np.array(std), atol=1e-5)
+    quantized = spec(2, np.int8, 0.02, 0, mean=mean, std=std)
+    q = np.empty((2, 2, 3), np.int8)
+    Preprocessor(quantized)(image, False, q, "stretch")
+    assert q[0, 0].tolist() == np.round((200 - np.array(mean)) / np.array(std) / 0.02).tolist()
 
 
 def test_buffers_are_reused_between_frames() -> None:

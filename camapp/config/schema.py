@@ -234,6 +234,20 @@ class CameraSettings(Settings):
     delegate: NonEmpty | None = setting(
         None, "'edgetpu' or the path of a TFLite delegate library", metavar="DELEGATE"
     )
+    input_mean: float | None = setting(
+        None,
+        "input normalisation (pixel - mean) / std; default: the model's metadata, else 127.5",
+        ge=0,
+        le=255,
+        metavar="X",
+    )
+    input_std: float | None = setting(
+        None,
+        "input normalisation (pixel - mean) / std; default: the model's metadata, else 127.5",
+        ge=0.001,
+        le=1000,
+        metavar="X",
+    )
     crop: Literal["center", "stretch"] = setting("center", "how a frame fits the model input")
     realtime: bool = setting(True, "read a video file at its frame rate, not as fast as it decodes")
     drop: bool = setting(True, "drop stale frames of live sources (off: classify every frame)")

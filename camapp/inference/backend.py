@@ -30,8 +30,9 @@ class InputSpec:
     dtype: np.dtype
     scale: float = 0.0  # quantization of the input tensor; 0: not quantized
     zero_point: int = 0
-    mean: float = DEFAULT_MEAN  # the model sees (pixel - mean) / std
-    std: float = DEFAULT_STD
+    # The model sees (pixel - mean) / std: one value for every channel, or one per channel.
+    mean: tuple[float, ...] = (DEFAULT_MEAN,)
+    std: tuple[float, ...] = (DEFAULT_STD,)
     layout: str = "NHWC"
 
 
@@ -64,16 +65,25 @@ class Backend(Protocol):
 
 Factory = Callable[[Path, BackendOptions], Backend]
 _REGISTRY: dict[str, Factory] = {}
+_TFLITE: set[str] = set()  # backends that read .tflite files, which camapp checks first
 
 
-def register(name: str) -> Callable[[Factory], Factory]:
-    """Class decorator: make a backend selectable as `backend = "<name>"`."""
+def register(name: str, tflite: bool = False) -> Callable[[Factory], Factory]:
+    """Class decorator: make a backend selectable as `backend = "<name>"`. With `tflite`, the
+    model file is checked as a TFLite image classifier before the backend loads it."""
 
     def add(factory: Factory) -> Factory:
         _REGISTRY[name] = factory
+        if tflite:
+            _TFLITE.add(name)
         return factory
 
     return add
+
+
+def reads_tflite(name: str) -> bool:
+    _load_builtin()
+    return name in _TFLITE
 
 
 def names() -> list[str]:

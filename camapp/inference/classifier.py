@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from camapp.errors import CamappError, ConfigError
 from camapp.inference.backend import Backend
 from camapp.inference.preprocess import Preprocessor
+from camapp.tflite import graph
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,19 +34,32 @@ class Classifier:
     are dequantized, so a frame costs no allocation beyond its small result.
     """
 
-    def __init__(self, backend: Backend, labels: list[str], model: str, top_k: int = 5) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        labels: list[str],
+        model: str,
+        top_k: int = 5,
+        label_offset: int | None = None,
+        normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+    ) -> None:
         classes = backend.output.classes
-        # Models trained without a background class have one label too many.
-        self._label_offset = len(labels) - classes
-        if self._label_offset not in (0, 1):
+        if label_offset is None:  # not a TFLite file camapp could read before loading
+            label_offset = graph.label_offset(model, labels, classes)
+        if len(labels) - label_offset != classes:
             raise ConfigError(
                 f"model {model} has {classes} classes but the labels have {len(labels)}"
             )
+        # 1: labels[0] is a background class the model was trained without.
+        self._label_offset = label_offset
         self.backend = backend
         self.labels = labels
         self.model = model
         self.top_k = max(1, min(top_k, classes))
-        self.preprocess = Preprocessor(backend.input)
+        spec = backend.input
+        if normalisation is not None:
+            spec = replace(spec, mean=normalisation[0], std=normalisation[1])
+        self.preprocess = Preprocessor(spec)
         self.size = (backend.input.width, backend.input.height)
         self._input = backend.input_tensor
         self._invoke = backend.invoke

@@ -1,7 +1,10 @@
-"""From settings to loaded classifiers: which file, labels and backend a camera's model means.
+"""From settings to loaded classifiers: which file, labels, normalisation and backend a
+camera's model means, all checked before capture starts.
 
-`ModelSetup` is what two cameras must share to share a worker pool; resolving it touches only
-the manifest and the files, so every problem is found before anything is loaded or captured.
+`ModelSetup` is what two cameras must share to share a classifier. Planning reads only the
+manifest and the files (the graph, its metadata, the labels), so a file that is not a model,
+a model that is not an image classifier, or labels that do not fit it fail at once with one
+line; `load()` then runs the model once, so a model that cannot run fails before capture too.
 """
 
 from __future__ import annotations
@@ -9,21 +12,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from camapp import models
 from camapp.config.schema import CameraSettings
+from camapp.errors import ConfigError
 from camapp.inference import backend as backends
-from camapp.inference.backend import BackendOptions
+from camapp.inference.backend import DEFAULT_MEAN, DEFAULT_STD, BackendOptions
 from camapp.inference.classifier import Classifier
+from camapp.tflite import graph
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: workers look their classifier up per frame
 class ModelSetup:
     path: Path
     labels: tuple[str, ...]
+    label_offset: int | None  # 1: labels[0] is a background class the model lacks; None:
+    # not known until the backend says how many classes it has
     name: str  # what `classification` messages report: the manifest name, else the file stem
     backend: str
     options: BackendOptions
     top_k: int
+    mean: tuple[float, ...]  # input normalisation: the model sees (pixel - mean) / std
+    std: tuple[float, ...]
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        """Equal for setups that may share classifiers."""
+        return (self.path, self.labels, self.backend, self.options, self.top_k, self.mean, self.std)
 
 
 def plan(
@@ -33,20 +49,39 @@ def plan(
     delegate: str | None = None,
     threads: int = 1,
     top_k: int = 5,
+    mean: float | None = None,
+    std: float | None = None,
 ) -> ModelSetup:
-    """Resolve a model setting; the backend is the one asked for, else the manifest's."""
+    """Resolve and check a model setting; the backend is the one asked for, else the
+    manifest's; the normalisation the one asked for, else the model's metadata, else
+    MobileNet's (127.5, 127.5)."""
     path = models.resolve_model(model)
-    names = models.read_labels(path, Path(labels) if labels else None)
     name = models.display_name(path)
     chosen = backend or _default_backend(name, delegate)
     options = BackendOptions(threads, None if delegate == "edgetpu" else delegate)
     if chosen not in backends.names():
         backends.create(chosen, path, options)  # raises the one-line unknown-backend error
-    return ModelSetup(path, tuple(names), name, chosen, options, top_k)
+    spec = None
+    if backends.reads_tflite(chosen):
+        spec = graph.check_classifier(path, ())  # a model, and an image classifier
+    names = models.read_labels(path, Path(labels) if labels else None)
+    offset = graph.label_offset(path, names, spec.classes) if spec else None
+    means = (mean,) if mean is not None else (spec and spec.mean) or (DEFAULT_MEAN,)
+    stds = (std,) if std is not None else (spec and spec.std) or (DEFAULT_STD,)
+    return ModelSetup(path, tuple(names), offset, name, chosen, options, top_k, means, stds)
 
 
 def for_camera(camera: CameraSettings, threads: int = 1) -> ModelSetup:
-    return plan(camera.model, camera.labels, camera.backend, camera.delegate, threads, camera.top_k)
+    return plan(
+        camera.model,
+        camera.labels,
+        camera.backend,
+        camera.delegate,
+        threads,
+        camera.top_k,
+        camera.input_mean,
+        camera.input_std,
+    )
 
 
 def _default_backend(name: str, delegate: str | None) -> str:
@@ -56,12 +91,22 @@ def _default_backend(name: str, delegate: str | None) -> str:
     return spec.delegate if spec is not None and spec.delegate else "litert"
 
 
+def load(setup: ModelSetup) -> Classifier:
+    """One classifier (one backend instance) for one worker, run once: a model that fails on
+    its first invoke (an op the runtime lacks) is a set-up error, found before capture."""
+    backend = backends.create(setup.backend, setup.path, setup.options)
+    classifier = Classifier(
+        backend, list(setup.labels), setup.name, setup.top_k, setup.label_offset,
+        (setup.mean, setup.std),
+    )  # fmt: skip
+    try:
+        classifier.classify(np.zeros((8, 8, 3), np.uint8))
+    except Exception as exc:
+        why = " ".join(str(exc).split())[:100]
+        raise ConfigError(f"model {setup.path} fails on its first run: {why}") from None
+    return classifier
+
+
 def load_file(path: Path | str, top_k: int = 5) -> Classifier:
     """A classifier for a model file with its embedded labels (tools and benchmarks)."""
     return load(plan(str(path), top_k=top_k))
-
-
-def load(setup: ModelSetup) -> Classifier:
-    """One classifier (one backend instance) for one worker."""
-    backend = backends.create(setup.backend, setup.path, setup.options)
-    return Classifier(backend, list(setup.labels), setup.name, setup.top_k)

@@ -17,14 +17,19 @@ CROPS = ("center", "stretch")
 def quantize_lut(spec: InputSpec) -> np.ndarray | None:
     """Map 8-bit pixels straight to the model's quantized input, or None when the raw pixel
     already is the input (e.g. MobileNet: scale 1/127.5 or 1/128, zero point 127 or 128, which
-    undo its (pixel - 127.5) / 127.5), so a frame costs no float round trip."""
+    undo its (pixel - 127.5) / 127.5), so a frame costs no float round trip.
+
+    One table of 256 entries, or one per channel (shape 3x256) when the normalisation differs
+    between channels."""
     pixels = np.arange(256, dtype=np.float64)
-    q = np.round((pixels - spec.mean) / spec.std / spec.scale + spec.zero_point)
+    mean = np.asarray(spec.mean, np.float64)[:, None]
+    std = np.asarray(spec.std, np.float64)[:, None]
+    q = np.round((pixels - mean) / std / spec.scale + spec.zero_point)
     info = np.iinfo(spec.dtype)
     q = np.clip(q, info.min, info.max)
     if spec.dtype == np.uint8 and np.abs(q - pixels).max() <= 1:
         return None
-    return q.astype(spec.dtype)
+    return (q[0] if len(q) == 1 else q).astype(spec.dtype)
 
 
 class Preprocessor:
@@ -41,7 +46,11 @@ class Preprocessor:
         self._lut = None if self._float or not spec.scale else quantize_lut(spec)
         # The model takes raw RGB pixels: write them straight into its input buffer.
         self._direct = not self._float and self._lut is None
-        self._gain, self._offset = 1 / spec.std, spec.mean / spec.std
+        std, mean = np.asarray(spec.std, np.float32), np.asarray(spec.mean, np.float32)
+        gain, offset = 1 / std, mean / std
+        # Scalars when every channel is normalised alike: numpy's fastest path.
+        self._gain = float(gain[0]) if len(set(gain.tolist())) == 1 else gain
+        self._offset = float(offset[0]) if len(set(offset.tolist())) == 1 else offset
 
     def region(self, shape: tuple[int, ...], crop: str = "center") -> tuple[slice, slice]:
         """The part of a frame that reaches the model: the centred region of the model's
@@ -72,7 +81,11 @@ class Preprocessor:
             np.multiply(pixels, self._gain, out=out, casting="unsafe")
             out -= self._offset
         elif self._lut is not None:
-            np.take(self._lut, pixels, out=out)
+            if self._lut.ndim == 1:
+                np.take(self._lut, pixels, out=out)
+            else:  # per-channel normalisation
+                for channel in range(3):
+                    out[..., channel] = self._lut[channel][pixels[..., channel]]
 
     def _resize(self, src: np.ndarray, dst: np.ndarray) -> None:
         h, w = src.shape[:2]

@@ -471,11 +471,11 @@ def check_classifier(
         mean=info.mean,
         std=info.std,
         classes=classes,
-        label_offset=_label_offset(path, info.labels if labels is None else labels, classes),
+        label_offset=label_offset(path, info.labels if labels is None else labels, classes),
     )
 
 
-def _label_offset(path: str | os.PathLike[str], labels: Sequence[str], classes: int) -> int:
+def label_offset(path: str | os.PathLike[str], labels: Sequence[str], classes: int) -> int:
     count = len(labels)
     if not labels or count == classes:
         return 0

@@ -13,6 +13,6 @@ from camapp.inference.backend import BackendOptions, register
 from camapp.inference.backends.litert import LiteRtBackend
 
 
-@register("edgetpu")
+@register("edgetpu", tflite=True)
 def edgetpu_backend(model_path: Path, options: BackendOptions) -> LiteRtBackend:
     return LiteRtBackend(model_path, replace(options, delegate="edgetpu"))

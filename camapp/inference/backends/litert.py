@@ -45,7 +45,7 @@ def load_delegate(spec: str) -> Any:
         raise ConfigError(f"cannot load delegate '{spec}': {exc}") from None
 
 
-@register("litert")
+@register("litert", tflite=True)
 class LiteRtBackend:
     """One LiteRT interpreter. Not thread-safe: each worker owns one.
 
