@@ -156,10 +156,12 @@ class App:
         return governor
 
     def _stats_sink(self, channel: Channel) -> Callable[[dict[str, Any]], None]:
-        # The outbox's shedding is counted with the pipeline's skips, in one message.
+        # The outbox's shedding and the broker's refusals are counted with the pipeline's
+        # skips, in one message.
         publisher = self.publisher
         return lambda stats: channel.publish(
-            "stats", dumps(stats | {"mqtt_dropped": publisher.dropped})
+            "stats",
+            dumps(stats | {"mqtt_dropped": publisher.dropped, "mqtt_refused": publisher.refused}),
         )
 
     def run(self) -> int:
@@ -201,12 +203,9 @@ class App:
         several = len(report.cameras) > 1
         for camera_id, stats in report.cameras.items():
             _log_stats(f"camera {camera_id}: " if several else "", stats)
-        if self.publisher.dropped:
-            log.warning(
-                "%d MQTT messages dropped, oldest classifications first: the outbound buffer "
-                "(mqtt buffer_messages/buffer_bytes) was full while the broker was away",
-                self.publisher.dropped,
-            )
+        warning = self.publisher.drop_warning()
+        if warning:
+            log.warning("%s", warning)
 
 
 def _log_stats(prefix: str, stats: RunStats) -> None:

@@ -28,15 +28,17 @@ class Subscriber:
         qos: int = 1,
         username: str | None = None,
         password: str | None = None,
+        protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv311,
     ) -> None:
         self.messages: list[mqtt.MQTTMessage] = []
         self.arrivals: list[float] = []  # wall-clock arrival time of each message
         self._cond = threading.Condition()
+        v5 = protocol == mqtt.MQTTv5
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or "",
-            clean_session=clean,
-            protocol=mqtt.MQTTv311,
+            clean_session=None if v5 else clean,
+            protocol=protocol,
         )
         self._topics = topics
         self._qos = qos
@@ -48,7 +50,8 @@ class Subscriber:
             self._client.username_pw_set(username, password)
         # Back within a second of a broker restart: delivery figures measure camapp, not this.
         self._client.reconnect_delay_set(min_delay=1, max_delay=1)
-        self._client.connect("127.0.0.1", port, keepalive=30)
+        start = clean if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY  # 3.1.1: clean_session above
+        self._client.connect("127.0.0.1", port, keepalive=30, clean_start=start)
         self._client.loop_start()
         if not self._subscribed.wait(10):
             raise RuntimeError("subscriber did not subscribe")
@@ -86,7 +89,8 @@ class Subscriber:
 class Proxy:
     """A TCP relay to the broker whose link can fail like a network: `stall()` swallows what
     the client sends (as a dead Wi-Fi link does, without the client knowing), `cut()` then
-    closes the connections and refuses new ones, `restore()` relays again.
+    closes the connections and refuses new ones, `restore()` relays again, `delay()` holds the
+    broker's answers back as a long link does (what the client sends still goes straight on).
     """
 
     def __init__(self, target_port: int) -> None:
@@ -97,6 +101,7 @@ class Proxy:
         self._links: list[tuple[socket.socket, socket.socket]] = []
         self._stalled = False
         self._down = False
+        self._delay = 0.0  # seconds the broker's answers take to reach the client
         self.swallowed = 0  # bytes from the client that never reached the broker
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -112,6 +117,9 @@ class Proxy:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
+
+    def delay(self, seconds: float) -> None:
+        self._delay = seconds
 
     def restore(self) -> None:
         self._stalled = self._down = False
@@ -140,8 +148,10 @@ class Proxy:
             while data := src.recv(65536):
                 if from_client and self._stalled:
                     self.swallowed += len(data)
-                else:
-                    dst.sendall(data)
+                    continue
+                if not from_client and self._delay:
+                    time.sleep(self._delay)  # what arrives meanwhile waits for the next round
+                dst.sendall(data)
         for sock in (src, dst):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)

@@ -62,8 +62,8 @@ def test_no_realtime_replay_stays_within_its_cpu_budget(
     sub.wait_for(lambda: len(sub.messages) >= 3)
     stats = [json.loads(m.payload) for m in sub.messages]
     # The run adds the MQTT outbox's shedding to the governor's fields; nothing was shed.
-    assert all(set(s) == STATS_KEYS | {"mqtt_dropped"} for s in stats)
-    assert all(s["mqtt_dropped"] == 0 for s in stats)
+    assert all(set(s) == STATS_KEYS | {"mqtt_dropped", "mqtt_refused"} for s in stats)
+    assert all(s["mqtt_dropped"] == 0 and s["mqtt_refused"] == 0 for s in stats)
     assert all(m.retain == 0 for m in sub.messages)
     last = stats[-1]
     assert last["cpu_budget"] == BUDGET and last["fps_limit"] is not None

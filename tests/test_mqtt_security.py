@@ -68,9 +68,11 @@ def test_password_file_and_acl(
     assert proc.returncode == 0, err
     assert PASSWORD not in err
 
-    # The same credentials under another camera's name: the broker drops every message.
+    # The same credentials under another camera's name: the broker refuses every message,
+    # which MQTT 5 makes visible: the run says so and fails (it would succeed in silence).
     proc = run_camapp(replay(video, port, *creds, "--camera-id", "garage"), model_dir)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    assert "MQTT messages refused by the broker" in proc.stderr and "check its ACL" in proc.stderr
     ha.wait_for(
         lambda: [m.payload for m in ha.on("camapp/porch/availability")][-1:] == [b"offline"]
     )

@@ -119,6 +119,11 @@ def _size(value: Any) -> Any:
     return value
 
 
+def _version(value: Any) -> Any:
+    """`protocol = 5` in TOML is a number; the version is still meant."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def _even(value: tuple[int, int]) -> tuple[int, int]:
     if not all(n > 0 and n % 2 == 0 for n in value):
         raise ValueError("width and height must be even (YUV420) and greater than 0")
@@ -167,6 +172,16 @@ class MqttSettings(Settings):
     )
     buffer_bytes: int = setting(
         8 * 1024 * 1024, "bytes kept for the broker while it is away", ge=1024, le=2**31
+    )
+    protocol: Annotated[Literal["5", "3.1.1"], BeforeValidator(_version)] = setting(
+        "5", "MQTT protocol version: 5, or 3.1.1 for old brokers", metavar="VERSION"
+    )
+    connect_timeout: float = setting(
+        10.0,
+        "seconds for TCP, TLS and the broker's answer before saying why",
+        ge=1,
+        le=300,
+        metavar="S",
     )
 
     @property

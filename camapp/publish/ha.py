@@ -3,12 +3,16 @@
 Each entity's config is published retained on
 `<prefix>/sensor/camapp-<camera_id>/<object>/config` (see docs/mqtt.md), again after every
 connection and whenever Home Assistant announces `online` on `<prefix>/status` (its birth
-message: it has restarted and may have lost non-retained state). An empty retained
-payload on the same topics removes the entities (`camapp ha remove`).
+message: it has restarted and may have lost non-retained state). Births are coalesced: at
+most one re-announcement is pending, REANNOUNCE_DELAY s after the first birth it answers, so
+a flood of `online` (a loop, a misbehaving client) costs one announcement a second, not six
+messages per birth. An empty retained payload on the same topics removes the entities
+(`camapp ha remove`).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +20,10 @@ from camapp import __version__
 from camapp.config.schema import HaSettings
 from camapp.publish.mqtt import MqttPublisher, default_client_id, dumps
 from camapp.publish.topics import Channel
+
+# Seconds from Home Assistant's birth message to the re-announcement it triggers; the births
+# that arrive meanwhile are answered by that one.
+REANNOUNCE_DELAY = 1.0
 
 
 @dataclass(frozen=True)
@@ -124,14 +132,29 @@ class Discovery:
             topic: dumps(config)
             for topic, config in discovery_configs(channel, settings.prefix, model).items()
         }
+        self._lock = threading.Lock()
+        self._pending = False  # a re-announcement is scheduled
 
     def announce(self) -> None:
         for topic, payload in self._configs.items():
             self._publisher.publish(topic, payload, retain=True)
 
     def on_status(self, payload: bytes) -> None:
-        if payload.strip() == b"online":
-            self.announce()
+        """On the network thread: schedule one re-announcement, unless one is pending."""
+        if payload.strip() != b"online":
+            return
+        with self._lock:
+            if self._pending:
+                return
+            self._pending = True
+        timer = threading.Timer(REANNOUNCE_DELAY, self._reannounce)
+        timer.daemon = True  # a stop does not wait for it
+        timer.start()
+
+    def _reannounce(self) -> None:
+        with self._lock:
+            self._pending = False
+        self.announce()
 
 
 def remove(publisher: MqttPublisher, prefix: str, camera_id: str) -> None:

@@ -13,23 +13,38 @@ thread in between would overtake them. So `on_connect` takes them away from paho
 everything again in the original order. At QoS 1 this is at-least-once, like paho's own
 resend: a message whose acknowledgement was lost with the connection arrives twice.
 
+Leaving: `close()` queues `offline` last, and sends a clean DISCONNECT only once everything,
+`offline` included, was delivered; otherwise it drops the connection without one, so that
+the broker publishes the will (`offline`) instead. A clean DISCONNECT with `offline` still
+queued would make the broker discard the will and keep a stopped camera `online` for good.
+
+MQTT 5 (the default; 3.1.1 for old brokers): a persistent session that expires
+(`SESSION_EXPIRY`), classifications that expire (`CLASSIFICATION_EXPIRY`), and PUBACK reason
+codes, which make a broker's refusal (an ACL) visible: logged once and counted (`refused`).
+Under 3.1.1 a broker drops a refused message in silence.
+
 Topics (base topic `camapp` by default): see docs/mqtt.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import ssl
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from camapp.config.schema import MqttSettings
 from camapp.errors import ConfigError
@@ -38,8 +53,30 @@ from camapp.publish.outbox import Kind, Message, Outbox
 log = logging.getLogger(__name__)
 
 # Messages handed to paho and not yet acknowledged, at most. Also paho's inflight limit, so
-# paho itself never queues.
+# paho itself never queues. Lower if an MQTT 5 broker's Receive Maximum says so.
 WINDOW = 20
+
+PROTOCOLS = {"5": mqtt.MQTTv5, "3.1.1": mqtt.MQTTv311}
+# MQTT 5: how long the broker keeps the session of a camera that is away (its subscriptions,
+# and the `set` commands sent meanwhile, delivered when it is back); no longer, or every
+# camera ever retired would leave a session behind.
+SESSION_EXPIRY = 3600
+# MQTT 5: seconds after which the broker discards a classification it could not deliver yet
+# (to a persistent subscriber that is away): a minute-old classification is stale.
+CLASSIFICATION_EXPIRY = 60
+# A connection lost sooner than FLAP_SECONDS after its CONNACK, FLAPS times in a row: the broker
+# keeps handing the session to another client with the same id (mosquitto 2.0 says nothing;
+# newer brokers send DISCONNECT "Session taken over" under MQTT 5).
+FLAP_SECONDS = 10.0
+FLAPS = 3
+SESSION_TAKEN_OVER = 0x8E
+
+
+class Shed(NamedTuple):
+    """Messages the full outbox shed, by what the connection was doing at the time."""
+
+    offline: int  # the broker was away longer than the buffer lasts
+    connected: int  # more was published than the link or the broker took
 
 
 Handler = Callable[[bytes], None]
@@ -73,39 +110,54 @@ class MqttPublisher:
         self.settings = settings
         self._availability = tuple(availability)
         self.client_id = client_id
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv311,
-        )
-        self._client.on_connect = self._on_connect
-        self._client.on_connect_fail = self._on_connect_fail
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_publish = self._on_publish
-        self._client.on_message = self._on_message
-        # Back within 10 s of the broker's return, for one connection attempt per 10 s.
-        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
-        self._client.max_inflight_messages_set(WINDOW)
-        if self._availability:
-            self._client.will_set(self._availability[0], "offline", qos=1, retain=True)
-        if settings.username:
-            self._client.username_pw_set(settings.username, password)
-        if settings.uses_tls:
-            self._client.tls_set_context(_tls_context(settings))
-        # _lock guards the outbox and _online, and is held while handing a message to paho so
-        # that a reconnect cannot interleave with it. Never taken in on_publish, which paho
-        # calls holding its own message lock (a publishing thread holds ours, then takes paho's).
+        self._v5 = _protocol(settings) == mqtt.MQTTv5
+        self._client = self._make_client(password)
+        # _lock guards the outbox, _online and the counters, and is held while handing a
+        # message to paho so that a reconnect cannot interleave with it. Never taken in
+        # on_publish, which paho calls holding its own message lock (a publishing thread holds
+        # ours, then takes paho's).
         self._lock = threading.Lock()
         self._outbox = Outbox(settings.buffer_messages, settings.buffer_bytes)
-        self._acks: deque[int] = deque()
+        self._acks: deque[tuple[int, ReasonCode]] = deque()
         self._online = False
+        self._window = WINDOW
         self._wake = threading.Event()
         self._window_full = False  # the sender waits for an ack to free the window
         self._closing = False
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-outbox", daemon=True)
         self._handlers: dict[str, list[Handler]] = {}
         self._connected_callbacks: list[Callable[[], None]] = []
-        self._reported: str | None = None
+        self._watch = ConnectionWatch(self._where(), self.client_id, settings.connect_timeout)
+        self._shed_connected = 0
+        self._refused = 0
+        self._first_refusal = ""
+        # MQTT 5 only: classifications expire at the broker.
+        self._expiring = _publish_properties(CLASSIFICATION_EXPIRY) if self._v5 else None
+
+    def _make_client(self, password: str | None) -> mqtt.Client:
+        settings = self.settings
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
+        )
+        client.on_socket_open = self._on_socket_open
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        client.connect_timeout = settings.connect_timeout  # TCP and TLS; CONNACK: ConnectionWatch
+        # Back within 10 s of the broker's return, for one connection attempt per 10 s.
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.max_inflight_messages_set(WINDOW)
+        if self._availability:
+            client.will_set(self._availability[0], "offline", qos=1, retain=True)
+        if settings.username:
+            client.username_pw_set(settings.username, password)
+        if settings.uses_tls:
+            client.tls_set_context(_tls_context(settings))
+        return client
 
     def subscribe(self, topic: str, handler: Handler) -> None:
         """Call `handler(payload)` for each message on `topic` (exact), from every connection."""
@@ -117,7 +169,13 @@ class MqttPublisher:
 
     def start(self) -> None:
         self._sender.start()
-        self._client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive)
+        host, port, keepalive = self.settings.host, self.settings.port, self.settings.keepalive
+        if self._v5:
+            session = Properties(PacketTypes.CONNECT)
+            session.SessionExpiryInterval = SESSION_EXPIRY
+            self._client.connect_async(host, port, keepalive, clean_start=False, properties=session)
+        else:
+            self._client.connect_async(host, port, keepalive)
         self._client.loop_start()
 
     def publish(
@@ -130,7 +188,10 @@ class MqttPublisher:
         data = payload.encode() if isinstance(payload, str) else payload
         with self._lock:
             self._apply_acks()  # acknowledged messages must not count against the bound
+            dropped = self._outbox.dropped
             self._outbox.add(Message(topic, data, retain, kind))
+            if self._online:
+                self._shed_connected += self._outbox.dropped - dropped
             # Handed to paho right here when connected: waking the sender thread for every
             # message cost more CPU than the message itself (docs/benchmarks.md). What stays
             # queued is sent by the sender once connected or once the window has room.
@@ -143,6 +204,42 @@ class MqttPublisher:
             return self._outbox.dropped
 
     @property
+    def shed(self) -> Shed:
+        """`dropped`, by cause: while the broker was away, or while connected."""
+        with self._lock:
+            return Shed(self._outbox.dropped - self._shed_connected, self._shed_connected)
+
+    def drop_warning(self) -> str | None:
+        """The line to log at exit if messages were shed, naming why; None if none were."""
+        offline, connected = self.shed
+        if not offline + connected:
+            return None
+        causes = [f"{offline} while the broker was away"] if offline else []
+        if connected:
+            causes.append(f"{connected} while connected, faster than the broker took them")
+        return (
+            f"{offline + connected} MQTT messages dropped, oldest classifications first: the"
+            " outbound buffer (mqtt buffer_messages/buffer_bytes) was full, " + " and ".join(causes)
+        )
+
+    @property
+    def refused(self) -> int:
+        """Messages the broker acknowledged with a refusal (MQTT 5 only; an ACL, a quota)."""
+        with self._lock:
+            self._apply_acks()
+            return self._refused
+
+    def refusal_error(self) -> str | None:
+        """The error to end the run with if the broker refused messages; None if it did not."""
+        refused = self.refused
+        if not refused:
+            return None
+        return (
+            f"{refused} MQTT messages refused by the broker at {self._where()} (the first:"
+            f" {self._first_refusal}): check its ACL for client {self.client_id}"
+        )
+
+    @property
     def undelivered(self) -> int:
         """Messages queued or in flight, not yet acknowledged by the broker."""
         with self._lock:
@@ -150,20 +247,44 @@ class MqttPublisher:
             return len(self._outbox)
 
     def close(self, timeout: float = 5.0) -> int:
-        """Publish `offline`, wait up to `timeout` s for the outbox to drain, disconnect, and
-        return how many messages were not delivered."""
-        for topic in self._availability:
-            self.publish(topic, "offline", retain=True)
+        """Queue `offline`, wait up to `timeout` s for the outbox to drain, leave, and return
+        how many messages were not delivered.
+
+        Leaves with a clean DISCONNECT only if everything was delivered: otherwise `offline`
+        was not, and only a connection ended without DISCONNECT makes the broker publish the
+        will (`offline`) in its place."""
         deadline = time.monotonic() + timeout
+        with self._lock:
+            for topic in self._availability:
+                self._outbox.add(Message(topic, b"offline", True, Kind.KEEP))
+            self._flush()
         while self.undelivered and time.monotonic() < deadline:
             time.sleep(0.02)
         self._closing = True
         self._wake.set()
         if self._sender.is_alive():
             self._sender.join()
-        self._client.disconnect()
+        left = self.undelivered
+        if left:
+            self._abandon()
+        else:
+            self._client.disconnect()
         self._client.loop_stop()
-        return self.undelivered
+        return left
+
+    def _abandon(self) -> None:
+        """End the connection without DISCONNECT, so that the broker publishes the will."""
+        sock = self._client.socket()
+        if sock is not None:
+            # Shut down through a duplicate descriptor: paho's (maybe TLS) socket object is
+            # left alone, and its network thread sees the connection end.
+            with (
+                contextlib.suppress(OSError),
+                socket.fromfd(sock.fileno(), sock.family, sock.type) as raw,
+            ):
+                raw.shutdown(socket.SHUT_RDWR)
+        # Stops paho's reconnecting; the DISCONNECT it would send cannot leave a shut socket.
+        self._client.disconnect()
 
     # -- the sender thread ------------------------------------------------------------------
 
@@ -171,6 +292,7 @@ class MqttPublisher:
         while not self._closing:
             self._wake.wait(1.0)
             self._wake.clear()
+            self._watch.tick()
             with self._lock:
                 self._flush()
 
@@ -183,16 +305,17 @@ class MqttPublisher:
         """
         self._apply_acks()
         while self._online and not self._closing and self._outbox.queued:
-            if self._outbox.in_flight >= WINDOW:
+            if self._outbox.in_flight >= self._window:
                 self._window_full = True
                 self._apply_acks()
-                if self._outbox.in_flight >= WINDOW:
+                if self._outbox.in_flight >= self._window:
                     return
             self._window_full = False
             message = self._outbox.take()
             assert message is not None
+            expiring = self._expiring if message.kind is Kind.BULK else None
             info = self._client.publish(
-                message.topic, message.payload, self.settings.qos, message.retain
+                message.topic, message.payload, self.settings.qos, message.retain, expiring
             )
             # Done at the PUBACK, or at QoS 0 once paho has written it (on_publish either way):
             # so the window bounds what paho holds at every QoS, even with a stalled socket.
@@ -200,29 +323,48 @@ class MqttPublisher:
 
     def _apply_acks(self) -> None:
         while self._acks:
-            self._outbox.acked(self._acks.popleft())
+            mid, reason = self._acks.popleft()
+            message = self._outbox.acked(mid)
+            if reason.is_failure and message is not None:
+                self._count_refusal(message, reason)
+
+    def _count_refusal(self, message: Message, reason: ReasonCode) -> None:
+        # Logged once: an ACL refuses every message on its topic, thousands an hour.
+        self._refused += 1
+        if self._refused == 1:
+            self._first_refusal = f"{message.topic}: {reason}"
+            log.error(
+                "broker %s refused a message on %s: %s (check its ACL for client %s);"
+                " further refusals are counted, not logged",
+                self._where(),
+                message.topic,
+                reason,
+                self.client_id,
+            )
 
     # -- paho callbacks (network thread) ----------------------------------------------------
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        # TCP and TLS are through (their failures go to on_connect_fail): CONNECT goes next.
+        self._watch.attempt()
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
         if reason.is_failure:
-            # 134/135: bad user name or password / not authorized (MQTT 3.1.1 codes 4/5)
-            hint = " (check mqtt username and password)" if reason.value in (134, 135) else ""
-            self._report(
-                logging.ERROR,
-                f"broker {self._where()} refused the connection: {reason}{hint}; retrying",
-            )
+            self._watch.refused(reason)
             return
+        self._watch.connected()
         log.info("connected to %s as %s", self._where(), self.client_id)
-        self._reported = None
         with self._lock:
             client.drop_out_messages()
             self._apply_acks()  # acks from the old connection, before anything is resent
             self._outbox.requeue()
             for topic in reversed(self._availability):
                 self._outbox.add(Message(topic, b"online", True, Kind.KEEP), front=True)
+            # An MQTT 5 broker may take fewer unacknowledged messages than the window (paho's
+            # own limit, which it cannot lower now, stays WINDOW: it is never reached).
+            self._window = min(WINDOW, getattr(props, "ReceiveMaximum", WINDOW))
             self._online = True
         if self._handlers:
             client.subscribe([(topic, self.settings.qos) for topic in self._handlers])
@@ -239,19 +381,19 @@ class MqttPublisher:
             why = f"TLS failed: {_why(exc)}"
         else:
             why = f"unreachable: {_why(exc) if exc else 'connection failed'}"
-        self._report(logging.WARNING, f"broker {self._where()} {why}; retrying in the background")
+        self._watch.failed(why)
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
         was_online, self._online = self._online, False
-        if was_online and reason.is_failure:
-            self._report(logging.WARNING, f"lost broker {self._where()} ({reason}); reconnecting")
+        if not self._closing:
+            self._watch.lost(reason, was_online)
 
     def _on_publish(
-        self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
     ) -> None:
-        self._acks.append(mid)
+        self._acks.append((mid, reason))
         if self._window_full:  # otherwise the acks are applied at the next publish
             self._wake.set()
 
@@ -266,14 +408,111 @@ class MqttPublisher:
         except Exception:
             log.exception("MQTT handler failed")
 
-    def _report(self, level: int, message: str) -> None:
+    def _where(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
+
+
+class ConnectionWatch:
+    """Turns connection events into at most one log line per distinct problem, and names
+    those paho leaves silent: a server that never answers CONNECT, one that hangs up without
+    answering (a TLS port), another client taking the session over and over.
+
+    Its methods are called by paho's network thread, and `tick()` by the sender thread."""
+
+    def __init__(self, where: str, client_id: str, timeout: float) -> None:
+        self.where = where
+        self.client_id = client_id
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._attempt: float | None = None  # when the attempt awaiting its CONNACK began
+        self._connected_at = 0.0
+        self._flaps = 0  # short-lived connections in a row
+        self._reported: str | None = None
+
+    def attempt(self) -> None:
+        """The connection is open and CONNECT about to go: the clock for its CONNACK starts."""
+        with self._lock:
+            self._attempt = time.monotonic()
+
+    def tick(self) -> None:
+        """About once a second: has the attempt waited for its CONNACK too long?"""
+        if not self._end_attempt(older_than=time.monotonic() - self.timeout):
+            return
+        self.report(
+            logging.WARNING,
+            f"no MQTT answer from {self.where} within {self.timeout:g} s: not an MQTT broker, or"
+            " a TLS port (set mqtt tls); retrying in the background",
+        )
+
+    def failed(self, why: str) -> None:
+        self._end_attempt()  # also one whose CONNECT could not be written
+        self.report(logging.WARNING, f"broker {self.where} {why}; retrying in the background")
+
+    def refused(self, reason: ReasonCode) -> None:
+        self._end_attempt()
+        # 134/135: bad user name or password / not authorized (MQTT 3.1.1 codes 4/5)
+        hint = " (check mqtt username and password)" if reason.value in (134, 135) else ""
+        self.report(
+            logging.ERROR, f"broker {self.where} refused the connection: {reason}{hint}; retrying"
+        )
+
+    def connected(self) -> None:
+        self._end_attempt()
+        self._connected_at = time.monotonic()
+        self._reported = None
+
+    def lost(self, reason: ReasonCode, was_online: bool) -> None:
+        if not was_online:
+            if self._end_attempt():  # hung up on CONNECT, before the timeout
+                self.report(
+                    logging.WARNING,
+                    f"{self.where} closed the connection without an MQTT answer: not an MQTT"
+                    " broker, or a TLS port (set mqtt tls); retrying in the background",
+                )
+            return
+        if not reason.is_failure:
+            return
+        short = time.monotonic() - self._connected_at < FLAP_SECONDS
+        self._flaps = self._flaps + 1 if short else 0
+        if reason.value == SESSION_TAKEN_OVER:
+            self._flaps = max(self._flaps, FLAPS)
+        if self._flaps == FLAPS:
+            log.warning(
+                "another client is using client id %s: the broker gives the session to whichever"
+                " connected last, and both keep reconnecting (%d connections in a row lasted"
+                " under %g s); give each camera its own mqtt client_id",
+                self.client_id,
+                FLAPS,
+                FLAP_SECONDS,
+            )
+        elif self._flaps < 2:  # the second short one may already be the takeover
+            self.report(logging.WARNING, f"lost broker {self.where} ({reason}); reconnecting")
+
+    def report(self, level: int, message: str) -> None:
         # Once per distinct problem: a broker down for an hour must not flood the journal.
         if message != self._reported:
             log.log(level, "%s", message)
             self._reported = message
 
-    def _where(self) -> str:
-        return f"{self.settings.host}:{self.settings.port}"
+    def _end_attempt(self, older_than: float | None = None) -> bool:
+        """End the attempt awaiting its CONNACK, if there is one (begun before `older_than`);
+        say whether there was."""
+        with self._lock:
+            attempt = self._attempt
+            if attempt is None or (older_than is not None and attempt > older_than):
+                return False
+            self._attempt = None
+            return True
+
+
+def _protocol(settings: MqttSettings) -> mqtt.MQTTProtocolVersion:
+    return PROTOCOLS[settings.protocol]  # validated by the setting's declaration
+
+
+def _publish_properties(expiry: int) -> Properties:
+    properties = Properties(PacketTypes.PUBLISH)
+    properties.MessageExpiryInterval = expiry
+    return properties
 
 
 def _tls_context(settings: MqttSettings) -> ssl.SSLContext:

@@ -99,12 +99,14 @@ class Outbox:
         self._inflight.remove(message)
         self._bytes -= message.size
 
-    def acked(self, mid: int) -> None:
-        """The acknowledgement for message id `mid`; unknown (stale) ids are ignored."""
+    def acked(self, mid: int) -> Message | None:
+        """The acknowledgement for message id `mid`: the message it was for, or None for an
+        unknown (stale) id, which is ignored."""
         for message in self._inflight:
             if message.mid == mid:
                 self.done(message)
-                return
+                return message
+        return None
 
     def requeue(self) -> None:
         """The connection dropped: unacknowledged messages go back in front, in order."""
