@@ -34,7 +34,6 @@ from camapp.publish.topics import Channel, process_topic
 from camapp.runtime.camera import Camera, CameraPlan, RunStats, Sink
 from camapp.runtime.controls import Controls
 from camapp.runtime.pipeline import Pipeline, RunReport
-from camapp.runtime.pool import WorkerPool
 
 log = logging.getLogger("camapp")
 
@@ -58,7 +57,7 @@ class App:
             if not camera.source:
                 raise ConfigError("no source: pass --source or set 'source' in the config file")
         threads = config.app.threads_per_worker
-        setups = [loader.for_camera(camera, threads) for camera in cameras]
+        setups = _shared([loader.for_camera(camera, threads) for camera in cameras])
         mqtt = config.mqtt
         client_id = mqtt.client_id or default_client_id(cameras[0].camera_id)
         own = [f"{mqtt.base_topic}/{c.camera_id}/availability" for c in cameras]
@@ -67,12 +66,11 @@ class App:
         self.publisher = MqttPublisher(mqtt, client_id, config.password, [*shared, *own])
         self.stop = threading.Event()  # shared with reconnecting sources
         self.pipeline = Pipeline(config.app.duration, self.stop)
-        pools = {
-            setup: self.pipeline.add_pool([loader.load(setup) for _ in range(config.app.workers)])
-            for setup in dict.fromkeys(setups)
-        }
+        self.pool = self.pipeline.add_pool(config.app.workers, loader.load)
+        for setup in dict.fromkeys(setups):  # each model loaded and run once before capture
+            self.pool.seed(setup, [loader.load(setup)])
         self.wired = [
-            self._camera(settings, setup, pools[setup], shared)
+            self._camera(settings, setup, shared)
             for settings, setup in zip(cameras, setups, strict=True)
         ]
         self.governor = self._governor()
@@ -81,13 +79,12 @@ class App:
         self,
         settings: CameraSettings,
         setup: loader.ModelSetup,
-        pool: WorkerPool,
         shared: list[str],
     ) -> Wired:
         base = self.config.mqtt.base_topic
         own = f"{base}/{settings.camera_id}/availability"
         channel = Channel(self.publisher, base, settings.camera_id, (*shared, own))
-        source = self._open(settings, max(pool.classifiers[0].size))
+        source = self._open(settings, max(self.pool.caches[0][setup].size))
         controls = Controls(
             **{k: getattr(settings, k) for k in ("stride", "threshold", "paused")},
             **{k: getattr(settings, k) for k in ("cpu_budget", "power_budget", "temp_limit")},
@@ -101,7 +98,8 @@ class App:
         plan = CameraPlan(settings.camera_id, settings.crop, settings.max_frames, motion)
         # Frames are dropped only where they go stale: live cameras and paced replays.
         drop = settings.drop and source.paced
-        camera = self.pipeline.add_camera(plan, source, sinks, controls, pool, drop)
+        ladder = (setup,)
+        camera = self.pipeline.add_camera(plan, ladder, source, sinks, controls, self.pool, drop)
         return Wired(settings, setup, channel, controls, camera)
 
     def _open(self, settings: CameraSettings, model_size: int) -> Source:
@@ -197,6 +195,9 @@ class App:
             raise CamappError(
                 f"{undelivered} MQTT messages not delivered to {mqtt.host}:{mqtt.port}"
             )
+        refused = self.publisher.refusal_error()
+        if refused:
+            raise CamappError(refused)
         return EXIT_OK
 
     def _summary(self, report: RunReport) -> None:
@@ -206,6 +207,12 @@ class App:
         warning = self.publisher.drop_warning()
         if warning:
             log.warning("%s", warning)
+
+
+def _shared(setups: list[loader.ModelSetup]) -> list[loader.ModelSetup]:
+    """Cameras with the same model get the same setup, so that the workers load it once."""
+    by_key: dict[tuple[object, ...], loader.ModelSetup] = {}
+    return [by_key.setdefault(setup.key, setup) for setup in setups]
 
 
 def _log_stats(prefix: str, stats: RunStats) -> None:

@@ -106,14 +106,26 @@ def make_classifier(model_path: Path, labels: list[str] | None = None, top_k: in
 
 def single_camera(source, classifiers, sinks, drop, controls, *, max_frames=None,
                   duration=None, motion=None, stopping=None, crop="center"):  # fmt: skip
-    """A one-camera pipeline, as `camapp run --source ...` builds it: (pipeline, camera)."""
+    """A one-camera pipeline, as `camapp run --source ...` builds it, its workers holding the
+    given classifiers: (pipeline, camera)."""
+    from camapp.inference.backend import BackendOptions
+    from camapp.inference.loader import ModelSetup
     from camapp.runtime.camera import CameraPlan
     from camapp.runtime.pipeline import Pipeline
 
+    first = classifiers[0]
+    spec = first.preprocess.spec
+    setup = ModelSetup(Path(first.model), tuple(first.labels), 0, first.model, "litert",
+                       BackendOptions(), first.top_k, spec.mean, spec.std)  # fmt: skip
     pipeline = Pipeline(duration, stopping)
-    pool = pipeline.add_pool(classifiers)
+    pool = pipeline.add_pool(len(classifiers), load=_not_loaded)
+    pool.seed(setup, classifiers)
     plan = CameraPlan("cam0", crop, max_frames, motion)
-    return pipeline, pipeline.add_camera(plan, source, sinks, controls, pool, drop)
+    return pipeline, pipeline.add_camera(plan, (setup,), source, sinks, controls, pool, drop)
+
+
+def _not_loaded(setup):
+    raise AssertionError(f"a worker asked for a model the test did not give it: {setup.name}")
 
 
 def lone_queue(maxsize: int, drop_oldest: bool, workers: int = 2):

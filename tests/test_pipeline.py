@@ -99,7 +99,8 @@ def test_an_unexpected_worker_error_ends_the_run_with_its_reason(
 ) -> None:
     video, _ = photos_clip
     pipeline, _, sink = make(model_path, labels, video, workers=2)
-    broken = pipeline.pools[0].classifiers[1]
+    pool = pipeline.pools[0]
+    broken = next(iter(pool.caches[1].values()))
     calls = 0
 
     def classify(image, bgr=False, crop="center"):  # a bug deep in a worker, not a CamappError
@@ -126,7 +127,8 @@ def test_only_the_users_second_signal_discards_queued_frames(
     # silently either way.
     video, _ = photos_clip
     pipeline, _, _ = make(model_path, labels, video, workers=2)
-    for classifier in pipeline.pools[0].classifiers:
+    for cache in pipeline.pools[0].caches:
+        [classifier] = cache.values()
         slow = classifier.classify
         classifier.classify = lambda image, bgr=False, crop="center", slow=slow: (
             time.sleep(0.3),

@@ -17,6 +17,7 @@ from camapp.capture import Frame, Source
 from camapp.errors import CamappError
 from camapp.governor.motion import MotionGate
 from camapp.inference.classifier import Classification
+from camapp.inference.loader import ModelSetup
 from camapp.runtime.controls import Controls
 from camapp.runtime.frames import Hub
 
@@ -32,6 +33,7 @@ class Knobs:
     stride: int = 1  # classify 1 frame in N (the user's `stride` still applies if larger)
     max_fps: float | None = None  # read the source at most this often (None: as it delivers)
     workers: int | None = None  # workers this camera needs (None: all)
+    rung: int = 0  # the model ladder's rung: 0 is the camera's own model, higher are cheaper
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +95,13 @@ class CameraPlan:
 
 
 class Camera:
+    """`ladder` is the camera's model first, then cheaper models with the same labels that
+    the governor may step down to; `current` is the one its frames are classified with."""
+
     def __init__(
         self,
         plan: CameraPlan,
+        ladder: tuple[ModelSetup, ...],
         source: Source,
         sinks: list[Sink],
         controls: Controls,
@@ -114,6 +120,9 @@ class Camera:
         self.frames = hub.queue(self, max(2, hub.workers), drop_oldest=drop)
         self._fail = fail
         self.knobs = Knobs()
+        self.ladder = ladder
+        # Read by the workers at every frame: one reference, swapped whole (never mutated).
+        self.current = ladder[0]
         self.stats = RunStats()
         self.stopping = stopping  # the run's: a reconnecting source waits on it too
         self._due = 0.0  # monotonic time the next read may start, under a source fps limit
@@ -124,9 +133,16 @@ class Camera:
         self._emitting = False
 
     def apply(self, knobs: Knobs) -> None:
-        """Called by the governor: the capture thread picks the knobs up at its next frame."""
+        """Called by the governor: the capture thread picks the knobs up at its next frame,
+        the workers the model at theirs."""
         self.knobs = knobs
+        self.current = self.ladder[min(knobs.rung, len(self.ladder) - 1)]
         self.frames.hub.set_demand(self.frames, knobs.workers)
+
+    def switch(self, ladder: tuple[ModelSetup, ...]) -> None:
+        """Another model (a `set` command): its ladder replaces the old, from the top rung."""
+        self.ladder = ladder
+        self.current = ladder[0]
 
     def counters(self) -> Counters:
         stats = self.stats

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 from camapp.capture import Source
 from camapp.errors import CamappError
-from camapp.inference.classifier import Classifier
+from camapp.inference.loader import ModelSetup
 from camapp.runtime.camera import Camera, CameraPlan, RunStats, Sink
 from camapp.runtime.controls import Controls
-from camapp.runtime.pool import WorkerPool
+from camapp.runtime.pool import Loader, WorkerPool
 
 
 @dataclass
@@ -40,14 +40,15 @@ class Pipeline:
         self._abort = threading.Event()
         self._errors: queue.SimpleQueue[CamappError] = queue.SimpleQueue()
 
-    def add_pool(self, classifiers: list[Classifier]) -> WorkerPool:
-        pool = WorkerPool(classifiers, self._fail)
+    def add_pool(self, workers: int, load: Loader) -> WorkerPool:
+        pool = WorkerPool(workers, load, self._fail)
         self.pools.append(pool)
         return pool
 
     def add_camera(
         self,
         plan: CameraPlan,
+        ladder: tuple[ModelSetup, ...],
         source: Source,
         sinks: list[Sink],
         controls: Controls,
@@ -56,7 +57,8 @@ class Pipeline:
     ) -> Camera:
         """Frames are dropped (`drop`) only where they would go stale: live cameras and paced
         replays."""
-        camera = Camera(plan, source, sinks, controls, pool.hub, drop, self.stopping, self._fail)
+        parts = (source, sinks, controls, pool.hub, drop, self.stopping, self._fail)
+        camera = Camera(plan, ladder, *parts)
         self.cameras.append(camera)
         return camera
 

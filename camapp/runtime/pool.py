@@ -1,47 +1,58 @@
-"""A pool of inference workers for one model, shared by every camera that uses that model.
+"""The pool of inference workers, shared by every camera of the process.
 
-Each worker thread owns one Classifier (backends are not thread-safe; LiteRT's invoke()
-releases the GIL, so N workers use N cores). Workers take frames from the cameras' queues
-through the pool's hub, fairly, and hand each result back to its camera.
+Each worker thread owns its classifiers (backends are not thread-safe; LiteRT's invoke()
+releases the GIL, so N workers use N cores): one per model it has been asked for, loaded on
+first use and kept. Workers take frames from the cameras' queues through the hub, fairly,
+classify each with the model its camera uses at that moment (`Camera.current`: a switch of
+model, by the governor's ladder or a `set` command, takes effect at the next frame while
+frames in flight finish on the old one) and hand each result back to its camera.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from camapp.inference.classifier import Classifier
+from camapp.inference.loader import ModelSetup
 from camapp.runtime.camera import Camera, FailHook, Result, as_error
 from camapp.runtime.frames import Hub
 
+Loader = Callable[[ModelSetup], Classifier]
+
 
 class WorkerPool:
-    def __init__(self, classifiers: list[Classifier], fail: FailHook) -> None:
-        self.classifiers = classifiers
-        self.hub: Hub[Camera] = Hub(len(classifiers))
+    def __init__(self, workers: int, load: Loader, fail: FailHook) -> None:
+        self.hub: Hub[Camera] = Hub(workers)
+        self._load = load
         self._fail = fail
-        self._threads: list[threading.Thread] = []
-
-    def start(self, abort: threading.Event) -> None:
-        for index, classifier in enumerate(self.classifiers):
-            thread = threading.Thread(
-                target=self._work,
-                args=(classifier, index, abort),
-                name=f"worker-{index}",
-                daemon=True,
-            )
-            thread.start()
-            self._threads.append(thread)
+        # Worker i's classifiers, by model; only worker i touches caches[i] once running.
+        self.caches: list[dict[ModelSetup, Classifier]] = [{} for _ in range(workers)]
+        self.threads: list[threading.Thread] = []
 
     @property
-    def threads(self) -> list[threading.Thread]:
-        return self._threads
+    def workers(self) -> int:
+        return len(self.caches)
+
+    def seed(self, setup: ModelSetup, classifiers: list[Classifier]) -> None:
+        """Give workers classifiers already loaded (and checked) for `setup`, before start."""
+        for cache, classifier in zip(self.caches, classifiers, strict=False):
+            cache[setup] = classifier
+
+    def start(self, abort: threading.Event) -> None:
+        for index in range(self.workers):
+            thread = threading.Thread(
+                target=self._work, args=(index, abort), name=f"worker-{index}", daemon=True
+            )
+            thread.start()
+            self.threads.append(thread)
 
     def close(self, discard: bool) -> None:
         for queue in list(self.hub.queues):
             queue.close(discard=discard)
 
-    def _work(self, classifier: Classifier, index: int, abort: threading.Event) -> None:
-        hub = self.hub
+    def _work(self, index: int, abort: threading.Event) -> None:
+        hub, cache = self.hub, self.caches[index]
         while not abort.is_set():
             item = hub.get(index)
             if item is None:
@@ -49,6 +60,11 @@ class WorkerPool:
             queue, ticket, frame = item
             camera = queue.owner
             try:
+                setup = camera.current
+                try:
+                    classifier = cache[setup]
+                except KeyError:  # a model this worker has not used yet: load it once
+                    classifier = cache[setup] = self._load(setup)
                 result = classifier.classify(frame.image, frame.bgr, camera.plan.crop)
             except Exception as exc:  # a dead worker would stall the frame order for good
                 self._fail(as_error("inference", exc))
