@@ -34,6 +34,7 @@ from camapp.pipeline import Pipeline
 from camapp.sensors import Sensors
 from camapp.sinks import ClassificationSink, PrintSink
 from camapp.sources import Reconnecting, Source, open_source
+from camapp.sources.opencv_setup import configure_opencv
 from camapp.state import StateSink
 
 log = logging.getLogger("camapp")
@@ -264,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="camapp: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
+    configure_opencv(args.debug)
     try:
         code = COMMANDS[args.command](args)
         sys.stdout.flush()  # a reader gone early shows here, not at exit after the verdict

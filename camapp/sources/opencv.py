@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
@@ -14,10 +13,6 @@ from camapp.errors import ConfigError, SourceError
 from camapp.sources.base import Frame
 
 log = logging.getLogger(__name__)
-
-# FFmpeg and V4L2 print their own warnings straight to stderr; camapp reports failures itself.
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 MAX_LAG = 1.0  # s a paced replay may run behind its clock before the clock is moved instead
 MAX_FPS = 1000.0  # a reported rate above this is a clock, not a frame rate (RTP says 90000)
