@@ -5,8 +5,8 @@ MJPEG; `make streams` installs them), reads it through camapp's `CaptureSource` 
 `Reconnecting`, stops the server for each outage length and starts it again on the same port.
 Reports, per kind of stream, the seconds from the server's return to the first new frame and
 the attempts made during the outage; then, with the server left down for `--down` seconds,
-the attempts per minute. `--old` reproduces the policy before the fix (exponential backoff
-from the first failure, FFmpeg's full stream probe), for comparison.
+the attempts in each minute of it. `--old` reproduces the policy before the fix (exponential
+backoff from the first failure, FFmpeg's full stream probe), for comparison.
 
     .venv/bin/python benchmarks/stream_recovery.py [--outages 3 8 25] [--down 60] [--old]
 """
@@ -14,6 +14,7 @@ from the first failure, FFmpeg's full stream probe), for comparison.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import threading
@@ -73,10 +74,12 @@ def measure(kind: str, outages: list[float], down: float, old: bool) -> None:
     if down:
         time.sleep(1.0)
         server.stop()
-        tried = len(attempts)
+        tried, since = len(attempts), time.monotonic()
         time.sleep(down)
-        per_minute = (len(attempts) - tried) * 60 / down
-        print(f"{kind}: down {down:g} s: {len(attempts) - tried} attempts, {per_minute:.0f}/min")
+        minutes = [0] * math.ceil(down / 60)
+        for t in attempts[tried:]:
+            minutes[min(int((t - since) // 60), len(minutes) - 1)] += 1
+        print(f"{kind}: down {down:g} s: attempts in each minute: {minutes}")
     stop.set()
     reader.join(10)
     source.close()

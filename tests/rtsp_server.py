@@ -8,7 +8,7 @@ gir1.2-gst-rtsp-server-1.0 and python3-gi packages provide; camapp's venv does n
 
 Serves rtsp://127.0.0.1:PORT/PATH (default `clip`) on loopback only. Each client gets its own
 pipeline from the clip's first (key) frame, as a camera hands a new client a fresh GOP; at the
-clip's end it seeks back to the start. Prints `ready` once listening; stops on SIGTERM.
+clip's end it seeks back to the start. Stops on SIGTERM.
 """
 
 from __future__ import annotations
@@ -71,7 +71,6 @@ def main() -> int:
     loop = GLib.MainLoop()
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, loop.quit)
-    print("ready", flush=True)
     loop.run()
     return 0
 
