@@ -9,9 +9,9 @@ SHARED ?= ../shared
 MIRROR ?= $(wildcard $(SHARED)/models)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint bench mosquitto model samples
+.PHONY: setup demo test lint bench mosquitto streams model samples
 
-setup: $(BIN)/camapp mosquitto model samples
+setup: $(BIN)/camapp mosquitto streams model samples
 
 $(BIN)/camapp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,15 @@ mosquitto:
 		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto-clients; }
 	@command -v openssl >/dev/null || \
 		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openssl; }
+
+# The stream tests' real servers: GStreamer's RTSP server, run by the system python3
+# (tests/rtsp_server.py), and ffmpeg's HTTP server for MJPEG.
+STREAM_PACKAGES := ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 \
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+streams:
+	@{ command -v ffmpeg && /usr/bin/python3 tests/rtsp_server.py --check; } >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q && \
+		  $(SUDO) apt-get install -y -q --no-install-recommends $(STREAM_PACKAGES); }
 
 model: $(BIN)/camapp
 	$(BIN)/camapp model fetch $(if $(MIRROR),--mirror $(MIRROR))

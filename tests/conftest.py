@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from camapp import models
+from camapp.capture.opencv_setup import configure_opencv
 from tests.mqtt_helpers import Broker, Subscriber
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,6 +21,12 @@ SHARED = REPO.parent / "shared"
 SHARED_MODELS = SHARED / "models"
 SHARED_MEDIA = SHARED / "media"
 SAMPLES = REPO / "sample_videos"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def opencv_set_up() -> None:
+    """OpenCV set up as `camapp` does at start-up, before any capture opens."""
+    configure_opencv()
 
 
 @pytest.fixture(scope="session")
@@ -134,10 +141,3 @@ def lone_queue(maxsize: int, drop_oldest: bool, workers: int = 2):
 
     hub = Hub(workers)
     return hub, hub.queue(None, maxsize, drop_oldest)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """As `camapp`'s entry point does before any capture opens: FFmpeg's own warnings off."""
-    from camapp.capture.opencv import quiet
-
-    quiet()

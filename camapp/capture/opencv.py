@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
@@ -20,16 +19,6 @@ MAX_FPS = 1000.0  # a reported rate above this is a clock, not a frame rate (RTP
 # FFmpeg waits 30 s by default for a stream to open or deliver: longer than systemd waits for
 # a stop, and every shutdown, --duration and reconnection would wait behind it.
 STREAM_TIMEOUT_MS = 5000
-
-
-def quiet(debug: bool = False) -> None:
-    """Keep OpenCV's and FFmpeg's own warnings (`[ WARN:...] VIDEOIO(FFMPEG)` on every retry)
-    out of the journal: camapp reports failures itself. Called once at start-up, before any
-    capture opens; `--debug` leaves them on."""
-    if debug:
-        return
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read when FFmpeg opens a capture
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def _frame_rate(cap: cv2.VideoCapture) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from camapp.capture.base import Frame, Source
@@ -13,10 +14,14 @@ log = logging.getLogger(__name__)
 
 
 class Reconnecting:
-    """Wraps a live source: when it drops out, reopen it with exponential backoff.
+    """Wraps a live source: when it drops out, reopen it, promptly at first, then backing off.
 
     A camera unplugged for a minute or an RTSP server that reboots costs frames, never the
-    process. Waits end early when `stop` is set, so shutdown is never held up by a backoff.
+    process. For the first `patience` seconds of an outage (a reboot, a blip) the attempts are
+    at most `prompt_delay` apart, so frames flow again within about that (plus the stream's
+    opening) of its return; a source down for longer is tried with exponential backoff up to
+    `max_delay`, so one that stays down is not hammered. Waits end early when `stop` is set, so
+    shutdown is never held up by a backoff.
     """
 
     def __init__(
@@ -26,17 +31,21 @@ class Reconnecting:
         first: Source,
         min_delay: float = 0.5,
         max_delay: float = 30.0,
+        prompt_delay: float = 1.0,
+        patience: float = 120.0,
     ) -> None:
         self._opener = opener
         self._stop = stop
         self._source: Source | None = first
         self._min, self._max = min_delay, max_delay
+        self._prompt, self._patience = prompt_delay, patience
         self.name, self.live, self.paced, self.fps = first.name, True, True, first.fps
         self._seq = 0
         self.reconnects = 0
 
     def read(self) -> Frame | None:
         delay = self._min
+        down_since: float | None = None
         while not self._stop.is_set():
             try:
                 if self._source is None:
@@ -45,8 +54,10 @@ class Reconnecting:
                     log.info("source %s is back", self.name)
                 frame = self._source.read()
             except SourceError as exc:
+                down_since = down_since or time.monotonic()
                 self._drop(exc, delay)
-                delay = min(delay * 2, self._max)
+                young = time.monotonic() - down_since < self._patience
+                delay = min(delay * 2, self._max, self._prompt if young else self._max)
                 continue
             if frame is None:
                 return None

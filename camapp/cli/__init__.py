@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from camapp import __version__
-from camapp.capture.opencv import quiet
+from camapp.capture.opencv_setup import configure_opencv
 from camapp.cli import bench, classify, ha, model, run
 from camapp.cli.common import EPILOG, Parser
 from camapp.errors import EXIT_RUNTIME, EXIT_USAGE, CamappError
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="camapp: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
-    quiet(args.debug)
+    configure_opencv(args.debug)
     try:
         code = args.handler(args)
         sys.stdout.flush()  # a reader gone early shows here, not at exit after the verdict
