@@ -95,7 +95,8 @@ class App:
             # After a change, let enough frames through for the debounced state to confirm it.
             follow = settings.state_frames - 1
             motion = MotionGate(settings.motion_threshold, settings.motion_refresh, follow)
-        plan = CameraPlan(settings.camera_id, settings.crop, settings.max_frames, motion)
+        crop, roi = loader.view(settings, setup)
+        plan = CameraPlan(settings.camera_id, crop, roi, settings.max_frames, motion)
         # Frames are dropped only where they go stale: live cameras and paced replays.
         drop = settings.drop and source.paced
         ladder = (setup,)

@@ -127,7 +127,7 @@ def single_camera(source, classifiers, sinks, drop, controls, *, max_frames=None
     pipeline = Pipeline(duration, stopping)
     pool = pipeline.add_pool(len(classifiers), load=_not_loaded)
     pool.seed(setup, classifiers)
-    plan = CameraPlan("cam0", crop, max_frames, motion)
+    plan = CameraPlan("cam0", crop, None, max_frames, motion)
     return pipeline, pipeline.add_camera(plan, (setup,), source, sinks, controls, pool, drop)
 
 

@@ -103,12 +103,12 @@ def test_an_unexpected_worker_error_ends_the_run_with_its_reason(
     broken = next(iter(pool.caches[1].values()))
     calls = 0
 
-    def classify(image, bgr=False, crop="center"):  # a bug deep in a worker, not a CamappError
+    def classify(image, bgr=False, crop="center", roi=None):  # a bug deep in a worker
         nonlocal calls
         calls += 1
         if calls == 3:
             raise ValueError("boom")
-        return Classifier.classify(broken, image, bgr, crop)
+        return Classifier.classify(broken, image, bgr, crop, roi)
 
     broken.classify = classify
     stats, errors = one(pipeline.run())  # no-drop capture blocked on a full queue: no hang
@@ -130,9 +130,9 @@ def test_only_the_users_second_signal_discards_queued_frames(
     for cache in pipeline.pools[0].caches:
         [classifier] = cache.values()
         slow = classifier.classify
-        classifier.classify = lambda image, bgr=False, crop="center", slow=slow: (
+        classifier.classify = lambda image, bgr=False, crop="center", roi=None, slow=slow: (
             time.sleep(0.3),
-            slow(image, bgr, crop),
+            slow(image, bgr, crop, roi),
         )[1]
     on_signal = signal_handler(pipeline)  # what `camapp run` installs for SIGINT and SIGTERM
     threading.Timer(0.5, pipeline.stop).start()  # --duration

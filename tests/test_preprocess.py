@@ -104,3 +104,22 @@ def test_buffers_are_reused_between_frames() -> None:
         results.append(out.copy())
         assert [b.ctypes.data for b in (pre._resized, pre._rgb, pre._shrunk)] == buffers
     assert not np.array_equal(results[0], results[1])  # each frame really went through
+
+
+def test_region_of_interest_comes_before_the_crop() -> None:
+    pre = Preprocessor(spec(4, np.uint8, 1 / 127.5, 127))
+    # The right half of a 100x200 frame is 100x100: already square, nothing more to crop.
+    assert pre.region((100, 200, 3), "center", (0.5, 0.0, 1.0, 1.0)) == (
+        slice(0, 100),
+        slice(100, 200),
+    )
+    # The bottom half of a 200x200 frame, centre-cropped to a square: its middle 100 columns.
+    assert pre.region((200, 200, 3), "center", (0.0, 0.5, 1.0, 1.0)) == (
+        slice(100, 200),
+        slice(50, 150),
+    )
+    image = np.zeros((8, 16, 3), np.uint8)
+    image[:, 8:] = 250  # the right half is bright
+    out = np.empty((4, 4, 3), np.uint8)
+    pre(image, False, out, "stretch", (0.5, 0.0, 1.0, 1.0))
+    assert (out == 250).all()

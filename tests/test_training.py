@@ -20,6 +20,7 @@ from camapp import models
 from camapp.errors import ConfigError
 from camapp.inference.backends.litert import interpreter_api
 from camapp.inference.loader import load_file
+from camapp.models.trained import read_meta
 from camapp.training import graft
 from camapp.training.check import check_dataset, format_check, near_duplicate_groups
 from camapp.training.clip import clip_frames, dataset_from_clip, frame_labels
@@ -66,7 +67,7 @@ def test_grafted_model_is_an_ordinary_tflite_with_labels(trained: tuple[Path, di
     assert info["outputs"][0]["shape"] == [1, 2]
     assert info["outputs"][0]["dtype"] == "uint8"  # like the base's output
     assert models.read_labels(out) == ["empty", "person"]
-    meta = graft.read_meta(out)
+    meta = read_meta(out)
     assert meta["crop"] == "stretch" and meta["roi"] is None and meta["base"] == BASE.name
     # The ImageNet classifier's 1001x1280 weights are gone, the new 2x1280 ones added.
     assert info["bytes"] < BASE.stat().st_size - 1001 * 1280 + 4096
@@ -345,3 +346,19 @@ def test_no_validation_set(tmp_path: Path) -> None:
     assert report["val"]["accuracy"] is None and report["val_float_accuracy"] is None
     assert report["agreement_on"] == 8 and report["train"]["accuracy"] == 1.0
     assert "validation accuracy (int8 model): n/a" in Path(report["report"]).read_text()
+
+
+def test_a_trained_model_runs_on_the_view_it_learnt_unless_the_camera_says_otherwise(
+    trained: tuple[Path, dict],
+) -> None:
+    from camapp.config.load import check
+    from camapp.config.schema import CameraSettings
+    from camapp.inference import loader
+
+    out, _ = trained
+    setup = loader.plan(str(out))
+    assert (setup.crop, setup.roi) == ("stretch", None)
+    camera = check(CameraSettings, {"model": str(out)})
+    assert loader.view(camera, setup) == ("stretch", None)  # as trained
+    own = check(CameraSettings, {"model": str(out), "crop": "center", "roi": "0,0.5,1,1"})
+    assert loader.view(own, setup) == ("center", (0.0, 0.5, 1.0, 1.0))  # the camera's own

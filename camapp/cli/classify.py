@@ -14,7 +14,9 @@ from camapp.errors import EXIT_OK, ConfigError
 from camapp.inference import loader
 from camapp.inference.classifier import Classification
 
-MODEL_SETTINGS = {"model", "labels", "top_k", "crop", "backend", "delegate"}
+MODEL_SETTINGS = {
+    "model", "labels", "top_k", "crop", "roi", "backend", "delegate", "input_mean", "input_std"
+}  # fmt: skip
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -37,8 +39,9 @@ def command(args: argparse.Namespace) -> int:
         camera.model, camera.labels, camera.backend, camera.delegate, 1, camera.top_k
     )
     classifier = loader.load(setup)
+    crop, roi = loader.view(camera, setup)
     for path, image in images:
-        result = classifier.classify(image, bgr=True, crop=camera.crop)
+        result = classifier.classify(image, True, crop, roi)
         print(line(path, result, args.json))
     return EXIT_OK
 

@@ -67,7 +67,9 @@ def _type(field: FieldInfo) -> str:
     kind = unwrap(field.annotation)
     if typing.get_origin(kind) is typing.Literal:
         return "one of " + ", ".join(typing.get_args(kind))
-    names = {bool: "bool", int: "int", float: "float", str: "string", tuple: '"WxH"'}
+    names = {bool: "bool", int: "int", float: "float", str: "string"}
+    if typing.get_origin(kind) is tuple:
+        return '"WxH"' if len(typing.get_args(kind)) == 2 else "x1,y1,x2,y2"
     return names.get(typing.get_origin(kind) or kind, "list of tables")
 
 

@@ -124,6 +124,23 @@ def _version(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+def parse_roi(value: Any) -> tuple[float, float, float, float]:
+    """A region of interest: x1, y1, x2, y2 as fractions of the frame, 0 <= x1 < x2 <= 1 and
+    the same for y; written "x1,y1,x2,y2" or as a list of four numbers."""
+    parts = value.split(",") if isinstance(value, str) else value
+    try:
+        if isinstance(parts, bool) or len(parts) != 4:
+            raise ValueError
+        x1, y1, x2, y2 = (float(v) if isinstance(v, str) else v for v in parts)
+    except (TypeError, ValueError):
+        raise ValueError("must be four numbers x1,y1,x2,y2 (fractions of the frame)") from None
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (x1, y1, x2, y2)):
+        raise ValueError("must be four numbers x1,y1,x2,y2 (fractions of the frame)")
+    if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
+        raise ValueError("must satisfy 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1")
+    return float(x1), float(y1), float(x2), float(y2)
+
+
 def _even(value: tuple[int, int]) -> tuple[int, int]:
     if not all(n > 0 and n % 2 == 0 for n in value):
         raise ValueError("width and height must be even (YUV420) and greater than 0")
@@ -135,6 +152,7 @@ TopicLevel = Annotated[str, _check(TOPIC_LEVEL, "1-64 letters, digits, '-' or '_
 Topic = Annotated[str, _check(TOPIC, "topic levels of letters, digits, '-' or '_'")]
 ExistingFile = Annotated[str, AfterValidator(_file)]
 Size = Annotated[tuple[int, int], BeforeValidator(_size), AfterValidator(_even)]
+Roi = Annotated[tuple[float, float, float, float], BeforeValidator(parse_roi)]
 
 
 def partial(info: ValidationInfo) -> bool:
@@ -263,7 +281,14 @@ class CameraSettings(Settings):
         le=1000,
         metavar="X",
     )
-    crop: Literal["center", "stretch"] = setting("center", "how a frame fits the model input")
+    crop: Literal["center", "stretch"] = setting(
+        "center", "how a frame (or its region) fits the model input; default: as trained"
+    )
+    roi: Roi | None = setting(
+        None,
+        "region of interest x1,y1,x2,y2 (fractions of the frame); default: as trained, else all",
+        metavar="X1,Y1,X2,Y2",
+    )
     realtime: bool = setting(True, "read a video file at its frame rate, not as fast as it decodes")
     drop: bool = setting(True, "drop stale frames of live sources (off: classify every frame)")
     loop: bool = setting(False, "replay a video file forever")

@@ -67,10 +67,14 @@ class Classifier:
         self._out_scale, self._out_zero = backend.output.scale, backend.output.zero_point
 
     def classify(
-        self, image: np.ndarray, bgr: bool = False, crop: str = "center"
+        self,
+        image: np.ndarray,
+        bgr: bool = False,
+        crop: str = "center",
+        roi: tuple[float, float, float, float] | None = None,
     ) -> Classification:
         # Views into the backend's buffers must be gone before invoke(), or LiteRT refuses.
-        self.preprocess(image, bgr, self._input()[0], crop)
+        self.preprocess(image, bgr, self._input()[0], crop, roi)
         start = time.perf_counter()
         try:
             self._invoke()

@@ -20,6 +20,8 @@ from camapp.errors import ConfigError
 from camapp.inference import backend as backends
 from camapp.inference.backend import DEFAULT_MEAN, DEFAULT_STD, BackendOptions
 from camapp.inference.classifier import Classifier
+from camapp.inference.preprocess import Roi
+from camapp.models.trained import read_meta
 from camapp.tflite import graph
 
 
@@ -35,6 +37,10 @@ class ModelSetup:
     top_k: int
     mean: tuple[float, ...]  # input normalisation: the model sees (pixel - mean) / std
     std: tuple[float, ...]
+    # The view a trained model learnt (camapp train records it): used unless the camera sets
+    # its own. None: the model says nothing.
+    crop: str | None = None
+    roi: Roi | None = None
 
     @property
     def key(self) -> tuple[object, ...]:
@@ -68,7 +74,12 @@ def plan(
     offset = graph.label_offset(path, names, spec.classes) if spec else None
     means = (mean,) if mean is not None else (spec and spec.mean) or (DEFAULT_MEAN,)
     stds = (std,) if std is not None else (spec and spec.std) or (DEFAULT_STD,)
-    return ModelSetup(path, tuple(names), offset, name, chosen, options, top_k, means, stds)
+    meta = read_meta(path)
+    roi = tuple(meta["roi"]) if meta.get("roi") else None
+    return ModelSetup(
+        path, tuple(names), offset, name, chosen, options, top_k, means, stds,
+        meta.get("crop"), roi,  # type: ignore[arg-type]
+    )  # fmt: skip
 
 
 def for_camera(camera: CameraSettings, threads: int = 1) -> ModelSetup:
@@ -82,6 +93,15 @@ def for_camera(camera: CameraSettings, threads: int = 1) -> ModelSetup:
         camera.input_mean,
         camera.input_std,
     )
+
+
+def view(camera: CameraSettings, setup: ModelSetup) -> tuple[str, Roi | None]:
+    """The crop and region of interest frames are classified with: the camera's own where it
+    sets them, else the ones its model was trained with, so that a trained model never runs
+    on another view than the one it learnt by accident."""
+    given = camera.model_fields_set
+    crop = camera.crop if "crop" in given else setup.crop or camera.crop
+    return crop, camera.roi if "roi" in given else setup.roi
 
 
 def _default_backend(name: str, delegate: str | None) -> str:

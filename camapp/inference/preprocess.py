@@ -12,6 +12,7 @@ import numpy as np
 from camapp.inference.backend import InputSpec
 
 CROPS = ("center", "stretch")
+Roi = tuple[float, float, float, float]
 
 
 def quantize_lut(spec: InputSpec) -> np.ndarray | None:
@@ -30,6 +31,17 @@ def quantize_lut(spec: InputSpec) -> np.ndarray | None:
     if spec.dtype == np.uint8 and np.abs(q - pixels).max() <= 1:
         return None
     return (q[0] if len(q) == 1 else q).astype(spec.dtype)
+
+
+def roi_slices(
+    shape: tuple[int, ...], roi: tuple[float, float, float, float]
+) -> tuple[slice, slice]:
+    """The rows and columns of a region of interest (fractions of the frame), at least 1 px:
+    training and inference cut the same pixels."""
+    h, w = shape[:2]
+    x1, y1, x2, y2 = roi
+    top, left = round(y1 * h), round(x1 * w)
+    return slice(top, max(top + 1, round(y2 * h))), slice(left, max(left + 1, round(x2 * w)))
 
 
 class Preprocessor:
@@ -52,9 +64,15 @@ class Preprocessor:
         self._gain = float(gain[0]) if len(set(gain.tolist())) == 1 else gain
         self._offset = float(offset[0]) if len(set(offset.tolist())) == 1 else offset
 
-    def region(self, shape: tuple[int, ...], crop: str = "center") -> tuple[slice, slice]:
-        """The part of a frame that reaches the model: the centred region of the model's
-        aspect, or all of it."""
+    def region(
+        self, shape: tuple[int, ...], crop: str = "center", roi: Roi | None = None
+    ) -> tuple[slice, slice]:
+        """The part of a frame that reaches the model: the region of interest (all of the
+        frame by default), then its centred part of the model's aspect, or all of it."""
+        if roi is not None:
+            rows, cols = roi_slices(shape, roi)
+            inner = self.region((rows.stop - rows.start, cols.stop - cols.start), crop)
+            return _shift(inner[0], rows.start), _shift(inner[1], cols.start)
         h, w = shape[:2]
         mh, mw = self.spec.height, self.spec.width
         if crop == "stretch" or h * mw == w * mh:
@@ -67,9 +85,16 @@ class Preprocessor:
         top = (h - side) // 2
         return slice(top, top + side), slice(0, w)
 
-    def __call__(self, image: np.ndarray, bgr: bool, out: np.ndarray, crop: str = "center") -> None:
+    def __call__(
+        self,
+        image: np.ndarray,
+        bgr: bool,
+        out: np.ndarray,
+        crop: str = "center",
+        roi: Roi | None = None,
+    ) -> None:
         """Write the model input for `image` into `out` (the backend's own input buffer)."""
-        rows, cols = self.region(image.shape, crop)
+        rows, cols = self.region(image.shape, crop, roi)
         src = image[rows, cols]
         pixels = out if self._direct else self._rgb
         if bgr:
@@ -104,3 +129,7 @@ class Preprocessor:
             cv2.resize(whole, shape[1::-1], dst=self._shrunk, interpolation=cv2.INTER_AREA)
             src = self._shrunk
         cv2.resize(src, self._size, dst=dst, interpolation=cv2.INTER_LINEAR)
+
+
+def _shift(part: slice, by: int) -> slice:
+    return slice(part.start + by, part.stop + by)

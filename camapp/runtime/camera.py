@@ -90,6 +90,7 @@ class CameraPlan:
 
     camera_id: str
     crop: str = "center"
+    roi: tuple[float, float, float, float] | None = None  # fractions of the frame
     max_frames: int | None = None
     motion: MotionGate | None = None
 

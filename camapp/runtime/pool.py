@@ -65,7 +65,8 @@ class WorkerPool:
                     classifier = cache[setup]
                 except KeyError:  # a model this worker has not used yet: load it once
                     classifier = cache[setup] = self._load(setup)
-                result = classifier.classify(frame.image, frame.bgr, camera.plan.crop)
+                plan = camera.plan
+                result = classifier.classify(frame.image, frame.bgr, plan.crop, plan.roi)
             except Exception as exc:  # a dead worker would stall the frame order for good
                 self._fail(as_error("inference", exc))
                 self.close(discard=True)

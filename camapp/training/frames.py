@@ -12,27 +12,23 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from camapp.config import schema
 from camapp.errors import ConfigError
+from camapp.inference.preprocess import roi_slices
 
 CROPS = ("center", "stretch")
 Roi = tuple[float, float, float, float]
 
 
 def parse_roi(value: Sequence[float] | str | None) -> Roi | None:
-    """[x1, y1, x2, y2] as fractions of the frame (or "x1,y1,x2,y2"), checked; None = all."""
+    """[x1, y1, x2, y2] as fractions of the frame (or "x1,y1,x2,y2"), checked as the `roi`
+    setting is; None = all."""
     if value is None:
         return None
-    text = str(value)[:100]
     try:
-        parts = [float(v) for v in (value.split(",") if isinstance(value, str) else value)]
-    except (TypeError, ValueError):
-        raise ConfigError(f"region of interest must be four numbers x1,y1,x2,y2: {text}") from None
-    if len(parts) != 4:
-        raise ConfigError(f"region of interest must be four numbers x1,y1,x2,y2: {text}")
-    x1, y1, x2, y2 = parts
-    if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
-        raise ConfigError(f"region of interest must satisfy 0 <= x1 < x2 <= 1, same for y: {text}")
-    return x1, y1, x2, y2
+        return schema.parse_roi(value)
+    except ValueError as exc:
+        raise ConfigError(f"region of interest {exc}: {str(value)[:100]}") from None
 
 
 def check_crop(crop: str) -> str:
@@ -44,10 +40,8 @@ def check_crop(crop: str) -> str:
 def _region(image: np.ndarray, roi: Roi | None) -> np.ndarray:
     if roi is None:
         return image
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = roi
-    top, left = round(y1 * h), round(x1 * w)
-    return image[top : max(top + 1, round(y2 * h)), left : max(left + 1, round(x2 * w))]
+    rows, cols = roi_slices(image.shape, roi)
+    return image[rows, cols]
 
 
 def prepare(

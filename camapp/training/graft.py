@@ -22,12 +22,12 @@ import numpy as np
 
 from camapp.errors import ConfigError
 from camapp.inference.backends.litert import interpreter_api
+from camapp.models.trained import META_FILE
 from camapp.training import tflite_graph as tg
 from camapp.training.cut import CutModel
 from camapp.training.head import Head
 
 LABELS_FILE = "labels.txt"
-META_FILE = "camapp.json"
 _SOFTMAX_SCALE, _INT8_SOFTMAX_ZERO = 1 / 256, -128
 _LOGIT_MARGIN = 0.25  # widen the calibrated logit range so unseen frames rarely saturate
 
@@ -166,24 +166,6 @@ def write_model(out: Path, flatbuffer: bytes, labels: list[str], meta: dict[str,
         part.unlink(missing_ok=True)
         raise ConfigError(f"cannot write model {str(out)[:100]}: {exc.strerror or exc}") from None
     return len(data)
-
-
-def read_meta(model_path: Path) -> dict[str, Any]:
-    """The training settings embedded in a grafted model ({} for any other model)."""
-    try:
-        with zipfile.ZipFile(model_path) as z:
-            text = z.read(META_FILE) if META_FILE in z.namelist() else b"{}"
-    except zipfile.BadZipFile:
-        return {}  # no appended zip: not a grafted model
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read model {str(model_path)[:100]}: {exc.strerror or exc}"
-        ) from None
-    try:
-        meta = json.loads(text)
-    except ValueError:
-        raise ConfigError(f"corrupt {META_FILE} in {str(model_path)[:100]}") from None
-    return meta if isinstance(meta, dict) else {}
 
 
 def int8_scores(cut: CutModel, q: QuantizedHead, raw: np.ndarray) -> np.ndarray:
