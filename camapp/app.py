@@ -14,6 +14,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from camapp.capture import Reconnecting, Source, open_source
@@ -31,6 +32,7 @@ from camapp.publish.mqtt import MqttPublisher, default_client_id, dumps
 from camapp.publish.sinks import ClassificationSink, PrintSink
 from camapp.publish.state import StateSink
 from camapp.publish.topics import Channel, process_topic
+from camapp.runtime import actions
 from camapp.runtime.camera import Camera, CameraPlan, RunStats, Sink
 from camapp.runtime.controls import Controls
 from camapp.runtime.pipeline import Pipeline, RunReport
@@ -96,12 +98,25 @@ class App:
             follow = settings.state_frames - 1
             motion = MotionGate(settings.motion_threshold, settings.motion_refresh, follow)
         crop, roi = loader.view(settings, setup)
-        plan = CameraPlan(settings.camera_id, crop, roi, settings.max_frames, motion)
+        dataset = Path(settings.dataset or f"datasets/{settings.camera_id}")
+        save = functools.partial(actions.save_frame, dataset)
+        plan = CameraPlan(settings.camera_id, crop, roi, settings.max_frames, motion, save)
         # Frames are dropped only where they go stale: live cameras and paced replays.
         drop = settings.drop and source.paced
         ladder = (setup,)
         camera = self.pipeline.add_camera(plan, ladder, source, sinks, controls, self.pool, drop)
+        self._commands(settings, channel, controls, camera)
         return Wired(settings, setup, channel, controls, camera)
+
+    def _commands(
+        self, settings: CameraSettings, channel: Channel, controls: Controls, camera: Camera
+    ) -> None:
+        """The camera's `set` topic: runtime settings, and switching model or saving a frame."""
+        switch = actions.ModelSwitch(camera, settings, self.config.app.threads_per_worker)
+        doings = {"model": switch, "capture": actions.Capture(camera)}
+        commands = CommandHandler(channel, controls, doings, switch.state)
+        channel.subscribe("set", commands.handle)
+        self.publisher.on_connected(commands.publish_config)
 
     def _open(self, settings: CameraSettings, model_size: int) -> Source:
         assert settings.source is not None
@@ -126,9 +141,6 @@ class App:
     ) -> list[Sink]:
         """The camera's sinks, and their registration with the connection."""
         publisher = self.publisher
-        commands = CommandHandler(channel, controls)
-        channel.subscribe("set", commands.handle)
-        publisher.on_connected(commands.publish_config)
         state = StateSink(channel, controls, settings.state_frames)
         publisher.on_connected(state.republish)
         if self.config.app.ha.discovery:

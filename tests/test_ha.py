@@ -158,6 +158,7 @@ def test_set_commands_apply_or_report_and_the_run_carries_on(
             "paused": False,
             "stride": 1,
             "threshold": 0.5,
+            "model": "mobilenet_v2_int8",
         }
 
         sub.publish("camapp/porch/set", json.dumps(GOOD))

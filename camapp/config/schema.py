@@ -295,6 +295,11 @@ class CameraSettings(Settings):
     stride: int = setting(1, "classify 1 frame in N", ge=1, le=1000, runtime=True)
     max_frames: int | None = setting(None, "stop after capturing N frames", ge=1, le=2**31)
     paused: bool = setting(False, "start with classification paused", runtime=True, flag=False)
+    dataset: NonEmpty | None = setting(
+        None,
+        "folder where `capture` commands save frames (default: datasets/<camera_id>)",
+        metavar="DIR",
+    )
     cpu_budget: float | None = setting(
         None,
         "camapp's CPU as a percent of the whole machine (100 = every core)",

@@ -1,7 +1,10 @@
 """Runtime control over MQTT: `<base>/<camera_id>/set` takes a JSON object of settings.
 
-A command is validated whole by `Controls.update()` and applied all or nothing. Applied:
-the settings in force are published retained on `config`. Rejected (larger than
+A command is validated whole and applied all or nothing: the runtime settings by
+`Controls.update()`, and the actions (`model`: switch to another model; `capture`: save the
+next frame into the camera's dataset under a label) by their `prepare()`, which checks the
+value and returns what applies it. Applied: the settings in force are published retained on
+`config`. Rejected (larger than
 MAX_COMMAND_BYTES, bad JSON, not an object, unknown key, wrong type, out of range): nothing
 changes, and `error` gets `{"error": why, "payload": what was received}`, both clipped, as is
 the log line: a huge command is never echoed back or logged whole. Nothing a sender can
@@ -12,7 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
+from camapp.config.load import shorten
+from camapp.config.schema import RUNTIME_KEYS
+from camapp.errors import CamappError
 from camapp.publish.mqtt import dumps
 from camapp.publish.outbox import Kind
 from camapp.publish.topics import Channel
@@ -27,16 +35,31 @@ ECHO_LIMIT = 100
 MAX_COMMAND_BYTES = 64 * 1024
 
 
+class Action(Protocol):
+    """A command key that is not a setting: checks a value, returns what applies it."""
+
+    def prepare(self, value: Any) -> Callable[[], None]: ...
+
+
 class CommandHandler:
     """Handles `set` (subscribe `handle`); publishes `config` (retained) and `error`.
 
     Register `publish_config` with the publisher's `on_connected`: once at start (the first
     connection), and again after each reconnection in case the broker lost its retained copy.
+    `state` adds what the actions have in force (the model) to `config`.
     """
 
-    def __init__(self, channel: Channel, controls: Controls) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        controls: Controls,
+        actions: Mapping[str, Action] | None = None,
+        state: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self._publisher = channel
         self._controls = controls
+        self._actions = dict(actions or {})
+        self._state = state
 
     def handle(self, payload: bytes) -> None:
         """Apply one received command, or say why not; runs on the MQTT network thread."""
@@ -48,15 +71,26 @@ class CommandHandler:
             command = json.loads(payload)
             if not isinstance(command, dict):
                 raise ControlError(f"expected a JSON object of settings, got {_json_type(command)}")
-            self._controls.update(command)
+            commits = self._prepare(command)
+            self._controls.update({k: v for k, v in command.items() if k not in self._actions})
         # JSONDecodeError and UnicodeDecodeError are ValueErrors; RecursionError: `[[[[...`
-        except (ValueError, RecursionError, ControlError) as exc:
-            self._reject(
-                payload, str(exc) if isinstance(exc, ControlError) else f"invalid JSON: {exc}"
-            )
+        except (ValueError, RecursionError, ControlError, CamappError) as exc:
+            why = f"invalid JSON: {exc}" if type(exc) in _JSON_ERRORS else str(exc)
+            self._reject(payload, why)
             return
+        for commit in commits:
+            commit()
         log.info("applied command %s", dumps(command))  # known keys, valid values: short
         self.publish_config()
+
+    def _prepare(self, command: dict[str, Any]) -> list[Callable[[], None]]:
+        """Every action's value checked before anything is applied: all or nothing."""
+        for key in command:
+            if key not in RUNTIME_KEYS and key not in self._actions:
+                known = ", ".join((*RUNTIME_KEYS, *self._actions))
+                raise ControlError(f"unknown setting {shorten(key)} (known: {known})")
+        return [action.prepare(command[key]) for key, action in self._actions.items()
+                if key in command]  # fmt: skip
 
     def _reject(self, payload: bytes, why: str) -> None:
         why = clip(why, ECHO_LIMIT + 60)  # the reason around a quoted key or value
@@ -67,12 +101,16 @@ class CommandHandler:
         self._publisher.publish("error", error, kind=Kind.TELEMETRY)
 
     def publish_config(self) -> None:
-        self._publisher.publish("config", dumps(self._controls.snapshot()), retain=True)
+        config = self._controls.snapshot() | (self._state() if self._state else {})
+        self._publisher.publish("config", dumps(config), retain=True)
 
 
 def clip(text: str, limit: int = ECHO_LIMIT) -> str:
     """`text` cut to `limit` characters, saying so: "abc… (1048576 characters)"."""
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+_JSON_ERRORS = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
 
 
 def _json_type(value: object) -> str:

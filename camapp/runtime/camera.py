@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -93,6 +94,8 @@ class CameraPlan:
     roi: tuple[float, float, float, float] | None = None  # fractions of the frame
     max_frames: int | None = None
     motion: MotionGate | None = None
+    # Saves a frame a `capture` command asked for (runtime/actions.py); None: no dataset.
+    save: Callable[[Camera, Frame, str], None] | None = None
 
 
 class Camera:
@@ -132,6 +135,12 @@ class Camera:
         self._pending: dict[int, Result] = {}
         self._next_ticket = 0
         self._emitting = False
+        self._capture: str | None = None  # a label: save the next frame under it
+
+    def request_capture(self, label: str) -> None:
+        """From the MQTT thread: the capture thread saves its next frame (one slot: a second
+        request before that frame replaces the first)."""
+        self._capture = label
 
     def apply(self, knobs: Knobs) -> None:
         """Called by the governor: the capture thread picks the knobs up at its next frame,
@@ -170,6 +179,8 @@ class Camera:
                     break
                 self.stats.captured += 1
                 self.stats.frame_size = frame.image.shape[1::-1]
+                if self._capture is not None:
+                    self._save(frame)
                 reason = self._skip_reason(frame)
                 if reason:
                     self.stats.skipped[reason] += 1
@@ -180,6 +191,15 @@ class Camera:
         finally:
             self.source.close()
             self.frames.close()
+
+    def _save(self, frame: Frame) -> None:
+        label, self._capture = self._capture, None
+        if self.plan.save is None or label is None:
+            return
+        try:
+            self.plan.save(self, frame, label)
+        except Exception as exc:  # a full disk must not stop the camera
+            log.warning("camera %s: cannot save the frame: %s", self.camera_id, exc)
 
     def _throttle(self) -> None:
         """Under a source fps limit, wait until the next read is due: a replay read later is
