@@ -5,6 +5,7 @@ Real broker, real model, real clips; camapp runs as a child process like under s
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -123,8 +124,13 @@ def test_threshold_keeps_unsure_scenes_out_of_the_state(
     sub.wait_for(
         lambda: [m.payload for m in sub.on("camapp/porch/availability")][-1:] == [b"offline"]
     )
-    # Only the espresso scores 0.7 or more; the uniform and the cat never settle the state.
-    assert [json.loads(m.payload)["label"] for m in sub.on("camapp/porch/state")] == ["espresso"]
+    # Only the espresso scores 0.7 or more; the uniform and the cat are unsure scenes, which
+    # the state says are `none` rather than keeping a label the camera no longer sees.
+    states = [json.loads(m.payload) for m in sub.on("camapp/porch/state")]
+    assert [s["label"] for s in states if s["label"] is not None] == ["espresso"]
+    labels = [s["label"] for s in states]
+    assert labels[0] is None and all(a != b for a, b in itertools.pairwise(labels)), labels
+    assert all(s["score"] is None for s in states if s["label"] is None)
 
 
 GOOD = {"cpu_budget": 40, "paused": False, "threshold": 0.6, "stride": 2}

@@ -2,9 +2,11 @@
 
 `<base>/<camera_id>/state` (retained) is `{"label", "score", "since"}`. It changes only when
 `frames` consecutive classifications agree on a new label, each scoring at least the
-`threshold` in force (a Controls key, changeable at runtime); a frame below the threshold
-breaks the run. A classifier that flickers between two labels, or is unsure, therefore
-leaves the state alone.
+`threshold` in force (a Controls key, changeable at runtime). A classifier that flickers
+between two labels therefore leaves the state alone. When `frames` consecutive
+classifications have no label at the threshold, the state becomes `none`
+(`{"label": null, "score": null, ...}`): an unsure scene is said to be one, so the state is
+never stuck on a label the camera no longer sees.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from camapp.publish.topics import Channel
 from camapp.runtime.camera import Result
 from camapp.runtime.controls import Controls
 
+_UNSET = object()  # no state published yet
+
 
 class StateSink:
     """A pipeline sink: called in frame order, one result at a time, by the workers.
@@ -26,10 +30,10 @@ class StateSink:
         self._publisher = channel
         self._controls = controls
         self._frames = frames
-        self._run_label: str | None = None
+        self._run_label: str | None = None  # None: a run of frames with no label at threshold
         self._run_length = 0
         self._run_since = 0.0
-        self._label: str | None = None
+        self._label: str | object | None = _UNSET  # the state published last
         # The last payload published, re-sent after each connection in case the broker lost
         # it (a restart without persistence). The lock keeps a re-send on the network thread
         # from overtaking a newer state, which would leave the older one retained.
@@ -38,15 +42,15 @@ class StateSink:
 
     def send(self, result: Result) -> None:
         best = result.classification.top_k[0]
-        if best.score < self._controls.get("threshold"):
-            self._run_label, self._run_length = None, 0
-            return
-        if best.label != self._run_label:
-            self._run_label, self._run_length, self._run_since = best.label, 0, result.ts
+        sure = best.score >= self._controls.get("threshold")
+        label = best.label if sure else None
+        if label != self._run_label or self._run_length == 0:
+            self._run_label, self._run_length, self._run_since = label, 0, result.ts
         self._run_length += 1
-        if self._run_length >= self._frames and best.label != self._label:
-            self._label = best.label
-            state = {"label": best.label, "score": best.score, "since": round(self._run_since, 3)}
+        if self._run_length >= self._frames and label != self._label:
+            self._label = label
+            score = best.score if sure else None
+            state = {"label": label, "score": score, "since": round(self._run_since, 3)}
             with self._lock:
                 self._payload = dumps(state)
                 self._publisher.publish("state", self._payload, retain=True)
