@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from camapp import models
 from camapp.capture import Reconnecting, Source, open_source
 from camapp.config.load import RunConfig
 from camapp.config.schema import CameraSettings
@@ -26,10 +27,12 @@ from camapp.governor.loop import Governor
 from camapp.governor.motion import MotionGate
 from camapp.governor.sensors import Sensors
 from camapp.inference import loader
+from camapp.models.trained import read_meta
 from camapp.publish import ha
 from camapp.publish.commands import CommandHandler
 from camapp.publish.mqtt import MqttPublisher, default_client_id, dumps
 from camapp.publish.sinks import ClassificationSink, PrintSink
+from camapp.publish.source import SourceWatch
 from camapp.publish.state import StateSink
 from camapp.publish.topics import Channel, process_topic
 from camapp.runtime import actions
@@ -67,6 +70,9 @@ class App:
         # Checks the TLS files before any camera opens.
         self.publisher = MqttPublisher(mqtt, client_id, config.password, [*shared, *own])
         self.stop = threading.Event()  # shared with reconnecting sources
+        app = config.app
+        power_model = (app.power_idle, app.power_full) if app.power_idle is not None else None
+        self._sensors = Sensors(power_model=power_model)
         self.pipeline = Pipeline(config.app.duration, self.stop)
         self.pool = self.pipeline.add_pool(config.app.workers, loader.load)
         for setup in dict.fromkeys(setups):  # each model loaded and run once before capture
@@ -86,12 +92,15 @@ class App:
         base = self.config.mqtt.base_topic
         own = f"{base}/{settings.camera_id}/availability"
         channel = Channel(self.publisher, base, settings.camera_id, (*shared, own))
-        source = self._open(settings, max(self.pool.caches[0][setup].size))
         controls = Controls(
             **{k: getattr(settings, k) for k in ("stride", "threshold", "paused")},
             **{k: getattr(settings, k) for k in ("cpu_budget", "power_budget", "temp_limit")},
         )
-        sinks = self._sinks(settings, setup, channel, controls)
+        state = StateSink(channel, controls, settings.state_frames)
+        self.publisher.on_connected(state.republish)
+        watch = SourceWatch(channel, state, settings.source_timeout)
+        source = self._open(settings, max(self.pool.caches[0][setup].size), watch)
+        sinks = self._sinks(settings, setup, channel, state)
         motion = None
         if settings.motion_threshold:
             # After a change, let enough frames through for the debounced state to confirm it.
@@ -118,7 +127,7 @@ class App:
         channel.subscribe("set", commands.handle)
         self.publisher.on_connected(commands.publish_config)
 
-    def _open(self, settings: CameraSettings, model_size: int) -> Source:
+    def _open(self, settings: CameraSettings, model_size: int, watch: SourceWatch) -> Source:
         assert settings.source is not None
         # A reconnection reopens the source with the same settings.
         opener = functools.partial(
@@ -130,33 +139,49 @@ class App:
             model_size,
         )
         source = opener()
-        return Reconnecting(opener, self.stop, first=source) if source.live else source
+        if not source.live:
+            return source
+        self.publisher.on_connected(watch.republish)
+        return Reconnecting(opener, self.stop, first=source, on_change=watch.changed)
 
     def _sinks(
         self,
         settings: CameraSettings,
         setup: loader.ModelSetup,
         channel: Channel,
-        controls: Controls,
+        state: StateSink,
     ) -> list[Sink]:
-        """The camera's sinks, and their registration with the connection."""
-        publisher = self.publisher
-        state = StateSink(channel, controls, settings.state_frames)
-        publisher.on_connected(state.republish)
+        """The camera's sinks, and its Home Assistant entities."""
         if self.config.app.ha.discovery:
-            discovery = ha.Discovery(channel, self.config.app.ha, setup.name)
-            publisher.on_connected(discovery.announce)
-            publisher.subscribe(discovery.status_topic, discovery.on_status)
+            discovery = ha.Discovery(self._ha_camera(settings, setup, channel), self.config.app.ha)
+            self.publisher.on_connected(discovery.announce)
+            self.publisher.subscribe(discovery.status_topic, discovery.on_status)
         sinks: list[Sink] = [ClassificationSink(channel), state]
         if self.config.app.print:
             sinks.append(PrintSink(settings.camera_id))
         return sinks
 
+    def _ha_camera(
+        self, settings: CameraSettings, setup: loader.ModelSetup, channel: Channel
+    ) -> ha.Camera:
+        labels = setup.labels[setup.label_offset or 0 :]
+        return ha.Camera(
+            channel,
+            self.config.mqtt.qos,
+            setup.name,
+            labels,
+            trained=bool(read_meta(setup.path)),
+            models=tuple(models.fetched()),
+            temperature=self._sensors.temperature().value is not None,
+            device_class=settings.device_class,
+            on_label=settings.on_label,
+            area=settings.area,
+        )
+
     def _governor(self) -> Governor:
         """The governor always runs: budgets may be set over MQTT at any time, and stats flow."""
         app = self.config.app
-        power_model = (app.power_idle, app.power_full) if app.power_idle is not None else None
-        sensors = Sensors(power_model=power_model)
+        sensors = self._sensors
         governor = Governor(sensors, stats_interval=app.stats_interval)
         for wired in self.wired:
             source = wired.camera.source

@@ -14,8 +14,6 @@ from pathlib import Path
 from camapp.publish.commands import clip
 from tests.conftest import run_camapp, start_camapp
 
-ENTITIES = {"label", "score", "classification_rate", "cpu", "temperature", "power"}
-
 
 def stop(proc: subprocess.Popen[str]) -> str:
     """SIGTERM, then the exit must be clean: 0 and no traceback. Returns stderr."""
@@ -39,39 +37,50 @@ def looping(video: Path, port: int) -> list[str]:
     ]
 
 
+def expected_entities() -> set[tuple[str, str]]:
+    """What a camera running the ImageNet model announces on this machine."""
+    from camapp.governor.sensors import Sensors
+
+    entities = {("sensor", e) for e in ("label", "score", "classification_rate", "cpu", "power")}
+    if Sensors().temperature().value is not None:  # left out on a board without a sensor
+        entities.add(("sensor", "temperature"))
+    entities |= {("binary_sensor", "source_problem"), ("switch", "paused"), ("image", "snapshot")}
+    return entities | {("number", "threshold"), ("number", "cpu_budget"), ("select", "model")}
+
+
 def test_discovery_configs_are_retained_reannounced_and_removable(
     broker, subscriber_factory, model_dir: Path, photos_clip
 ) -> None:
     video, _ = photos_clip
+    expected = expected_entities()
     proc = start_camapp(looping(video, broker.port), model_dir)
     try:
         watch = subscriber_factory(broker.port, ["camapp/porch/classification"])
         watch.wait_for(lambda: len(watch.messages) >= 1)
-        late = subscriber_factory(broker.port, ["homeassistant/sensor/#"])
-        late.wait_for(lambda: len(late.messages) == len(ENTITIES))
+        late = subscriber_factory(broker.port, ["homeassistant/+/camapp-porch/+/config"])
+        late.wait_for(lambda: len(late.messages) == len(expected))
         configs = {m.topic: json.loads(m.payload) for m in late.messages}
         assert all(m.retain for m in late.messages)
-        assert set(configs) == {f"homeassistant/sensor/camapp-porch/{e}/config" for e in ENTITIES}
-        assert len({c["unique_id"] for c in configs.values()}) == len(ENTITIES)
+        assert {tuple(t.split("/")[1:4:2]) for t in configs} == expected
+        assert len({c["unique_id"] for c in configs.values()}) == len(expected)
         for config in configs.values():
             assert config["availability_topic"] == "camapp/porch/availability"
-            assert config["state_topic"] in ("camapp/porch/state", "camapp/porch/stats")
-            assert config["value_template"].startswith("{{ value_json.")
+            assert config["qos"] == 1  # Home Assistant subscribes as camapp publishes
             device = config["device"]
             assert device["identifiers"] == ["camapp-porch"]
             assert {"name", "model", "sw_version", "manufacturer"} <= set(device)
             assert config["origin"]["name"] == "camapp"
-        diagnostics = {
-            c["value_template"].split(".")[1].split()[0]
-            for c in configs.values()
-            if c.get("entity_category") == "diagnostic"
-        }
-        assert diagnostics == {"fps_classified", "cpu_pct", "temp_c", "power_w"}
+        label = configs["homeassistant/sensor/camapp-porch/label/config"]
+        assert "options" not in label  # 1001 classes: a plain sensor, not an enum
+        score = configs["homeassistant/sensor/camapp-porch/score/config"]
+        assert "state_class" not in score  # no long-term statistics of a confidence
+        select = configs["homeassistant/select/camapp-porch/model/config"]
+        assert "mobilenet_v2_int8" in select["options"]
 
         # Home Assistant's birth message: every config again.
         late.publish("homeassistant/status", "online")
-        late.wait_for(lambda: len(late.messages) == 2 * len(ENTITIES))
-        assert {m.topic for m in late.messages[len(ENTITIES) :]} == set(configs)
+        late.wait_for(lambda: len(late.messages) == 2 * len(expected))
+        assert {m.topic for m in late.messages[len(expected) :]} == set(configs)
     finally:
         stop(proc)
 

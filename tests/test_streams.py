@@ -129,21 +129,35 @@ def test_camapp_run_classifies_an_rtsp_stream_through_an_outage(
     not OpenCV's or FFmpeg's on every attempt."""
     for name in ("OPENCV_FFMPEG_CAPTURE_OPTIONS", "OPENCV_FFMPEG_LOGLEVEL"):
         monkeypatch.delenv(name, raising=False)  # what the tests set up, camapp must do itself
-    sub = subscriber_factory(broker.port, ["camapp/street/classification"])
-    args = ["run", "--source", rtsp_server.url, "--camera-id", "street"]
+    topic = "camapp/street/classification"
+    sub = subscriber_factory(broker.port, [topic, "camapp/street/source", "camapp/street/state"])
+    args = ["run", "--source", rtsp_server.url, "--camera-id", "street", "--source-timeout", "1"]
     proc = start_camapp([*args, "--mqtt-port", str(broker.port)], model_dir)
     try:
-        sub.wait_for(lambda: len(sub.messages) >= 3)
+        sub.wait_for(lambda: len(sub.on(topic)) >= 3)
         rtsp_server.stop()
-        time.sleep(1.5)
-        before = len(sub.messages)
+        # A dead camera does not look alive: its source says so, and after the timeout
+        # its state is unknown rather than the last label it saw.
+        sub.wait_for(
+            lambda: [m.payload for m in sub.on("camapp/street/source")][-1:] == [b"offline"]
+        )
+        sub.wait_for(
+            lambda: any(b"source offline" in m.payload for m in sub.on("camapp/street/state"))
+        )
+        before = len(sub.on(topic))
         rtsp_server.start()
-        sub.wait_for(lambda: len(sub.messages) >= before + 3)
+        sub.wait_for(lambda: len(sub.on(topic)) >= before + 3)
+        sub.wait_for(
+            lambda: [m.payload for m in sub.on("camapp/street/source")][-1:] == [b"online"]
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
-    messages = [json.loads(m.payload) for m in sub.messages]
+    lost = [json.loads(m.payload) for m in sub.on("camapp/street/state")
+            if b"source offline" in m.payload]  # fmt: skip
+    assert lost[0]["label"] is None and lost[0]["score"] is None
+    messages = [json.loads(m.payload) for m in sub.on(topic)]
     frames = [m["frame"] for m in messages]
     assert frames == sorted(set(frames)), frames
     assert all(m["label"] and 0 < m["score"] <= 1 for m in messages)

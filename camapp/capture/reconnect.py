@@ -33,7 +33,10 @@ class Reconnecting:
         max_delay: float = 30.0,
         prompt_delay: float = 1.0,
         patience: float = 120.0,
+        on_change: Callable[[bool], None] | None = None,
     ) -> None:
+        """`on_change(up)` is called (on the capture thread) when the source drops out and
+        when it is back, so that the camera can say so."""
         self._opener = opener
         self._stop = stop
         self._source: Source | None = first
@@ -42,6 +45,7 @@ class Reconnecting:
         self.name, self.live, self.paced, self.fps = first.name, True, True, first.fps
         self._seq = 0
         self.reconnects = 0
+        self._on_change = on_change
 
     def read(self) -> Frame | None:
         delay = self._min
@@ -52,6 +56,7 @@ class Reconnecting:
                     self._source = self._opener()
                     self.reconnects += 1
                     log.info("source %s is back", self.name)
+                    self._tell(True)
                 frame = self._source.read()
             except SourceError as exc:
                 down_since = down_since or time.monotonic()
@@ -72,7 +77,15 @@ class Reconnecting:
             log.warning("%s; retrying with backoff", exc)
             self._source.close()
             self._source = None
+            self._tell(False)
         self._stop.wait(delay)
+
+    def _tell(self, up: bool) -> None:
+        if self._on_change is not None:
+            try:
+                self._on_change(up)
+            except Exception:  # saying so must never stop the camera
+                log.exception("source %s: reporting its state failed", self.name)
 
     def close(self) -> None:
         if self._source is not None:

@@ -6,11 +6,12 @@ import argparse
 import logging
 from pathlib import Path
 
+from camapp import models
 from camapp.cli.common import EPILOG, Parser, run_config
 from camapp.config import flags
-from camapp.config.load import flag_name, validate_part
+from camapp.config.load import RunConfig, flag_name, validate_part
 from camapp.config.schema import CameraSettings
-from camapp.errors import EXIT_OK, CamappError
+from camapp.errors import EXIT_OK, CamappError, ConfigError
 from camapp.publish import ha
 from camapp.publish.mqtt import MqttPublisher
 
@@ -41,6 +42,16 @@ def _mqtt_keys() -> set[str]:
     return {".".join(flag.path) for flag in flags.flags() if flag.path[0] == "mqtt"}
 
 
+def _labels(config: RunConfig, camera_id: str) -> list[str]:
+    """The classes of the camera's model, whose capture buttons it may have announced; none
+    when the model cannot be read here (the buttons of a trained model then stay)."""
+    camera = next((c for c in config.cameras if c.camera_id == camera_id), config.cameras[0])
+    try:
+        return models.read_labels(models.resolve_model(camera.model), None)
+    except ConfigError:
+        return []
+
+
 def remove(args: argparse.Namespace) -> int:
     """One connection per camera (its own ACL may allow only its own topics)."""
     config = run_config(args)
@@ -51,7 +62,7 @@ def remove(args: argparse.Namespace) -> int:
         # Its own client id: reusing the camera's would disconnect a running camera.
         client_id = f"{config.mqtt.client_id or ha.node_id(camera_id)}-remove"
         publisher = MqttPublisher(config.mqtt, client_id, config.password)
-        ha.remove(publisher, config.app.ha.prefix, camera_id)
+        ha.remove(publisher, config.app.ha.prefix, camera_id, _labels(config, camera_id))
         publisher.start()
         if publisher.close(timeout=10):
             raise CamappError(

@@ -330,6 +330,20 @@ class CameraSettings(Settings):
     threshold: float = setting(
         0.5, "score a classification needs to count towards the state", ge=0, le=1, runtime=True
     )
+    source_timeout: float = setting(
+        60.0,
+        "seconds a live source may be down before the state says unknown",
+        ge=1,
+        le=86400,
+        metavar="S",
+    )
+    area: NonEmpty | None = setting(None, "Home Assistant: the area to suggest for the camera")
+    device_class: NonEmpty | None = setting(
+        None, "Home Assistant: device class of a two-class model's binary sensor (e.g. occupancy)"
+    )
+    on_label: NonEmpty | None = setting(
+        None, "Home Assistant: the class that turns that binary sensor on (default: the second)"
+    )
     picamera: PiCameraSettings = setting(PiCameraSettings, "Pi camera settings")
 
 

@@ -3,7 +3,7 @@
 from camapp.models.info import format_model_info, model_info
 from camapp.models.labels import read_labels
 from camapp.models.manifest import DEFAULT_MODEL, ModelSpec, display_name, load_manifest
-from camapp.models.store import default_model_dir, fetch, resolve_model
+from camapp.models.store import default_model_dir, fetch, fetched, resolve_model
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -11,6 +11,7 @@ __all__ = [
     "default_model_dir",
     "display_name",
     "fetch",
+    "fetched",
     "format_model_info",
     "load_manifest",
     "model_info",

@@ -167,3 +167,9 @@ def resolve_model(
         raise ConfigError(f"model path is not a file: {path}")
     known = ", ".join(sorted(manifest))
     raise ConfigError(f"model file not found: {path} (known model names: {known})")
+
+
+def fetched(model_dir: Path | None = None) -> list[str]:
+    """The names of the known models whose file is in the model directory."""
+    directory = default_model_dir() if model_dir is None else model_dir
+    return [name for name, spec in load_manifest().items() if (directory / spec.file).is_file()]

@@ -1,13 +1,19 @@
-"""Home Assistant MQTT discovery: the camera appears in Home Assistant as a device by itself.
+"""Home Assistant MQTT discovery: each camera appears in Home Assistant as a device.
 
 Each entity's config is published retained on
-`<prefix>/sensor/camapp-<camera_id>/<object>/config` (see docs/mqtt.md), again after every
+`<prefix>/<component>/camapp-<camera_id>/<object>/config` (see docs/mqtt.md), again after every
 connection and whenever Home Assistant announces `online` on `<prefix>/status` (its birth
 message: it has restarted and may have lost non-retained state). Births are coalesced: at
 most one re-announcement is pending, REANNOUNCE_DELAY s after the first birth it answers, so
-a flood of `online` (a loop, a misbehaving client) costs one announcement a second, not six
-messages per birth. An empty retained payload on the same topics removes the entities
+a flood of `online` (a loop, a misbehaving client) costs one announcement a second, not one
+per entity per birth. An empty retained payload on the same topics removes the entities
 (`camapp ha remove`).
+
+What a camera offers depends on its model: the label as a `sensor` (an `enum` with its options
+when the model has few classes), a two-class model also as a `binary_sensor`, a button per
+class to save training frames when the model is one camapp trained, and the controls of its
+`set` topic (pause, threshold, CPU budget, model). Every config carries the configured QoS, so
+Home Assistant subscribes as reliably as camapp publishes.
 """
 
 from __future__ import annotations
@@ -24,47 +30,34 @@ from camapp.publish.topics import Channel
 # Seconds from Home Assistant's birth message to the re-announcement it triggers; the births
 # that arrive meanwhile are answered by that one.
 REANNOUNCE_DELAY = 1.0
+ENUM_MAX = 50  # classes up to which the label is an enum sensor with its options
+DIAGNOSTIC = {"entity_category": "diagnostic"}
+# Every entity object id camapp may announce, by component: what `ha remove` deletes.
+FIXED = {
+    "sensor": ("label", "score", "classification_rate", "cpu", "temperature", "power"),
+    "binary_sensor": ("detected", "source_problem"),
+    "switch": ("paused",),
+    "number": ("threshold", "cpu_budget"),
+    "select": ("model",),
+    "image": ("snapshot",),
+}
 
 
 @dataclass(frozen=True)
-class Entity:
-    object_id: str
-    name: str
-    topic: str  # the camapp topic the value comes from: `state` or `stats`
-    field: str  # the JSON field holding the value
-    extra: tuple[tuple[str, Any], ...] = ()
-    attributes: bool = False  # the whole JSON message also as the entity's attributes
+class Camera:
+    """What a camera's entities are built from."""
 
-
-_DIAGNOSTIC = (("entity_category", "diagnostic"), ("state_class", "measurement"))
-
-# `stats` is published by the governor: fps_classified, cpu_pct, temp_c, power_w, ...
-ENTITIES = (
-    Entity("label", "Label", "state", "label", (("icon", "mdi:cctv"),), attributes=True),
-    Entity("score", "Score", "state", "score", (("state_class", "measurement"),)),
-    Entity(
-        "classification_rate",
-        "Classifications per second",
-        "stats",
-        "fps_classified",
-        (*_DIAGNOSTIC, ("unit_of_measurement", "1/s"), ("icon", "mdi:speedometer")),
-    ),
-    Entity("cpu", "CPU", "stats", "cpu_pct", (*_DIAGNOSTIC, ("unit_of_measurement", "%"))),
-    Entity(
-        "temperature",
-        "Temperature",
-        "stats",
-        "temp_c",
-        (*_DIAGNOSTIC, ("device_class", "temperature"), ("unit_of_measurement", "°C")),
-    ),
-    Entity(
-        "power",
-        "Power",
-        "stats",
-        "power_w",
-        (*_DIAGNOSTIC, ("device_class", "power"), ("unit_of_measurement", "W")),
-    ),
-)
+    channel: Channel
+    qos: int
+    model: str
+    labels: tuple[str, ...]  # one per class the model outputs
+    trained: bool = False  # a model `camapp train` made: buttons to save frames per class
+    models: tuple[str, ...] = ()  # what the model select offers
+    temperature: bool = True  # a temperature sensor exists on this board
+    device_class: str | None = None  # of the binary_sensor of a two-class model
+    on_label: str | None = None  # the class that turns it on (default: the second)
+    area: str | None = None
+    url: str | None = None  # the live view, when camapp serves one
 
 
 def node_id(camera_id: str) -> str:
@@ -72,36 +65,255 @@ def node_id(camera_id: str) -> str:
     return default_client_id(camera_id)
 
 
-def config_topic(prefix: str, camera_id: str, entity: Entity) -> str:
-    return f"{prefix}/sensor/{node_id(camera_id)}/{entity.object_id}/config"
+def config_topic(prefix: str, camera_id: str, component: str, object_id: str) -> str:
+    return f"{prefix}/{component}/{node_id(camera_id)}/{object_id}/config"
 
 
-def discovery_configs(channel: Channel, prefix: str, model: str) -> dict[str, dict[str, Any]]:
+def discovery_configs(camera: Camera, prefix: str) -> dict[str, dict[str, Any]]:
     """Config topic -> config payload for every entity of this camera."""
-    camera_id = channel.camera_id
+    entities = [
+        *_sensors(camera),
+        *_binary_sensors(camera),
+        *_controls(camera),
+        *_buttons(camera),
+        (
+            "image",
+            "snapshot",
+            {
+                "name": "Snapshot",
+                "image_topic": camera.channel.topic("snapshot"),
+                "content_type": "image/jpeg",
+            },
+        ),
+    ]
+    return {
+        config_topic(prefix, camera.channel.camera_id, component, object_id): {
+            **_common(camera, object_id),
+            **config,
+        }
+        for component, object_id, config in entities
+    }
+
+
+def _common(camera: Camera, object_id: str) -> dict[str, Any]:
+    camera_id = camera.channel.camera_id
     device = {
         "identifiers": [node_id(camera_id)],
         "name": f"camapp {camera_id}",
-        "model": f"camapp smart camera ({model})",
+        "model": f"camapp smart camera ({camera.model})",
         "manufacturer": "camapp",
         "sw_version": __version__,
     }
-    configs = {}
-    for entity in ENTITIES:
-        state_topic = channel.topic(entity.topic)
-        configs[config_topic(prefix, camera_id, entity)] = {
-            "name": entity.name,
-            "unique_id": f"{node_id(camera_id)}_{entity.object_id}",
-            "state_topic": state_topic,
-            # `default(none)`: a missing or null field (no temperature sensor) is "unknown".
-            "value_template": f"{{{{ value_json.{entity.field} | default(none) }}}}",
-            **_availability(channel),
-            "device": device,
-            "origin": {"name": "camapp", "sw_version": __version__},
-            **({"json_attributes_topic": state_topic} if entity.attributes else {}),
-            **dict(entity.extra),
+    if camera.area:
+        device["suggested_area"] = camera.area
+    if camera.url:
+        device["configuration_url"] = camera.url
+    return {
+        "unique_id": f"{node_id(camera_id)}_{object_id}",
+        "device": device,
+        "origin": {"name": "camapp", "sw_version": __version__},
+        "qos": camera.qos,
+        **_availability(camera.channel),
+    }
+
+
+Entity = tuple[str, str, dict[str, Any]]  # component, object id, its own config
+
+
+def _sensors(camera: Camera) -> list[Entity]:
+    state, stats = camera.channel.topic("state"), camera.channel.topic("stats")
+    # A null label is `none` (nothing at the threshold), or `unknown` once the source has
+    # been lost for a while (camapp then says why).
+    label = (
+        "{% if value_json.label is not none %}{{ value_json.label }}"
+        "{% elif value_json.get('reason') %}unknown{% else %}none{% endif %}"
+    )
+    label_config: dict[str, Any] = {
+        "name": "Label",
+        "state_topic": state,
+        "icon": "mdi:cctv",
+        "value_template": label,
+    }
+    if len(camera.labels) <= ENUM_MAX:
+        label_config |= {"device_class": "enum", "options": [*camera.labels, "none"]}
+    score = "{{ value_json.score if value_json.score is not none else 'unknown' }}"
+    entities: list[Entity] = [
+        ("sensor", "label", label_config),
+        # A confidence of whichever label is in force: no long-term statistics of it.
+        (
+            "sensor",
+            "score",
+            {"name": "Score", "state_topic": state, "value_template": score, **DIAGNOSTIC},
+        ),
+        (
+            "sensor",
+            "classification_rate",
+            _stat(
+                "Classifications per second",
+                stats,
+                "fps_classified",
+                unit_of_measurement="1/s",
+                icon="mdi:speedometer",
+            ),
+        ),
+        ("sensor", "cpu", _stat("CPU", stats, "cpu_pct", unit_of_measurement="%")),
+        (
+            "sensor",
+            "power",
+            _stat("Power", stats, "power_w", device_class="power", unit_of_measurement="W"),
+        ),
+    ]
+    if camera.temperature:  # a board without a sensor would show `unknown` for ever
+        entities.append(
+            (
+                "sensor",
+                "temperature",
+                _stat(
+                    "Temperature",
+                    stats,
+                    "temp_c",
+                    device_class="temperature",
+                    unit_of_measurement="°C",
+                ),
+            )
+        )
+    return entities
+
+
+def _stat(name: str, topic: str, key: str, **extra: Any) -> dict[str, Any]:
+    template = f"{{{{ value_json.{key} if value_json.{key} is not none else 'unknown' }}}}"
+    return {
+        "name": name,
+        "state_topic": topic,
+        "value_template": template,
+        "state_class": "measurement",
+        **DIAGNOSTIC,
+        **extra,
+    }
+
+
+def _binary_sensors(camera: Camera) -> list[Entity]:
+    topic = camera.channel.topic("source")
+    entities: list[Entity] = [
+        (
+            "binary_sensor",
+            "source_problem",
+            {
+                "name": "Source problem",
+                "state_topic": topic,
+                "payload_on": "offline",
+                "payload_off": "online",
+                "device_class": "problem",
+                **DIAGNOSTIC,
+            },
+        ),
+    ]
+    if len(camera.labels) == 2:
+        on = camera.on_label or camera.labels[1]
+        template = f"{{{{ 'ON' if value_json.label == {on!r} else 'OFF' }}}}"
+        config = {
+            "name": on.capitalize(),
+            "state_topic": camera.channel.topic("state"),
+            "value_template": template,
         }
-    return configs
+        if camera.device_class:
+            config["device_class"] = camera.device_class
+        entities.append(("binary_sensor", "detected", config))
+    return entities
+
+
+def _controls(camera: Camera) -> list[Entity]:
+    """The `set` topic's controls; their state is the retained `config`."""
+    command, config = camera.channel.topic("set"), camera.channel.topic("config")
+    base = {"command_topic": command, "state_topic": config}
+    budget = "{{ value_json.cpu_budget if value_json.cpu_budget is not none else 100 }}"
+    entities: list[Entity] = [
+        (
+            "switch",
+            "paused",
+            {
+                **base,
+                "name": "Paused",
+                "icon": "mdi:pause",
+                "payload_on": '{"paused": true}',
+                "payload_off": '{"paused": false}',
+                "state_on": "ON",
+                "state_off": "OFF",
+                "value_template": "{{ 'ON' if value_json.paused else 'OFF' }}",
+            },
+        ),
+        (
+            "number",
+            "threshold",
+            {
+                **base,
+                "name": "Threshold",
+                "min": 0,
+                "max": 1,
+                "step": 0.05,
+                "command_template": '{"threshold": {{ value }}}',
+                "value_template": "{{ value_json.threshold }}",
+                "entity_category": "config",
+            },
+        ),
+        (
+            "number",
+            "cpu_budget",
+            {
+                **base,
+                "name": "CPU budget",
+                "min": 1,
+                "max": 100,
+                "step": 1,
+                "unit_of_measurement": "%",
+                "command_template": '{"cpu_budget": {{ value }}}',
+                "value_template": budget,
+                "entity_category": "config",
+            },
+        ),
+    ]
+    options = list(dict.fromkeys((camera.model, *camera.models)))
+    entities.append(
+        (
+            "select",
+            "model",
+            {
+                **base,
+                "name": "Model",
+                "options": options,
+                "command_template": '{"model": "{{ value }}"}',
+                "value_template": "{{ value_json.model }}",
+                "entity_category": "config",
+            },
+        )
+    )
+    return entities
+
+
+def _buttons(camera: Camera) -> list[Entity]:
+    """Save a training frame of each class: for models camapp trained, whose classes are the
+    user's own."""
+    if not camera.trained:
+        return []
+    command = camera.channel.topic("set")
+    return [
+        (
+            "button",
+            f"capture_{_slug(label)}",
+            {
+                "name": f"Capture {label}",
+                "command_topic": command,
+                "payload_press": dumps({"capture": label}),
+                "icon": "mdi:camera-plus",
+                "entity_category": "config",
+            },
+        )
+        for label in camera.labels
+    ]
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in label.lower())[:40]
 
 
 def _availability(channel: Channel) -> dict[str, Any]:
@@ -125,12 +337,12 @@ class Discovery:
     """Announces this camera's entities: register `announce` with the publisher's
     `on_connected`, and `on_status` for `<prefix>/status` (Home Assistant's birth message)."""
 
-    def __init__(self, channel: Channel, settings: HaSettings, model: str) -> None:
-        self._publisher = channel.publisher
+    def __init__(self, camera: Camera, settings: HaSettings) -> None:
+        self._publisher = camera.channel.publisher
         self.status_topic = f"{settings.prefix}/status"
         self._configs = {
             topic: dumps(config)
-            for topic, config in discovery_configs(channel, settings.prefix, model).items()
+            for topic, config in discovery_configs(camera, settings.prefix).items()
         }
         self._lock = threading.Lock()
         self._pending = False  # a re-announcement is scheduled
@@ -157,7 +369,12 @@ class Discovery:
         self.announce()
 
 
-def remove(publisher: MqttPublisher, prefix: str, camera_id: str) -> None:
-    """Queue the empty retained payloads that delete a camera's entities."""
-    for entity in ENTITIES:
-        publisher.publish(config_topic(prefix, camera_id, entity), b"", retain=True)
+def remove(publisher: MqttPublisher, prefix: str, camera_id: str, labels: list[str]) -> None:
+    """Queue the empty retained payloads that delete a camera's entities: every entity camapp
+    may announce, and a capture button for each of `labels`."""
+    for component, object_ids in FIXED.items():
+        for object_id in object_ids:
+            publisher.publish(config_topic(prefix, camera_id, component, object_id), b"", True)
+    for label in labels:
+        topic = config_topic(prefix, camera_id, "button", f"capture_{_slug(label)}")
+        publisher.publish(topic, b"", retain=True)

@@ -55,6 +55,18 @@ class StateSink:
                 self._payload = dumps(state)
                 self._publisher.publish("state", self._payload, retain=True)
 
+    def lost(self, since: float) -> None:
+        """The source has been down too long to trust the last state: publish `unknown`
+        (label null, with the reason), from the source watch's timer; the next classified
+        frames publish a state afresh."""
+        state = {"label": None, "score": None, "since": round(since, 3),
+                 "reason": "source offline"}  # fmt: skip
+        with self._lock:
+            self._payload = dumps(state)
+            self._publisher.publish("state", self._payload, retain=True)
+            self._label = _UNSET  # one reference swapped: the workers see it at the next frame
+            self._run_length = 0
+
     def republish(self) -> None:
         with self._lock:
             if self._payload is not None:

@@ -1,0 +1,57 @@
+"""What Home Assistant is told about a camera, by the model it runs."""
+
+from __future__ import annotations
+
+import json
+
+from camapp.config.schema import MqttSettings
+from camapp.publish import ha
+from camapp.publish.mqtt import MqttPublisher
+from camapp.publish.topics import Channel
+
+
+def camera(labels: tuple[str, ...], **options: object) -> dict[str, dict]:
+    publisher = MqttPublisher(MqttSettings(), "camapp-garage")  # never started
+    channel = Channel(publisher, "camapp", "garage", ("camapp/garage/availability",))
+    described = ha.Camera(channel, 2, "occupancy", labels, **options)  # type: ignore[arg-type]
+    return {
+        topic.split("/", 2)[2].removeprefix("camapp-garage/").removesuffix("/config"): config
+        for topic, config in ha.discovery_configs(described, "homeassistant").items()
+    }
+
+
+def test_a_two_class_model_is_a_binary_sensor_and_an_enum() -> None:
+    configs = camera(("closed", "open"), trained=True, device_class="garage_door", area="Garage")
+    detected = configs["detected"]
+    assert detected["device_class"] == "garage_door" and detected["name"] == "Open"
+    assert "'ON' if value_json.label == 'open'" in detected["value_template"]
+    label = configs["label"]
+    assert label["device_class"] == "enum" and label["options"] == ["closed", "open", "none"]
+    # A trained model's classes are the user's own: a button saves a frame of each.
+    press = {
+        k: json.loads(c["payload_press"]) for k, c in configs.items() if k.startswith("capture_")
+    }
+    assert press == {"capture_closed": {"capture": "closed"}, "capture_open": {"capture": "open"}}
+    assert all(
+        c["qos"] == 2 and c["device"]["suggested_area"] == "Garage" for c in configs.values()
+    )
+
+
+def test_the_on_label_can_be_chosen_and_imagenet_gets_no_buttons() -> None:
+    configs = camera(("person", "empty"), on_label="person")
+    assert "== 'person'" in configs["detected"]["value_template"]
+    assert not any(key.startswith("capture_") for key in configs)  # not a trained model
+    many = camera(tuple(f"class {n}" for n in range(1001)), temperature=False)
+    assert "detected" not in many and "options" not in many["label"]
+    assert "temperature" not in many  # no sensor on this board: no entity stuck at unknown
+
+
+def test_controls_send_what_the_set_topic_takes() -> None:
+    configs = camera(("closed", "open"), models=("mobilenet_v2_int8",))
+    paused = configs["paused"]
+    assert json.loads(paused["payload_on"]) == {"paused": True}
+    assert paused["command_topic"] == "camapp/garage/set"
+    assert paused["state_topic"] == "camapp/garage/config"
+    assert configs["threshold"]["command_template"] == '{"threshold": {{ value }}}'
+    assert configs["model"]["options"] == ["occupancy", "mobilenet_v2_int8"]
+    assert configs["snapshot"]["image_topic"] == "camapp/garage/snapshot"
