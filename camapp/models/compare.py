@@ -1,0 +1,433 @@
+"""`camapp model compare`: the figures a model is chosen by, measured on this device.
+
+For each model: file size, parameters and MACs counted from its graph, the median invoke time
+at 1..cores interpreter threads, classifications/s through the real pipeline (one camera,
+one worker per core, every frame classified), top-1 agreement with a reference model of the
+same label set, and top-1 accuracy on labelled images (a folder per class).
+
+Frames are decoded once and shrunk to just cover the largest model input, as a Pi camera's
+lores stream hands them over, so decoding is out of every figure and each model sees the
+same pixels through its own preprocessing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from camapp.capture.base import Frame
+from camapp.config.schema import default_workers
+from camapp.errors import ConfigError
+from camapp.inference import loader
+from camapp.inference.classifier import Classifier
+from camapp.models import measured
+from camapp.models.manifest import display_name, load_manifest
+from camapp.models.store import _file_sha256, default_model_dir
+from camapp.runtime.camera import CameraPlan, Result
+from camapp.runtime.controls import Controls
+from camapp.runtime.pipeline import Pipeline
+from camapp.tflite import graph
+from camapp.tflite.calibration import read_frames, shrink
+
+MAX_FRAMES = 500  # ~130 MB of frames shrunk to cover 224 px; enough to rank models by
+Progress = Callable[[str, int, int], None]  # (what is being done, steps done, steps in all)
+
+
+@dataclass(frozen=True)
+class Data:
+    """What the models are run on."""
+
+    frames: list[np.ndarray]  # RGB, shrunk to cover the largest model input
+    truth: list[str | None]  # the class folder of a --dataset image; None when unlabelled
+    summary: str  # "12 images, 200 video frames"
+
+
+@dataclass
+class Row:
+    """One model's figures."""
+
+    name: str
+    path: Path
+    labels_set: str | None  # the manifest's, for a known model
+    bytes: int
+    params: int | None
+    macs: int | None
+    input_size: tuple[int, int]  # (height, width)
+    latency_ms: dict[int, float]  # median invoke time by interpreter threads
+    per_s: float  # classifications/s through the pipeline
+    workers: int
+    top1: list[str] = field(repr=False)  # the top-1 label of each frame
+    labels: frozenset[str] = field(repr=False)
+    agreement: float | None = None  # with the reference; None: another label set
+    accuracy: float | None = None  # None: no frame of a class this model knows
+    scored: int = 0  # labelled frames whose class this model knows
+
+
+def load_data(
+    images: Sequence[Path] = (),
+    datasets: Sequence[Path] = (),
+    videos: Sequence[Path] = (),
+    per_video: int = 100,
+    cover: int = 224,
+) -> Data:
+    """Frames from image folders, labelled datasets (a folder per class) and videos (`per_video`
+    evenly spaced frames each), at most MAX_FRAMES in all."""
+    if not 1 <= per_video <= MAX_FRAMES:
+        raise ConfigError(f"--frames must be 1 to {MAX_FRAMES}, not {per_video}")
+    frames: list[np.ndarray] = []
+    truth: list[str | None] = []
+    counts = dict.fromkeys(("images", "labelled images", "video frames"), 0)
+    for folder in images:
+        if not Path(folder).is_dir():
+            raise ConfigError(f"--images: not a directory: {str(folder)[:100]}")
+        found = read_frames(folder, MAX_FRAMES, cover=cover)
+        frames += found
+        truth += [None] * len(found)
+        counts["images"] += len(found)
+        _check_count(len(frames))
+    for root in datasets:
+        for image, label in _labelled(Path(root), cover):
+            frames.append(image)
+            truth.append(label)
+            counts["labelled images"] += 1
+        _check_count(len(frames))
+    for video in videos:
+        if not Path(video).is_file():
+            raise ConfigError(f"--video: file not found: {str(video)[:100]}")
+        found = read_frames(video, per_video, cover=cover)
+        frames += found
+        truth += [None] * len(found)
+        counts["video frames"] += len(found)
+        _check_count(len(frames))
+    if not frames:
+        raise ConfigError("nothing to compare on: give --images DIR, --dataset DIR or --video FILE")
+    summary = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+    return Data(frames, truth, summary)
+
+
+def _labelled(root: Path, cover: int) -> list[tuple[np.ndarray, str]]:
+    """A dataset's images (RGB, shrunk) with their class folder's name."""
+    import cv2
+
+    from camapp.training.dataset import load_image, scan
+
+    samples = scan(root)
+    if not samples:
+        raise ConfigError(f"--dataset {str(root)[:100]}: no images in class folders")
+    _check_count(len(samples))
+    found = []
+    for sample in samples:
+        image = load_image(sample.path)
+        if image is None:
+            raise ConfigError(f"cannot read image {str(sample.path)[:100]}")
+        found.append((cv2.cvtColor(shrink(image, cover), cv2.COLOR_BGR2RGB), sample.label))
+    return found
+
+
+def _check_count(count: int) -> None:
+    if count > MAX_FRAMES:
+        raise ConfigError(f"{count} frames to compare on: at most {MAX_FRAMES} (use fewer)")
+
+
+def default_models(model_dir: Path | None = None) -> list[Path]:
+    """Every fetched model of the manifest that runs on the CPU, in manifest order."""
+    model_dir = default_model_dir() if model_dir is None else model_dir
+    found = [
+        model_dir / spec.file
+        for spec in load_manifest().values()
+        if spec.delegate is None and (model_dir / spec.file).is_file()
+    ]
+    if not found:
+        raise ConfigError(
+            f"no models fetched in {str(model_dir)[:100]}: run `camapp model fetch --all`, "
+            "or name model files"
+        )
+    return found
+
+
+# --- measuring one model ---------------------------------------------------------------------
+
+
+class _Replay:
+    """The frames, from memory, as fast as they are taken: every frame once, then again until
+    `seconds` have passed since the first read, so a fast model is timed long enough."""
+
+    name = "compare"
+    live = False
+    paced = False
+    fps = 0.0
+
+    def __init__(self, frames: list[np.ndarray], seconds: float) -> None:
+        self._frames, self._seconds = frames, seconds
+        self._seq, self._until = 0, 0.0
+
+    def read(self) -> Frame | None:
+        now = time.monotonic()
+        if self._seq == 0:
+            self._until = now + self._seconds
+        elif self._seq >= len(self._frames) and now >= self._until:
+            return None
+        image = self._frames[self._seq % len(self._frames)]
+        frame = Frame(self._seq, time.time(), image, now)
+        self._seq += 1
+        return frame
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class _FirstPass:
+    """A sink keeping the top-1 label of each frame's first pass."""
+
+    def __init__(self, count: int) -> None:
+        self.top1 = [""] * count
+
+    def send(self, result: Result) -> None:
+        if result.frame < len(self.top1):
+            self.top1[result.frame] = result.classification.top_k[0].label
+
+
+def _classifier(path: Path, threads: int) -> Classifier:
+    return loader.load(loader.plan(str(path), threads=threads, top_k=1))
+
+
+def latency(path: Path, frames: list[np.ndarray], threads: int, repeats: int) -> float:
+    """Median invoke time (ms) at `threads` interpreter threads, after one warm-up invoke."""
+    classifier = _classifier(path, threads)
+    times = [
+        classifier.classify(image).inference_ms
+        for image in itertools.islice(itertools.cycle(frames), repeats + 1)
+    ]
+    return statistics.median(times[1:])
+
+
+def throughput(
+    path: Path, frames: list[np.ndarray], workers: int, seconds: float
+) -> tuple[float, list[str]]:
+    """Classifications/s of a one-camera pipeline with `workers` workers (one interpreter
+    thread each) classifying every frame, and the top-1 label of each frame."""
+    pipeline = Pipeline()
+    pool = pipeline.add_pool([_classifier(path, 1) for _ in range(workers)])
+    sink = _FirstPass(len(frames))
+    source = _Replay(frames, seconds)
+    pipeline.add_camera(CameraPlan("compare"), source, [sink], Controls(), pool, drop=False)
+    report = pipeline.run()
+    if report.errors:
+        raise report.errors[0]
+    classified = report.cameras["compare"].classified
+    return classified / max(report.elapsed_s, 1e-9), sink.top1
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long and how hard to measure."""
+
+    threads: tuple[int, ...] = field(default_factory=lambda: tuple(range(1, _cores() + 1)))
+    workers: int = field(default_factory=default_workers)
+    seconds: float = 3.0  # least time of each pipeline run
+    repeats: int = 20  # timed invokes per thread count
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1
+
+
+def measure(path: Path, data: Data, plan: Plan, step: Callable[[str], None]) -> Row:
+    """Every figure of one model but those against the reference."""
+    name = display_name(path)
+    labels = loader.plan(str(path)).labels
+    contract = graph.check_classifier(path, labels)  # a model that is none fails here, first
+    info = graph.describe(path)
+    spec = load_manifest().get(name)
+    times = {}
+    for threads in plan.threads:
+        step(f"{name}: latency at {threads} thread{'s' if threads > 1 else ''}")
+        times[threads] = latency(path, data.frames, threads, plan.repeats)
+    step(f"{name}: pipeline, {plan.workers} workers")
+    per_s, top1 = throughput(path, data.frames, plan.workers, plan.seconds)
+    return Row(
+        name=name,
+        path=path,
+        labels_set=spec.labels_set if spec is not None else None,
+        bytes=path.stat().st_size,
+        params=info.params,
+        macs=info.macs,
+        input_size=contract.input_size,
+        latency_ms=times,
+        per_s=per_s,
+        workers=plan.workers,
+        top1=top1,
+        labels=frozenset(labels),
+    )
+
+
+# --- against the reference and the truth -----------------------------------------------------
+
+
+def _names(label: str) -> set[str]:
+    """The names a class folder may give a label by: the whole label, each comma-separated
+    synonym (ImageNet: "hotdog, hot dog, red hot") and either side of a parenthesis
+    (iNaturalist: "Athene cunicularia (Burrowing Owl)"); any case, `_` for a space."""
+    parts = {label, *label.split(",")}
+    if label.endswith(")") and "(" in label:
+        before, _, inside = label[:-1].rpartition("(")
+        parts |= {before, inside}
+    return {_key(p) for p in parts if p.strip()}
+
+
+def _key(name: str) -> str:
+    return " ".join(name.replace("_", " ").lower().split())
+
+
+def score(row: Row, reference: Row, truth: Sequence[str | None]) -> None:
+    """Set a row's agreement with the reference (models answering in the same classes only)
+    and its accuracy on the frames whose class folder names one of its labels."""
+    if row.labels == reference.labels:
+        same = sum(a == b for a, b in zip(row.top1, reference.top1, strict=True))
+        row.agreement = same / len(row.top1)
+    known = set().union(*map(_names, row.labels))
+    scored = [(_key(t), top) for t, top in zip(truth, row.top1, strict=True) if t is not None]
+    scored = [(t, top) for t, top in scored if t in known]
+    row.scored = len(scored)
+    if scored:
+        row.accuracy = sum(t in _names(top) for t, top in scored) / len(scored)
+
+
+def compare(
+    paths: Sequence[Path],
+    reference: Path,
+    data: Data,
+    plan: Plan | None = None,
+    progress: Progress | None = None,
+) -> list[Row]:
+    """Measure every model (the reference first, once) and score it against the reference."""
+    plan = plan or Plan()
+    ordered = list(dict.fromkeys([Path(reference), *map(Path, paths)]))
+    total, done = len(ordered) * (len(plan.threads) + 1), 0
+
+    def step(what: str) -> None:
+        nonlocal done
+        if progress:
+            progress(what, done, total)
+        done += 1
+
+    rows = [measure(path, data, plan, step) for path in ordered]
+    if progress:
+        progress("done", total, total)
+    for row in rows:
+        score(row, rows[0], data.truth)
+    return rows
+
+
+def remember(rows: Sequence[Row], model_dir: Path | None = None) -> Path | None:
+    """Keep each model's latency and rate beside the fetched models for `camapp model list`."""
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    found = {
+        _file_sha256(row.path): measured.Measurement(
+            row.name,
+            {threads: round(ms, 2) for threads, ms in row.latency_ms.items()},
+            round(row.per_s, 2),
+            row.workers,
+            when,
+        )
+        for row in rows
+    }
+    return measured.record(default_model_dir() if model_dir is None else model_dir, found)
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def _millions(value: int | None) -> str:
+    return "—" if value is None else f"{value / 1e6:.2f}"
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def markdown(rows: Sequence[Row], data: Data) -> str:
+    """The comparison as a Markdown table, the reference first."""
+    threads = sorted(rows[0].latency_ms)
+    reference = rows[0]
+    head = [
+        "model",
+        "label set",
+        "input",
+        "MiB",
+        "params M",
+        "MACs M",
+        *(f"p50 ms {t} thr" for t in threads),
+        f"classif./s ({reference.workers} workers)",
+        f"agreement with {reference.name}",
+        "accuracy",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for row in rows:
+        accuracy = f"{_share(row.accuracy)} of {row.scored}" if row.scored else "—"
+        agreement = "reference" if row is reference else _share(row.agreement)
+        cells = [
+            row.name,
+            row.labels_set or "—",
+            "x".join(map(str, row.input_size)),
+            f"{row.bytes / 2**20:.2f}",
+            _millions(row.params),
+            _millions(row.macs),
+            *(f"{row.latency_ms[t]:.2f}" for t in threads),
+            f"{row.per_s:.1f}",
+            agreement,
+            accuracy,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"On {data.summary}, {_cores()} cores. Agreement: share of frames given the same top-1 "
+        "class as the reference (models of its label set only). Accuracy: top-1 on the "
+        "labelled frames whose class the model knows.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def chart(rows: Sequence[Row], path: Path) -> Path | None:
+    """Accuracy (or, without labelled frames, agreement) against one-thread latency, one point
+    per model; None when matplotlib (the `bench` extra) is missing or nothing can be drawn."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    use_accuracy = any(row.accuracy is not None for row in rows)
+    points = [
+        (row.latency_ms[min(row.latency_ms)], row.accuracy if use_accuracy else row.agreement, row)
+        for row in rows
+    ]
+    points = [(x, y, row) for x, y, row in points if y is not None]
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for x, y, row in points:
+        ax.scatter(x, 100 * y, s=20 + row.bytes / 2**16, alpha=0.7)
+        ax.annotate(row.name, (x, 100 * y), textcoords="offset points", xytext=(5, 5))
+    what = "top-1 accuracy" if use_accuracy else f"top-1 agreement with {rows[0].name}"
+    ax.set_xlabel(f"median invoke time, ms ({min(rows[0].latency_ms)} thread)")
+    ax.set_ylabel(f"{what}, %")
+    ax.set_title("camapp model compare (point size: file size)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=100)
+    except OSError as exc:
+        raise ConfigError(f"cannot write chart {str(path)[:100]}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+    return path
