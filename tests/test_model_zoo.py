@@ -151,7 +151,8 @@ def test_compare_measures_and_scores_each_model(zoo_dir: Path, data: zoo.Data) -
     for row in rows:
         # The pipeline's first pass gives each frame the label a lone classifier gives it.
         classifier = loader.load_file(row.path, top_k=1)
-        assert row.top1 == [classifier.classify(f).top_k[0].label for f in data.frames]
+        best = [classifier.classify(f).top_k[0] for f in data.frames]
+        assert (row.top1, row.scores) == ([b.label for b in best], [b.score for b in best])
         info = describe(row.path)
         assert (row.params, row.macs) == (info.params, info.macs)
         assert row.bytes == row.path.stat().st_size
@@ -161,6 +162,11 @@ def test_compare_measures_and_scores_each_model(zoo_dir: Path, data: zoo.Data) -
     assert top.agreement == 1.0 and bird.agreement is None
     same = sum(a == b for a, b in zip(small.top1, top.top1, strict=True))
     assert small.agreement == same / len(data.frames)
+    sure = [i for i, score in enumerate(top.scores) if score >= zoo.SURE]
+    assert (top.sure, top.sure_agreement) == (len(sure), 1.0) and 0 < len(sure) < len(top.scores)
+    kept = sum(small.top1[i] == top.top1[i] for i in sure)
+    assert (small.sure, small.sure_agreement) == (len(sure), kept / len(sure))
+    assert (bird.sure, bird.sure_agreement) == (0, None)
     assert top.input_size == (224, 224) and small.input_size == (128, 128)
     # The README's answers: the int8 model knows the four ImageNet photos, the bird model
     # the owl; neither is scored on a class it lacks.
@@ -169,7 +175,8 @@ def test_compare_measures_and_scores_each_model(zoo_dir: Path, data: zoo.Data) -
     assert small.scored == 4 and small.accuracy is not None
     table = zoo.markdown(rows, data)
     assert "| mobilenet_v2_int8 | imagenet | 224x224 | 3.88 | 3.49 | 300.78 |" in table
-    assert "| reference | 100.0% of 4 |" in table and "| — | 100.0% of 1 |" in table
+    assert f"| reference | 100.0% of {len(sure)} | 100.0% of 4 |" in table
+    assert "| — | — | 100.0% of 1 |" in table
     chart = zoo.chart(rows, zoo_dir.parent / "compare.png")
     assert chart is not None and chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     kept = zoo.remember(rows, zoo_dir)
@@ -188,9 +195,8 @@ def test_compare_command(zoo_dir: Path, dataset: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("| model | label set | input | MiB | params M | MACs M | p50 ms 1")
-    assert (
-        lines[2].startswith("| mobilenet_v2_int8 |") and "| reference | 100.0% of 4 |" in lines[2]
-    )
+    assert lines[2].startswith("| mobilenet_v2_int8 |")
+    assert re.search(r"\| reference \| 100\.0% of \d+ \| 100\.0% of 4 \|$", lines[2])
     assert lines[3].startswith("| mobilenet_v1_0.25_128 | imagenet | 128x128 | 0.50 | 0.47 |")
     assert "On 5 labelled images, 3 video frames" in proc.stdout
     bar = [line for line in proc.stderr.splitlines() if line.startswith("camapp model compare: [")]

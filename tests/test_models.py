@@ -232,7 +232,7 @@ def test_fetch_with_a_tampered_labels_file_leaves_nothing(tmp_path: Path) -> Non
     shutil.copyfile(BIRD, mirror / BIRD.name)
     # One extra line would shift every label by one: the sha256 catches it.
     (mirror / BIRD_LABELS.name).write_text(BIRD_LABELS.read_text() + "extra\n")
-    with pytest.raises(ConfigError, match="sha256 mismatch for inat_bird_labels.txt"):
+    with pytest.raises(ConfigError, match=r"sha256 mismatch for inat_bird_labels\.txt"):
         fetch("mobilenet_v2_inat_bird", dest, mirror)
     assert list(dest.iterdir()) == []
 

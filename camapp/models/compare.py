@@ -38,6 +38,9 @@ from camapp.tflite import graph
 from camapp.tflite.calibration import read_frames, shrink
 
 MAX_FRAMES = 500  # ~130 MB of frames shrunk to cover 224 px; enough to rank models by
+# A top score the app's state counts: agreement on the frames the reference is this sure of
+# is what a swap of models changes for a user (unsure frames flip between near ties).
+SURE = 0.5
 Progress = Callable[[str, int, int], None]  # (what is being done, steps done, steps in all)
 
 
@@ -65,8 +68,11 @@ class Row:
     per_s: float  # classifications/s through the pipeline
     workers: int
     top1: list[str] = field(repr=False)  # the top-1 label of each frame
+    scores: list[float] = field(repr=False)  # its score
     labels: frozenset[str] = field(repr=False)
     agreement: float | None = None  # with the reference; None: another label set
+    sure_agreement: float | None = None  # ... on the frames the reference scores SURE or more
+    sure: int = 0  # how many frames those are
     accuracy: float | None = None  # None: no frame of a class this model knows
     scored: int = 0  # labelled frames whose class this model knows
 
@@ -185,14 +191,16 @@ class _Replay:
 
 
 class _FirstPass:
-    """A sink keeping the top-1 label of each frame's first pass."""
+    """A sink keeping the top-1 label and score of each frame's first pass."""
 
     def __init__(self, count: int) -> None:
         self.top1 = [""] * count
+        self.scores = [0.0] * count
 
     def send(self, result: Result) -> None:
         if result.frame < len(self.top1):
-            self.top1[result.frame] = result.classification.top_k[0].label
+            best = result.classification.top_k[0]
+            self.top1[result.frame], self.scores[result.frame] = best.label, best.score
 
 
 def _classifier(path: Path, threads: int) -> Classifier:
@@ -211,9 +219,9 @@ def latency(path: Path, frames: list[np.ndarray], threads: int, repeats: int) ->
 
 def throughput(
     path: Path, frames: list[np.ndarray], workers: int, seconds: float
-) -> tuple[float, list[str]]:
+) -> tuple[float, _FirstPass]:
     """Classifications/s of a one-camera pipeline with `workers` workers (one interpreter
-    thread each) classifying every frame, and the top-1 label of each frame."""
+    thread each) classifying every frame, and the top-1 label and score of each frame."""
     pipeline = Pipeline()
     pool = pipeline.add_pool([_classifier(path, 1) for _ in range(workers)])
     sink = _FirstPass(len(frames))
@@ -223,7 +231,7 @@ def throughput(
     if report.errors:
         raise report.errors[0]
     classified = report.cameras["compare"].classified
-    return classified / max(report.elapsed_s, 1e-9), sink.top1
+    return classified / max(report.elapsed_s, 1e-9), sink
 
 
 @dataclass(frozen=True)
@@ -252,7 +260,7 @@ def measure(path: Path, data: Data, plan: Plan, step: Callable[[str], None]) -> 
         step(f"{name}: latency at {threads} thread{'s' if threads > 1 else ''}")
         times[threads] = latency(path, data.frames, threads, plan.repeats)
     step(f"{name}: pipeline, {plan.workers} workers")
-    per_s, top1 = throughput(path, data.frames, plan.workers, plan.seconds)
+    per_s, first = throughput(path, data.frames, plan.workers, plan.seconds)
     return Row(
         name=name,
         path=path,
@@ -264,7 +272,8 @@ def measure(path: Path, data: Data, plan: Plan, step: Callable[[str], None]) -> 
         latency_ms=times,
         per_s=per_s,
         workers=plan.workers,
-        top1=top1,
+        top1=first.top1,
+        scores=first.scores,
         labels=frozenset(labels),
     )
 
@@ -291,8 +300,11 @@ def score(row: Row, reference: Row, truth: Sequence[str | None]) -> None:
     """Set a row's agreement with the reference (models answering in the same classes only)
     and its accuracy on the frames whose class folder names one of its labels."""
     if row.labels == reference.labels:
-        same = sum(a == b for a, b in zip(row.top1, reference.top1, strict=True))
-        row.agreement = same / len(row.top1)
+        same = [a == b for a, b in zip(row.top1, reference.top1, strict=True)]
+        row.agreement = sum(same) / len(same)
+        sure = [s for s, score in zip(same, reference.scores, strict=True) if score >= SURE]
+        row.sure = len(sure)
+        row.sure_agreement = sum(sure) / len(sure) if sure else None
     known = set().union(*map(_names, row.labels))
     scored = [(_key(t), top) for t, top in zip(truth, row.top1, strict=True) if t is not None]
     scored = [(t, top) for t, top in scored if t in known]
@@ -368,12 +380,14 @@ def markdown(rows: Sequence[Row], data: Data) -> str:
         *(f"p50 ms {t} thr" for t in threads),
         f"classif./s ({reference.workers} workers)",
         f"agreement with {reference.name}",
+        f"where it scores ≥ {SURE}",
         "accuracy",
     ]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for row in rows:
         accuracy = f"{_share(row.accuracy)} of {row.scored}" if row.scored else "—"
         agreement = "reference" if row is reference else _share(row.agreement)
+        sure = f"{_share(row.sure_agreement)} of {row.sure}" if row.sure else "—"
         cells = [
             row.name,
             row.labels_set or "—",
@@ -384,21 +398,24 @@ def markdown(rows: Sequence[Row], data: Data) -> str:
             *(f"{row.latency_ms[t]:.2f}" for t in threads),
             f"{row.per_s:.1f}",
             agreement,
+            sure,
             accuracy,
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
         f"On {data.summary}, {_cores()} cores. Agreement: share of frames given the same top-1 "
-        "class as the reference (models of its label set only). Accuracy: top-1 on the "
-        "labelled frames whose class the model knows.",
+        f"class as the reference (models of its label set only), over all frames and over "
+        f"those the reference scores {SURE} or more. Accuracy: top-1 on the labelled frames "
+        "whose class the model knows.",
     ]
     return "\n".join(lines) + "\n"
 
 
 def chart(rows: Sequence[Row], path: Path) -> Path | None:
-    """Accuracy (or, without labelled frames, agreement) against one-thread latency, one point
-    per model; None when matplotlib (the `bench` extra) is missing or nothing can be drawn."""
+    """Accuracy (with labelled frames) and agreement with the reference against one-thread
+    latency, one marker per model; None when matplotlib (the `bench` extra) is missing or
+    there is nothing to draw."""
     try:
         import matplotlib
 
@@ -406,24 +423,30 @@ def chart(rows: Sequence[Row], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    use_accuracy = any(row.accuracy is not None for row in rows)
-    points = [
-        (row.latency_ms[min(row.latency_ms)], row.accuracy if use_accuracy else row.agreement, row)
-        for row in rows
+    panels = [
+        (what, values)
+        for what, values in (
+            ("top-1 accuracy on the labelled frames", [row.accuracy for row in rows]),
+            (f"top-1 agreement with {rows[0].name}", [row.agreement for row in rows]),
+        )
+        if any(v is not None for v in values)
     ]
-    points = [(x, y, row) for x, y, row in points if y is not None]
-    if not points:
+    if not panels:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for x, y, row in points:
-        ax.scatter(x, 100 * y, s=20 + row.bytes / 2**16, alpha=0.7)
-        ax.annotate(row.name, (x, 100 * y), textcoords="offset points", xytext=(5, 5))
-    what = "top-1 accuracy" if use_accuracy else f"top-1 agreement with {rows[0].name}"
-    ax.set_xlabel(f"median invoke time, ms ({min(rows[0].latency_ms)} thread)")
-    ax.set_ylabel(f"{what}, %")
-    ax.set_title("camapp model compare (point size: file size)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels) + 3, 4.5), squeeze=False)
+    for ax, (what, values) in zip(axes[0], panels, strict=True):
+        for index, (row, value) in enumerate(zip(rows, values, strict=True)):
+            if value is not None:
+                x = row.latency_ms[min(row.latency_ms)]
+                ax.scatter(x, 100 * value, s=30 + row.bytes / 2**15, color=f"C{index}",
+                           label=row.name, alpha=0.8)  # fmt: skip
+        ax.set_xlabel(f"median invoke time, ms ({min(rows[0].latency_ms)} thread)")
+        ax.set_ylabel(f"{what}, %")
+        ax.grid(alpha=0.3)
+    handles = {h.get_label(): h for ax in axes[0] for h in ax.collections}
+    fig.legend(handles.values(), handles.keys(), loc="center right", fontsize="small")
+    fig.suptitle("camapp model compare (marker size: file size)")
+    fig.tight_layout(rect=(0, 0, 1 - 2.8 / fig.get_figwidth(), 1))
     try:
         fig.savefig(path, dpi=100)
     except OSError as exc:
