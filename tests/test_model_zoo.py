@@ -74,6 +74,16 @@ def test_fetch_all_then_list(tmp_path: Path) -> None:
     assert re.search(r"224x224\s+inat-birds\s+—\s+3\.41\s+fetched", rows["mobilenet_v2_inat_bird"])
 
 
+def test_fetch_several_names_or_all_but_not_both(tmp_path: Path) -> None:
+    names = ["mobilenet_v1_0.25_128", "mobilenet_v1_0.5_160"]
+    proc = run_camapp(["model", "fetch", *names, "--mirror", str(SHARED_MODELS)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    files = [models.load_manifest()[n].file for n in names]
+    assert proc.stdout.split() == [str(tmp_path / f) for f in files]
+    proc = run_camapp(["model", "fetch", names[0], "--all"], tmp_path)
+    assert proc.returncode == 2 and "give model names or --all, not both" in proc.stderr
+
+
 def test_list_shows_what_is_not_fetched_and_what_was_measured(tmp_path: Path) -> None:
     models.fetch("mobilenet_v1_0.25_128", tmp_path, mirror=SHARED_MODELS)
     sha = models.load_manifest()["mobilenet_v1_0.25_128"].sha256

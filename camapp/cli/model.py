@@ -19,7 +19,6 @@ from camapp.tflite.quantize import IO_TYPES, dequantize_model, quantize_model
 log = logging.getLogger("camapp")
 
 MAX_SAMPLES = 300  # calibration frames; as many again are held out to judge the result
-CONFIDENT = 0.5  # a top score the app's state counts: agreement there is what matters
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +50,9 @@ def _add_compare(actions: argparse._SubParsersAction) -> None:
         help="size, cost, latency, throughput, agreement and accuracy of models, measured here",
     )
     c.add_argument("models", nargs="*", metavar="MODEL", help="default: every fetched CPU model")
-    c.add_argument("--images", type=Path, action="append", default=[], metavar="DIR")
+    c.add_argument(
+        "--images", type=Path, action="append", default=[], metavar="DIR", help="its images"
+    )
     c.add_argument(
         "--dataset",
         type=Path,
@@ -60,7 +61,9 @@ def _add_compare(actions: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="labelled images, a folder per class named as the label: adds top-1 accuracy",
     )
-    c.add_argument("--video", type=Path, action="append", default=[], metavar="FILE")
+    c.add_argument(
+        "--video", type=Path, action="append", default=[], metavar="FILE", help="--frames of it"
+    )
     c.add_argument("--frames", type=int, default=100, help="frames per video (default 100)")
     c.add_argument(
         "--reference",
@@ -96,6 +99,8 @@ def _add_quantize(actions: argparse._SubParsersAction) -> None:
 
 
 def fetch(args: argparse.Namespace) -> int:
+    if args.all and args.names:
+        raise ConfigError("give model names or --all, not both")
     names = list(models.load_manifest()) if args.all else args.names or [models.DEFAULT_MODEL]
     for name in names:
         path = models.fetch(name, args.dir, args.mirror, progress=lambda m: log.info("%s", m))
@@ -186,7 +191,7 @@ def quantize(args: argparse.Namespace) -> int:
     quantize_model(args.model, calibration.to_samples(calibrate, height), args.out, args.io)
     result = pair.compare(args.model, args.out, held_out)
     try:
-        sure = f"{pair.agreement(args.model, args.out, held_out, min_score=CONFIDENT):.1%}"
+        sure = f"{pair.agreement(args.model, args.out, held_out, min_score=zoo.SURE):.1%}"
     except ConfigError:  # no held-out frame the float model is sure of
         sure = "no such frame"
     print(
@@ -194,7 +199,7 @@ def quantize(args: argparse.Namespace) -> int:
         f"than {args.model.name}; {result.speedup:.2f}x faster ({result.median_ms[0]:.1f} -> "
         f"{result.median_ms[1]:.1f} ms per frame, 1 thread)\n"
         f"top-1 agreement with the float model on {len(held_out)} held-out frames: "
-        f"{result.agreement:.1%}; on those it scores {CONFIDENT} or more: {sure}"
+        f"{result.agreement:.1%}; on those it scores {zoo.SURE} or more: {sure}"
     )
     return EXIT_OK
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from camapp.capture.base import Frame
@@ -120,9 +121,8 @@ def load_data(
 
 
 def _labelled(root: Path, cover: int) -> list[tuple[np.ndarray, str]]:
-    """A dataset's images (RGB, shrunk) with their class folder's name."""
-    import cv2
-
+    """A dataset's images (RGB, shrunk) with their class folder's name; a dataset is laid out
+    as `camapp train` reads one (imported here: the training package is not needed otherwise)."""
     from camapp.training.dataset import load_image, scan
 
     samples = scan(root)
