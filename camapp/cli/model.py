@@ -70,8 +70,16 @@ def _add_compare(actions: argparse._SubParsersAction) -> None:
         metavar="MODEL",
         help=f"agreement is with this (default {models.DEFAULT_MODEL} if compared, else the first)",
     )
-    c.add_argument("--seconds", type=float, default=3.0, help="least time of each pipeline run")
-    c.add_argument("--chart", type=Path, default=Path("model-compare.png"), metavar="PNG")
+    c.add_argument(
+        "--seconds", type=float, default=3.0, help="least time of each pipeline run (default 3)"
+    )
+    c.add_argument(
+        "--chart",
+        type=Path,
+        default=Path("model-compare.png"),
+        metavar="PNG",
+        help="accuracy and agreement against latency (default model-compare.png)",
+    )
     c.set_defaults(handler=compare)
 
 
