@@ -20,7 +20,8 @@ from camapp.models import (
     read_labels,
     resolve_model,
 )
-from camapp.models.manifest import _parse_manifest
+from camapp.models.manifest import _parse_manifest, ladder_models
+from camapp.tflite.graph import describe
 
 # CI runs in a fresh clone with ../shared beside it; never copied into the repo.
 SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
@@ -32,8 +33,25 @@ LABELS = SHARED_MODELS / "imagenet_labels.txt"
 SHAS = {
     "mobilenet_v2_int8": "5d3137241276e79c86d14a74fe43581398ae0e815191d3dba45495b810840e8c",
     "mobilenet_v2_quant": "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776",
+    "mobilenet_v1_0.75_192": "41daeb22fdcf947e0e5ec32373aa9df7c31f3ef45dbd0ef7b5940fbce3c20f6a",
+    "mobilenet_v1_0.5_160": "3cc6d2ca460abd2e0f699a6d0d2550c6b61c6e3b0e27a3616e384ea74cb86f43",
+    "mobilenet_v1_0.25_128": "cb273c23ee76374b05b9583177e28aa19744858a7679c56a250e83d0333da785",
+    "mobilenet_v2_inat_bird": "350fcd8cf1df1560060d464595dfed8b174b05792788052896004848d9ad04f9",
     "mobilenet_v2_edgetpu": "a20b5112542b2e14e46a30c365ba03f25deb1c81b9ea42ec7b7dc2a59620f267",
 }
+# The labels files fetched with a model: (file, sha256) as ../shared/README.md lists them.
+LABEL_FILES = {
+    "mobilenet_v2_inat_bird": (
+        "inat_bird_labels.txt",
+        "a16108dfe3f8daff015b87a97ab6a17e717b9b1bccd719f6d8f747746d7b9277",
+    ),
+    "mobilenet_v2_edgetpu": (
+        "imagenet_labels.txt",
+        "b8aaeb5630c62626a7d124a05c0e14230a7ffdd2136a31d0190a4fb71c1d82f1",
+    ),
+}
+BIRD = SHARED_MODELS / "mobilenet_v2_1.0_224_inat_bird_quant.tflite"
+BIRD_LABELS = SHARED_MODELS / "inat_bird_labels.txt"
 
 
 @pytest.fixture
@@ -44,33 +62,94 @@ def junk(tmp_path: Path) -> Path:
     return path
 
 
-def test_manifest_lists_the_three_models_with_their_shas() -> None:
+def test_manifest_lists_the_zoo_with_their_shas() -> None:
     manifest = load_manifest()
     assert {name: spec.sha256 for name, spec in manifest.items()} == SHAS
     assert DEFAULT_MODEL in manifest
     for spec in manifest.values():
         shared = SHARED_MODELS / spec.file
         assert spec.size == shared.stat().st_size
-        assert spec.input_size == 224
         assert spec.url.startswith("https://github.com/google-coral/")
         assert spec.url.endswith("/" + spec.file)
+        if spec.delegate is None:  # the graph says what the manifest claims
+            info = describe(shared)
+            assert info.inputs[0].shape == (1, spec.input_size, spec.input_size, 3)
+            assert info.inputs[0].dtype == "uint8"  # int8 inside, uint8 in and out
+            assert ("INT8" if info.inputs[0].zero_point == (127,) else "UINT8") == (
+                spec.quantization.upper()
+            )
+        labels = (spec.labels.file, spec.labels.sha256) if spec.labels else None
+        assert labels == LABEL_FILES.get(spec.name)
+        if spec.labels:
+            assert spec.labels.size == (SHARED_MODELS / spec.labels.file).stat().st_size
+            assert (
+                spec.labels.url
+                == f"https://github.com/google-coral/test_data/raw/master/{spec.labels.file}"
+            )
     assert manifest["mobilenet_v2_int8"].quantization == "int8"
     assert manifest["mobilenet_v2_quant"].quantization == "uint8"
     assert manifest["mobilenet_v2_edgetpu"].delegate == "edgetpu"
     assert manifest["mobilenet_v2_int8"].delegate is None
 
 
-def test_manifest_rejects_a_bad_entry() -> None:
-    entry = {
-        k: v for k, v in dataclasses.asdict(load_manifest()[DEFAULT_MODEL]).items() if k != "name"
-    }
-    with pytest.raises(ConfigError, match="size must be a int"):
-        _parse_manifest({"models": {"m": {**entry, "size": "big"}}}, Path("m.toml"))
-    with pytest.raises(ConfigError, match="missing keys \\['sha256'\\]"):
-        _parse_manifest(
-            {"models": {"m": {k: v for k, v in entry.items() if k != "sha256"}}},
-            Path("m.toml"),
-        )
+def test_label_sets_and_the_imagenet_ladder() -> None:
+    manifest = load_manifest()
+    sets = {name: spec.labels_set for name, spec in manifest.items()}
+    assert sets.pop("mobilenet_v2_inat_bird") == "inat-birds"
+    assert set(sets.values()) == {"imagenet"}
+    # Top first, each rung fewer MACs than the one above (counted from the graph).
+    ladder = ladder_models("imagenet")
+    assert [s.name for s in ladder] == [
+        "mobilenet_v2_int8",
+        "mobilenet_v1_0.75_192",
+        "mobilenet_v1_0.5_160",
+        "mobilenet_v1_0.25_128",
+    ]
+    macs = [describe(SHARED_MODELS / s.file).macs or 0 for s in ladder]
+    assert macs == sorted(macs, reverse=True) and macs[-1] > 0
+    assert ladder_models("inat-birds") == [] and ladder_models("nothing") == []
+    # Models of one label set answer in the same classes.
+    for spec in ladder:
+        assert read_labels(SHARED_MODELS / spec.file) == LABELS.read_text().splitlines()
+
+
+def _entry(name: str = DEFAULT_MODEL) -> dict:
+    """A manifest table as TOML gives it: no name, no keys left at their default."""
+    fields = dataclasses.asdict(load_manifest()[name])
+    return {k: v for k, v in fields.items() if k != "name" and v is not None}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"size": "big"}, "size must be a int"),
+        ({"sha256": None}, "missing keys \\['sha256'\\]"),
+        ({"labels_set": None}, "missing keys \\['labels_set'\\]"),
+        ({"ladder": 0}, "ladder must be 1 or more"),
+        ({"ladder": True}, "ladder must be a int"),
+        ({"labels": "labels.txt"}, "labels must be a dict"),
+        (
+            {"labels": {"file": "l.txt", "url": "u", "sha256": "s"}},
+            "labels missing keys \\['size'\\]",
+        ),
+        ({"labels": {"file": "../l.txt", "url": "u", "sha256": "s", "size": 1}}, "bare file name"),
+        ({"quantization": "float"}, "quantization must be"),
+    ],
+)
+def test_manifest_rejects_a_bad_entry(change: dict, message: str) -> None:
+    entry = {k: v for k, v in {**_entry(), **change}.items() if v is not None}
+    with pytest.raises(ConfigError, match=message):
+        _parse_manifest({"models": {"m": entry}}, Path("m.toml"))
+
+
+def test_manifest_rejects_two_models_on_one_rung() -> None:
+    tables = {"a": _entry(), "b": _entry("mobilenet_v1_0.5_160")}
+    assert _parse_manifest({"models": tables}, Path("m.toml"))["b"].ladder == 3
+    tables["b"]["ladder"] = 1
+    with pytest.raises(ConfigError, match="two models share a ladder rank"):
+        _parse_manifest({"models": tables}, Path("m.toml"))
+    tables["b"]["labels_set"] = "other"  # another label set: its own ladder
+    assert _parse_manifest({"models": tables}, Path("m.toml"))["b"].ladder == 1
 
 
 def test_default_model_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -132,6 +211,29 @@ def test_fetch_from_tampered_mirror_fails_and_leaves_nothing(tmp_path: Path, tam
     with pytest.raises(ConfigError, match="sha256") as err:
         fetch("mobilenet_v2_quant", dest_dir=dest, mirror=mirror)
     assert SHAS["mobilenet_v2_quant"] in str(err.value)
+    assert list(dest.iterdir()) == []
+
+
+def test_fetch_brings_the_labels_file_verified(tmp_path: Path) -> None:
+    messages: list[str] = []
+    path = fetch("mobilenet_v2_inat_bird", tmp_path, SHARED_MODELS, messages.append)
+    assert path == tmp_path / BIRD.name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([BIRD.name, BIRD_LABELS.name])
+    assert (tmp_path / BIRD_LABELS.name).read_bytes() == BIRD_LABELS.read_bytes()
+    assert sum("verified sha256" in m for m in messages) == 2
+    messages.clear()
+    fetch("mobilenet_v2_inat_bird", tmp_path, tmp_path / "nowhere", messages.append)
+    assert len(messages) == 2 and all("already present" in m for m in messages)
+
+
+def test_fetch_with_a_tampered_labels_file_leaves_nothing(tmp_path: Path) -> None:
+    mirror, dest = tmp_path / "mirror", tmp_path / "dest"
+    mirror.mkdir()
+    shutil.copyfile(BIRD, mirror / BIRD.name)
+    # One extra line would shift every label by one: the sha256 catches it.
+    (mirror / BIRD_LABELS.name).write_text(BIRD_LABELS.read_text() + "extra\n")
+    with pytest.raises(ConfigError, match=r"sha256 mismatch for inat_bird_labels\.txt"):
+        fetch("mobilenet_v2_inat_bird", dest, mirror)
     assert list(dest.iterdir()) == []
 
 
@@ -205,10 +307,26 @@ def test_read_labels_explicit_file_wins(tmp_path: Path) -> None:
         read_labels(INT8, tmp_path / "missing.txt")
 
 
-@pytest.mark.parametrize("model", ["junk", "edgetpu"])
-def test_read_labels_without_embedded_labels(model: str, junk: Path) -> None:
+def test_read_labels_without_embedded_labels(junk: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="pass --labels"):
-        read_labels(junk if model == "junk" else EDGETPU)
+        read_labels(junk)
+    # The Edge TPU build has none embedded: the labels file the manifest fetches with it is
+    # used when it lies beside the model, verified.
+    fetched = fetch("mobilenet_v2_edgetpu", dest_dir=tmp_path, mirror=SHARED_MODELS)
+    assert (tmp_path / LABELS.name).read_bytes() == LABELS.read_bytes()
+    assert read_labels(fetched) == LABELS.read_text().splitlines()
+    alone = tmp_path / "alone" / EDGETPU.name
+    alone.parent.mkdir()
+    shutil.copyfile(EDGETPU, alone)
+    with pytest.raises(ConfigError, match="pass --labels"):
+        read_labels(alone)
+    (alone.parent / LABELS.name).write_text("background\ncat\n")  # not the manifest's bytes
+    with pytest.raises(ConfigError, match="pass --labels"):
+        read_labels(alone)
+    # Embedded labels win over a labels file beside the model.
+    bird = fetch("mobilenet_v2_inat_bird", dest_dir=tmp_path, mirror=SHARED_MODELS)
+    assert read_labels(bird) == BIRD_LABELS.read_text().splitlines()
+    assert read_labels(bird)[-1] == "background"
 
 
 def test_model_info_int8() -> None:
@@ -232,15 +350,21 @@ def test_model_info_int8() -> None:
     assert "uint8 [1, 224, 224, 3] scale 0.00784314 zero_point 127" in text
 
 
-def test_model_info_edgetpu_without_the_delegate() -> None:
-    info = model_info(EDGETPU)
+def test_model_info_edgetpu_without_the_delegate(tmp_path: Path) -> None:
+    info = model_info(EDGETPU)  # the shared directory holds imagenet_labels.txt beside it
     assert info["manifest_name"] == "mobilenet_v2_edgetpu"
     assert info["delegate"] == "edgetpu"
-    assert info["labels"] is None
+    assert info["labels"] == 1001 and info["labels_file"] == str(LABELS)
     assert info["inputs"][0]["zero_point"] == 128
     text = format_model_info(info)
-    assert "pass --labels" in text
+    assert f"1001 from {LABELS} (fetched with the model)" in text
     assert "delegate:  edgetpu" in text
+    alone = tmp_path / EDGETPU.name
+    shutil.copyfile(EDGETPU, alone)
+    info = model_info(alone)
+    assert info["labels"] is None and info["labels_file"] is None
+    assert "pass --labels" in format_model_info(info)
+    assert model_info(BIRD)["labels_file"] is None  # embedded: the file beside is not used
 
 
 def test_model_info_bad_files(tmp_path: Path, junk: Path) -> None:

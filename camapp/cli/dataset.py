@@ -10,7 +10,7 @@ import cv2
 
 from camapp.capture import open_source
 from camapp.cli.common import EPILOG, Parser
-from camapp.cli.progress import ProgressBar
+from camapp.cli.progress import Bar
 from camapp.config.load import flag_name, validate_part
 from camapp.config.schema import CameraSettings
 from camapp.errors import EXIT_OK, EXIT_USAGE, ConfigError
@@ -46,7 +46,7 @@ def capture(args: argparse.Namespace) -> int:
         validate_part(CameraSettings, {"roi": args.roi}, "command line", flag_name)
         roi = training.parse_roi(args.roi)
     source = open_source(args.source, realtime=True)
-    progress = ProgressBar()
+    progress = Bar("dataset")
     saved, due = 0, 0.0
     try:
         while saved < args.count and (frame := source.read()) is not None:
@@ -59,6 +59,7 @@ def capture(args: argparse.Namespace) -> int:
             progress(f"saving {args.label}", saved, args.count)
     finally:
         source.close()
+        progress.close()
     log.info("saved %d frames of %s into %s", saved, args.label, args.dataset / args.label)
     return EXIT_OK
 
@@ -67,6 +68,8 @@ def check(args: argparse.Namespace) -> int:
     """Exit 2 when the dataset cannot train a model as it is: the user must fix it."""
     from camapp import training
 
-    report = training.check_dataset(args.dataset, ProgressBar())
+    progress = Bar("dataset")
+    report = training.check_dataset(args.dataset, progress)
+    progress.close()
     print(training.format_check(report))
     return EXIT_OK if report.ok else EXIT_USAGE

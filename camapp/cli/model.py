@@ -1,4 +1,4 @@
-"""`camapp model`: fetch, inspect and list models."""
+"""`camapp model`: fetch, inspect, list, compare, quantize and dequantize models."""
 
 from __future__ import annotations
 
@@ -8,28 +8,111 @@ from pathlib import Path
 
 from camapp import models
 from camapp.cli.common import EPILOG, Parser
-from camapp.errors import EXIT_OK
+from camapp.cli.progress import Bar
+from camapp.errors import EXIT_OK, ConfigError
+from camapp.models import compare as zoo
+from camapp.models import measured
+from camapp.tflite import calibration, graph
+from camapp.tflite import compare as pair
+from camapp.tflite.quantize import IO_TYPES, dequantize_model, quantize_model
 
 log = logging.getLogger("camapp")
 
+MAX_SAMPLES = 300  # calibration frames; as many again are held out to judge the result
+
 
 def add(sub: argparse._SubParsersAction) -> None:
-    m = sub.add_parser("model", help="fetch and inspect models", epilog=EPILOG)
+    m = sub.add_parser("model", help="fetch, inspect, compare and quantize models", epilog=EPILOG)
     actions = m.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=Parser)
-    f = actions.add_parser("fetch", help="download a known model and verify its sha256")
-    f.add_argument("name", nargs="?", default=models.DEFAULT_MODEL)
+    f = actions.add_parser("fetch", help="download known models and verify their sha256")
+    f.add_argument("names", nargs="*", metavar="NAME", help=f"default {models.DEFAULT_MODEL}")
+    f.add_argument("--all", action="store_true", help="every model of the manifest")
     f.add_argument("--mirror", type=Path, help="copy from this directory instead of downloading")
-    f.add_argument("--dir", type=Path, help="where to store it (default: the model directory)")
+    f.add_argument("--dir", type=Path, help="where to store them (default: the model directory)")
     f.set_defaults(handler=fetch)
     i = actions.add_parser("info", help="inputs, outputs, quantization and labels of a model")
     i.add_argument("path", help="a model file or a known model name")
     i.set_defaults(handler=info)
-    actions.add_parser("list", help="the known models").set_defaults(handler=list_models)
+    actions.add_parser(
+        "list", help="the known models: input, label set, size, latency measured here"
+    ).set_defaults(handler=list_models)
+    _add_compare(actions)
+    _add_quantize(actions)
+    d = actions.add_parser("dequantize", help="a float32 copy of a quantized model")
+    d.add_argument("model", type=Path, metavar="INT8.tflite")
+    d.add_argument("--out", type=Path, required=True, metavar="FLOAT.tflite")
+    d.set_defaults(handler=dequantize)
+
+
+def _add_compare(actions: argparse._SubParsersAction) -> None:
+    c = actions.add_parser(
+        "compare",
+        help="size, cost, latency, throughput, agreement and accuracy of models, measured here",
+    )
+    c.add_argument("models", nargs="*", metavar="MODEL", help="default: every fetched CPU model")
+    c.add_argument(
+        "--images", type=Path, action="append", default=[], metavar="DIR", help="its images"
+    )
+    c.add_argument(
+        "--dataset",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="labelled images, a folder per class named as the label: adds top-1 accuracy",
+    )
+    c.add_argument(
+        "--video", type=Path, action="append", default=[], metavar="FILE", help="--frames of it"
+    )
+    c.add_argument("--frames", type=int, default=100, help="frames per video (default 100)")
+    c.add_argument(
+        "--reference",
+        metavar="MODEL",
+        help=f"agreement is with this (default {models.DEFAULT_MODEL} if compared, else the first)",
+    )
+    c.add_argument(
+        "--seconds", type=float, default=3.0, help="least time of each pipeline run (default 3)"
+    )
+    c.add_argument(
+        "--chart",
+        type=Path,
+        default=Path("model-compare.png"),
+        metavar="PNG",
+        help="accuracy and agreement against latency (default model-compare.png)",
+    )
+    c.set_defaults(handler=compare)
+
+
+def _add_quantize(actions: argparse._SubParsersAction) -> None:
+    q = actions.add_parser(
+        "quantize", help="full-integer (int8) post-training quantization of a float model"
+    )
+    q.add_argument("model", type=Path, metavar="FLOAT.tflite")
+    q.add_argument(
+        "--calibration",
+        type=Path,
+        required=True,
+        metavar="DIR|VIDEO",
+        help="frames like the camera's: a folder of images or a video",
+    )
+    q.add_argument(
+        "--samples",
+        type=int,
+        default=32,
+        help=f"calibration frames (default 32, at most {MAX_SAMPLES}); as many more are held out",
+    )
+    q.add_argument("--io", choices=sorted(IO_TYPES), default="uint8", help="input/output type")
+    q.add_argument("--out", type=Path, required=True, metavar="INT8.tflite")
+    q.set_defaults(handler=quantize)
 
 
 def fetch(args: argparse.Namespace) -> int:
-    path = models.fetch(args.name, args.dir, args.mirror, progress=lambda m: log.info("%s", m))
-    print(path)
+    if args.all and args.names:
+        raise ConfigError("give model names or --all, not both")
+    names = list(models.load_manifest()) if args.all else args.names or [models.DEFAULT_MODEL]
+    for name in names:
+        path = models.fetch(name, args.dir, args.mirror, progress=lambda m: log.info("%s", m))
+        print(path)
     return EXIT_OK
 
 
@@ -39,7 +122,101 @@ def info(args: argparse.Namespace) -> int:
 
 
 def list_models(args: argparse.Namespace) -> int:
-    for name, spec in models.load_manifest().items():
-        default = " (default)" if name == models.DEFAULT_MODEL else ""
-        print(f"{name}{default}: {spec.file}\n    {spec.description}")
+    """One line per known model, then what each is."""
+    model_dir = models.default_model_dir()
+    seen = measured.read(model_dir)
+    specs = models.load_manifest().values()
+    head = ("model", "input", "label set", "ladder", "MiB", "on disk", "latency measured here")
+    rows = [head]
+    for spec in specs:
+        got = seen.get(spec.sha256)
+        rows.append(
+            (
+                spec.name + (" (default)" if spec.name == models.DEFAULT_MODEL else ""),
+                f"{spec.input_size}x{spec.input_size}",
+                spec.labels_set,
+                str(spec.ladder or "—"),
+                f"{spec.size / 2**20:.2f}",
+                "fetched" if (model_dir / spec.file).is_file() else "not fetched",
+                got.brief() if got else "— (camapp model compare)",
+            )
+        )
+    widths = [max(len(row[k]) for row in rows) for k in range(len(head))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print(f"\nmodel directory: {model_dir}")
+    for spec in specs:
+        print(f"{spec.name}: {spec.description}")
+    return EXIT_OK
+
+
+def compare(args: argparse.Namespace) -> int:
+    paths = [models.resolve_model(m) for m in args.models] or zoo.default_models()
+    names = {models.display_name(p): p for p in paths}
+    if args.reference is not None:
+        reference = models.resolve_model(args.reference)
+    else:
+        reference = names.get(models.DEFAULT_MODEL, paths[0])
+    if not 0.1 <= args.seconds <= 600:
+        raise ConfigError(f"--seconds must be 0.1 to 600, not {args.seconds}")
+    cover = max(max(graph.check_classifier(p, ()).input_size) for p in {*paths, reference})
+    data = zoo.load_data(args.images, args.dataset, args.video, args.frames, cover)
+    bar = Bar("camapp model compare")
+    try:
+        rows = zoo.compare(paths, reference, data, zoo.Plan(seconds=args.seconds), bar)
+    finally:
+        bar.close()
+    print(zoo.markdown(rows, data), end="")
+    kept = zoo.remember(rows)
+    if kept:
+        log.info("latencies kept in %s (shown by camapp model list)", kept)
+    chart = zoo.chart(rows, args.chart)
+    if chart:
+        log.info("chart: %s", chart)
+    else:
+        log.warning("no chart: it needs matplotlib (pip install 'camapp[bench]')")
+    return EXIT_OK
+
+
+def quantize(args: argparse.Namespace) -> int:
+    """Calibrate on every other frame, judge on the frames between them."""
+    if not 1 <= args.samples <= MAX_SAMPLES:
+        raise ConfigError(f"--samples must be 1 to {MAX_SAMPLES}, not {args.samples}")
+    spec = graph.check_classifier(args.model, ())
+    height, width = spec.input_size
+    if height != width or spec.layout != "NHWC" or spec.channels != 3:
+        raise ConfigError(f"quantize takes square RGB NHWC models, not {args.model}")
+    if (spec.mean, spec.std) not in ((None, None), ((127.5,), (127.5,))):
+        raise ConfigError(
+            f"quantize calibrates with MobileNet's normalisation (mean 127.5, std 127.5); "
+            f"{str(args.model)[:100]} asks for mean {spec.mean} std {spec.std}"
+        )
+    frames = calibration.read_frames(args.calibration, 2 * args.samples, cover=height)
+    if len(frames) < 2:
+        raise ConfigError(f"{str(args.calibration)[:100]}: need at least 2 frames")
+    calibrate, held_out = frames[::2], frames[1::2]
+    log.info("calibrating on %d frames, %d held out", len(calibrate), len(held_out))
+    quantize_model(args.model, calibration.to_samples(calibrate, height), args.out, args.io)
+    result = pair.compare(args.model, args.out, held_out)
+    try:
+        sure = f"{pair.agreement(args.model, args.out, held_out, min_score=zoo.SURE):.1%}"
+    except ConfigError:  # no held-out frame the float model is sure of
+        sure = "no such frame"
+    print(
+        f"{args.out}: {args.out.stat().st_size / 2**20:.2f} MiB, {result.size_ratio:.2f}x smaller "
+        f"than {args.model.name}; {result.speedup:.2f}x faster ({result.median_ms[0]:.1f} -> "
+        f"{result.median_ms[1]:.1f} ms per frame, 1 thread)\n"
+        f"top-1 agreement with the float model on {len(held_out)} held-out frames: "
+        f"{result.agreement:.1%}; on those it scores {zoo.SURE} or more: {sure}"
+    )
+    return EXIT_OK
+
+
+def dequantize(args: argparse.Namespace) -> int:
+    dequantize_model(args.model, args.out)
+    ratio = args.out.stat().st_size / args.model.stat().st_size
+    print(
+        f"{args.out}: float32, {args.out.stat().st_size / 2**20:.2f} MiB "
+        f"({ratio:.2f}x {args.model.name})"
+    )
     return EXIT_OK

@@ -8,7 +8,7 @@ from typing import Any
 
 from camapp import models
 from camapp.cli.common import EPILOG
-from camapp.cli.progress import ProgressBar
+from camapp.cli.progress import Bar
 from camapp.config.load import flag_name, validate_part
 from camapp.config.schema import CameraSettings
 from camapp.errors import EXIT_OK, ConfigError
@@ -43,7 +43,7 @@ def command(args: argparse.Namespace) -> int:
     if args.roi is not None:
         validate_part(CameraSettings, {"roi": args.roi}, "command line", flag_name)
         roi = training.parse_roi(args.roi)
-    progress = ProgressBar()
+    progress = Bar("train")
     if args.teacher:
         report = _distill(args, roi, progress)
     else:
@@ -54,11 +54,12 @@ def command(args: argparse.Namespace) -> int:
             val_dir=args.val, crop=args.crop, roi=roi, augment=args.augment,
         )  # fmt: skip
         report = training.train(args.dataset, args.out, settings, progress)
+    progress.close()
     print(_summary(report))
     return EXIT_OK
 
 
-def _distill(args: argparse.Namespace, roi: Any, progress: ProgressBar) -> dict[str, Any]:
+def _distill(args: argparse.Namespace, roi: Any, progress: Bar) -> dict[str, Any]:
     from camapp import training
 
     if args.frames is None or args.base is None:

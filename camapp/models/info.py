@@ -8,8 +8,9 @@ from typing import Any
 
 from camapp.errors import ConfigError
 from camapp.inference.backends.litert import interpreter_api
-from camapp.models.labels import read_labels
+from camapp.models.labels import embedded_labels, read_labels
 from camapp.models.manifest import load_manifest
+from camapp.models.store import labels_beside
 
 # Edge TPU-compiled models hold their whole graph in this custom op.
 _EDGETPU_OP = b"edgetpu-custom-op"
@@ -50,6 +51,9 @@ def model_info(model_path: Path) -> dict[str, Any]:
         labels: int | None = len(read_labels(model_path))
     except ConfigError:
         labels = None
+    beside = labels_beside(model_path)
+    # Embedded labels win over the file fetched beside the model (see read_labels).
+    labels_file = str(beside) if beside and not embedded_labels(model_path) else None
     manifest_name = next((s.name for s in load_manifest().values() if s.sha256 == sha256), None)
     return {
         "path": str(model_path),
@@ -58,6 +62,7 @@ def model_info(model_path: Path) -> dict[str, Any]:
         "inputs": inputs,
         "outputs": outputs,
         "labels": labels,
+        "labels_file": labels_file,  # where the labels come from when not embedded
         "manifest_name": manifest_name,
         "delegate": "edgetpu" if _EDGETPU_OP in data else None,
     }
@@ -76,11 +81,12 @@ def _format_tensor(kind: str, index: int, tensor: dict[str, Any]) -> str:
 
 def format_model_info(info: dict[str, Any]) -> str:
     """Render model_info() for `camapp model info`."""
-    labels = (
-        f"{info['labels']} embedded"
-        if info["labels"] is not None
-        else "none embedded (pass --labels FILE)"
-    )
+    if info["labels"] is None:
+        labels = "none embedded (pass --labels FILE)"
+    elif info.get("labels_file"):
+        labels = f"{info['labels']} from {info['labels_file']} (fetched with the model)"
+    else:
+        labels = f"{info['labels']} embedded"
     lines = [
         f"path:      {info['path']}",
         f"manifest:  {info['manifest_name'] or 'not in manifest'}",

@@ -8,6 +8,7 @@ import zlib
 from pathlib import Path
 
 from camapp.errors import ConfigError
+from camapp.models.store import labels_beside
 
 
 def _label_lines(text: str) -> list[str]:
@@ -19,7 +20,12 @@ def _label_lines(text: str) -> list[str]:
 
 
 def read_labels(model_path: Path, labels_path: Path | None = None) -> list[str]:
-    """Class names: an explicit file wins, else the first .txt embedded in the model."""
+    """Class names: an explicit file wins, else the first .txt embedded in the model, else
+    the labels file the manifest fetches with a known model (the Edge TPU build has none
+    embedded)."""
+    if labels_path is None and (embedded := embedded_labels(model_path)):
+        return embedded
+    labels_path = labels_path or labels_beside(model_path)
     if labels_path is not None:
         try:
             text = Path(labels_path).read_text(encoding="utf-8")
@@ -33,7 +39,11 @@ def read_labels(model_path: Path, labels_path: Path | None = None) -> list[str]:
         if not labels:
             raise ConfigError(f"labels file is empty: {labels_path}")
         return labels
+    raise ConfigError(f"model {model_path} has no embedded labels; pass --labels FILE")
 
+
+def embedded_labels(model_path: Path) -> list[str]:
+    """The labels in the zip appended to a model; [] when there is none."""
     try:
         with zipfile.ZipFile(model_path) as bundle:
             names = [n for n in bundle.namelist() if n.endswith(".txt")]
@@ -50,7 +60,4 @@ def read_labels(model_path: Path, labels_path: Path | None = None) -> list[str]:
         UnicodeDecodeError,
     ):
         text = ""  # no usable embedded zip: same as none
-    labels = _label_lines(text)
-    if not labels:
-        raise ConfigError(f"model {model_path} has no embedded labels; pass --labels FILE")
-    return labels
+    return _label_lines(text)

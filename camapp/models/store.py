@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from camapp.errors import CamappError, ConfigError
-from camapp.models.manifest import DEFAULT_MODEL, ModelSpec, _spec, load_manifest
+from camapp.models.manifest import DEFAULT_MODEL, LabelsFile, ModelSpec, _spec, load_manifest
 
 _CHUNK = 1 << 16
 _DOWNLOAD_TIMEOUT_S = 60
@@ -47,7 +47,11 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _is_verified(path: Path, spec: ModelSpec) -> bool:
+# A file the manifest names: a model, or the labels file fetched with it.
+Artifact = ModelSpec | LabelsFile
+
+
+def _is_verified(path: Path, spec: Artifact) -> bool:
     """Size first: it rejects most wrong files without hashing them."""
     return path.is_file() and path.stat().st_size == spec.size and _file_sha256(path) == spec.sha256
 
@@ -95,7 +99,8 @@ def fetch(
     progress: Callable[[str], None] | None = None,
     manifest: dict[str, ModelSpec] | None = None,
 ) -> Path:
-    """Put the verified model `name` in `dest_dir` and return its path.
+    """Put the verified model `name` (and its labels file, if the manifest gives one) in
+    `dest_dir` and return the model's path.
 
     Copies from `mirror` (a local directory) when given, else downloads the manifest URL.
     The bytes go to a `.part` file that is renamed into place only after the size and
@@ -104,9 +109,18 @@ def fetch(
     spec = _spec(name, manifest)
     say = progress or (lambda _msg: None)
     dest_dir = default_model_dir() if dest_dir is None else dest_dir
+    if spec.labels is not None:
+        _fetch_file(name, spec.labels, dest_dir, mirror, say)
+    return _fetch_file(name, spec, dest_dir, mirror, say)
+
+
+def _fetch_file(
+    name: str, spec: Artifact, dest_dir: Path, mirror: Path | None, say: Callable[[str], None]
+) -> Path:
+    """One verified file of model `name` into `dest_dir` (see fetch())."""
     target = dest_dir / spec.file
     if _is_verified(target, spec):
-        say(f"{name}: already present and verified at {target}")
+        say(f"{name}: {spec.file} already present and verified at {target}")
         return target
 
     if mirror is not None:
@@ -141,6 +155,16 @@ def fetch(
         raise
     say(f"{name}: verified sha256 {spec.sha256}, saved {target}")
     return target
+
+
+def labels_beside(model_path: Path) -> Path | None:
+    """The manifest's labels file for a model file of a known name, if it lies verified
+    beside it (where `fetch` puts it); else None."""
+    spec = next((s for s in load_manifest().values() if s.file == Path(model_path).name), None)
+    if spec is None or spec.labels is None:
+        return None
+    path = Path(model_path).parent / spec.labels.file
+    return path if _is_verified(path, spec.labels) else None
 
 
 def resolve_model(

@@ -29,7 +29,19 @@ def _positions(total: int, count: int, span: tuple[float, float]) -> list[int]:
     return sorted(set(np.linspace(first, last, count).round().astype(int).tolist()))
 
 
-def _video_frames(path: Path, count: int, span: tuple[float, float]) -> list[np.ndarray]:
+def shrink(image: np.ndarray, cover: int | None) -> np.ndarray:
+    """An image scaled down so its shorter side is `cover` pixels (None, or smaller already:
+    as it is): it still covers a model input that size, in a fraction of the memory."""
+    h, w = image.shape[:2]
+    if cover is None or min(h, w) <= cover:
+        return image
+    size = (max(1, round(w * cover / min(h, w))), max(1, round(h * cover / min(h, w))))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _video_frames(
+    path: Path, count: int, span: tuple[float, float], cover: int | None
+) -> list[np.ndarray]:
     capture = cv2.VideoCapture(str(path))
     try:
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -40,38 +52,41 @@ def _video_frames(path: Path, count: int, span: tuple[float, float]) -> list[np.
             capture.set(cv2.CAP_PROP_POS_FRAMES, index)  # frame-exact with FFmpeg
             ok, frame = capture.read()
             if ok:
-                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                frames.append(cv2.cvtColor(shrink(frame, cover), cv2.COLOR_BGR2RGB))
         return frames
     finally:
         capture.release()
 
 
-def _image_frames(directory: Path, count: int, span: tuple[float, float]) -> list[np.ndarray]:
+def _image_frames(
+    directory: Path, count: int, span: tuple[float, float], cover: int | None
+) -> list[np.ndarray]:
     files = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     frames = []
     for index in _positions(len(files), count, span):
         image = cv2.imread(str(files[index]), cv2.IMREAD_COLOR)
         if image is None:
             raise ConfigError(f"cannot read image {files[index]}")
-        frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        frames.append(cv2.cvtColor(shrink(image, cover), cv2.COLOR_BGR2RGB))
     return frames
 
 
 def read_frames(
-    source: Path, count: int, span: tuple[float, float] = (0.0, 1.0)
+    source: Path, count: int, span: tuple[float, float] = (0.0, 1.0), cover: int | None = None
 ) -> list[np.ndarray]:
     """Up to `count` RGB frames evenly spaced over a video, or over a directory's images
     (sorted by name), taken from the `span` fraction of it: (0, 0.5) and (0.5, 1) split one
-    clip into calibration frames and held-out frames."""
+    clip into calibration frames and held-out frames. With `cover`, each is shrunk as it is
+    read (see shrink()), so many frames of a large video stay small."""
     source = Path(source)
     if not 1 <= count <= MAX_FRAMES:
         raise ConfigError(f"frame count must be 1 to {MAX_FRAMES}, not {count}")
     if not 0.0 <= span[0] < span[1] <= 1.0:
         raise ConfigError(f"span must be two fractions 0 <= start < end <= 1, not {span}")
     if source.is_dir():
-        frames = _image_frames(source, count, span)
+        frames = _image_frames(source, count, span, cover)
     elif source.is_file():
-        frames = _video_frames(source, count, span)
+        frames = _video_frames(source, count, span, cover)
     else:
         raise ConfigError(f"calibration source not found: {source}")
     if not frames:

@@ -1,0 +1,459 @@
+"""`camapp model compare`: the figures a model is chosen by, measured on this device.
+
+For each model: file size, parameters and MACs counted from its graph, the median invoke time
+at 1..cores interpreter threads, classifications/s through the real pipeline (one camera,
+one worker per core, every frame classified), top-1 agreement with a reference model of the
+same label set, and top-1 accuracy on labelled images (a folder per class).
+
+Frames are decoded once and shrunk to just cover the largest model input, as a Pi camera's
+lores stream hands them over, so decoding is out of every figure and each model sees the
+same pixels through its own preprocessing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from camapp.capture.base import Frame
+from camapp.config.schema import default_workers
+from camapp.errors import ConfigError
+from camapp.inference import loader
+from camapp.inference.classifier import Classifier
+from camapp.models import measured
+from camapp.models.manifest import display_name, load_manifest
+from camapp.models.store import _file_sha256, default_model_dir
+from camapp.runtime.camera import CameraPlan, Result
+from camapp.runtime.controls import Controls
+from camapp.runtime.pipeline import Pipeline
+from camapp.tflite import graph
+from camapp.tflite.calibration import read_frames, shrink
+
+MAX_FRAMES = 500  # ~130 MB of frames shrunk to cover 224 px; enough to rank models by
+# A top score the app's state counts: agreement on the frames the reference is this sure of
+# is what a swap of models changes for a user (unsure frames flip between near ties).
+SURE = 0.5
+Progress = Callable[[str, int, int], None]  # (what is being done, steps done, steps in all)
+
+
+@dataclass(frozen=True)
+class Data:
+    """What the models are run on."""
+
+    frames: list[np.ndarray]  # RGB, shrunk to cover the largest model input
+    truth: list[str | None]  # the class folder of a --dataset image; None when unlabelled
+    summary: str  # "12 images, 200 video frames"
+
+
+@dataclass
+class Row:
+    """One model's figures."""
+
+    name: str
+    path: Path
+    labels_set: str | None  # the manifest's, for a known model
+    bytes: int
+    params: int | None
+    macs: int | None
+    input_size: tuple[int, int]  # (height, width)
+    latency_ms: dict[int, float]  # median invoke time by interpreter threads
+    per_s: float  # classifications/s through the pipeline
+    workers: int
+    top1: list[str] = field(repr=False)  # the top-1 label of each frame
+    scores: list[float] = field(repr=False)  # its score
+    labels: frozenset[str] = field(repr=False)
+    agreement: float | None = None  # with the reference; None: another label set
+    sure_agreement: float | None = None  # ... on the frames the reference scores SURE or more
+    sure: int = 0  # how many frames those are
+    accuracy: float | None = None  # None: no frame of a class this model knows
+    scored: int = 0  # labelled frames whose class this model knows
+
+
+def load_data(
+    images: Sequence[Path] = (),
+    datasets: Sequence[Path] = (),
+    videos: Sequence[Path] = (),
+    per_video: int = 100,
+    cover: int = 224,
+) -> Data:
+    """Frames from image folders, labelled datasets (a folder per class) and videos (`per_video`
+    evenly spaced frames each), at most MAX_FRAMES in all."""
+    if not 1 <= per_video <= MAX_FRAMES:
+        raise ConfigError(f"--frames must be 1 to {MAX_FRAMES}, not {per_video}")
+    frames: list[np.ndarray] = []
+    truth: list[str | None] = []
+    counts = dict.fromkeys(("images", "labelled images", "video frames"), 0)
+    for folder in images:
+        if not Path(folder).is_dir():
+            raise ConfigError(f"--images: not a directory: {str(folder)[:100]}")
+        found = read_frames(folder, MAX_FRAMES, cover=cover)
+        frames += found
+        truth += [None] * len(found)
+        counts["images"] += len(found)
+        _check_count(len(frames))
+    for root in datasets:
+        for image, label in _labelled(Path(root), cover):
+            frames.append(image)
+            truth.append(label)
+            counts["labelled images"] += 1
+        _check_count(len(frames))
+    for video in videos:
+        if not Path(video).is_file():
+            raise ConfigError(f"--video: file not found: {str(video)[:100]}")
+        found = read_frames(video, per_video, cover=cover)
+        frames += found
+        truth += [None] * len(found)
+        counts["video frames"] += len(found)
+        _check_count(len(frames))
+    if not frames:
+        raise ConfigError("nothing to compare on: give --images DIR, --dataset DIR or --video FILE")
+    summary = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+    return Data(frames, truth, summary)
+
+
+def _labelled(root: Path, cover: int) -> list[tuple[np.ndarray, str]]:
+    """A dataset's images (RGB, shrunk) with their class folder's name; a dataset is laid out
+    as `camapp train` reads one (imported here: the training package is not needed otherwise)."""
+    from camapp.training.dataset import load_image, scan
+
+    samples = scan(root)
+    if not samples:
+        raise ConfigError(f"--dataset {str(root)[:100]}: no images in class folders")
+    _check_count(len(samples))
+    found = []
+    for sample in samples:
+        image = load_image(sample.path)
+        if image is None:
+            raise ConfigError(f"cannot read image {str(sample.path)[:100]}")
+        found.append((cv2.cvtColor(shrink(image, cover), cv2.COLOR_BGR2RGB), sample.label))
+    return found
+
+
+def _check_count(count: int) -> None:
+    if count > MAX_FRAMES:
+        raise ConfigError(f"{count} frames to compare on: at most {MAX_FRAMES} (use fewer)")
+
+
+def default_models(model_dir: Path | None = None) -> list[Path]:
+    """Every fetched model of the manifest that runs on the CPU, in manifest order."""
+    model_dir = default_model_dir() if model_dir is None else model_dir
+    found = [
+        model_dir / spec.file
+        for spec in load_manifest().values()
+        if spec.delegate is None and (model_dir / spec.file).is_file()
+    ]
+    if not found:
+        raise ConfigError(
+            f"no models fetched in {str(model_dir)[:100]}: run `camapp model fetch --all`, "
+            "or name model files"
+        )
+    return found
+
+
+# --- measuring one model ---------------------------------------------------------------------
+
+
+class _Replay:
+    """The frames, from memory, as fast as they are taken: every frame once, then again until
+    `seconds` have passed since the first read, so a fast model is timed long enough."""
+
+    name = "compare"
+    live = False
+    paced = False
+    fps = 0.0
+
+    def __init__(self, frames: list[np.ndarray], seconds: float) -> None:
+        self._frames, self._seconds = frames, seconds
+        self._seq, self._until = 0, 0.0
+
+    def read(self) -> Frame | None:
+        now = time.monotonic()
+        if self._seq == 0:
+            self._until = now + self._seconds
+        elif self._seq >= len(self._frames) and now >= self._until:
+            return None
+        image = self._frames[self._seq % len(self._frames)]
+        frame = Frame(self._seq, time.time(), image, now)
+        self._seq += 1
+        return frame
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class _FirstPass:
+    """A sink keeping the top-1 label and score of each frame's first pass."""
+
+    def __init__(self, count: int) -> None:
+        self.top1 = [""] * count
+        self.scores = [0.0] * count
+
+    def send(self, result: Result) -> None:
+        if result.frame < len(self.top1):
+            best = result.classification.top_k[0]
+            self.top1[result.frame], self.scores[result.frame] = best.label, best.score
+
+
+def _classifier(path: Path, threads: int) -> Classifier:
+    return loader.load(loader.plan(str(path), threads=threads, top_k=1))
+
+
+def latency(path: Path, frames: list[np.ndarray], threads: int, repeats: int) -> float:
+    """Median invoke time (ms) at `threads` interpreter threads, after one warm-up invoke."""
+    classifier = _classifier(path, threads)
+    times = [
+        classifier.classify(image).inference_ms
+        for image in itertools.islice(itertools.cycle(frames), repeats + 1)
+    ]
+    return statistics.median(times[1:])
+
+
+def throughput(
+    path: Path, frames: list[np.ndarray], workers: int, seconds: float
+) -> tuple[float, _FirstPass]:
+    """Classifications/s of a one-camera pipeline with `workers` workers (one interpreter
+    thread each) classifying every frame, and the top-1 label and score of each frame."""
+    pipeline = Pipeline()
+    setup = loader.plan(str(path), threads=1, top_k=1)
+    pool = pipeline.add_pool(workers, loader.load)
+    pool.seed(setup, [loader.load(setup) for _ in range(workers)])
+    sink = _FirstPass(len(frames))
+    source = _Replay(frames, seconds)
+    plan = CameraPlan("compare")
+    pipeline.add_camera(plan, (setup,), source, [sink], Controls(), pool, drop=False)
+    report = pipeline.run()
+    if report.errors:
+        raise report.errors[0]
+    classified = report.cameras["compare"].classified
+    return classified / max(report.elapsed_s, 1e-9), sink
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long and how hard to measure."""
+
+    threads: tuple[int, ...] = field(default_factory=lambda: tuple(range(1, _cores() + 1)))
+    workers: int = field(default_factory=default_workers)
+    seconds: float = 3.0  # least time of each pipeline run
+    repeats: int = 20  # timed invokes per thread count
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1
+
+
+def measure(path: Path, data: Data, plan: Plan, step: Callable[[str], None]) -> Row:
+    """Every figure of one model but those against the reference."""
+    name = display_name(path)
+    labels = loader.plan(str(path)).labels
+    contract = graph.check_classifier(path, labels)  # a model that is none fails here, first
+    info = graph.describe(path)
+    spec = load_manifest().get(name)
+    times = {}
+    for threads in plan.threads:
+        step(f"{name}: latency at {threads} thread{'s' if threads > 1 else ''}")
+        times[threads] = latency(path, data.frames, threads, plan.repeats)
+    step(f"{name}: pipeline, {plan.workers} workers")
+    per_s, first = throughput(path, data.frames, plan.workers, plan.seconds)
+    return Row(
+        name=name,
+        path=path,
+        labels_set=spec.labels_set if spec is not None else None,
+        bytes=path.stat().st_size,
+        params=info.params,
+        macs=info.macs,
+        input_size=contract.input_size,
+        latency_ms=times,
+        per_s=per_s,
+        workers=plan.workers,
+        top1=first.top1,
+        scores=first.scores,
+        labels=frozenset(labels),
+    )
+
+
+# --- against the reference and the truth -----------------------------------------------------
+
+
+def _names(label: str) -> set[str]:
+    """The names a class folder may give a label by: the whole label, each comma-separated
+    synonym (ImageNet: "hotdog, hot dog, red hot") and either side of a parenthesis
+    (iNaturalist: "Athene cunicularia (Burrowing Owl)"); any case, `_` for a space."""
+    parts = {label, *label.split(",")}
+    if label.endswith(")") and "(" in label:
+        before, _, inside = label[:-1].rpartition("(")
+        parts |= {before, inside}
+    return {_key(p) for p in parts if p.strip()}
+
+
+def _key(name: str) -> str:
+    return " ".join(name.replace("_", " ").lower().split())
+
+
+def score(row: Row, reference: Row, truth: Sequence[str | None]) -> None:
+    """Set a row's agreement with the reference (models answering in the same classes only)
+    and its accuracy on the frames whose class folder names one of its labels."""
+    if row.labels == reference.labels:
+        same = [a == b for a, b in zip(row.top1, reference.top1, strict=True)]
+        row.agreement = sum(same) / len(same)
+        sure = [s for s, score in zip(same, reference.scores, strict=True) if score >= SURE]
+        row.sure = len(sure)
+        row.sure_agreement = sum(sure) / len(sure) if sure else None
+    known = set().union(*map(_names, row.labels))
+    scored = [(_key(t), top) for t, top in zip(truth, row.top1, strict=True) if t is not None]
+    scored = [(t, top) for t, top in scored if t in known]
+    row.scored = len(scored)
+    if scored:
+        row.accuracy = sum(t in _names(top) for t, top in scored) / len(scored)
+
+
+def compare(
+    paths: Sequence[Path],
+    reference: Path,
+    data: Data,
+    plan: Plan | None = None,
+    progress: Progress | None = None,
+) -> list[Row]:
+    """Measure every model (the reference first, once) and score it against the reference."""
+    plan = plan or Plan()
+    ordered = list(dict.fromkeys([Path(reference), *map(Path, paths)]))
+    total, done = len(ordered) * (len(plan.threads) + 1), 0
+
+    def step(what: str) -> None:
+        nonlocal done
+        if progress:
+            progress(what, done, total)
+        done += 1
+
+    rows = [measure(path, data, plan, step) for path in ordered]
+    if progress:
+        progress("done", total, total)
+    for row in rows:
+        score(row, rows[0], data.truth)
+    return rows
+
+
+def remember(rows: Sequence[Row], model_dir: Path | None = None) -> Path | None:
+    """Keep each model's latency and rate beside the fetched models for `camapp model list`."""
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    found = {
+        _file_sha256(row.path): measured.Measurement(
+            row.name,
+            {threads: round(ms, 2) for threads, ms in row.latency_ms.items()},
+            round(row.per_s, 2),
+            row.workers,
+            when,
+        )
+        for row in rows
+    }
+    return measured.record(default_model_dir() if model_dir is None else model_dir, found)
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def _millions(value: int | None) -> str:
+    return "—" if value is None else f"{value / 1e6:.2f}"
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def markdown(rows: Sequence[Row], data: Data) -> str:
+    """The comparison as a Markdown table, the reference first."""
+    threads = sorted(rows[0].latency_ms)
+    reference = rows[0]
+    head = [
+        "model",
+        "label set",
+        "input",
+        "MiB",
+        "params M",
+        "MACs M",
+        *(f"p50 ms {t} thr" for t in threads),
+        f"classif./s ({reference.workers} workers)",
+        f"agreement with {reference.name}",
+        f"where it scores ≥ {SURE}",
+        "accuracy",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for row in rows:
+        accuracy = f"{_share(row.accuracy)} of {row.scored}" if row.scored else "—"
+        agreement = "reference" if row is reference else _share(row.agreement)
+        sure = f"{_share(row.sure_agreement)} of {row.sure}" if row.sure else "—"
+        cells = [
+            row.name,
+            row.labels_set or "—",
+            "x".join(map(str, row.input_size)),
+            f"{row.bytes / 2**20:.2f}",
+            _millions(row.params),
+            _millions(row.macs),
+            *(f"{row.latency_ms[t]:.2f}" for t in threads),
+            f"{row.per_s:.1f}",
+            agreement,
+            sure,
+            accuracy,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"On {data.summary}, {_cores()} cores. Agreement: share of frames given the same top-1 "
+        f"class as the reference (models of its label set only), over all frames and over "
+        f"those the reference scores {SURE} or more. Accuracy: top-1 on the labelled frames "
+        "whose class the model knows.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def chart(rows: Sequence[Row], path: Path) -> Path | None:
+    """Accuracy (with labelled frames) and agreement with the reference against one-thread
+    latency, one marker per model; None when matplotlib (the `bench` extra) is missing or
+    there is nothing to draw."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    panels = [
+        (what, values)
+        for what, values in (
+            ("top-1 accuracy on the labelled frames", [row.accuracy for row in rows]),
+            (f"top-1 agreement with {rows[0].name}", [row.agreement for row in rows]),
+        )
+        if any(v is not None for v in values)
+    ]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels) + 3, 4.5), squeeze=False)
+    for ax, (what, values) in zip(axes[0], panels, strict=True):
+        for index, (row, value) in enumerate(zip(rows, values, strict=True)):
+            if value is not None:
+                x = row.latency_ms[min(row.latency_ms)]
+                ax.scatter(x, 100 * value, s=30 + row.bytes / 2**15, color=f"C{index}",
+                           label=row.name, alpha=0.8)  # fmt: skip
+        ax.set_xlabel(f"median invoke time, ms ({min(rows[0].latency_ms)} thread)")
+        ax.set_ylabel(f"{what}, %")
+        ax.grid(alpha=0.3)
+    handles = {h.get_label(): h for ax in axes[0] for h in ax.collections}
+    fig.legend(handles.values(), handles.keys(), loc="center right", fontsize="small")
+    fig.suptitle("camapp model compare (marker size: file size)")
+    fig.tight_layout(rect=(0, 0, 1 - 2.8 / fig.get_figwidth(), 1))
+    try:
+        fig.savefig(path, dpi=100)
+    except OSError as exc:
+        raise ConfigError(f"cannot write chart {str(path)[:100]}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+    return path
