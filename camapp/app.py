@@ -26,7 +26,7 @@ from camapp.governor.controller import Controller, SourceInfo
 from camapp.governor.loop import Governor
 from camapp.governor.motion import MotionGate
 from camapp.governor.sensors import Sensors
-from camapp.inference import loader
+from camapp.inference import ladder, loader
 from camapp.models.trained import read_meta
 from camapp.publish import ha
 from camapp.publish.commands import CommandHandler
@@ -52,6 +52,7 @@ class Wired:
     channel: Channel
     controls: Controls
     camera: Camera
+    costs: tuple[float, ...]  # the model ladder's, rung 0 first
 
 
 class App:
@@ -112,10 +113,24 @@ class App:
         plan = CameraPlan(settings.camera_id, crop, roi, settings.max_frames, motion, save)
         # Frames are dropped only where they go stale: live cameras and paced replays.
         drop = settings.drop and source.paced
-        ladder = (setup,)
-        camera = self.pipeline.add_camera(plan, ladder, source, sinks, controls, self.pool, drop)
+        rungs = self._ladder(settings, setup)
+        camera = self.pipeline.add_camera(
+            plan, rungs.setups, source, sinks, controls, self.pool, drop
+        )
         self._commands(settings, channel, controls, camera)
-        return Wired(settings, setup, channel, controls, camera)
+        return Wired(settings, setup, channel, controls, camera, rungs.costs)
+
+    def _ladder(self, settings: CameraSettings, setup: loader.ModelSetup) -> ladder.Ladder:
+        """The camera's model ladder, measured here; one rung unless `adapt` uses it."""
+        if settings.adapt == "stride":
+            return ladder.Ladder((setup,), (1.0,), ())
+        rungs = ladder.build(settings, setup, self.config.app.threads_per_worker)
+        for rung, classifier in zip(rungs.setups[1:], rungs.classifiers[1:], strict=True):
+            self.pool.seed(rung, [classifier])
+        pairs = zip(rungs.setups, rungs.costs, strict=True)
+        names = ", ".join(f"{rung.name} {cost:.2f} ms" for rung, cost in pairs)
+        log.info("camera %s: model ladder %s", settings.camera_id, names)
+        return rungs
 
     def _commands(
         self, settings: CameraSettings, channel: Channel, controls: Controls, camera: Camera
@@ -164,12 +179,11 @@ class App:
     def _ha_camera(
         self, settings: CameraSettings, setup: loader.ModelSetup, channel: Channel
     ) -> ha.Camera:
-        labels = setup.labels[setup.label_offset or 0 :]
         return ha.Camera(
             channel,
             self.config.mqtt.qos,
             setup.name,
-            labels,
+            setup.classes,
             trained=bool(read_meta(setup.path)),
             models=tuple(models.fetched()),
             temperature=self._sensors.temperature().value is not None,
@@ -187,7 +201,8 @@ class App:
             source = wired.camera.source
             paced = source.paced
             info = SourceInfo(paced=paced, slowable=not source.live, fps=source.fps if paced else 0)
-            controller = Controller(info, app.workers, sensors.power_model[0])
+            policy = wired.settings.adapt
+            controller = Controller(info, app.workers, sensors.power_model[0], wired.costs, policy)
             governor.add(wired.camera, wired.controls, controller, self._stats_sink(wired.channel))
         return governor
 

@@ -79,7 +79,9 @@ def drive(controller: Controller, plant: Plant, budgets: Budgets, seconds: int, 
     for t in range(seconds):
         knobs = controller.knobs
         cpu = plant.cpu(knobs)
-        new, why = controller.update(sample(start + t, cpu, plant.admitted(knobs)), budgets)
+        admitted = plant.admitted(knobs)  # read from the source: before the stride
+        reading = sample(start + t, cpu, admitted, fps_in=admitted * knobs.stride)
+        new, why = controller.update(reading, budgets)
         history.append((cpu, new, why))
     return history
 
@@ -286,6 +288,7 @@ STATS_KEYS = {
     "fps_limit",
     "resolution",
     "workers",
+    "rung",
     "cpu_budget",
     "power_budget",
     "temp_limit",
@@ -399,3 +402,51 @@ def test_a_paced_replay_released_from_a_slowdown_does_not_race(photos_clip) -> N
         assert time.monotonic() - started >= 2.5 / meta["fps"]
     finally:
         source.close()
+
+
+# The model ladder -----------------------------------------------------------------------------
+
+
+@dataclass
+class LadderPlant(Plant):
+    """A camera whose frames cost less on a lower rung of the model ladder."""
+
+    costs: tuple[float, ...] = (1.0, 0.4, 0.1)
+
+    def cpu(self, knobs: Knobs) -> float:
+        return self.base + self.cost * self.costs[knobs.rung] * self.admitted(knobs)
+
+
+def test_policy_model_steps_down_the_ladder_instead_of_skipping_frames() -> None:
+    plant = LadderPlant(CAMERA, cost=4.0)  # 15 fps: 61 % on the top model, 25 % one down
+    controller = Controller(CAMERA, 2, 3.0, plant.costs, "model")
+    history = drive(controller, plant, Budgets(cpu=30), 20)
+    assert history[0][1].rung == 1 and history[0][2].endswith("a cheaper model")
+    assert all(knobs.stride == 1 and knobs.rung == 1 for _, knobs, _ in history)  # every frame
+    assert max(cpu for cpu, _, _ in history[1:]) <= 30
+
+
+def test_policy_stride_keeps_the_model_and_skips_frames() -> None:
+    plant = LadderPlant(CAMERA, cost=4.0)
+    controller = Controller(CAMERA, 2, 3.0, plant.costs, "stride")
+    history = drive(controller, plant, Budgets(cpu=30), 20)
+    assert all(knobs.rung == 0 for _, knobs, _ in history) and history[-1][1].stride > 1
+
+
+def test_policy_auto_cuts_what_the_cheaper_model_does_not_save() -> None:
+    plant = LadderPlant(CAMERA, cost=8.0)  # 121 % on top; 49 % one down: still over 30
+    controller = Controller(CAMERA, 2, 3.0, plant.costs, "auto")
+    history = drive(controller, plant, Budgets(cpu=30), 20)
+    first = history[0][1]
+    assert first.rung == 1 and first.stride > 1  # both at once
+    assert max(cpu for cpu, _, _ in history[1:]) <= 30 * 1.05
+
+
+def test_the_ladder_is_climbed_back_when_the_bigger_model_fits() -> None:
+    plant = LadderPlant(CAMERA, cost=4.0)
+    controller = Controller(CAMERA, 2, 3.0, plant.costs, "model")
+    drive(controller, plant, Budgets(cpu=30), 10)
+    assert controller.rung == 1
+    history = drive(controller, plant, Budgets(cpu=90), 30, start=10)  # 61 % fits under 72
+    assert controller.rung == 0 and any(why.endswith("a bigger model") for _, _, why in history)
+    assert max(cpu for cpu, _, _ in history) <= 90

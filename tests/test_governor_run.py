@@ -121,3 +121,30 @@ def test_bad_budget_settings_are_one_line_usage_errors(
     assert proc.returncode == 2
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith("camapp: error: ") and message in line, line
+
+
+def test_adapt_model_steps_a_camera_down_the_ladder(
+    broker, subscriber_factory, model_dir: Path, photos_clip
+) -> None:
+    from camapp import models
+    from tests.conftest import SHARED_MODELS
+
+    for name in ("mobilenet_v1_0.5_160", "mobilenet_v1_0.25_128"):
+        models.fetch(name, model_dir, mirror=SHARED_MODELS)
+    video, _ = photos_clip
+    topics = ["camapp/lad/classification", "camapp/lad/stats"]
+    sub = subscriber_factory(broker.port, topics)
+    args = ["run", "--source", str(video), "--camera-id", "lad", "--loop", "--no-realtime",
+            "--adapt", "model", "--cpu-budget", "5", "--duration", "6",
+            "--stats-interval", "1", "--mqtt-port", str(broker.port)]  # fmt: skip
+    proc = run_camapp(args, model_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "model ladder mobilenet_v2_int8" in proc.stderr
+    sub.wait_for(lambda: len(sub.on(topics[1])) >= 3)
+    answered = {json.loads(m.payload)["model"] for m in sub.on(topics[0])}
+    assert "mobilenet_v2_int8" in answered and answered & {
+        "mobilenet_v1_0.5_160",
+        "mobilenet_v1_0.25_128",
+    }, answered
+    assert max(json.loads(m.payload)["rung"] for m in sub.on(topics[1])) >= 1
+    assert "a cheaper model" in proc.stderr

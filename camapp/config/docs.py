@@ -69,7 +69,10 @@ def _type(field: FieldInfo) -> str:
         return "one of " + ", ".join(typing.get_args(kind))
     names = {bool: "bool", int: "int", float: "float", str: "string"}
     if typing.get_origin(kind) is tuple:
-        return '"WxH"' if len(typing.get_args(kind)) == 2 else "x1,y1,x2,y2"
+        args = typing.get_args(kind)
+        if args[-1] is Ellipsis:
+            return "list of names"
+        return '"WxH"' if len(args) == 2 else "x1,y1,x2,y2"
     return names.get(typing.get_origin(kind) or kind, "list of tables")
 
 

@@ -141,6 +141,13 @@ def parse_roi(value: Any) -> tuple[float, float, float, float]:
     return float(x1), float(y1), float(x2), float(y2)
 
 
+def _names(value: Any) -> Any:
+    """A list of names, or "a,b,c" on the command line."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _even(value: tuple[int, int]) -> tuple[int, int]:
     if not all(n > 0 and n % 2 == 0 for n in value):
         raise ValueError("width and height must be even (YUV420) and greater than 0")
@@ -329,6 +336,15 @@ class CameraSettings(Settings):
     )
     threshold: float = setting(
         0.5, "score a classification needs to count towards the state", ge=0, le=1, runtime=True
+    )
+    adapt: Literal["stride", "model", "auto"] = setting(
+        "stride",
+        "how budgets are kept: skip frames (stride), step down the model ladder (model), or both",
+    )
+    ladder: Annotated[tuple[str, ...], BeforeValidator(_names)] | None = setting(
+        None,
+        "cheaper models with the same classes, in order (default: the manifest's ladder)",
+        metavar="M1,M2",
     )
     source_timeout: float = setting(
         60.0,

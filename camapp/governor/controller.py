@@ -105,15 +105,34 @@ class _Verdict:
     state: str  # "over", "hold" or "under"
     factor: float = 1.0  # rate multiplier when over
     why: str = ""
+    load: float = 0.0  # the highest measured/budget ratio: how much room a bigger model has
 
 
 class Controller:
-    """The decision logic: no threads, no I/O, time comes in with each sample."""
+    """The decision logic: no threads, no I/O, time comes in with each sample.
 
-    def __init__(self, source: SourceInfo, max_workers: int, power_idle_w: float) -> None:
+    `costs` are the model ladder's inference times, rung 0 (the camera's own model) first,
+    each cheaper than the one before; `policy` says how the ladder is used: `stride` never
+    (only the rate), `model` instead of the rate (the rate is cut only at the bottom rung),
+    `auto` both at once (a step down, and the rate cut by what the cheaper model does not
+    save). Recovery goes back the other way: the rate first, then up the ladder when the
+    bigger model's cost fits under LOW of the budget.
+    """
+
+    def __init__(
+        self,
+        source: SourceInfo,
+        max_workers: int,
+        power_idle_w: float,
+        costs: tuple[float, ...] = (1.0,),
+        policy: str = "stride",
+    ) -> None:
         self.source = source
         self.max_workers = max_workers
         self.power_idle_w = power_idle_w
+        self.costs = costs
+        self.policy = policy
+        self.rung = 0
         self.rate: float | None = None  # None: no limit
         self.knobs = self.plan(None, None, 1)
         self._calm = 0  # consecutive periods under every budget
@@ -144,40 +163,63 @@ class Controller:
         elif self._since_over >= QUIET:
             self._patience = RECOVER_AFTER
         if not budgets.any():
-            self.rate, self._calm = None, 0
+            self.rate, self.rung, self._calm = None, 0, 0
             why = "no budget"
         elif verdict.state == "over":
-            self._calm, self._since_over = 0, 0
-            if self._since_up <= 2 * self._patience:  # the last step up was one too many
-                self._patience = min(2 * self._patience, MAX_PATIENCE)
-            measured = sample.admitted_fps if sample.admitted_fps > 0 else None
-            base = min(filter(None, (self.rate, measured)), default=MIN_RATE)
-            self.rate = max(MIN_RATE, base * verdict.factor)
-            why = verdict.why
+            why = self._over(sample, verdict)
         elif verdict.state == "hold":
             self._calm = 0
         else:
-            self._calm += 1
-            if self.rate is not None and self._calm >= self._patience:
-                self._calm, self._since_up = 0, 0
-                # Never more than 1.5x what the pipeline achieves: a limit far above it would
-                # not bind now, and would let the work jump past the budget once it could.
-                ceiling = max(self.rate, 1.5 * sample.admitted_fps)
-                self.rate = min(self.rate * RECOVER_STEP, ceiling)
-                why = f"under budget ({verdict.why})"
+            why = self._under(sample, verdict)
         knobs = self.plan(self.rate, sample.fps_in, user_stride)
         changed = knobs != self.knobs
         self.knobs = knobs
         return knobs, (why if changed else "")
 
+    def _over(self, sample: Sample, verdict: _Verdict) -> str:
+        self._calm, self._since_over = 0, 0
+        if self._since_up <= 2 * self._patience:  # the last step up was one too many
+            self._patience = min(2 * self._patience, MAX_PATIENCE)
+        factor = verdict.factor
+        if self.policy != "stride" and self.rung < len(self.costs) - 1:
+            cheaper = self.costs[self.rung + 1] / self.costs[self.rung]
+            self.rung += 1
+            factor /= cheaper  # what the cheaper model does not save, the rate must
+            if self.policy == "model" or factor >= 1:
+                return f"{verdict.why}: a cheaper model"
+        measured = sample.admitted_fps if sample.admitted_fps > 0 else None
+        base = min(filter(None, (self.rate, measured)), default=MIN_RATE)
+        self.rate = max(MIN_RATE, base * min(factor, 1.0))
+        return verdict.why
+
+    def _under(self, sample: Sample, verdict: _Verdict) -> str:
+        self._calm += 1
+        if self._calm < self._patience:
+            return ""
+        if self.rate is not None:
+            self._calm, self._since_up = 0, 0
+            # Never more than 1.5x what the pipeline achieves: a limit far above it would
+            # not bind now, and would let the work jump past the budget once it could.
+            ceiling = max(self.rate, 1.5 * sample.admitted_fps)
+            self.rate = min(self.rate * RECOVER_STEP, ceiling)
+            if self.rate >= ceiling and self.rung > 0 and sample.admitted_fps > 0:
+                self.rate = None  # every frame passes again: next, the bigger model
+            return f"under budget ({verdict.why})"
+        if self.rung > 0 and verdict.load * self.costs[self.rung - 1] / self.costs[self.rung] < LOW:
+            self._calm, self._since_up = 0, 0
+            self.rung -= 1
+            return f"under budget ({verdict.why}): a bigger model"
+        return ""
+
     def plan(self, rate: float | None, fps_in: float | None, user_stride: int) -> Knobs:
         """The cheapest knobs that let `rate` frames per second through (None: everything)."""
+        rung = self.rung
         if rate is None:
-            return Knobs(stride=1, max_fps=None, workers=self.max_workers)
+            return Knobs(stride=1, max_fps=None, workers=self.max_workers, rung=rung)
         need = rate * (self._inference_s or 0.05) * WORKER_HEADROOM
         workers = min(self.max_workers, max(1, math.ceil(need)))
         if not self.source.paced:
-            return Knobs(stride=1, max_fps=round(rate * user_stride, 3), workers=workers)
+            return Knobs(1, round(rate * user_stride, 3), workers, rung)
         fps = self.source.fps
         if not self.source.slowable and fps_in and abs(fps_in - fps) > FPS_TRUST * fps:
             # A camera's nominal rate can be wrong (auto-exposure halves it in the dark): a
@@ -187,8 +229,8 @@ class Controller:
         stride = max(1, math.ceil(fps / rate - 1e-9))
         if self.source.slowable and stride > MAX_REPLAY_STRIDE:
             slowed = round(rate * max(user_stride, MAX_REPLAY_STRIDE), 3)
-            return Knobs(MAX_REPLAY_STRIDE, slowed, workers)
-        return Knobs(stride=min(stride, MAX_STRIDE), max_fps=None, workers=workers)
+            return Knobs(MAX_REPLAY_STRIDE, slowed, workers, rung)
+        return Knobs(min(stride, MAX_STRIDE), None, workers, rung)
 
     def _judge(self, sample: Sample, budgets: Budgets) -> _Verdict:
         verdicts = [
@@ -201,18 +243,19 @@ class Controller:
             if v is not None
         ]
         over = [v for v in verdicts if v.state == "over"]
+        load = max((v.load for v in verdicts), default=0.0)
         if over:
             worst = min(over, key=lambda v: v.factor)
-            return _Verdict("over", worst.factor, "; ".join(v.why for v in over))
+            return _Verdict("over", worst.factor, "; ".join(v.why for v in over), load)
         if any(v.state == "hold" for v in verdicts):
-            return _Verdict("hold")
-        return _Verdict("under", why="; ".join(v.why for v in verdicts))
+            return _Verdict("hold", load=load)
+        return _Verdict("under", why="; ".join(v.why for v in verdicts), load=load)
 
     @staticmethod
     def _ratio_verdict(ratio: float, why: str) -> _Verdict:
         if ratio > 1.0:
-            return _Verdict("over", max(MAX_CUT, TARGET / ratio), why)
-        return _Verdict("hold" if ratio >= LOW else "under", why=why)
+            return _Verdict("over", max(MAX_CUT, TARGET / ratio), why, ratio)
+        return _Verdict("hold" if ratio >= LOW else "under", why=why, load=ratio)
 
     def _judge_cpu(self, sample: Sample, budget: float | None) -> _Verdict | None:
         if budget is None or sample.cpu_pct is None:

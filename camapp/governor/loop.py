@@ -172,6 +172,7 @@ def stats(lane: Lane, now: float, counters: Counters) -> dict[str, Any]:
         "fps_limit": knobs.max_fps,
         "resolution": counters.resolution,
         "workers": knobs.workers,
+        "rung": knobs.rung,
         "cpu_budget": budgets.cpu,
         "power_budget": budgets.power,
         "temp_limit": budgets.temp,

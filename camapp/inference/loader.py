@@ -43,6 +43,11 @@ class ModelSetup:
     roi: Roi | None = None
 
     @property
+    def classes(self) -> tuple[str, ...]:
+        """One label per class the model outputs (a leading background label left out)."""
+        return self.labels[self.label_offset or 0 :]
+
+    @property
     def key(self) -> tuple[object, ...]:
         """Equal for setups that may share classifiers."""
         return (self.path, self.labels, self.backend, self.options, self.top_k, self.mean, self.std)

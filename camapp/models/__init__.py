@@ -2,7 +2,13 @@
 
 from camapp.models.info import format_model_info, model_info
 from camapp.models.labels import read_labels
-from camapp.models.manifest import DEFAULT_MODEL, ModelSpec, display_name, load_manifest
+from camapp.models.manifest import (
+    DEFAULT_MODEL,
+    ModelSpec,
+    display_name,
+    ladder_models,
+    load_manifest,
+)
 from camapp.models.store import default_model_dir, fetch, fetched, resolve_model
 
 __all__ = [
@@ -13,6 +19,7 @@ __all__ = [
     "fetch",
     "fetched",
     "format_model_info",
+    "ladder_models",
     "load_manifest",
     "model_info",
     "read_labels",
