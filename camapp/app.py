@@ -281,6 +281,12 @@ def _log_stats(prefix: str, stats: RunStats) -> None:
     )
     if stats.discarded:
         log.warning("%s%d queued frames discarded by a forced stop", prefix, stats.discarded)
+    if stats.skipped["undecodable"]:
+        log.warning(
+            "%s%d frames would not decode (a corrupt stretch of the file) and were skipped",
+            prefix,
+            stats.skipped["undecodable"],
+        )
 
 
 def signal_handler(pipeline: Pipeline) -> Callable[[int, Any], None]:

@@ -133,3 +133,17 @@ def test_unreachable_broker_never_stops_capture(model_dir: Path, photos_clip) ->
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("camapp: error: ") and "not delivered" in last
     assert "unreachable" in proc.stderr
+
+
+def test_a_corrupt_stretch_costs_its_frames_not_the_rest_of_the_file(
+    broker, subscriber_factory, model_dir: Path, tmp_path: Path
+) -> None:
+    from tests.test_sources import corrupt_copy
+
+    sub = subscriber_factory(broker.port, ["camapp/lot/classification"])
+    args = ["run", "--source", str(corrupt_copy(tmp_path)), "--camera-id", "lot",
+            "--no-realtime", "--no-drop", "--mqtt-port", str(broker.port)]  # fmt: skip
+    proc = run_camapp(args, model_dir)
+    assert proc.returncode == 0, proc.stderr
+    sub.wait_for(lambda: len(sub.messages) == 376)
+    assert "1 undecodable" in proc.stderr and "1 frames would not decode" in proc.stderr

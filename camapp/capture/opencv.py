@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from camapp.capture.base import Frame
 from camapp.errors import ConfigError, SourceError
 
 log = logging.getLogger(__name__)
 
+MAX_GAP = 250  # undecodable frames in a row after which a file is taken to have ended
 MAX_LAG = 1.0  # s a paced replay may run behind its clock before the clock is moved instead
 MAX_FPS = 1000.0  # a reported rate above this is a clock, not a frame rate (RTP says 90000)
 # FFmpeg waits 30 s by default for a stream to open or deliver: longer than systemd waits for
@@ -67,7 +69,11 @@ class FileSource:
             )
         self.paced = realtime and self.fps > 0
         self.loop = loop
+        self._length = self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0  # 0: unknown
         self._seq = 0
+        self._decoded = 0
+        self._read = 0  # frames of this pass through the file, decoded or not
+        self.undecodable = 0  # frames skipped because they would not decode
         self._start: float | None = None  # monotonic time frame 0 was due, for pacing
 
     def read(self) -> Frame | None:
@@ -75,17 +81,34 @@ class FileSource:
         # handing one over kept a core busy just when a worker woke up to classify it, which
         # delayed it by a whole decode (the scheduler wakes it on the decoding core).
         self._pace()
-        ok, bgr = self._cap.read()
-        if not ok and self.loop and self._seq > 0:
+        ok, bgr = self._decode()
+        if not ok and self.loop and self._decoded:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, bgr = self._cap.read()
+            self._read = 0
+            ok, bgr = self._decode()
         if not ok:
-            if self._seq == 0:
+            if not self._decoded:
                 raise ConfigError(f"video file has no decodable frame: {self.path}")
             return None
         frame = Frame(self._seq, time.time(), bgr, time.monotonic(), bgr=True)
         self._seq += 1
+        self._decoded += 1
         return frame
+
+    def _decode(self) -> tuple[bool, np.ndarray]:
+        """The next frame that decodes: a corrupt stretch of the file is skipped (its frames
+        counted in `undecodable`, their numbers left as gaps), not taken for the end."""
+        ok, bgr = self._cap.read()
+        gap = 0
+        # OpenCV's position counts decoded frames only: what is left is known from the length.
+        while not ok and gap < MAX_GAP and self._read < self._length:
+            gap += 1
+            self.undecodable += 1
+            self._seq += 1
+            self._read += 1
+            ok, bgr = self._cap.read()
+        self._read += ok
+        return ok, bgr
 
     def _pace(self) -> None:
         """Sleep until this frame is due, so a replay behaves like a camera at the file's fps."""

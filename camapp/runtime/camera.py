@@ -24,7 +24,7 @@ from camapp.runtime.frames import Hub
 
 log = logging.getLogger(__name__)
 
-SKIP_REASONS = ("stride", "motion", "queue", "paused")
+SKIP_REASONS = ("stride", "motion", "queue", "paused", "undecodable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,8 @@ class RunStats:
     classified: int = 0
     # Frames not classified, by reason: `queue` = stale frames evicted by the latest-frame
     # policy, `stride` = skipped to classify 1 in N, `motion` = the scene had not changed,
-    # `paused` = skipped while paused.
+    # `paused` = skipped while paused, `undecodable` = frames of a file that would not decode
+    # (a corrupt stretch, skipped to the real end).
     skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
     inference_ms: float = 0.0  # summed over classified frames
     frame_size: tuple[int, int] | None = None  # (width, height) of the latest captured frame
@@ -156,7 +157,7 @@ class Camera:
 
     def counters(self) -> Counters:
         stats = self.stats
-        skipped = {**stats.skipped, "queue": self.frames.dropped}
+        skipped = {**stats.skipped, "queue": self.frames.dropped, "undecodable": self._broken()}
         size = stats.frame_size
         return Counters(
             captured=stats.captured,
@@ -245,12 +246,16 @@ class Camera:
                 self._next_ticket += 1
             self._emit(ready)
 
+    def _broken(self) -> int:
+        return getattr(self.source, "undecodable", 0)  # only files have frames that do not
+
     def flush(self) -> None:
         """After the workers are gone: a failed worker leaves gaps in the tickets, and what
         did arrive is still published."""
         for ticket in sorted(self._pending):
             self._emit(self._pending.pop(ticket))
         self.stats.skipped["queue"] = self.frames.dropped
+        self.stats.skipped["undecodable"] = self._broken()
         self.stats.discarded = self.frames.discarded
 
     def _emit(self, result: Result) -> None:
