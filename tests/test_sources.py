@@ -110,6 +110,8 @@ def test_bad_source_specs() -> None:
 
     with pytest.raises(ConfigError, match="expected usb:N"):
         open_source("usb:x")
+    with pytest.raises(ConfigError, match="expected usb:N, N from 0 to 255"):
+        open_source("usb:99999999999999999999999")  # OpenCV's own 7-line error, and exit 1
     with pytest.raises(ConfigError, match="expected picamera or picamera:N"):
         open_source("picamera:x")
     with pytest.raises(SourceError, match="cannot open camera or stream"):

@@ -15,6 +15,7 @@ from camapp.errors import ConfigError, SourceError
 
 log = logging.getLogger(__name__)
 
+MAX_USB_INDEX = 255  # /dev/video0 .. /dev/video255
 MAX_GAP = 250  # undecodable frames in a row after which a file is taken to have ended
 MAX_LAG = 1.0  # s a paced replay may run behind its clock before the clock is moved instead
 MAX_FPS = 1000.0  # a reported rate above this is a clock, not a frame rate (RTP says 90000)
@@ -141,8 +142,10 @@ class CaptureSource:
         self.name = redact(spec)
         if spec.startswith("usb:"):
             index = spec[4:]
-            if not index.isdigit():
-                raise ConfigError(f"bad USB camera '{spec}': expected usb:N, e.g. usb:0")
+            if not index.isdigit() or int(index) > MAX_USB_INDEX:
+                raise ConfigError(
+                    f"bad USB camera '{spec[:40]}': expected usb:N, N from 0 to {MAX_USB_INDEX}"
+                )
             self._cap = cv2.VideoCapture(int(index))
         elif "://" in spec:
             timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
