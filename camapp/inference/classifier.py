@@ -34,7 +34,8 @@ class Classifier:
     """
 
     def __init__(self, backend: Backend, labels: list[str], model: str, top_k: int = 5) -> None:
-        classes = backend.output.classes
+        # 0: the scores come with each frame (a sensor that classifies), and are checked there.
+        classes = backend.output.classes or len(labels)
         # Models trained without a background class have one label too many.
         self._label_offset = len(labels) - classes
         if self._label_offset not in (0, 1):
@@ -63,9 +64,23 @@ class Classifier:
         except RuntimeError as exc:
             raise CamappError(f"inference failed: {exc}") from None
         inference_ms = (time.perf_counter() - start) * 1000
-        return Classification(self._top(self._output()[0]), inference_ms, self.model)
+        top = self._top(self._output()[0], self._label_offset)
+        return Classification(top, inference_ms, self.model)
 
-    def _top(self, scores: np.ndarray) -> list[Prediction]:
+    def rank(self, scores: np.ndarray, inference_ms: float) -> Classification:
+        """Scores a device computed (the AI Camera's, one frame's) ranked like the backend's.
+
+        Such a network's output may or may not have the background class: the labels are
+        matched to each frame's score count, as picamera2's classification demo does.
+        """
+        offset = len(self.labels) - scores.shape[-1]
+        if offset not in (0, 1):
+            raise CamappError(
+                f"model {self.model}: {scores.shape[-1]} scores but {len(self.labels)} labels"
+            )
+        return Classification(self._top(scores, offset), inference_ms, self.model)
+
+    def _top(self, scores: np.ndarray, offset: int) -> list[Prediction]:
         # ndarray methods and tolist(): this runs per frame holding the GIL, and numpy's
         # module-level wrappers and per-element int()/float() triple its Python calls.
         k = self.top_k
@@ -75,6 +90,6 @@ class Classifier:
         if self._out_scale:
             values = (values - self._out_zero) * self._out_scale
         return [
-            Prediction(i, self.labels[i + self._label_offset], round(v, 4))
+            Prediction(i, self.labels[i + offset], round(v, 4))
             for i, v in zip(best.tolist(), values.tolist(), strict=True)
         ]

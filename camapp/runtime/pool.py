@@ -49,7 +49,10 @@ class WorkerPool:
             queue, ticket, frame = item
             camera = queue.owner
             try:
-                result = classifier.classify(frame.image, frame.bgr, camera.plan.crop)
+                if frame.scores is None:
+                    result = classifier.classify(frame.image, frame.bgr, camera.plan.crop)
+                else:  # classified on the sensor
+                    result = classifier.rank(frame.scores, frame.inference_ms)
             except Exception as exc:  # a dead worker would stall the frame order for good
                 self._fail(as_error("inference", exc))
                 self.close(discard=True)
