@@ -87,7 +87,7 @@ class App:
         base = self.config.mqtt.base_topic
         own = f"{base}/{settings.camera_id}/availability"
         channel = Channel(self.publisher, base, settings.camera_id, (*shared, own))
-        source = self._open(settings, max(pool.classifiers[0].size))
+        source = self._open(settings, setup, max(pool.classifiers[0].size))
         controls = Controls(
             **{k: getattr(settings, k) for k in ("stride", "threshold", "paused")},
             **{k: getattr(settings, k) for k in ("cpu_budget", "power_budget", "temp_limit")},
@@ -104,7 +104,7 @@ class App:
         camera = self.pipeline.add_camera(plan, source, sinks, controls, pool, drop)
         return Wired(settings, setup, channel, controls, camera)
 
-    def _open(self, settings: CameraSettings, model_size: int) -> Source:
+    def _open(self, settings: CameraSettings, setup: loader.ModelSetup, model_size: int) -> Source:
         assert settings.source is not None
         # A reconnection reopens the source with the same settings.
         opener = functools.partial(
@@ -114,6 +114,8 @@ class App:
             settings.loop,
             settings.picamera,
             model_size,
+            setup.path if setup.backend == "imx500" else None,  # the AI Camera's own network
+            settings.crop,
         )
         source = opener()
         return Reconnecting(opener, self.stop, first=source) if source.live else source

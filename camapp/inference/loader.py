@@ -11,9 +11,15 @@ from pathlib import Path
 
 from camapp import models
 from camapp.config.schema import CameraSettings
+from camapp.errors import ConfigError
 from camapp.inference import backend as backends
 from camapp.inference.backend import BackendOptions
 from camapp.inference.classifier import Classifier
+
+# A model file's kind picks its backend when neither the setting nor the manifest does.
+BY_SUFFIX = {".onnx": "onnx", ".rpk": "imx500", ".hef": "hailo"}
+# Backends whose device reads the labels from the network itself when no file is given.
+DEVICE_LABELS = frozenset({"imx500"})
 
 
 @dataclass(frozen=True)
@@ -34,11 +40,15 @@ def plan(
     threads: int = 1,
     top_k: int = 5,
 ) -> ModelSetup:
-    """Resolve a model setting; the backend is the one asked for, else the manifest's."""
+    """Resolve a model setting; the backend is the one asked for, else the manifest's, else
+    the one the file's kind implies."""
     path = models.resolve_model(model)
-    names = models.read_labels(path, Path(labels) if labels else None)
     name = models.display_name(path)
-    chosen = backend or _default_backend(name, delegate)
+    chosen = backend or _default_backend(path, name, delegate)
+    if labels is None and chosen in DEVICE_LABELS:
+        names: list[str] = []  # from the network, once its device is open (see load)
+    else:
+        names = models.read_labels(path, Path(labels) if labels else None)
     options = BackendOptions(threads, None if delegate == "edgetpu" else delegate)
     if chosen not in backends.names():
         backends.create(chosen, path, options)  # raises the one-line unknown-backend error
@@ -46,14 +56,25 @@ def plan(
 
 
 def for_camera(camera: CameraSettings, threads: int = 1) -> ModelSetup:
-    return plan(camera.model, camera.labels, camera.backend, camera.delegate, threads, camera.top_k)
+    setup = plan(
+        camera.model, camera.labels, camera.backend, camera.delegate, threads, camera.top_k
+    )
+    # The AI Camera classifies on its sensor: it is the one source, and the one backend, for it.
+    if (camera.source == "imx500") != (setup.backend == "imx500"):
+        raise ConfigError(
+            f"camera {camera.camera_id}: the AI Camera runs its own network: use source "
+            f"'imx500' with an IMX500 network (.rpk) as the model, backend imx500, together"
+        )
+    return setup
 
 
-def _default_backend(name: str, delegate: str | None) -> str:
+def _default_backend(path: Path, name: str, delegate: str | None) -> str:
     if delegate == "edgetpu":
         return "edgetpu"
     spec = models.load_manifest().get(name)
-    return spec.delegate if spec is not None and spec.delegate else "litert"
+    if spec is not None and spec.delegate:
+        return spec.delegate
+    return BY_SUFFIX.get(path.suffix.lower(), "litert")
 
 
 def load_file(path: Path | str, top_k: int = 5) -> Classifier:
@@ -64,4 +85,7 @@ def load_file(path: Path | str, top_k: int = 5) -> Classifier:
 def load(setup: ModelSetup) -> Classifier:
     """One classifier (one backend instance) for one worker."""
     backend = backends.create(setup.backend, setup.path, setup.options)
-    return Classifier(backend, list(setup.labels), setup.name, setup.top_k)
+    labels = list(setup.labels) or list(getattr(backend, "labels", None) or [])
+    if not labels:
+        raise ConfigError(f"model {setup.path} has no labels of its own; pass --labels FILE")
+    return Classifier(backend, labels, setup.name, setup.top_k)
