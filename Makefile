@@ -9,9 +9,9 @@ SHARED ?= ../shared
 MIRROR ?= $(wildcard $(SHARED)/models)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint bench mosquitto model samples
+.PHONY: setup demo test lint bench mosquitto compiler model samples
 
-setup: $(BIN)/camapp mosquitto model samples
+setup: $(BIN)/camapp mosquitto compiler model samples
 
 $(BIN)/camapp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ mosquitto:
 		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto-clients; }
 	@command -v openssl >/dev/null || \
 		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openssl; }
+
+# The tests build a stand-in libedgetpu (tests/fake_libedgetpu.c) with it.
+compiler:
+	@command -v cc >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q gcc; }
 
 model: $(BIN)/camapp
 	$(BIN)/camapp model fetch $(if $(MIRROR),--mirror $(MIRROR))
