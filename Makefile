@@ -9,9 +9,9 @@ SHARED ?= ../shared
 MIRROR ?= $(wildcard $(SHARED)/models)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint bench mosquitto streams model samples
+.PHONY: setup demo test lint bench mosquitto streams compiler model samples
 
-setup: $(BIN)/camapp mosquitto streams model samples
+setup: $(BIN)/camapp mosquitto streams compiler model samples
 
 $(BIN)/camapp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ streams:
 	@{ command -v ffmpeg && /usr/bin/python3 tests/rtsp_server.py --check; } >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -q && \
 		  $(SUDO) apt-get install -y -q --no-install-recommends $(STREAM_PACKAGES); }
+
+# The tests build a stand-in libedgetpu (tests/fake_libedgetpu.c) with it.
+compiler:
+	@command -v cc >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q gcc; }
 
 model: $(BIN)/camapp
 	$(BIN)/camapp model fetch $(if $(MIRROR),--mirror $(MIRROR))

@@ -75,7 +75,7 @@ class App:
         power_model = (app.power_idle, app.power_full) if app.power_idle is not None else None
         self._sensors = Sensors(power_model=power_model)
         self.pipeline = Pipeline(config.app.duration, self.stop)
-        self.pool = self.pipeline.add_pool(config.app.workers, loader.load)
+        self.pool = self.pipeline.add_pool(config.app.workers, loader.load_checked)
         for setup in dict.fromkeys(setups):  # each model loaded and run once before capture
             self.pool.seed(setup, [loader.load(setup)])
         self.wired = [
@@ -100,7 +100,7 @@ class App:
         state = StateSink(channel, controls, settings.state_frames)
         self.publisher.on_connected(state.republish)
         watch = SourceWatch(channel, state, settings.source_timeout)
-        source = self._open(settings, max(self.pool.caches[0][setup].size), watch)
+        source = self._open(settings, setup, max(self.pool.caches[0][setup].size), watch)
         sinks = self._sinks(settings, setup, channel, state)
         motion = None
         if settings.motion_threshold:
@@ -142,7 +142,13 @@ class App:
         channel.subscribe("set", commands.handle)
         self.publisher.on_connected(commands.publish_config)
 
-    def _open(self, settings: CameraSettings, model_size: int, watch: SourceWatch) -> Source:
+    def _open(
+        self,
+        settings: CameraSettings,
+        setup: loader.ModelSetup,
+        model_size: int,
+        watch: SourceWatch,
+    ) -> Source:
         assert settings.source is not None
         # A reconnection reopens the source with the same settings.
         opener = functools.partial(
@@ -152,6 +158,8 @@ class App:
             settings.loop,
             settings.picamera,
             model_size,
+            setup.path if setup.backend == "imx500" else None,  # the AI Camera's own network
+            settings.crop,
         )
         source = opener()
         if not source.live:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -11,7 +13,7 @@ import pytest
 from camapp import cli
 from camapp.errors import ConfigError
 from camapp.inference import backend, loader
-from tests.conftest import SHARED_MODELS
+from tests.conftest import SHARED_MODELS, camapp_env
 
 
 def test_a_new_backend_is_one_file_and_its_registration(
@@ -47,3 +49,36 @@ def test_the_manifest_picks_the_edge_tpu_backend_by_itself(model_dir: Path) -> N
 def test_an_unknown_backend_is_a_usage_error() -> None:
     with pytest.raises(ConfigError, match=r"unknown backend 'tpu' \(known: .*edgetpu.*litert"):
         loader.plan(None, backend="tpu")
+
+
+@pytest.fixture(scope="session")
+def edgetpu_without_device(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding a libedgetpu.so.1 that finds no Edge TPU (tests/fake_libedgetpu.c)."""
+    directory = tmp_path_factory.mktemp("libedgetpu")
+    source = Path(__file__).with_name("fake_libedgetpu.c")
+    subprocess.run(
+        ["cc", "-shared", "-fPIC", "-o", str(directory / "libedgetpu.so.1"), str(source)],
+        check=True,
+    )
+    return directory
+
+
+def test_a_missing_coral_is_one_line_and_exit_2(
+    model_dir: Path, edgetpu_without_device: Path
+) -> None:
+    from tests.test_errors import one_line_error
+
+    env = {**camapp_env(model_dir), "LD_LIBRARY_PATH": str(edgetpu_without_device)}
+    model = str(SHARED_MODELS / "mobilenet_v2_1.0_224_quant_edgetpu.tflite")
+    labels = str(SHARED_MODELS / "imagenet_labels.txt")
+    clip = str(SHARED_MODELS.parent / "media" / "car-detection.mp4")
+    photo = str(SHARED_MODELS.parent / "media" / "cat.bmp")
+    for args in (  # the manifest picks the Edge TPU for this file: no flag needed
+        ["classify", "--model", model, "--labels", labels, photo],
+        ["run", "--source", clip, "--model", model, "--labels", labels, "--max-frames", "1"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "camapp", *args], env=env, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        one_line_error(proc, 2, "no Edge TPU found", "libedgetpu is installed", "lsusb")

@@ -9,6 +9,7 @@ from tests.conftest import SHARED_MODELS, start_camapp
 from tests.test_ha import looping, stop
 
 SMALL = SHARED_MODELS / "mobilenet_v1_0.25_128_quant.tflite"
+NAME = "mobilenet_v1_0.25_128"  # its manifest name, which messages report
 
 
 def test_a_running_camera_switches_model_without_a_restart_or_a_lost_frame(
@@ -26,8 +27,8 @@ def test_a_running_camera_switches_model_without_a_restart_or_a_lost_frame(
         assert "model: model file not found" in json.loads(sub.on(topics[2])[0].payload)["error"]
         sub.publish("camapp/porch/set", json.dumps({"model": str(SMALL), "capture": "empty"}))
         sub.wait_for(lambda: len(sub.on(topics[1])) == 2)
-        assert json.loads(sub.on(topics[1])[1].payload)["model"] == SMALL.stem
-        sub.wait_for(lambda: json.loads(sub.on(topics[0])[-1].payload)["model"] == SMALL.stem)
+        assert json.loads(sub.on(topics[1])[1].payload)["model"] == NAME
+        sub.wait_for(lambda: json.loads(sub.on(topics[0])[-1].payload)["model"] == NAME)
         seen = len(sub.on(topics[0]))
         sub.wait_for(lambda: len(sub.on(topics[0])) >= seen + 10)
     finally:
@@ -36,8 +37,8 @@ def test_a_running_camera_switches_model_without_a_restart_or_a_lost_frame(
     frames = [m["frame"] for m in messages]
     assert frames == list(range(len(frames)))  # in order, none lost across the switch
     models = [m["model"] for m in messages]
-    switch = models.index(SMALL.stem)
-    assert set(models[:switch]) == {"mobilenet_v2_int8"} and set(models[switch:]) == {SMALL.stem}
+    switch = models.index(NAME)
+    assert set(models[:switch]) == {"mobilenet_v2_int8"} and set(models[switch:]) == {NAME}
     [saved] = (tmp_path / "ds" / "empty").glob("*.jpg")
     sidecar = json.loads(saved.with_suffix(".json").read_text())
     assert sidecar["camera"] == "porch" and sidecar["label"] == "empty"

@@ -3,6 +3,7 @@
 | spec                         | source                                   |
 |------------------------------|------------------------------------------|
 | `picamera` / `picamera:N`    | Raspberry Pi camera N through picamera2  |
+| `imx500`                     | the AI Camera, its network (the model) run on its sensor |
 | `usb:N` or `/dev/videoN`     | USB/V4L2 camera                          |
 | `rtsp://…`, `http(s)://…`    | network stream                           |
 | `memory:FILE`                | a video's frames decoded into memory once, replayed (benchmarks) |
@@ -10,6 +11,8 @@
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from camapp.capture.base import Frame, Source
 from camapp.capture.reconnect import Reconnecting
@@ -27,13 +30,21 @@ def open_source(
     loop: bool = False,
     picamera: PiCameraSettings | None = None,
     model_size: int = 224,
+    network: Path | None = None,
+    crop: str = "center",
 ) -> Source:
     """Open the source named by `spec`; failures to open are reported, never retried here.
 
     `realtime` and `loop` apply to video files only; `picamera` and `model_size` (the model
     input's larger side, which the automatic lores size covers) to Pi cameras and memory
-    replays only.
+    replays only; `network` (the model, an `.rpk`) and `crop` to the AI Camera.
     """
+    if spec == "imx500":
+        from camapp.capture.imx500 import Imx500Source
+
+        if network is None:
+            raise ConfigError("source imx500 needs an IMX500 network (.rpk) as its model")
+        return Imx500Source(network, picamera or PiCameraSettings(), crop)
     if spec == "picamera" or spec.startswith("picamera:"):
         from camapp.capture.picamera import PiCameraSource
 

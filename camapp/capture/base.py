@@ -16,6 +16,8 @@ class Frame:
     swapping channels after the resize to the model input is far cheaper than before it).
     `seq` counts frames delivered by the source from 0, including those the pipeline later
     drops, so gaps in published `frame` numbers show drops.
+    `scores` are set by a source that classifies on the sensor (the AI Camera): the workers
+    then only rank them, and `inference_ms` is the time the sensor took.
     """
 
     seq: int
@@ -23,6 +25,8 @@ class Frame:
     image: np.ndarray
     mono: float  # time.monotonic() at capture, for latency measurement
     bgr: bool = False
+    scores: np.ndarray | None = None  # the model's output, computed by the source's device
+    inference_ms: float = 0.0
 
 
 class Source(Protocol):

@@ -111,29 +111,39 @@ class PiCameraSource:
     def read(self) -> Frame | None:
         """The next frame, RGB; None once closed. A failed or stalled capture: SourceError."""
         with self._lock:
-            if self._cam is None:
-                return None
-            try:
-                request = self._cam.capture_request(wait=self._timeout)
-            except TimeoutError as exc:
-                # Drop the still-pending job, or it would later take a buffer nobody releases.
-                with contextlib.suppress(Exception):
-                    self._cam.cancel_all_and_flush()
-                raise SourceError(
-                    f"{self.name}: no frame for {self._timeout:g}s (camera cable loose?)"
-                ) from exc
-            except Exception as exc:
-                raise SourceError(f"{self.name}: capture failed: {exc}") from exc
-            try:
-                image = self._to_rgb(request.make_array("lores"))
-                ts, mono = _capture_times(request.get_metadata(), self._max_age)
-            except Exception as exc:
-                raise SourceError(f"{self.name}: bad frame: {exc}") from exc
-            finally:
-                request.release()  # always: an unreleased request starves the camera of buffers
-            frame = Frame(self._seq, ts, image, mono)
-            self._seq += 1
-            return frame
+            while self._cam is not None:
+                request = self._capture()
+                try:
+                    frame = self._frame(request)
+                except SourceError:
+                    raise
+                except Exception as exc:
+                    raise SourceError(f"{self.name}: bad frame: {exc}") from exc
+                finally:
+                    request.release()  # always: an unreleased request starves the camera
+                if frame is not None:
+                    self._seq += 1
+                    return frame
+            return None
+
+    def _capture(self) -> Any:
+        try:
+            return self._cam.capture_request(wait=self._timeout)
+        except TimeoutError as exc:
+            # Drop the still-pending job, or it would later take a buffer nobody releases.
+            with contextlib.suppress(Exception):
+                self._cam.cancel_all_and_flush()
+            raise SourceError(
+                f"{self.name}: no frame for {self._timeout:g}s (camera cable loose?)"
+            ) from exc
+        except Exception as exc:
+            raise SourceError(f"{self.name}: capture failed: {exc}") from exc
+
+    def _frame(self, request: Any) -> Frame | None:
+        """The request's frame; None skips it (a subclass's frame may not be ready)."""
+        image = self._to_rgb(request.make_array("lores"))
+        ts, mono = _capture_times(request.get_metadata(), self._max_age)
+        return Frame(self._seq, ts, image, mono)
 
     def close(self) -> None:
         """Stop and release the camera, so the next process (or a reopen) can acquire it."""

@@ -259,7 +259,7 @@ class CameraSettings(Settings):
 
     camera_id: TopicLevel = setting("cam0", "topic level naming this camera")
     source: NonEmpty | None = setting(
-        None, "picamera[:N], usb:N, /dev/videoN, rtsp://..., or a video file"
+        None, "picamera[:N], imx500, usb:N, /dev/videoN, rtsp://..., or a video file"
     )
     model: NonEmpty | None = setting(
         None, "model file or known name (default: mobilenet_v2_int8)", metavar="MODEL"
@@ -269,7 +269,9 @@ class CameraSettings(Settings):
     )
     top_k: int = setting(5, "how many classes to report", ge=1, le=100)
     backend: NonEmpty | None = setting(
-        None, "inference backend: litert or edgetpu (default: the model's manifest entry)"
+        None,
+        "inference backend: litert, edgetpu, onnx, hailo or imx500 (default: the model's "
+        "manifest entry, else by file: .onnx, .hef, .rpk)",
     )
     delegate: NonEmpty | None = setting(
         None, "'edgetpu' or the path of a TFLite delegate library", metavar="DELEGATE"

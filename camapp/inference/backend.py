@@ -38,7 +38,7 @@ class InputSpec:
 
 @dataclass(frozen=True, slots=True)
 class OutputSpec:
-    classes: int
+    classes: int  # 0: each frame brings its own scores (the AI Camera; Classifier.rank)
     scale: float = 0.0  # 0: scores are not quantized
     zero_point: int = 0
 

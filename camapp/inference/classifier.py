@@ -41,9 +41,10 @@ class Classifier:
         model: str,
         top_k: int = 5,
         label_offset: int | None = None,
-        normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+        normalisation: tuple[tuple[float, ...] | None, tuple[float, ...] | None] = (None, None),
     ) -> None:
-        classes = backend.output.classes
+        # 0: the scores come with each frame (a sensor that classifies), and are checked there.
+        classes = backend.output.classes or len(labels)
         if label_offset is None:  # not a TFLite file camapp could read before loading
             label_offset = graph.label_offset(model, labels, classes)
         if len(labels) - label_offset != classes:
@@ -57,8 +58,8 @@ class Classifier:
         self.model = model
         self.top_k = max(1, min(top_k, classes))
         spec = backend.input
-        if normalisation is not None:
-            spec = replace(spec, mean=normalisation[0], std=normalisation[1])
+        mean, std = normalisation  # None: as the backend read it from the model
+        spec = replace(spec, mean=mean or spec.mean, std=std or spec.std)
         self.preprocess = Preprocessor(spec)
         self.size = (backend.input.width, backend.input.height)
         self._input = backend.input_tensor
@@ -81,9 +82,23 @@ class Classifier:
         except RuntimeError as exc:
             raise CamappError(f"inference failed: {exc}") from None
         inference_ms = (time.perf_counter() - start) * 1000
-        return Classification(self._top(self._output()[0]), inference_ms, self.model)
+        top = self._top(self._output()[0], self._label_offset)
+        return Classification(top, inference_ms, self.model)
 
-    def _top(self, scores: np.ndarray) -> list[Prediction]:
+    def rank(self, scores: np.ndarray, inference_ms: float) -> Classification:
+        """Scores a device computed (the AI Camera's, one frame's) ranked like the backend's.
+
+        Such a network's output may or may not have the background class: the labels are
+        matched to each frame's score count, as picamera2's classification demo does.
+        """
+        offset = len(self.labels) - scores.shape[-1]
+        if offset not in (0, 1):
+            raise CamappError(
+                f"model {self.model}: {scores.shape[-1]} scores but {len(self.labels)} labels"
+            )
+        return Classification(self._top(scores, offset), inference_ms, self.model)
+
+    def _top(self, scores: np.ndarray, offset: int) -> list[Prediction]:
         # ndarray methods and tolist(): this runs per frame holding the GIL, and numpy's
         # module-level wrappers and per-element int()/float() triple its Python calls.
         k = self.top_k
@@ -93,6 +108,6 @@ class Classifier:
         if self._out_scale:
             values = (values - self._out_zero) * self._out_scale
         return [
-            Prediction(i, self.labels[i + self._label_offset], round(v, 4))
+            Prediction(i, self.labels[i + offset], round(v, 4))
             for i, v in zip(best.tolist(), values.tolist(), strict=True)
         ]

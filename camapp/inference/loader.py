@@ -18,11 +18,16 @@ from camapp import models
 from camapp.config.schema import CameraSettings
 from camapp.errors import ConfigError
 from camapp.inference import backend as backends
-from camapp.inference.backend import DEFAULT_MEAN, DEFAULT_STD, BackendOptions
+from camapp.inference.backend import BackendOptions
 from camapp.inference.classifier import Classifier
 from camapp.inference.preprocess import Roi
 from camapp.models.trained import read_meta
 from camapp.tflite import graph
+
+# A model file's kind picks its backend when neither the setting nor the manifest does.
+BY_SUFFIX = {".onnx": "onnx", ".rpk": "imx500", ".hef": "hailo"}
+# Backends whose device reads the labels from the network itself when no file is given.
+DEVICE_LABELS = frozenset({"imx500"})
 
 
 @dataclass(frozen=True, eq=False)  # identity: workers look their classifier up per frame
@@ -35,8 +40,9 @@ class ModelSetup:
     backend: str
     options: BackendOptions
     top_k: int
-    mean: tuple[float, ...]  # input normalisation: the model sees (pixel - mean) / std
-    std: tuple[float, ...]
+    # Input normalisation, the model sees (pixel - mean) / std; None: the backend's own.
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
     # The view a trained model learnt (camapp train records it): used unless the camera sets
     # its own. None: the model says nothing.
     crop: str | None = None
@@ -64,21 +70,25 @@ def plan(
     std: float | None = None,
 ) -> ModelSetup:
     """Resolve and check a model setting; the backend is the one asked for, else the
-    manifest's; the normalisation the one asked for, else the model's metadata, else
-    MobileNet's (127.5, 127.5)."""
+    manifest's, else the one the file's kind implies; the normalisation the one asked for,
+    else the model's metadata, else MobileNet's (127.5, 127.5)."""
     path = models.resolve_model(model)
     name = models.display_name(path)
-    chosen = backend or _default_backend(name, delegate)
+    chosen = backend or _default_backend(path, name, delegate)
     options = BackendOptions(threads, None if delegate == "edgetpu" else delegate)
     if chosen not in backends.names():
         backends.create(chosen, path, options)  # raises the one-line unknown-backend error
     spec = None
     if backends.reads_tflite(chosen):
         spec = graph.check_classifier(path, ())  # a model, and an image classifier
-    names = models.read_labels(path, Path(labels) if labels else None)
+    if labels is None and chosen in DEVICE_LABELS:
+        names: list[str] = []  # from the network, once its device is open (see load)
+    else:
+        names = models.read_labels(path, Path(labels) if labels else None)
     offset = graph.label_offset(path, names, spec.classes) if spec else None
-    means = (mean,) if mean is not None else (spec and spec.mean) or (DEFAULT_MEAN,)
-    stds = (std,) if std is not None else (spec and spec.std) or (DEFAULT_STD,)
+    # None: what the backend reads from the model itself (MobileNet's 127.5 for LiteRT).
+    means = (mean,) if mean is not None else spec.mean if spec else None
+    stds = (std,) if std is not None else spec.std if spec else None
     meta = read_meta(path)
     roi = tuple(meta["roi"]) if meta.get("roi") else None
     return ModelSetup(
@@ -88,7 +98,7 @@ def plan(
 
 
 def for_camera(camera: CameraSettings, threads: int = 1) -> ModelSetup:
-    return plan(
+    setup = plan(
         camera.model,
         camera.labels,
         camera.backend,
@@ -98,6 +108,13 @@ def for_camera(camera: CameraSettings, threads: int = 1) -> ModelSetup:
         camera.input_mean,
         camera.input_std,
     )
+    # The AI Camera classifies on its sensor: it is the one source, and the one backend, for it.
+    if (camera.source == "imx500") != (setup.backend == "imx500"):
+        raise ConfigError(
+            f"camera {camera.camera_id}: the AI Camera runs its own network: use source "
+            f"'imx500' with an IMX500 network (.rpk) as the model, backend imx500, together"
+        )
+    return setup
 
 
 def view(camera: CameraSettings, setup: ModelSetup) -> tuple[str, Roi | None]:
@@ -109,27 +126,39 @@ def view(camera: CameraSettings, setup: ModelSetup) -> tuple[str, Roi | None]:
     return crop, camera.roi if "roi" in given else setup.roi
 
 
-def _default_backend(name: str, delegate: str | None) -> str:
+def _default_backend(path: Path, name: str, delegate: str | None) -> str:
     if delegate == "edgetpu":
         return "edgetpu"
     spec = models.load_manifest().get(name)
-    return spec.delegate if spec is not None and spec.delegate else "litert"
+    if spec is not None and spec.delegate:
+        return spec.delegate
+    return BY_SUFFIX.get(path.suffix.lower(), "litert")
 
 
-def load(setup: ModelSetup) -> Classifier:
-    """One classifier (one backend instance) for one worker, run once: a model that fails on
-    its first invoke (an op the runtime lacks) is a set-up error, found before capture."""
+def load(setup: ModelSetup, check: bool = True) -> Classifier:
+    """One classifier (one backend instance) for one worker. With `check`, run once: a model
+    that fails on its first invoke (an op the runtime lacks) is a set-up error, found before
+    capture (the workers' own copies of a model checked so need not run again)."""
     backend = backends.create(setup.backend, setup.path, setup.options)
+    labels = list(setup.labels) or list(getattr(backend, "labels", None) or [])
+    if not labels:
+        raise ConfigError(f"model {setup.path} has no labels of its own; pass --labels FILE")
     classifier = Classifier(
-        backend, list(setup.labels), setup.name, setup.top_k, setup.label_offset,
-        (setup.mean, setup.std),
-    )  # fmt: skip
+        backend, labels, setup.name, setup.top_k, setup.label_offset, (setup.mean, setup.std)
+    )
+    if not check or not backend.output.classes:  # a sensor's network runs on its frames only
+        return classifier
     try:
         classifier.classify(np.zeros((8, 8, 3), np.uint8))
     except Exception as exc:
         why = " ".join(str(exc).split())[:100]
         raise ConfigError(f"model {setup.path} fails on its first run: {why}") from None
     return classifier
+
+
+def load_checked(setup: ModelSetup) -> Classifier:
+    """What a worker loads: a model already checked when it was planned and loaded once."""
+    return load(setup, check=False)
 
 
 def load_file(path: Path | str, top_k: int = 5) -> Classifier:

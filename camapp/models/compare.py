@@ -224,7 +224,7 @@ def throughput(
     thread each) classifying every frame, and the top-1 label and score of each frame."""
     pipeline = Pipeline()
     setup = loader.plan(str(path), threads=1, top_k=1)
-    pool = pipeline.add_pool(workers, loader.load)
+    pool = pipeline.add_pool(workers, loader.load_checked)
     pool.seed(setup, [loader.load(setup) for _ in range(workers)])
     sink = _FirstPass(len(frames))
     source = _Replay(frames, seconds)

@@ -65,8 +65,11 @@ class WorkerPool:
                     classifier = cache[setup]
                 except KeyError:  # a model this worker has not used yet: load it once
                     classifier = cache[setup] = self._load(setup)
-                plan = camera.plan
-                result = classifier.classify(frame.image, frame.bgr, plan.crop, plan.roi)
+                if frame.scores is None:
+                    plan = camera.plan
+                    result = classifier.classify(frame.image, frame.bgr, plan.crop, plan.roi)
+                else:  # classified on the sensor
+                    result = classifier.rank(frame.scores, frame.inference_ms)
             except Exception as exc:  # a dead worker would stall the frame order for good
                 self._fail(as_error("inference", exc))
                 self.close(discard=True)

@@ -16,6 +16,12 @@ from camapp.inference.backend import BackendOptions, InputSpec, OutputSpec, regi
 
 # Names of known delegates, as the shared library each one loads.
 DELEGATES = {"edgetpu": "libedgetpu.so.1"}
+# libedgetpu loads but creates no delegate: it found no Edge TPU. A USB Accelerator shows in
+# lsusb as 1a6e:089a until its firmware is loaded, then as 18d1:9302.
+NO_EDGETPU = (
+    "no Edge TPU found: libedgetpu is installed but no Coral answered "
+    "(plug the USB Accelerator in, then check with lsusb: 1a6e:089a or 18d1:9302)"
+)
 
 
 def interpreter_api() -> tuple[type, Any]:
@@ -42,7 +48,9 @@ def load_delegate(spec: str) -> Any:
     try:
         return interpreter_api()[1](library)
     except (ValueError, OSError, RuntimeError) as exc:
-        raise ConfigError(f"cannot load delegate '{spec}': {exc}") from None
+        if spec == "edgetpu":
+            raise ConfigError(NO_EDGETPU) from None
+        raise ConfigError(f"cannot load delegate '{spec}': {' '.join(str(exc).split())}") from None
 
 
 @register("litert", tflite=True)
