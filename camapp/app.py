@@ -226,8 +226,8 @@ class App:
     def run(self) -> int:
         """Capture until the sources end or a signal; then drain, report and disconnect."""
         on_signal = signal_handler(self.pipeline)
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, on_signal)
         mqtt = self.config.mqtt
         for wired in self.wired:
             log.info(
@@ -298,7 +298,7 @@ def _log_stats(prefix: str, stats: RunStats) -> None:
 
 
 def signal_handler(pipeline: Pipeline) -> Callable[[int, Any], None]:
-    """SIGINT/SIGTERM: the first finishes the run gracefully, a second abandons the queued
+    """SIGINT/SIGTERM/SIGHUP: the first finishes the run gracefully, a second abandons the queued
     frames. Counted here, not read off the pipeline: --duration or a failure may have
     stopped it before the user's first signal."""
     signals = 0

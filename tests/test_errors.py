@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -35,8 +36,11 @@ def test_file_that_is_not_a_video(model_dir: Path, tmp_path: Path) -> None:
     one_line_error(run_camapp(["run", "--source", str(bad)], model_dir), 2, "cannot open video")
 
 
-def test_video_with_no_decodable_frame(broker, model_dir: Path, tmp_path: Path) -> None:
-    """It opens, but no frame decodes: found by the capture thread, still a usage error."""
+def test_video_with_no_decodable_frame(
+    broker, subscriber_factory, model_dir: Path, tmp_path: Path
+) -> None:
+    """It opens, but no frame decodes: a usage error, found before anything is announced,
+    so no retained discovery config, availability or config is left on the broker."""
     good = tmp_path / "good.avi"
     writer = cv2.VideoWriter(str(good), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 64))
     for shade in (0, 100, 200):
@@ -49,6 +53,9 @@ def test_video_with_no_decodable_frame(broker, model_dir: Path, tmp_path: Path) 
     corrupt.write_bytes(data)
     args = ["run", "--source", str(corrupt), "--mqtt-port", str(broker.port)]
     one_line_error(run_camapp(args, model_dir), 2, "no decodable frame", "corrupt.avi")
+    late = subscriber_factory(broker.port, ["#"])  # retained messages arrive at once
+    time.sleep(0.5)
+    assert late.messages == []
 
 
 def test_missing_image(model_dir: Path, tmp_path: Path) -> None:

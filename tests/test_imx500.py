@@ -38,7 +38,7 @@ def network(tmp_path: Path) -> Path:
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """`camapp <args>` in this process (so the stand-in is seen): exit code, stderr."""
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         code = cli.main(args)
     finally:

@@ -310,7 +310,7 @@ def test_camapp_run_sets_the_camera_up_from_its_settings_again_after_a_reconnect
     monkeypatch.setenv("CAMAPP_MODEL_DIR", str(model_dir))
     config = tmp_path / "camapp.toml"
     config.write_text('[picamera]\nfps = 30\nmain_size = "640x480"\nlores_format = "YUV420"\n')
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         code = cli.main(
             [

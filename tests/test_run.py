@@ -7,6 +7,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import SHARED_MEDIA, run_camapp, start_camapp
 
 FIELDS = {
@@ -88,19 +90,22 @@ def test_availability_is_retained_for_late_subscribers(
     assert late.messages[0].payload == b"offline" and late.messages[0].retain
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_finishes_in_flight_frames_and_says_offline(
-    broker, subscriber_factory, model_dir: Path
+    broker, subscriber_factory, model_dir: Path, signum: int
 ) -> None:
+    """SIGHUP (a closed terminal, some supervisors) ends the run as SIGTERM does: drained,
+    `offline`, exit 0; its default would kill camapp with the queued frames."""
     sub = subscriber_factory(broker.port, ["camapp/#"])
     clip = str(SHARED_MEDIA / "car-detection.mp4")
     proc = start_camapp(
         ["run", "--source", clip, "--loop", "--mqtt-port", str(broker.port)], model_dir
     )
     sub.wait_for(lambda: len(sub.on("camapp/cam0/classification")) >= 5)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and f"{signal.Signals(signum).name}: finishing" in err
     sub.wait_for(
         lambda: [m.payload for m in sub.on("camapp/cam0/availability")][-1:] == [b"offline"]
     )

@@ -76,20 +76,27 @@ class FileSource:
         self._read = 0  # frames of this pass through the file, decoded or not
         self.undecodable = 0  # frames skipped because they would not decode
         self._start: float | None = None  # monotonic time frame 0 was due, for pacing
+        # The first frame is decoded now: a file with none is a set-up error found before
+        # the camera is announced, not after (it would leave its retained topics behind).
+        self._first: np.ndarray | None = self._decode()[1]
+        if self._first is None:
+            self._cap.release()
+            raise ConfigError(f"video file has no decodable frame: {self.path}")
 
     def read(self) -> Frame | None:
         # Wait first, then decode, as a camera would: decoding the next frame straight after
         # handing one over kept a core busy just when a worker woke up to classify it, which
         # delayed it by a whole decode (the scheduler wakes it on the decoding core).
         self._pace()
-        ok, bgr = self._decode()
+        if self._first is not None:
+            ok, bgr, self._first = True, self._first, None
+        else:
+            ok, bgr = self._decode()
         if not ok and self.loop and self._decoded:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             self._read = 0
             ok, bgr = self._decode()
         if not ok:
-            if not self._decoded:
-                raise ConfigError(f"video file has no decodable frame: {self.path}")
             return None
         frame = Frame(self._seq, time.time(), bgr, time.monotonic(), bgr=True)
         self._seq += 1
