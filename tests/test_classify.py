@@ -62,3 +62,11 @@ def test_classify_command_json(model_dir: Path) -> None:
     for record in lines:
         assert len(record["top_k"]) == 3
         assert record["top_k"][0] == {k: record[k] for k in ("label", "class_id", "score")}
+
+
+def test_the_journal_gets_camapps_lines_not_litert_noise(model_dir: Path) -> None:
+    photo = str(SHARED_MEDIA / "cat.bmp")
+    proc = run_camapp(["classify", photo], model_dir)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    debug = run_camapp(["--debug", "classify", photo], model_dir)
+    assert "Created TensorFlow Lite XNNPACK delegate" in debug.stderr  # all of it when asked

@@ -5,7 +5,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import logging
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +21,39 @@ import numpy as np
 from camapp.errors import ConfigError
 from camapp.inference.backend import BackendOptions, InputSpec, OutputSpec, register
 
+log = logging.getLogger(__name__)
+
 # Names of known delegates, as the shared library each one loads.
 DELEGATES = {"edgetpu": "libedgetpu.so.1"}
+# What LiteRT prints on stderr each time an interpreter is made: noise in the journal.
+NOISE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _without_noise() -> Iterator[None]:
+    """LiteRT's C++ prints NOISE straight to stderr, with no setting to stop it: hold stderr
+    in a file while an interpreter is made, then pass on all of it but that line (all of
+    it with --debug). Nothing else written meanwhile, by any thread, is lost."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    with _STDERR_LOCK, tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().splitlines(True) if NOISE not in line]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
 # libedgetpu loads but creates no delegate: it found no Edge TPU. A USB Accelerator shows in
 # lsusb as 1a6e:089a until its firmware is loaded, then as 18d1:9302.
 NO_EDGETPU = (
@@ -65,12 +103,13 @@ class LiteRtBackend:
         interpreter_cls, _ = interpreter_api()
         delegates = [load_delegate(options.delegate)] if options.delegate else None
         try:
-            interp = interpreter_cls(
-                model_path=str(model_path),
-                num_threads=options.threads,
-                experimental_delegates=delegates,
-            )
-            interp.allocate_tensors()
+            with _without_noise():
+                interp = interpreter_cls(
+                    model_path=str(model_path),
+                    num_threads=options.threads,
+                    experimental_delegates=delegates,
+                )
+                interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if "edgetpu-custom-op" in str(exc):
