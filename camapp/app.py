@@ -29,12 +29,15 @@ from camapp.publish import ha
 from camapp.publish.commands import CommandHandler
 from camapp.publish.mqtt import MqttPublisher, default_client_id, dumps
 from camapp.publish.sinks import ClassificationSink, PrintSink
+from camapp.publish.snapshot import Snapshots
 from camapp.publish.state import StateSink
 from camapp.publish.topics import Channel, process_topic
 from camapp.runtime.camera import Camera, CameraPlan, RunStats, Sink
 from camapp.runtime.controls import Controls
 from camapp.runtime.pipeline import Pipeline, RunReport
 from camapp.runtime.pool import WorkerPool
+from camapp.web import auth
+from camapp.web.feed import CameraFeed
 
 log = logging.getLogger("camapp")
 
@@ -48,6 +51,7 @@ class Wired:
     channel: Channel
     controls: Controls
     camera: Camera
+    feed: CameraFeed | None  # the live view's, when it is on
 
 
 class App:
@@ -57,6 +61,10 @@ class App:
         for camera in cameras:
             if not camera.source:
                 raise ConfigError("no source: pass --source or set 'source' in the config file")
+        http = config.app.http
+        self.http_password = auth.password_hash(http) if http.bind is not None else None
+        if http.bind is not None:
+            auth.check_exposure(http, self.http_password)
         threads = config.app.threads_per_worker
         setups = [loader.for_camera(camera, threads) for camera in cameras]
         mqtt = config.mqtt
@@ -71,11 +79,14 @@ class App:
             setup: self.pipeline.add_pool([loader.load(setup) for _ in range(config.app.workers)])
             for setup in dict.fromkeys(setups)
         }
+        self.snapshots: list[Snapshots] = []
         self.wired = [
             self._camera(settings, setup, pools[setup], shared)
             for settings, setup in zip(cameras, setups, strict=True)
         ]
         self.governor = self._governor()
+        self.live = self._live_view()  # listens already: a taken port is found before capture
+        self._threads: list[threading.Thread] = []
 
     def _camera(
         self,
@@ -92,7 +103,9 @@ class App:
             **{k: getattr(settings, k) for k in ("stride", "threshold", "paused")},
             **{k: getattr(settings, k) for k in ("cpu_budget", "power_budget", "temp_limit")},
         )
-        sinks = self._sinks(settings, setup, channel, controls)
+        commands = CommandHandler(channel, controls)
+        state = StateSink(channel, controls, settings.state_frames)
+        sinks = self._sinks(settings, setup, channel, commands, state)
         motion = None
         if settings.motion_threshold:
             # After a change, let enough frames through for the debounced state to confirm it.
@@ -102,7 +115,54 @@ class App:
         # Frames are dropped only where they go stale: live cameras and paced replays.
         drop = settings.drop and source.paced
         camera = self.pipeline.add_camera(plan, source, sinks, controls, pool, drop)
-        return Wired(settings, setup, channel, controls, camera)
+        model = (setup.name, pool.classifiers[0].size, settings.crop)
+        feed = self._pictures(settings, model, camera, channel, commands, state)
+        return Wired(settings, setup, channel, controls, camera, feed)
+
+    def _pictures(
+        self,
+        settings: CameraSettings,
+        model: tuple[str, tuple[int, int], str],
+        camera: Camera,
+        channel: Channel,
+        commands: CommandHandler,
+        state: StateSink,
+    ) -> CameraFeed | None:
+        """Who looks at the camera's frames (through its tap, only while they look): the
+        snapshots on MQTT, and the live view's feed when the page is on. Both are sinks too,
+        after the state: the snapshots follow its changes, the feed shows the latest result."""
+        http = self.config.app.http
+        camera.tap.set_rate(http.view_fps)
+        if settings.snapshot_interval:
+            snapshots = Snapshots(
+                channel, camera.tap, state, settings.snapshot_interval, http.view_width
+            )
+            camera.sinks.append(snapshots)
+            self.snapshots.append(snapshots)
+        if http.bind is None:
+            return None
+        interval = self.config.app.stats_interval
+        feed = CameraFeed(
+            settings.camera_id, camera.tap, camera.controls, commands, model, http.view_width,
+            interval,
+        )  # fmt: skip
+        camera.sinks.append(feed)
+        return feed
+
+    def _live_view(self) -> Any:
+        """The page's server, listening, when `http.bind` is set; aiohttp is imported only
+        then (the `web` extra)."""
+        http = self.config.app.http
+        if http.bind is None:
+            return None
+        try:
+            from camapp.web.server import LiveServer
+        except ImportError:
+            raise ConfigError(
+                "http.bind: the live view needs aiohttp: pip install 'camapp[web]'"
+            ) from None
+        feeds = [wired.feed for wired in self.wired if wired.feed is not None]
+        return LiveServer(http, self.http_password, feeds)
 
     def _open(self, settings: CameraSettings, model_size: int) -> Source:
         assert settings.source is not None
@@ -123,14 +183,13 @@ class App:
         settings: CameraSettings,
         setup: loader.ModelSetup,
         channel: Channel,
-        controls: Controls,
+        commands: CommandHandler,
+        state: StateSink,
     ) -> list[Sink]:
         """The camera's sinks, and their registration with the connection."""
         publisher = self.publisher
-        commands = CommandHandler(channel, controls)
         channel.subscribe("set", commands.handle)
         publisher.on_connected(commands.publish_config)
-        state = StateSink(channel, controls, settings.state_frames)
         publisher.on_connected(state.republish)
         if self.config.app.ha.discovery:
             discovery = ha.Discovery(channel, self.config.app.ha, setup.name)
@@ -152,15 +211,20 @@ class App:
             paced = source.paced
             info = SourceInfo(paced=paced, slowable=not source.live, fps=source.fps if paced else 0)
             controller = Controller(info, app.workers, sensors.power_model[0])
-            governor.add(wired.camera, wired.controls, controller, self._stats_sink(wired.channel))
+            governor.add(wired.camera, wired.controls, controller, self._stats_sink(wired))
         return governor
 
-    def _stats_sink(self, channel: Channel) -> Callable[[dict[str, Any]], None]:
-        # The outbox's shedding is counted with the pipeline's skips, in one message.
-        publisher = self.publisher
-        return lambda stats: channel.publish(
-            "stats", dumps(stats | {"mqtt_dropped": publisher.dropped})
-        )
+    def _stats_sink(self, wired: Wired) -> Callable[[dict[str, Any]], None]:
+        """`stats` on MQTT, and to the live view's charts when the page is on."""
+        publisher, channel, feed = self.publisher, wired.channel, wired.feed
+
+        def send(stats: dict[str, Any]) -> None:
+            # The outbox's shedding is counted with the pipeline's skips, in one message.
+            channel.publish("stats", dumps(stats | {"mqtt_dropped": publisher.dropped}))
+            if feed is not None:
+                feed.add_stats(stats)
+
+        return send
 
     def run(self) -> int:
         """Capture until the sources end or a signal; then drain, report and disconnect."""
@@ -184,9 +248,11 @@ class App:
             target=self.governor.run, args=(governing,), name="governor", daemon=True
         )
         thread.start()
+        self._start_pictures()
         report = self.pipeline.run()
         governing.set()
         thread.join()
+        self._stop_pictures()
         undelivered = self.publisher.close()
         self._summary(report)
         if report.errors:
@@ -196,6 +262,25 @@ class App:
                 f"{undelivered} MQTT messages not delivered to {mqtt.host}:{mqtt.port}"
             )
         return EXIT_OK
+
+    def _start_pictures(self) -> None:
+        """The snapshot threads, and the live view's server and encoders."""
+        for snapshots in self.snapshots:
+            name = f"snapshot-{snapshots.camera_id}"
+            thread = threading.Thread(target=snapshots.run, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if self.live is not None:
+            self.live.start()
+
+    def _stop_pictures(self) -> None:
+        """Before the connection closes, so that a snapshot being taken still goes out."""
+        for snapshots in self.snapshots:
+            snapshots.stop()
+        for thread in self._threads:
+            thread.join(5)
+        if self.live is not None:
+            self.live.stop()
 
     def _summary(self, report: RunReport) -> None:
         several = len(report.cameras) > 1

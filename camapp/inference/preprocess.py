@@ -27,6 +27,24 @@ def quantize_lut(spec: InputSpec) -> np.ndarray | None:
     return q.astype(spec.dtype)
 
 
+def region(
+    shape: tuple[int, ...], model_size: tuple[int, int], crop: str = "center"
+) -> tuple[slice, slice]:
+    """The part of a frame that reaches a model of `model_size` (width, height): the centred
+    region of the model's aspect, or all of it. The live view draws it."""
+    h, w = shape[:2]
+    mw, mh = model_size
+    if crop == "stretch" or h * mw == w * mh:
+        return slice(0, h), slice(0, w)
+    if w * mh > h * mw:  # wider than the model: trim the sides
+        side = h * mw // mh
+        left = (w - side) // 2
+        return slice(0, h), slice(left, left + side)
+    side = w * mh // mw
+    top = (h - side) // 2
+    return slice(top, top + side), slice(0, w)
+
+
 class Preprocessor:
     """Turns HxWx3 frames into one model input tensor; one per worker, buffers reused per frame."""
 
@@ -43,24 +61,9 @@ class Preprocessor:
         self._direct = not self._float and self._lut is None
         self._gain, self._offset = 1 / spec.std, spec.mean / spec.std
 
-    def region(self, shape: tuple[int, ...], crop: str = "center") -> tuple[slice, slice]:
-        """The part of a frame that reaches the model: the centred region of the model's
-        aspect, or all of it."""
-        h, w = shape[:2]
-        mh, mw = self.spec.height, self.spec.width
-        if crop == "stretch" or h * mw == w * mh:
-            return slice(0, h), slice(0, w)
-        if w * mh > h * mw:  # wider than the model: trim the sides
-            side = h * mw // mh
-            left = (w - side) // 2
-            return slice(0, h), slice(left, left + side)
-        side = w * mh // mw
-        top = (h - side) // 2
-        return slice(top, top + side), slice(0, w)
-
     def __call__(self, image: np.ndarray, bgr: bool, out: np.ndarray, crop: str = "center") -> None:
         """Write the model input for `image` into `out` (the backend's own input buffer)."""
-        rows, cols = self.region(image.shape, crop)
+        rows, cols = region(image.shape, self._size, crop)
         src = image[rows, cols]
         pixels = out if self._direct else self._rgb
         if bgr:

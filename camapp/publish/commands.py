@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
 
 from camapp.publish.mqtt import dumps
 from camapp.publish.outbox import Kind
@@ -32,6 +35,9 @@ class CommandHandler:
     def __init__(self, channel: Channel, controls: Controls) -> None:
         self._publisher = channel
         self._controls = controls
+        # Commands come from the MQTT thread and the live view's: one at a time, so that the
+        # last `config` published is always the settings in force.
+        self._lock = threading.RLock()
 
     def handle(self, payload: bytes) -> None:
         """Apply one received command, or say why not; runs on the MQTT network thread."""
@@ -39,7 +45,7 @@ class CommandHandler:
             command = json.loads(payload)
             if not isinstance(command, dict):
                 raise ControlError(f"expected a JSON object of settings, got {_json_type(command)}")
-            self._controls.update(command)
+            self.apply(command, "MQTT")
         # JSONDecodeError and UnicodeDecodeError are ValueErrors; RecursionError: `[[[[...`
         except (ValueError, RecursionError, ControlError) as exc:
             why = str(exc) if isinstance(exc, ControlError) else f"invalid JSON: {exc}"
@@ -48,12 +54,19 @@ class CommandHandler:
             error = dumps({"error": why, "payload": raw})
             # Telemetry, not KEEP: a flood of bad commands must not grow the outbox unbounded.
             self._publisher.publish("error", error, kind=Kind.TELEMETRY)
-            return
-        log.info("applied command %s", dumps(command))
-        self.publish_config()
+
+    def apply(self, command: Mapping[str, Any], via: str) -> dict[str, Any]:
+        """Validate and apply a command (all or nothing, else ControlError), publish the
+        settings now in force on `config`, and return them. The live view calls it too."""
+        with self._lock:
+            config = self._controls.update(command)
+            log.info("applied command %s (%s)", dumps(command), via)
+            self.publish_config()
+        return config
 
     def publish_config(self) -> None:
-        self._publisher.publish("config", dumps(self._controls.snapshot()), retain=True)
+        with self._lock:
+            self._publisher.publish("config", dumps(self._controls.snapshot()), retain=True)
 
 
 def _json_type(value: object) -> str:

@@ -51,6 +51,11 @@ class StateSink:
                 self._payload = dumps(state)
                 self._publisher.publish("state", self._payload, retain=True)
 
+    @property
+    def label(self) -> str | None:
+        """The debounced label (None until the first state): snapshot.py watches it."""
+        return self._label
+
     def republish(self) -> None:
         with self._lock:
             if self._payload is not None:

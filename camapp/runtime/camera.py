@@ -19,6 +19,7 @@ from camapp.governor.motion import MotionGate
 from camapp.inference.classifier import Classification
 from camapp.runtime.controls import Controls
 from camapp.runtime.frames import Hub
+from camapp.runtime.tap import FrameTap
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Counters:
     skipped: dict[str, int]
     inference_ms: float  # summed over classified frames
     resolution: str | None  # WxH of the latest captured frame
+    view_ms: float = 0.0  # JPEG encoding for viewers and snapshots, summed (runtime/tap.py)
 
 
 @dataclass(slots=True)
@@ -115,6 +117,8 @@ class Camera:
         self._fail = fail
         self.knobs = Knobs()
         self.stats = RunStats()
+        # The latest frame for the live view and snapshots, filled only while watched.
+        self.tap = FrameTap()
         self.stopping = stopping  # the run's: a reconnecting source waits on it too
         self._due = 0.0  # monotonic time the next read may start, under a source fps limit
         # Results wait here until every earlier ticket is in (see deliver).
@@ -139,6 +143,7 @@ class Camera:
             skipped=skipped,
             inference_ms=stats.inference_ms,
             resolution=f"{size[0]}x{size[1]}" if size else None,
+            view_ms=self.tap.spent_ms,
         )
 
     def capture(self) -> None:
@@ -153,6 +158,8 @@ class Camera:
                     break
                 self.stats.captured += 1
                 self.stats.frame_size = frame.image.shape[1::-1]
+                if self.tap.watchers:
+                    self.tap.offer(frame)
                 reason = self._skip_reason(frame)
                 if reason:
                     self.stats.skipped[reason] += 1
@@ -163,6 +170,7 @@ class Camera:
         finally:
             self.source.close()
             self.frames.close()
+            self.tap.close()
 
     def _throttle(self) -> None:
         """Under a source fps limit, wait until the next read is due: a replay read later is
