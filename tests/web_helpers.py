@@ -30,15 +30,20 @@ BROWSER_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--window-size=1280,900",
+    "--window-size=1280,1000",
 )
 
 
 def still_clip(path: Path, photo: Path, size: tuple[int, int] = (640, 480), frames: int = 20,
                fps: float = 10.0) -> Path:  # fmt: skip
-    """A clip of one photo, so every frame has the same label."""
+    """A clip of one photo (its centre, at the clip's aspect), so every frame has one label."""
     image = cv2.imread(str(photo))
     assert image is not None, photo
+    h, w = image.shape[:2]
+    crop_h = min(h, w * size[1] // size[0])
+    crop_w = min(w, h * size[0] // size[1])
+    top, left = (h - crop_h) // 2, (w - crop_w) // 2
+    image = image[top : top + crop_h, left : left + crop_w]
     image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     for _ in range(frames):
