@@ -14,7 +14,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from camapp.capture import Reconnecting, Source, open_source
 from camapp.config.load import RunConfig
@@ -38,6 +38,9 @@ from camapp.runtime.pipeline import Pipeline, RunReport
 from camapp.runtime.pool import WorkerPool
 from camapp.web import auth
 from camapp.web.feed import CameraFeed
+
+if TYPE_CHECKING:
+    from camapp.web.server import LiveServer
 
 log = logging.getLogger("camapp")
 
@@ -149,7 +152,7 @@ class App:
         camera.sinks.append(feed)
         return feed
 
-    def _live_view(self) -> Any:
+    def _live_view(self) -> LiveServer | None:
         """The page's server, listening, when `http.bind` is set; aiohttp is imported only
         then (the `web` extra)."""
         http = self.config.app.http

@@ -124,3 +124,29 @@ def test_the_governor_counts_encoding_in_a_cameras_cpu_share() -> None:
     governor.tick()
     assert published["viewed"][0]["cpu_pct"] == 40.0 * 160 / 200
     assert published["other"][0]["cpu_pct"] == 40.0 * 40 / 200
+
+
+def test_the_live_views_encoder_encodes_only_for_viewers(frames: list[Frame]) -> None:
+    from camapp.web.feed import CameraFeed
+
+    tap = FrameTap(fps=1000)
+    feed = CameraFeed("cam0", tap, Controls(), None, ("m", (224, 224), "center"), 640, 5.0)  # type: ignore[arg-type]
+    woken = threading.Event()
+    encoder = threading.Thread(target=feed.encode, args=(woken.set,))
+    encoder.start()
+    try:
+        with tap.watching():  # a snapshot's look: the feed does not encode it
+            tap.offer(at(frames[0], 1.0, seq=1))
+            assert not woken.wait(0.3)
+        assert feed.picture is None and tap.spent_ms == 0
+        with feed.watch():
+            tap.offer(at(frames[0], 2.0, seq=2))
+            assert woken.wait(5)
+        view = feed.picture
+        assert view is not None and view.picture.seq == 2 and tap.spent_ms > 0
+        # 768x432 into a square model: the centred 432x432 square.
+        assert view.region == (0.2188, 0.0, 0.5625, 1.0)
+    finally:
+        tap.close()
+        encoder.join(5)
+    assert not encoder.is_alive()
