@@ -122,6 +122,14 @@ def test_a_control_is_validated_as_the_set_topic_validates_it(
         sub.close()
 
 
+def test_logging_out_ends_the_session(guarded: LiveCamapp) -> None:
+    http = Http(guarded.port)
+    assert http.login(PASSWORD) == 200
+    assert http.post("/api/logout", {})[0] == 200
+    assert http.request("GET", "/api/session")[0] == 401
+    assert http.post("/api/cameras/cam0/set", {"stride": 2})[0] == 401
+
+
 def test_request_bodies_are_limited(client: Http) -> None:
     huge = json.dumps({"stride": 2, "pad": "x" * 100_000})
     status, _, _ = client.request(

@@ -14,12 +14,11 @@ from camapp.web.auth import MAX_PASSWORD, hash_password
 def add(sub: argparse._SubParsersAction) -> None:
     w = sub.add_parser("web", help="the live view page", epilog=EPILOG)
     actions = w.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=Parser)
-    p = actions.add_parser(
-        "password",
-        help="read a password (prompted, or the first line of stdin) and print the "
-        "`password_hash = ...` line for the config's [http] table",
-        epilog=EPILOG,
+    what = (
+        "read a password (prompted, or the first line of stdin) and print the "
+        "`password_hash = ...` line for the config's [http] table"
     )
+    p = actions.add_parser("password", help=what, description=what, epilog=EPILOG)
     p.set_defaults(handler=password)
 
 

@@ -28,12 +28,10 @@ JPEG_QUALITY = 75  # looks clean at 640x480 and costs a third less than OpenCV's
 
 @dataclass(frozen=True, slots=True)
 class Picture:
-    """An encoded frame: its JPEG and the size it was encoded at (frame size, scaled)."""
+    """An encoded frame."""
 
     seq: int  # the frame's number in its source
     jpeg: bytes
-    width: int
-    height: int
 
 
 class FrameTap:
@@ -113,4 +111,4 @@ class FrameTap:
         spent = (time.perf_counter() - start) * 1000
         with self._cond:
             self.spent_ms += spent
-        return Picture(frame.seq, data.tobytes(), width, height)
+        return Picture(frame.seq, data.tobytes())

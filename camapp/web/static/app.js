@@ -97,9 +97,11 @@ function connect() {
   const ws = new WebSocket(`${scheme}://${location.host}/ws`);
   ws.binaryType = "arraybuffer";
   ws.onopen = () => { status.textContent = "live"; };
-  ws.onclose = () => {
+  ws.onclose = async () => {
     status.textContent = "disconnected: retrying";
-    setTimeout(connect, 2000);
+    const check = await fetch("/api/session", {credentials: "same-origin"}).catch(() => null);
+    if (check && check.status === 401) location.assign("/login");  // the session has ended
+    else setTimeout(connect, 2000);
   };
   ws.onmessage = (event) => {
     if (typeof event.data === "string") onMessage(JSON.parse(event.data));
