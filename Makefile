@@ -9,9 +9,9 @@ SHARED ?= ../shared
 MIRROR ?= $(wildcard $(SHARED)/models)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint bench mosquitto streams compiler model samples
+.PHONY: setup demo test lint bench mosquitto streams compiler chromium model samples screenshot
 
-setup: $(BIN)/camapp mosquitto streams compiler model samples
+setup: $(BIN)/camapp mosquitto streams compiler chromium model samples
 
 $(BIN)/camapp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ streams:
 compiler:
 	@command -v cc >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q gcc; }
 
+# The live view's browser tests drive Debian's Chromium through its chromedriver; nothing
+# downloads a browser of its own.
+chromium:
+	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || \
+		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver; }
+
 model: $(BIN)/camapp
 	$(BIN)/camapp model fetch $(if $(MIRROR),--mirror $(MIRROR))
 
@@ -60,6 +66,11 @@ demo: setup
 # camapp against the bare interpreter and a naive loop; report in benchmarks/results/.
 bench: setup
 	PATH="$$PATH:/usr/sbin" $(BIN)/camapp bench
+
+# The README's picture of the live view, taken by its browser test.
+screenshot: setup
+	CAMAPP_SCREENSHOT=docs/live-view.png PATH="$$PATH:/usr/sbin" \
+		$(BIN)/python -m pytest -q tests/test_web_browser.py -k screenshot
 
 lint: $(BIN)/camapp
 	$(BIN)/ruff check .

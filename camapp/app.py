@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from camapp import models
 from camapp.capture import Reconnecting, Source, open_source
@@ -27,11 +27,13 @@ from camapp.governor.loop import Governor
 from camapp.governor.motion import MotionGate
 from camapp.governor.sensors import Sensors
 from camapp.inference import ladder, loader
+from camapp.inference.preprocess import Roi
 from camapp.models.trained import read_meta
 from camapp.publish import ha
 from camapp.publish.commands import CommandHandler
 from camapp.publish.mqtt import MqttPublisher, default_client_id, dumps
 from camapp.publish.sinks import ClassificationSink, PrintSink
+from camapp.publish.snapshot import Snapshots
 from camapp.publish.source import SourceWatch
 from camapp.publish.state import StateSink
 from camapp.publish.topics import Channel, process_topic
@@ -39,6 +41,11 @@ from camapp.runtime import actions
 from camapp.runtime.camera import Camera, CameraPlan, RunStats, Sink
 from camapp.runtime.controls import Controls
 from camapp.runtime.pipeline import Pipeline, RunReport
+from camapp.web import auth
+from camapp.web.feed import CameraFeed
+
+if TYPE_CHECKING:
+    from camapp.web.server import LiveServer
 
 log = logging.getLogger("camapp")
 
@@ -53,6 +60,7 @@ class Wired:
     controls: Controls
     camera: Camera
     costs: tuple[float, ...]  # the model ladder's, rung 0 first
+    feed: CameraFeed | None  # the live view's, when it is on
 
 
 class App:
@@ -62,6 +70,10 @@ class App:
         for camera in cameras:
             if not camera.source:
                 raise ConfigError("no source: pass --source or set 'source' in the config file")
+        http = config.app.http
+        self.http_password = auth.password_hash(http) if http.bind is not None else None
+        if http.bind is not None:
+            auth.check_exposure(http, self.http_password)
         threads = config.app.threads_per_worker
         setups = _shared([loader.for_camera(camera, threads) for camera in cameras])
         mqtt = config.mqtt
@@ -78,11 +90,14 @@ class App:
         self.pool = self.pipeline.add_pool(config.app.workers, loader.load_checked)
         for setup in dict.fromkeys(setups):  # each model loaded and run once before capture
             self.pool.seed(setup, [loader.load(setup)])
+        self.snapshots: list[Snapshots] = []
         self.wired = [
             self._camera(settings, setup, shared)
             for settings, setup in zip(cameras, setups, strict=True)
         ]
         self.governor = self._governor()
+        self.live = self._live_view()  # listens already: a taken port is found before capture
+        self._threads: list[threading.Thread] = []
 
     def _camera(
         self,
@@ -117,8 +132,10 @@ class App:
         camera = self.pipeline.add_camera(
             plan, rungs.setups, source, sinks, controls, self.pool, drop
         )
-        self._commands(settings, channel, controls, camera)
-        return Wired(settings, setup, channel, controls, camera, rungs.costs)
+        commands = self._commands(settings, channel, controls, camera)
+        size = self.pool.caches[0][setup].size
+        feed = self._pictures(settings, (setup.name, size, crop, roi), camera, commands, state)
+        return Wired(settings, setup, channel, controls, camera, rungs.costs, feed)
 
     def _ladder(self, settings: CameraSettings, setup: loader.ModelSetup) -> ladder.Ladder:
         """The camera's model ladder, measured here; one rung unless `adapt` uses it."""
@@ -134,13 +151,58 @@ class App:
 
     def _commands(
         self, settings: CameraSettings, channel: Channel, controls: Controls, camera: Camera
-    ) -> None:
+    ) -> CommandHandler:
         """The camera's `set` topic: runtime settings, and switching model or saving a frame."""
         switch = actions.ModelSwitch(camera, settings, self.config.app.threads_per_worker)
         doings = {"model": switch, "capture": actions.Capture(camera)}
         commands = CommandHandler(channel, controls, doings, switch.state)
         channel.subscribe("set", commands.handle)
         self.publisher.on_connected(commands.publish_config)
+        return commands
+
+    def _pictures(
+        self,
+        settings: CameraSettings,
+        model: tuple[str, tuple[int, int], str, Roi | None],
+        camera: Camera,
+        commands: CommandHandler,
+        state: StateSink,
+    ) -> CameraFeed | None:
+        """Who looks at the camera's frames (through its tap, only while they look): the
+        snapshots on MQTT, and the live view's feed when the page is on. Both are sinks too,
+        after the state: the snapshots follow its changes, the feed shows the latest result."""
+        http = self.config.app.http
+        camera.tap.set_rate(http.view_fps)
+        if settings.snapshot_interval:
+            snapshots = Snapshots(
+                commands.channel, camera.tap, state, settings.snapshot_interval, http.view_width
+            )
+            camera.sinks.append(snapshots)
+            self.snapshots.append(snapshots)
+        if http.bind is None:
+            return None
+        interval = self.config.app.stats_interval
+        feed = CameraFeed(
+            settings.camera_id, camera.tap, camera.controls, commands, model, http.view_width,
+            interval,
+        )  # fmt: skip
+        camera.sinks.append(feed)
+        return feed
+
+    def _live_view(self) -> LiveServer | None:
+        """The page's server, listening, when `http.bind` is set; aiohttp is imported only
+        then (the `web` extra)."""
+        http = self.config.app.http
+        if http.bind is None:
+            return None
+        try:
+            from camapp.web.server import LiveServer
+        except ImportError:
+            raise ConfigError(
+                "http.bind: the live view needs aiohttp: pip install 'camapp[web]'"
+            ) from None
+        feeds = [wired.feed for wired in self.wired if wired.feed is not None]
+        return LiveServer(http, self.http_password, feeds)
 
     def _open(
         self,
@@ -211,17 +273,22 @@ class App:
             info = SourceInfo(paced=paced, slowable=not source.live, fps=source.fps if paced else 0)
             policy = wired.settings.adapt
             controller = Controller(info, app.workers, sensors.power_model[0], wired.costs, policy)
-            governor.add(wired.camera, wired.controls, controller, self._stats_sink(wired.channel))
+            governor.add(wired.camera, wired.controls, controller, self._stats_sink(wired))
         return governor
 
-    def _stats_sink(self, channel: Channel) -> Callable[[dict[str, Any]], None]:
-        # The outbox's shedding and the broker's refusals are counted with the pipeline's
-        # skips, in one message.
-        publisher = self.publisher
-        return lambda stats: channel.publish(
-            "stats",
-            dumps(stats | {"mqtt_dropped": publisher.dropped, "mqtt_refused": publisher.refused}),
-        )
+    def _stats_sink(self, wired: Wired) -> Callable[[dict[str, Any]], None]:
+        """`stats` on MQTT, and to the live view's charts when the page is on."""
+        publisher, channel, feed = self.publisher, wired.channel, wired.feed
+
+        def send(stats: dict[str, Any]) -> None:
+            # The outbox's shedding and the broker's refusals are counted with the pipeline's
+            # skips, in one message.
+            counts = {"mqtt_dropped": publisher.dropped, "mqtt_refused": publisher.refused}
+            channel.publish("stats", dumps(stats | counts))
+            if feed is not None:
+                feed.add_stats(stats)
+
+        return send
 
     def run(self) -> int:
         """Capture until the sources end or a signal; then drain, report and disconnect."""
@@ -245,9 +312,11 @@ class App:
             target=self.governor.run, args=(governing,), name="governor", daemon=True
         )
         thread.start()
+        self._start_pictures()
         report = self.pipeline.run()
         governing.set()
         thread.join()
+        self._stop_pictures()
         undelivered = self.publisher.close()
         self._summary(report)
         if report.errors:
@@ -260,6 +329,25 @@ class App:
         if refused:
             raise CamappError(refused)
         return EXIT_OK
+
+    def _start_pictures(self) -> None:
+        """The snapshot threads, and the live view's server and encoders."""
+        for snapshots in self.snapshots:
+            name = f"snapshot-{snapshots.camera_id}"
+            thread = threading.Thread(target=snapshots.run, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if self.live is not None:
+            self.live.start()
+
+    def _stop_pictures(self) -> None:
+        """Before the connection closes, so that a snapshot being taken still goes out."""
+        for snapshots in self.snapshots:
+            snapshots.stop()
+        for thread in self._threads:
+            thread.join(5)
+        if self.live is not None:
+            self.live.stop()
 
     def _summary(self, report: RunReport) -> None:
         several = len(report.cameras) > 1

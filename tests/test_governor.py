@@ -235,6 +235,7 @@ class FakePipeline:
         self.captured = self.classified = 0
         self.skipped = dict.fromkeys(SKIP_REASONS, 0)
         self.inference_ms = 0.0
+        self.view_ms = 0.0
 
     def counters(self) -> Counters:
         admitted = self.captured - self.skipped["stride"] - self.skipped["paused"]
@@ -245,6 +246,7 @@ class FakePipeline:
             dict(self.skipped),
             self.inference_ms,
             "768x432",
+            self.view_ms,
         )
 
     def apply(self, knobs: Knobs) -> None:

@@ -24,5 +24,7 @@ def test_wheel_ships_manifest_and_console_script(tmp_path: Path) -> None:
         entry_points = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "mobilenet_v2_int8" in manifest["models"]
     assert {"camapp/cli/__init__.py", "camapp/capture/picamera.py"} <= names
+    page = ("index.html", "login.html", "app.js", "login.js", "style.css")  # the live view's
+    assert {f"camapp/web/static/{name}" for name in page} <= names
     assert "camapp = camapp.cli:main" in entry_points
     assert not any(n.endswith((".tflite", ".mp4")) for n in names)

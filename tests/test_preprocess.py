@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from camapp.inference.backend import InputSpec
-from camapp.inference.preprocess import Preprocessor, quantize_lut
+from camapp.inference.preprocess import Preprocessor, quantize_lut, region
 
 
 def spec(
@@ -27,15 +27,14 @@ def test_int8_input_gets_a_lookup_table() -> None:
 
 
 def test_center_crop_and_stretch_regions() -> None:
-    pre = Preprocessor(spec(224, np.uint8, 1 / 127.5, 127))
-    assert pre.region((432, 768, 3), "center") == (slice(0, 432), slice(168, 600))
-    assert pre.region((432, 768, 3), "stretch") == (slice(0, 432), slice(0, 768))
+    assert region((432, 768, 3), (224, 224), "center") == (slice(0, 432), slice(168, 600))
+    assert region((432, 768, 3), (224, 224), "stretch") == (slice(0, 432), slice(0, 768))
 
 
 def test_center_crop_keeps_a_non_square_models_aspect() -> None:
-    wide = Preprocessor(InputSpec(100, 200, np.dtype(np.uint8), 1 / 127.5, 127))  # 200x100
-    assert wide.region((400, 400, 3), "center") == (slice(100, 300), slice(0, 400))
-    assert wide.region((100, 800, 3), "center") == (slice(0, 100), slice(300, 500))
+    wide = (200, 100)  # width, height
+    assert region((400, 400, 3), wide, "center") == (slice(100, 300), slice(0, 400))
+    assert region((100, 800, 3), wide, "center") == (slice(0, 100), slice(300, 500))
 
 
 def test_writes_rgb_into_the_given_buffer() -> None:
@@ -109,12 +108,12 @@ def test_buffers_are_reused_between_frames() -> None:
 def test_region_of_interest_comes_before_the_crop() -> None:
     pre = Preprocessor(spec(4, np.uint8, 1 / 127.5, 127))
     # The right half of a 100x200 frame is 100x100: already square, nothing more to crop.
-    assert pre.region((100, 200, 3), "center", (0.5, 0.0, 1.0, 1.0)) == (
+    assert region((100, 200, 3), (4, 4), "center", (0.5, 0.0, 1.0, 1.0)) == (
         slice(0, 100),
         slice(100, 200),
     )
     # The bottom half of a 200x200 frame, centre-cropped to a square: its middle 100 columns.
-    assert pre.region((200, 200, 3), "center", (0.0, 0.5, 1.0, 1.0)) == (
+    assert region((200, 200, 3), (4, 4), "center", (0.0, 0.5, 1.0, 1.0)) == (
         slice(100, 200),
         slice(50, 150),
     )

@@ -19,10 +19,10 @@ HEADER = """# Configuration
 
 Every setting of `camapp run`, generated from its declaration in `camapp/config/schema.py`
 (`python -m camapp.config.docs`). Each is a config-file key (TOML or YAML; tables for `mqtt.*`,
-`ha.*` and `picamera.*`) and, where the flag column has one, a command-line flag; the command
-line overrides the file. Camera settings may also be set per camera in a `[[cameras]]` entry,
-over the top-level value. Settings marked *runtime* can also be changed while camapp runs,
-through the camera's `set` topic (docs/mqtt.md).
+`ha.*`, `http.*` and `picamera.*`) and, where the flag column has one, a command-line flag; the
+command line overrides the file. Camera settings may also be set per camera in a `[[cameras]]`
+entry, over the top-level value. Settings marked *runtime* can also be changed while camapp
+runs, through the camera's `set` topic (docs/mqtt.md).
 
 | key | flag | type | default | bounds | scope | description |
 |---|---|---|---|---|---|---|

@@ -25,7 +25,7 @@ PASSWORD_ENV = "CAMAPP_MQTT_PASSWORD"
 MAX_VALUES = 10_000  # values a config may hold once YAML aliases are expanded
 MAX_DEPTH = 32  # tables and lists nested in each other
 SHOWN = 100  # characters of a value an error message echoes at most
-TABLES = ("mqtt", "ha", "picamera")
+TABLES = ("mqtt", "ha", "http", "picamera")
 
 M = TypeVar("M", bound=BaseModel)
 _REPR = reprlib.Repr()  # Python 3.11's takes no arguments

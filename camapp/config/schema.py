@@ -33,6 +33,12 @@ SIZE = re.compile(r"([0-9]{1,5})x([0-9]{1,5})")
 MAX_DURATION_S = 366 * 86400  # longer cannot be meant; past threading.TIMEOUT_MAX it overflows
 CROPS = ("center", "stretch")
 LORES_FORMATS = ("YUV420", "RGB888")  # RGB888 lores needs a Pi 5; Pi 4 and older only do YUV
+BIND = re.compile(r"(?:(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,253}):)?([0-9]{1,5})")
+# scrypt$N$r$p$salt$key, base64 (camapp/web/auth.py makes them: `camapp web password`).
+SCRYPT_HASH = re.compile(
+    r"scrypt\$([0-9]{1,8})\$([0-9]{1,2})\$([0-9]{1,2})\$[A-Za-z0-9+/=]{8,88}\$[A-Za-z0-9+/=]{16,88}"
+)
+MAX_SCRYPT_BYTES = 64 * 1024 * 1024  # memory a hash may make each login cost (128 * N * r)
 
 
 def default_workers() -> int:
@@ -154,6 +160,25 @@ def _even(value: tuple[int, int]) -> tuple[int, int]:
     return value
 
 
+def _bind(value: str) -> str:
+    """ "HOST:PORT", "[v6]:PORT" or "PORT" (on 127.0.0.1)."""
+    bind = BIND.fullmatch(value)
+    if bind is None or not 1 <= int(bind[2]) <= 65535:
+        raise ValueError('must be "HOST:PORT" or "PORT" with a port from 1 to 65535')
+    return value
+
+
+def _scrypt_hash(value: str) -> str:
+    """Checked here so that a login can never cost more than MAX_SCRYPT_BYTES."""
+    parts = SCRYPT_HASH.fullmatch(value)
+    if parts is None:
+        raise ValueError("must be a hash printed by `camapp web password`")
+    n, r, p = (int(parts[i]) for i in (1, 2, 3))
+    if n < 2 or n & (n - 1) or r < 1 or not 1 <= p <= 4 or 128 * n * r > MAX_SCRYPT_BYTES:
+        raise ValueError("scrypt parameters out of range (N a power of 2, 128*N*r <= 64 MiB)")
+    return value
+
+
 NonEmpty = Annotated[str, AfterValidator(_nonempty)]
 TopicLevel = Annotated[str, _check(TOPIC_LEVEL, "1-64 letters, digits, '-' or '_'")]
 Topic = Annotated[str, _check(TOPIC, "topic levels of letters, digits, '-' or '_'")]
@@ -225,6 +250,34 @@ class MqttSettings(Settings):
 class HaSettings(Settings):
     discovery: bool = setting(True, "announce the cameras to Home Assistant (MQTT discovery)")
     prefix: Topic = setting("homeassistant", "Home Assistant discovery prefix")
+
+
+class HttpSettings(Settings):
+    """The live view page (camapp/web/), served by camapp itself; off unless `bind` is set."""
+
+    bind: Annotated[str, AfterValidator(_bind)] | None = setting(
+        None,
+        'serve the live view on "HOST:PORT" ("PORT": on 127.0.0.1); default off',
+        metavar="[HOST:]PORT",
+    )
+    password_hash: Annotated[str, AfterValidator(_scrypt_hash)] | None = setting(
+        None, "the page's password, hashed (`camapp web password` prints it)", flag=False
+    )
+    password_file: ExistingFile | None = setting(
+        None, "file holding the page's password (else $CAMAPP_HTTP_PASSWORD)", metavar="FILE"
+    )
+    view_fps: float = setting(5.0, "live pictures per second per camera, at most", ge=0.2, le=30)
+    view_width: int = setting(
+        640, "live picture width, at most (wider frames are scaled down)", ge=64, le=4096
+    )
+
+    @model_validator(mode="after")
+    def _one_password(self, info: ValidationInfo) -> HttpSettings:
+        if partial(info):
+            return self
+        if self.password_hash is not None and self.password_file is not None:
+            raise ValueError("http.password_hash and http.password_file: give one, not both")
+        return self
 
 
 class PiCameraSettings(Settings):
@@ -362,6 +415,14 @@ class CameraSettings(Settings):
     on_label: NonEmpty | None = setting(
         None, "Home Assistant: the class that turns that binary sensor on (default: the second)"
     )
+    snapshot_interval: float = setting(
+        60.0,
+        "seconds between JPEG snapshots on `snapshot`, also sent when the state changes "
+        "(0: no snapshots)",
+        ge=0,
+        le=86400,
+        metavar="S",
+    )
     picamera: PiCameraSettings = setting(PiCameraSettings, "Pi camera settings")
 
 
@@ -390,6 +451,7 @@ class AppSettings(CameraSettings):
     )
     mqtt: MqttSettings = setting(MqttSettings, "MQTT broker and delivery")
     ha: HaSettings = setting(HaSettings, "Home Assistant discovery")
+    http: HttpSettings = setting(HttpSettings, "the live view page")
     cameras: list[dict[str, Any]] | None = setting(
         None, "several cameras: each a table of camera settings", flag=False
     )

@@ -118,7 +118,8 @@ class Governor:
         temp, throttled = self.sensors.temperature(), self.sensors.throttled()
         counters = [lane.camera.counters() for lane in self.lanes]
         pairs = zip(counters, self.lanes, strict=True)
-        used = [c.inference_ms - lane.prev.inference_ms for c, lane in pairs]
+        # A camera's share: its inference and its JPEG encoding (live view, snapshots).
+        used = [_busy_ms(c) - _busy_ms(lane.prev) for c, lane in pairs]
         total = sum(used)
         for lane, now_counters, ms in zip(self.lanes, counters, used, strict=True):
             share = ms / total if total > 0 else 1 / len(self.lanes)
@@ -177,6 +178,10 @@ def stats(lane: Lane, now: float, counters: Counters) -> dict[str, Any]:
         "power_budget": budgets.power,
         "temp_limit": budgets.temp,
     }
+
+
+def _busy_ms(counters: Counters) -> float:
+    return counters.inference_ms + counters.view_ms
 
 
 def _mean_inference(before: Counters, after: Counters) -> float | None:

@@ -44,6 +44,32 @@ def roi_slices(
     return slice(top, max(top + 1, round(y2 * h))), slice(left, max(left + 1, round(x2 * w)))
 
 
+def region(
+    shape: tuple[int, ...],
+    model_size: tuple[int, int],
+    crop: str = "center",
+    roi: Roi | None = None,
+) -> tuple[slice, slice]:
+    """The part of a frame that reaches a model of `model_size` (width, height): the region of
+    interest (all of the frame by default), then its centred part of the model's aspect, or
+    all of it. The preprocessor cuts it; the live view draws it."""
+    if roi is not None:
+        rows, cols = roi_slices(shape, roi)
+        inner = region((rows.stop - rows.start, cols.stop - cols.start), model_size, crop)
+        return _shift(inner[0], rows.start), _shift(inner[1], cols.start)
+    h, w = shape[:2]
+    mw, mh = model_size
+    if crop == "stretch" or h * mw == w * mh:
+        return slice(0, h), slice(0, w)
+    if w * mh > h * mw:  # wider than the model: trim the sides
+        side = h * mw // mh
+        left = (w - side) // 2
+        return slice(0, h), slice(left, left + side)
+    side = w * mh // mw
+    top = (h - side) // 2
+    return slice(top, top + side), slice(0, w)
+
+
 class Preprocessor:
     """Turns HxWx3 frames into one model input tensor; one per worker, buffers reused per frame."""
 
@@ -64,27 +90,6 @@ class Preprocessor:
         self._gain = float(gain[0]) if len(set(gain.tolist())) == 1 else gain
         self._offset = float(offset[0]) if len(set(offset.tolist())) == 1 else offset
 
-    def region(
-        self, shape: tuple[int, ...], crop: str = "center", roi: Roi | None = None
-    ) -> tuple[slice, slice]:
-        """The part of a frame that reaches the model: the region of interest (all of the
-        frame by default), then its centred part of the model's aspect, or all of it."""
-        if roi is not None:
-            rows, cols = roi_slices(shape, roi)
-            inner = self.region((rows.stop - rows.start, cols.stop - cols.start), crop)
-            return _shift(inner[0], rows.start), _shift(inner[1], cols.start)
-        h, w = shape[:2]
-        mh, mw = self.spec.height, self.spec.width
-        if crop == "stretch" or h * mw == w * mh:
-            return slice(0, h), slice(0, w)
-        if w * mh > h * mw:  # wider than the model: trim the sides
-            side = h * mw // mh
-            left = (w - side) // 2
-            return slice(0, h), slice(left, left + side)
-        side = w * mh // mw
-        top = (h - side) // 2
-        return slice(top, top + side), slice(0, w)
-
     def __call__(
         self,
         image: np.ndarray,
@@ -94,7 +99,7 @@ class Preprocessor:
         roi: Roi | None = None,
     ) -> None:
         """Write the model input for `image` into `out` (the backend's own input buffer)."""
-        rows, cols = self.region(image.shape, crop, roi)
+        rows, cols = region(image.shape, self._size, crop, roi)
         src = image[rows, cols]
         pixels = out if self._direct else self._rgb
         if bgr:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -56,10 +57,13 @@ class CommandHandler:
         actions: Mapping[str, Action] | None = None,
         state: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
-        self._publisher = channel
+        self.channel = channel
         self._controls = controls
         self._actions = dict(actions or {})
         self._state = state
+        # Commands come from the MQTT thread and the live view's: one at a time, so that the
+        # last `config` published is always the settings in force.
+        self._lock = threading.RLock()
 
     def handle(self, payload: bytes) -> None:
         """Apply one received command, or say why not; runs on the MQTT network thread."""
@@ -71,19 +75,24 @@ class CommandHandler:
             command = json.loads(payload)
             if not isinstance(command, dict):
                 raise ControlError(f"expected a JSON object of settings, got {_json_type(command)}")
-            commits = self._prepare(command)
-            self._controls.update({k: v for k, v in command.items() if k not in self._actions})
+            self.apply(command, "MQTT")
         # JSONDecodeError and UnicodeDecodeError are ValueErrors; RecursionError: `[[[[...`
         except (ValueError, RecursionError, ControlError, CamappError) as exc:
             why = f"invalid JSON: {exc}" if type(exc) in _JSON_ERRORS else str(exc)
             self._reject(payload, why)
-            return
-        for commit in commits:
-            commit()
-        log.info("applied command %s", dumps(command))  # known keys, valid values: short
-        self.publish_config()
 
-    def _prepare(self, command: dict[str, Any]) -> list[Callable[[], None]]:
+    def apply(self, command: Mapping[str, Any], via: str) -> dict[str, Any]:
+        """Validate and apply a command (all or nothing, else ControlError), publish the
+        settings now in force on `config`, and return them. The live view calls it too."""
+        with self._lock:
+            commits = self._prepare(command)
+            self._controls.update({k: v for k, v in command.items() if k not in self._actions})
+            for commit in commits:
+                commit()
+            log.info("applied command %s (%s)", dumps(dict(command)), via)
+            return self.publish_config()
+
+    def _prepare(self, command: Mapping[str, Any]) -> list[Callable[[], None]]:
         """Every action's value checked before anything is applied: all or nothing."""
         for key in command:
             if key not in RUNTIME_KEYS and key not in self._actions:
@@ -95,14 +104,16 @@ class CommandHandler:
     def _reject(self, payload: bytes, why: str) -> None:
         why = clip(why, ECHO_LIMIT + 60)  # the reason around a quoted key or value
         raw = clip(payload.decode("utf-8", errors="replace"))
-        log.warning("rejected command on %s: %s", self._publisher.topic("set"), why)
+        log.warning("rejected command on %s: %s", self.channel.topic("set"), why)
         error = dumps({"error": why, "payload": raw})
         # Telemetry, not KEEP: a flood of bad commands must not grow the outbox unbounded.
-        self._publisher.publish("error", error, kind=Kind.TELEMETRY)
+        self.channel.publish("error", error, kind=Kind.TELEMETRY)
 
-    def publish_config(self) -> None:
-        config = self._controls.snapshot() | (self._state() if self._state else {})
-        self._publisher.publish("config", dumps(config), retain=True)
+    def publish_config(self) -> dict[str, Any]:
+        with self._lock:
+            config = self._controls.snapshot() | (self._state() if self._state else {})
+            self.channel.publish("config", dumps(config), retain=True)
+        return config
 
 
 def clip(text: str, limit: int = ECHO_LIMIT) -> str:

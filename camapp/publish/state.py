@@ -27,7 +27,7 @@ class StateSink:
     Register `republish` with the publisher's `on_connected`."""
 
     def __init__(self, channel: Channel, controls: Controls, frames: int) -> None:
-        self._publisher = channel
+        self._channel = channel
         self._controls = controls
         self._frames = frames
         self._run_label: str | None = None  # None: a run of frames with no label at threshold
@@ -53,7 +53,7 @@ class StateSink:
             state = {"label": label, "score": score, "since": round(self._run_since, 3)}
             with self._lock:
                 self._payload = dumps(state)
-                self._publisher.publish("state", self._payload, retain=True)
+                self._channel.publish("state", self._payload, retain=True)
 
     def lost(self, since: float) -> None:
         """The source has been down too long to trust the last state: publish `unknown`
@@ -63,11 +63,16 @@ class StateSink:
                  "reason": "source offline"}  # fmt: skip
         with self._lock:
             self._payload = dumps(state)
-            self._publisher.publish("state", self._payload, retain=True)
+            self._channel.publish("state", self._payload, retain=True)
             self._label = _UNSET  # one reference swapped: the workers see it at the next frame
             self._run_length = 0
+
+    @property
+    def label(self) -> str | None:
+        """The debounced label (None until the first state): snapshot.py watches it."""
+        return None if self._label is _UNSET else self._label  # type: ignore[return-value]
 
     def republish(self) -> None:
         with self._lock:
             if self._payload is not None:
-                self._publisher.publish("state", self._payload, retain=True)
+                self._channel.publish("state", self._payload, retain=True)

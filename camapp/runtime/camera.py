@@ -21,6 +21,7 @@ from camapp.inference.classifier import Classification
 from camapp.inference.loader import ModelSetup
 from camapp.runtime.controls import Controls
 from camapp.runtime.frames import Hub
+from camapp.runtime.tap import FrameTap
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class Counters:
     skipped: dict[str, int]
     inference_ms: float  # summed over classified frames
     resolution: str | None  # WxH of the latest captured frame
+    view_ms: float = 0.0  # JPEG encoding for viewers and snapshots, summed (runtime/tap.py)
 
 
 @dataclass(slots=True)
@@ -129,6 +131,8 @@ class Camera:
         # Read by the workers at every frame: one reference, swapped whole (never mutated).
         self.current = ladder[0]
         self.stats = RunStats()
+        # The latest frame for the live view and snapshots, filled only while watched.
+        self.tap = FrameTap()
         self.stopping = stopping  # the run's: a reconnecting source waits on it too
         self._due = 0.0  # monotonic time the next read may start, under a source fps limit
         # Results wait here until every earlier ticket is in (see deliver).
@@ -166,6 +170,7 @@ class Camera:
             skipped=skipped,
             inference_ms=stats.inference_ms,
             resolution=f"{size[0]}x{size[1]}" if size else None,
+            view_ms=self.tap.spent_ms,
         )
 
     def capture(self) -> None:
@@ -182,6 +187,8 @@ class Camera:
                 self.stats.frame_size = frame.image.shape[1::-1]
                 if self._capture is not None:
                     self._save(frame)
+                if self.tap.watchers:
+                    self.tap.offer(frame)
                 reason = self._skip_reason(frame)
                 if reason:
                     self.stats.skipped[reason] += 1
@@ -192,6 +199,7 @@ class Camera:
         finally:
             self.source.close()
             self.frames.close()
+            self.tap.close()
 
     def _save(self, frame: Frame) -> None:
         label, self._capture = self._capture, None

@@ -1,0 +1,141 @@
+"""Who may use the live view: the password, the listening address, sessions, CSRF tokens.
+
+The password is kept only as a scrypt hash (hashlib, no dependency): given hashed in the
+config (`http.password_hash`, printed by `camapp web password`), or read from
+`http.password_file` or $CAMAPP_HTTP_PASSWORD and hashed at start. Listening on any other
+address than loopback without a password is a configuration error.
+
+A login gives a session: a random token in an HttpOnly, SameSite=Strict cookie. Each session
+has a CSRF token (an HMAC of it under a per-process secret) that every state-changing request
+must carry in a header; the page reads it from `/api/session`, which another site cannot.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import os
+import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from pathlib import Path
+
+from camapp.config.schema import MAX_SCRYPT_BYTES, HttpSettings
+from camapp.errors import ConfigError
+
+PASSWORD_ENV = "CAMAPP_HTTP_PASSWORD"
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # 16 MiB and ~50 ms per login on a PC
+MAX_SESSIONS = 32  # the oldest session is forgotten past this: memory stays bounded
+SESSION_S = 7 * 86400
+MAX_PASSWORD = 1024  # characters
+LOGIN_FAILURES = 10  # failed logins allowed per minute, all clients together
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """`scrypt$N$r$p$salt$key`, the form `http.password_hash` takes."""
+    salt = salt or secrets.token_bytes(16)
+    key = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    b64 = base64.b64encode
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(key).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether `password` matches `stored`, a hash the settings' validation has checked."""
+    _, n, r, p, salt, key = stored.split("$")
+    expected = base64.b64decode(key)
+    got = _scrypt(password, base64.b64decode(salt), int(n), int(r), int(p), len(expected))
+    return hmac.compare_digest(got, expected)
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, length: int = 32) -> bytes:
+    data = password.encode("utf-8")
+    return hashlib.scrypt(data, salt=salt, n=n, r=r, p=p, dklen=length, maxmem=2 * MAX_SCRYPT_BYTES)
+
+
+def password_hash(settings: HttpSettings) -> str | None:
+    """The page's password as a hash: from the config, the password file or the environment."""
+    if settings.password_hash is not None:
+        return settings.password_hash
+    if settings.password_file is not None:
+        path = Path(settings.password_file)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise ConfigError(f"http.password_file: cannot read {path}: {why}") from None
+        if not lines or not lines[0]:
+            raise ConfigError(f"http.password_file: {path} is empty")
+        return hash_password(lines[0])
+    password = os.environ.get(PASSWORD_ENV)
+    return hash_password(password) if password else None
+
+
+def address(bind: str) -> tuple[str, int]:
+    """("host", port) from a validated `http.bind`; a bare port listens on 127.0.0.1."""
+    host, _, port = bind.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def check_exposure(settings: HttpSettings, hashed: str | None) -> None:
+    """Only loopback may be served without a password."""
+    assert settings.bind is not None
+    host, _ = address(settings.bind)
+    if hashed is None and not is_loopback(host):
+        raise ConfigError(
+            f"http.bind: {settings.bind[:100]} is reachable from other machines: set "
+            f"http.password_hash, http.password_file or ${PASSWORD_ENV}, or bind to 127.0.0.1"
+        )
+
+
+class Sessions:
+    """Session tokens with their expiry, bounded; used on the server's event loop only."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._secret = secrets.token_bytes(32)
+        self._expiry: OrderedDict[str, float] = OrderedDict()
+        self._failures: deque[float] = deque(maxlen=LOGIN_FAILURES)
+        self._clock = clock
+
+    def create(self) -> str:
+        token = secrets.token_urlsafe(32)
+        self._expiry[token] = self._clock() + SESSION_S
+        while len(self._expiry) > MAX_SESSIONS:
+            self._expiry.popitem(last=False)
+        return token
+
+    def valid(self, token: str | None) -> bool:
+        if not token:
+            return False
+        expiry = self._expiry.get(token)
+        if expiry is None or expiry < self._clock():
+            self._expiry.pop(token, None)
+            return False
+        return True
+
+    def end(self, token: str) -> None:
+        self._expiry.pop(token, None)
+
+    def csrf(self, token: str) -> str:
+        return hmac.new(self._secret, token.encode(), hashlib.sha256).hexdigest()
+
+    def csrf_ok(self, token: str, given: str | None) -> bool:
+        return given is not None and hmac.compare_digest(self.csrf(token), given)
+
+    def may_try(self) -> bool:
+        """False after LOGIN_FAILURES failed logins within a minute."""
+        return len(self._failures) < LOGIN_FAILURES or self._clock() - self._failures[0] > 60
+
+    def failed(self) -> None:
+        self._failures.append(self._clock())

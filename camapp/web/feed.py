@@ -1,0 +1,127 @@
+"""One camera as the live view shows it: its picture, its latest classification, its stats
+history and its controls, each handed over from the thread that owns it in one bounded slot.
+
+- Picture: the camera's `FrameTap` (runtime/tap.py) gives this feed's encoder thread a frame
+  at most `view_fps` times a second, and only while a viewer is connected; the encoder stores
+  the JPEG in `picture` (one reference, replaced whole) and wakes the server's event loop.
+- Classification: a pipeline sink; the worker emitting in order stores the latest result in
+  `latest` (one reference). The loop reads it when it sends a picture.
+- Stats: the governor's `stats` messages, the last `HISTORY_S` seconds of them, in a bounded
+  deque under a lock.
+- Controls: the server's loop calls the camera's `CommandHandler.apply`, the `set` topic's own
+  validation, which also publishes the new `config`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from camapp.inference.preprocess import Roi, region
+from camapp.publish.commands import CommandHandler
+from camapp.runtime.camera import Result
+from camapp.runtime.controls import Controls
+from camapp.runtime.tap import FrameTap, Picture
+
+HISTORY_S = 600  # the charts' span
+CHARTED = ("fps_classified", "cpu_pct", "cpu_budget", "temp_c", "power_w")
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A picture and what the page draws over it."""
+
+    picture: Picture
+    region: tuple[float, float, float, float]  # the model's crop: x, y, width, height in 0..1
+
+
+class CameraFeed:
+    def __init__(
+        self,
+        camera_id: str,
+        tap: FrameTap,
+        controls: Controls,
+        commands: CommandHandler,
+        model: tuple[str, tuple[int, int], str, Roi | None],
+        max_width: int,
+        stats_interval: float,
+    ) -> None:
+        self.camera_id = camera_id
+        self.tap = tap
+        self.controls = controls
+        self.commands = commands
+        # name, (width, height), crop and region of interest
+        self.model, self._model_size, self.crop, self.roi = model
+        self._max_width = max_width
+        self.viewers = 0  # written on the server's loop, read by the encoder thread
+        self.latest: Result | None = None
+        self.picture: View | None = None
+        self._stats: deque[dict[str, Any]] = deque(maxlen=max(2, round(HISTORY_S / stats_interval)))
+        self._stats_lock = threading.Lock()
+        self.stats_version = 0
+
+    def send(self, result: Result) -> None:
+        """The sink: keep the latest result (called in frame order by a worker)."""
+        self.latest = result
+
+    def add_stats(self, stats: dict[str, Any]) -> None:
+        """A `stats` message from the governor thread."""
+        point = {"t": round(time.time(), 1), **{key: stats.get(key) for key in CHARTED}}
+        with self._stats_lock:
+            self._stats.append(point)
+            self.stats_version += 1
+
+    def stats_history(self) -> list[dict[str, Any]]:
+        with self._stats_lock:
+            return list(self._stats)
+
+    @contextmanager
+    def watch(self) -> Iterator[None]:
+        """A viewer is connected: the capture thread fills the tap, the encoder encodes."""
+        with self.tap.watching():
+            self.viewers += 1
+            try:
+                yield
+            finally:
+                self.viewers -= 1
+
+    def encode(self, notify: Callable[[], None]) -> None:
+        """The encoder thread: a JPEG of each frame the tap gives while someone views, then
+        `notify()`; ends when the camera's capture does. Frames the tap gives a snapshot
+        while nobody views are not encoded here."""
+        seen = 0
+        while (got := self.tap.next(seen)) is not None:
+            seen, frame = got
+            if not self.viewers:
+                continue
+            picture = self.tap.encode(frame, self._max_width)
+            rows, cols = region(frame.image.shape, self._model_size, self.crop, self.roi)
+            h, w = frame.image.shape[:2]
+            box = (cols.start / w, rows.start / h, (cols.stop - cols.start) / w,
+                   (rows.stop - rows.start) / h)  # fmt: skip
+            self.picture = View(picture, tuple(round(v, 4) for v in box))  # type: ignore[arg-type]
+            notify()
+
+    def overlay(self) -> dict[str, Any]:
+        """What the page shows beside the picture: the latest classification and config."""
+        result = self.latest
+        classification = None
+        if result is not None:
+            top = result.classification.top_k
+            classification = {
+                "frame": result.frame,
+                "label": top[0].label,
+                "score": top[0].score,
+                "top_k": [{"label": p.label, "score": p.score} for p in top],
+            }
+        view = self.picture
+        return {
+            "classification": classification,
+            "config": self.controls.snapshot(),
+            "region": view.region if view else None,
+        }

@@ -1,0 +1,217 @@
+"use strict";
+// The live view: one card per camera, fed by one WebSocket. Binary messages are pictures
+// (one byte of camera index, then a JPEG); text messages are JSON overlays and stats.
+// Controls POST to /api/cameras/<id>/set with the session's CSRF token.
+
+const session = {csrf: null, cameras: [], controls: []};
+const cards = [];
+
+async function start() {
+  const response = await fetch("/api/session", {credentials: "same-origin"});
+  if (response.status === 401) {
+    location.assign("/login");
+    return;
+  }
+  Object.assign(session, await response.json());
+  const main = document.getElementById("cameras");
+  main.dataset.count = String(session.cameras.length);
+  for (const [index, camera] of session.cameras.entries()) {
+    cards.push(makeCard(main, index, camera));
+  }
+  const logout = document.getElementById("logout");
+  logout.hidden = !session.password;
+  logout.addEventListener("click", async () => {
+    await post("/api/logout", {});
+    location.assign("/login");
+  });
+  connect();
+}
+
+function makeCard(main, index, camera) {
+  const node = document.getElementById("camera-template").content.firstElementChild.cloneNode(true);
+  node.dataset.camera = camera.id;
+  node.dataset.pictures = "0";
+  node.querySelector(".camera-id").textContent = `${camera.id} · ${camera.model}`;
+  const card = {
+    index, camera, node, url: null, stats: [],
+    img: node.querySelector(".frame"),
+    region: node.querySelector(".region"),
+    label: node.querySelector(".label"),
+    score: node.querySelector(".score"),
+    topK: node.querySelector(".top-k"),
+    error: node.querySelector(".control-error"),
+    inputs: {},
+  };
+  buildControls(card, node.querySelector(".controls"));
+  main.appendChild(node);
+  return card;
+}
+
+function buildControls(card, form) {
+  form.addEventListener("submit", (event) => event.preventDefault());
+  for (const field of session.controls) {
+    const label = document.createElement("label");
+    label.title = field.description;
+    const input = document.createElement("input");
+    input.name = field.key;
+    if (field.type === "bool") {
+      input.type = "checkbox";
+    } else {
+      input.type = "number";
+      input.step = field.type === "int" ? "1" : "any";
+      if (field.min !== null) input.min = String(field.min);
+      if (field.max !== null) input.max = String(field.max);
+      if (field.nullable) input.placeholder = "none";
+    }
+    input.addEventListener("change", () => send(card, field, input));
+    label.append(field.key.replace("_", " "), " ", input);
+    form.appendChild(label);
+    card.inputs[field.key] = input;
+  }
+}
+
+async function send(card, field, input) {
+  let value;
+  if (field.type === "bool") value = input.checked;
+  else if (input.value === "" && field.nullable) value = null;
+  else value = field.type === "int" ? parseInt(input.value, 10) : parseFloat(input.value);
+  const response = await post(`/api/cameras/${encodeURIComponent(card.camera.id)}/set`,
+                              {[field.key]: value});
+  const body = await response.json().catch(() => ({}));
+  card.error.textContent = response.ok ? "" : (body.error || `refused (${response.status})`);
+  if (response.ok) showConfig(card, body.config, true);
+}
+
+function post(path, body) {
+  return fetch(path, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: {"Content-Type": "application/json", "X-CSRF-Token": session.csrf},
+    body: JSON.stringify(body),
+  });
+}
+
+function connect() {
+  const status = document.getElementById("status");
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => { status.textContent = "live"; };
+  ws.onclose = async () => {
+    status.textContent = "disconnected: retrying";
+    const check = await fetch("/api/session", {credentials: "same-origin"}).catch(() => null);
+    if (check && check.status === 401) location.assign("/login");  // the session has ended
+    else setTimeout(connect, 2000);
+  };
+  ws.onmessage = (event) => {
+    if (typeof event.data === "string") onMessage(JSON.parse(event.data));
+    else onPicture(event.data);
+  };
+}
+
+function onPicture(buffer) {
+  const card = cards[new Uint8Array(buffer, 0, 1)[0]];
+  if (!card) return;
+  const url = URL.createObjectURL(new Blob([new Uint8Array(buffer, 1)], {type: "image/jpeg"}));
+  const old = card.url;
+  card.url = url;
+  card.img.onload = () => { if (old) URL.revokeObjectURL(old); };
+  card.img.src = url;
+  card.node.dataset.pictures = String(Number(card.node.dataset.pictures) + 1);
+}
+
+function onMessage(message) {
+  const card = cards[message.camera];
+  if (!card) return;
+  if (message.stats) {
+    card.stats = message.stats;
+    drawCharts(card);
+    return;
+  }
+  showClassification(card, message.classification);
+  showConfig(card, message.config, false);
+  showRegion(card, message.region);
+}
+
+function showClassification(card, c) {
+  card.label.textContent = c ? c.label : "…";
+  card.score.textContent = c ? `${(c.score * 100).toFixed(0)}%` : "";
+  card.node.dataset.frame = c ? String(c.frame) : "";
+  card.topK.replaceChildren(...(c ? c.top_k : []).map((p) => {
+    const item = document.createElement("li");
+    item.textContent = `${p.label} ${(p.score * 100).toFixed(0)}%`;
+    return item;
+  }));
+}
+
+function showConfig(card, config, force) {
+  for (const [key, value] of Object.entries(config || {})) {
+    const input = card.inputs[key];
+    if (!input || (!force && document.activeElement === input)) continue;
+    if (input.type === "checkbox") input.checked = Boolean(value);
+    else input.value = value === null ? "" : String(value);
+  }
+  card.node.classList.toggle("paused", Boolean(config && config.paused));
+}
+
+function showRegion(card, region) {
+  card.region.hidden = !region;
+  if (!region) return;
+  const [x, y, w, h] = region;
+  Object.assign(card.region.style, {
+    left: `${x * 100}%`, top: `${y * 100}%`, width: `${w * 100}%`, height: `${h * 100}%`,
+  });
+}
+
+const CHARTS = {
+  rate: {series: ["fps_classified"], unit: "/s"},
+  cpu: {series: ["cpu_pct"], budget: "cpu_budget", unit: "%", floor: 100},
+  temp: {series: ["temp_c"], unit: "°C"},
+  power: {series: ["power_w"], unit: "W"},
+};
+
+function drawCharts(card) {
+  for (const canvas of card.node.querySelectorAll("canvas.chart")) {
+    const spec = CHARTS[canvas.dataset.chart];
+    const value = canvas.parentElement.querySelector(".value");
+    const last = card.stats.length ? card.stats[card.stats.length - 1][spec.series[0]] : null;
+    value.textContent = last === null || last === undefined ? "n/a" : `${last}${spec.unit}`;
+    drawChart(canvas, card.stats, spec);
+  }
+}
+
+function drawChart(canvas, points, spec) {
+  const ctx = canvas.getContext("2d");
+  const {width, height} = canvas;
+  ctx.clearRect(0, 0, width, height);
+  const key = spec.series[0];
+  const values = points.map((p) => p[key]).filter((v) => v !== null && v !== undefined);
+  const budgets = spec.budget ? points.map((p) => p[spec.budget]).filter((v) => v !== null) : [];
+  if (!values.length) return;
+  const top = Math.max(...values, ...budgets, 1e-9) * 1.15;
+  const bottom = key === "temp_c" ? Math.min(...values) * 0.9 : 0;
+  const t0 = points[0].t;
+  const span = Math.max(points[points.length - 1].t - t0, 1);
+  const x = (p) => ((p.t - t0) / span) * (width - 2) + 1;
+  const y = (v) => height - 2 - ((v - bottom) / (top - bottom || 1)) * (height - 4);
+  line(ctx, points, key, x, y, "#2a7ab9", []);
+  if (spec.budget) line(ctx, points, spec.budget, x, y, "#c0392b", [4, 3]);
+}
+
+function line(ctx, points, key, x, y, colour, dash) {
+  ctx.beginPath();
+  ctx.setLineDash(dash);
+  ctx.strokeStyle = colour;
+  ctx.lineWidth = 1.5;
+  let drawing = false;
+  for (const p of points) {
+    const v = p[key];
+    if (v === null || v === undefined) { drawing = false; continue; }
+    if (drawing) ctx.lineTo(x(p), y(v));
+    else ctx.moveTo(x(p), y(v));
+    drawing = true;
+  }
+  ctx.stroke();
+}
+
+start();

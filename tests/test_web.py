@@ -1,0 +1,284 @@
+"""The live view's server, from outside: the real `camapp run` with its page on, a real
+mosquitto, and raw HTTP requests (sent exactly as written, so paths are not tidied up).
+
+Security: the password, sessions, CSRF tokens and same-origin checks on every state-changing
+request, request size limits, nothing served but the page's own files, no path traversal,
+the Host check of a loopback server, and the configuration errors that keep the page from
+being exposed without a password.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from camapp.bench.broker import free_port
+from camapp.config.load import build
+from camapp.errors import ConfigError
+from camapp.web.auth import Sessions, hash_password, verify_password
+from tests.conftest import SHARED_MEDIA, run_camapp
+from tests.mqtt_helpers import Broker, Subscriber
+from tests.web_helpers import Http, LiveCamapp, still_clip
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+def module_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    broker = Broker(tmp_path_factory.mktemp("broker")).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return still_clip(
+        tmp_path_factory.mktemp("clip") / "hopper.mp4", SHARED_MEDIA / "grace_hopper.bmp"
+    )
+
+
+@pytest.fixture(scope="module")
+def guarded(module_broker: Broker, clip: Path, model_dir: Path) -> Iterator[LiveCamapp]:
+    """camapp with a password (from the environment), replaying a still clip forever."""
+    args = ["--source", str(clip), "--loop", "--mqtt-host", "127.0.0.1", "--mqtt-port",
+            str(module_broker.port), "--snapshot-interval", "0", "--workers", "1"]  # fmt: skip
+    live = LiveCamapp(args, model_dir, env={"CAMAPP_HTTP_PASSWORD": PASSWORD})
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def client(guarded: LiveCamapp) -> Http:
+    http = Http(guarded.port)
+    assert http.login(PASSWORD) == 200
+    return http
+
+
+def test_a_wrong_password_is_refused_and_the_right_one_opens_a_session(
+    guarded: LiveCamapp,
+) -> None:
+    http = Http(guarded.port)
+    status, head, _ = http.request("GET", "/")
+    assert status == 303 and head["Location"] == "/login"
+    assert http.request("GET", "/api/session")[0] == 401
+    assert http.request("GET", "/app.js")[0] == 401
+    assert http.login("wrong") == 401
+    assert http.cookie is None
+    http.cookie = f"camapp_session_{guarded.port}=made-up"
+    assert http.request("GET", "/api/session")[0] == 401
+    assert http.login(PASSWORD) == 200
+    status, _, body = http.request("GET", "/api/session")
+    assert status == 200 and json.loads(body)["cameras"][0]["id"] == "cam0"
+    assert http.request("GET", "/")[0] == 200
+
+
+def test_state_changes_need_the_csrf_token_and_this_origin(
+    client: Http, module_broker: Broker
+) -> None:
+    sub = Subscriber(module_broker.port, ["camapp/cam0/config"])
+    try:
+        sub.wait_for(lambda: bool(sub.messages))  # the retained settings in force
+        path = "/api/cameras/cam0/set"
+        assert client.post(path, {"stride": 3}, X_CSRF_Token="")[0] == 403
+        assert client.post(path, {"stride": 3}, X_CSRF_Token="0" * 64)[0] == 403
+        assert client.post(path, {"stride": 3}, Origin="http://evil.example")[0] == 403
+        # A form another site could send: no custom header, not JSON.
+        status, _, _ = client.request(
+            "POST", path, "stride=3", {"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert status == 415
+        assert client.post("/api/logout", {}, X_CSRF_Token="")[0] == 403
+        assert all(json.loads(m.payload)["stride"] == 1 for m in sub.on("camapp/cam0/config"))
+        status, body = client.post(path, {"stride": 3})
+        assert status == 200 and body["config"]["stride"] == 3
+        sub.wait_for(lambda: any(json.loads(m.payload)["stride"] == 3 for m in sub.messages))
+        assert client.post(path, {"stride": 1})[0] == 200
+    finally:
+        sub.close()
+
+
+def test_a_control_is_validated_as_the_set_topic_validates_it(
+    client: Http, module_broker: Broker
+) -> None:
+    sub = Subscriber(module_broker.port, ["camapp/cam0/error"])
+    try:
+        bad = {"threshold": 2, "stride": 2}
+        status, body = client.post("/api/cameras/cam0/set", bad)
+        sub.publish("camapp/cam0/set", json.dumps(bad))
+        sub.wait_for(lambda: bool(sub.messages))
+        assert status == 400
+        assert body["error"] == json.loads(sub.messages[0].payload)["error"]
+        assert "threshold" in body["error"]
+        assert client.post("/api/cameras/nope/set", {"stride": 2})[0] == 404
+        assert client.post("/api/cameras/cam0/set", ["stride", 2])[0] == 400
+    finally:
+        sub.close()
+
+
+def test_logging_out_ends_the_session(guarded: LiveCamapp) -> None:
+    http = Http(guarded.port)
+    assert http.login(PASSWORD) == 200
+    assert http.post("/api/logout", {})[0] == 200
+    assert http.request("GET", "/api/session")[0] == 401
+    assert http.post("/api/cameras/cam0/set", {"stride": 2})[0] == 401
+
+
+def test_request_bodies_are_limited(client: Http) -> None:
+    huge = json.dumps({"stride": 2, "pad": "x" * 100_000})
+    status, _, _ = client.request(
+        "POST",
+        "/api/cameras/cam0/set",
+        huge,
+        {"Content-Type": "application/json", "X-CSRF-Token": client.csrf or ""},
+    )
+    assert status == 413
+    status, _, _ = client.request("POST", "/api/login", huge, {"Content-Type": "application/json"})
+    assert status == 413
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../../../../etc/passwd",
+        "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/..%2f..%2f..%2fetc%2fpasswd",
+        "/app.js/../../server.py",
+        "/static/app.js",
+        "/static/../server.py",
+        "/index.html",
+        "/login.html",
+        "/server.py",
+        "/camapp/web/server.py",
+        "/web/static/index.html",
+        "//etc/passwd",
+        "/favicon.ico",
+    ],
+)
+def test_nothing_is_served_but_the_pages_own_files(client: Http, path: str) -> None:
+    status, _, body = client.request("GET", path)
+    assert status in (400, 404), (path, status)
+    assert b"root:" not in body and b"import" not in body and b"<html" not in body
+
+
+def test_the_served_files_are_the_packaged_ones(client: Http) -> None:
+    static = resources.files("camapp.web") / "static"
+    for path, name in (("/", "index.html"), ("/app.js", "app.js"), ("/style.css", "style.css"),
+                       ("/login.js", "login.js")):  # fmt: skip
+        status, head, body = client.request("GET", path)
+        assert status == 200 and body == (static / name).read_bytes()
+        assert "default-src 'self'" in head["Content-Security-Policy"]
+        assert head["X-Content-Type-Options"] == "nosniff"
+
+
+def _handshake(http: Http, origin: str) -> int:
+    key = base64.b64encode(os.urandom(16)).decode()
+    headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": key, "Origin": origin}  # fmt: skip
+    return http.request("GET", "/ws", None, headers)[0]
+
+
+def test_the_websocket_needs_a_session_and_this_origin(client: Http, guarded: LiveCamapp) -> None:
+    assert _handshake(client, "http://evil.example") == 403
+    assert _handshake(Http(guarded.port), f"http://127.0.0.1:{guarded.port}") == 401
+    assert _handshake(client, f"http://127.0.0.1:{guarded.port}") == 101
+
+
+def test_a_loopback_server_without_password_checks_the_host(
+    clip: Path, model_dir: Path, module_broker: Broker
+) -> None:
+    args = ["--source", str(clip), "--loop", "--mqtt-port", str(module_broker.port),
+            "--mqtt-host", "127.0.0.1", "--workers", "1", "--snapshot-interval", "0"]  # fmt: skip
+    live = LiveCamapp(args, model_dir)
+    try:
+        http = Http(live.port)
+        status, head, _ = http.request("GET", "/")
+        assert status == 200 and "HttpOnly" in head["Set-Cookie"]  # no login on loopback
+        http.cookie = head["Set-Cookie"].split(";", 1)[0]
+        assert http.request("GET", "/api/session")[0] == 200
+        # DNS rebinding: another name pointed at 127.0.0.1 must not reach the page.
+        rebound = Http(live.port, host=f"evil.example:{live.port}")
+        rebound.cookie = http.cookie
+        assert rebound.request("GET", "/")[0] == 421
+        assert rebound.request("GET", "/api/session")[0] == 421
+    finally:
+        assert live.stop()[0] == 0
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0:8080", "192.0.2.7:8080", "camera.lan:8080", "[::]:8080"])
+def test_other_addresses_than_loopback_need_a_password(
+    bind: str, clip: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CAMAPP_HTTP_PASSWORD", raising=False)
+    proc = run_camapp(["run", "--source", str(clip), "--http-bind", bind], model_dir)
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("camapp: error: http.bind:") and "password" in line
+
+
+@pytest.mark.parametrize(
+    ("values", "why"),
+    [
+        ({"bind": "127.0.0.1:99999"}, "port from 1 to 65535"),
+        ({"bind": "localhost"}, "HOST:PORT"),
+        ({"bind": "127.0.0.1:80\n"}, "HOST:PORT"),
+        ({"password_hash": "plain-text-password"}, "camapp web password"),
+        ({"password_hash": "scrypt$1048576$8$1$AAAAAAAAAAAAAAAAAAAAAA==$" + "A" * 44}, "64 MiB"),
+        ({"view_fps": 0}, "between 0.2 and 30"),
+    ],
+)
+def test_bad_http_settings_are_config_errors(values: dict, why: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        build({"http": values}, {}, "c.toml")
+    message = str(error.value)
+    assert message.startswith("c.toml: http.") and why in message and len(message) < 300
+
+
+def test_a_taken_port_is_a_config_error(clip: Path, model_dir: Path) -> None:
+    port = free_port()
+    with socket.create_server(("127.0.0.1", port)):
+        proc = run_camapp(["run", "--source", str(clip), "--http-bind", str(port)], model_dir)
+    assert proc.returncode == 2
+    assert "cannot listen" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_password_hashes_and_the_web_password_command(model_dir: Path) -> None:
+    stored = hash_password(PASSWORD)
+    assert verify_password(PASSWORD, stored) and not verify_password(PASSWORD + " ", stored)
+    assert stored != hash_password(PASSWORD)  # salted
+    proc = run_camapp(["web", "password"], model_dir, input=PASSWORD + "\n")
+    assert proc.returncode == 0
+    line = proc.stdout.strip()
+    assert line.startswith('password_hash = "scrypt$')
+    printed = line.split('"')[1]
+    assert verify_password(PASSWORD, printed)
+    build({"http": {"bind": "0.0.0.0:8080", "password_hash": printed}}, {}, "c.toml")
+
+
+def test_failed_logins_are_rate_limited() -> None:
+    now = [0.0]
+    sessions = Sessions(clock=lambda: now[0])
+    for _ in range(10):
+        assert sessions.may_try()
+        sessions.failed()
+        now[0] += 1
+    assert not sessions.may_try()
+    now[0] += 51  # the oldest failure is a minute old
+    assert sessions.may_try()
+
+
+def test_sessions_are_bounded_and_expire() -> None:
+    now = [0.0]
+    sessions = Sessions(clock=lambda: now[0])
+    tokens = [sessions.create() for _ in range(40)]
+    assert not sessions.valid(tokens[0]) and sessions.valid(tokens[-1])
+    assert sessions.csrf_ok(tokens[-1], sessions.csrf(tokens[-1]))
+    assert not sessions.csrf_ok(tokens[-1], sessions.csrf(tokens[-2]))
+    now[0] += 8 * 86400
+    assert not sessions.valid(tokens[-1])
