@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from camapp.config.load import check
 from camapp.config.schema import HaSettings, MqttSettings
 from camapp.errors import ConfigError
+from camapp.publish import ha
 from camapp.publish.commands import ECHO_LIMIT, MAX_COMMAND_BYTES, CommandHandler
 from camapp.publish.ha import REANNOUNCE_DELAY, Discovery
 from camapp.publish.mqtt import MqttPublisher, Shed
@@ -216,14 +217,16 @@ def test_a_plain_client_on_a_tls_port_is_named_once(tmp_path: Path, caplog) -> N
 def test_home_assistant_status_flood_is_coalesced_and_sheds_nothing(
     broker, subscriber_factory, capsys
 ) -> None:
-    configs = subscriber_factory(broker.port, ["homeassistant/sensor/#"])
+    configs = subscriber_factory(broker.port, ["homeassistant/+/camapp-flood/+/config"])
     settings = MqttSettings(port=broker.port, buffer_messages=2000)
     publisher, channel = camera(settings, "flood", availability=False)
-    discovery = Discovery(channel, HaSettings(), "mobilenet")
+    described = ha.Camera(channel, 1, "mobilenet", ("cat", "dog"))
+    entities = len(ha.discovery_configs(described, "homeassistant"))
+    discovery = Discovery(described, HaSettings())
     publisher.on_connected(discovery.announce)
     publisher.subscribe(discovery.status_topic, discovery.on_status)
     publisher.start()
-    configs.wait_for(lambda: len(configs.messages) == 6)
+    configs.wait_for(lambda: len(configs.messages) == entities)
     stop, slowest = threading.Event(), [0.0]
 
     def classify() -> None:  # the pipeline: 200 classifications a second
@@ -241,7 +244,7 @@ def test_home_assistant_status_flood_is_coalesced_and_sheds_nothing(
     try:
         for _ in range(3000):
             flooder.publish("homeassistant/status", "online", qos=0)
-        configs.wait_for(lambda: len(configs.messages) >= 12)  # it was heard
+        configs.wait_for(lambda: len(configs.messages) >= 2 * entities)  # it was heard
         count = -1
         while count != len(configs.messages):  # until quiet for longer than the coalescing
             count = len(configs.messages)
@@ -252,7 +255,7 @@ def test_home_assistant_status_flood_is_coalesced_and_sheds_nothing(
         stop.set()
         worker.join()
         left = publisher.close()
-    announcements = len(configs.messages) // 6 - 1
+    announcements = len(configs.messages) // entities - 1
     assert publisher.dropped == 0 and left == 0
     assert 1 <= announcements <= 5, announcements
     with capsys.disabled():

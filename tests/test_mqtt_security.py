@@ -62,7 +62,10 @@ def test_password_file_and_acl(
     ha.publish("camapp/porch/set", json.dumps({"stride": 3}))
     ha.wait_for(lambda: len(ha.on("camapp/porch/config")) == 2)
     assert json.loads(ha.on("camapp/porch/config")[1].payload)["stride"] == 3
-    assert len([m for m in ha.messages if m.topic.startswith("homeassistant/sensor/")]) == 6
+    from tests.test_ha import expected_entities
+
+    discovery = [m for m in ha.messages if m.topic.startswith("homeassistant/")]
+    assert len(discovery) == len(expected_entities())  # every component passes the ACL
     proc.terminate()
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
