@@ -1,0 +1,105 @@
+"""The governor's policies under one CPU budget, in one run: skip frames, or step down the model
+ladder, or both.
+
+`camapp run --source car-detection.mp4 --loop --no-realtime --cpu-budget 25 --adapt POLICY`
+for each policy, through a private mosquitto. Per policy: classifications/s, top-1 agreement
+of what was published with the top model (mobilenet_v2_int8) on the same frames, the models
+that answered, and each stats window's CPU (the worst must stay within budget + 5 once the
+governor has settled: the first two windows are its start).
+
+    .venv/bin/python benchmarks/ladder.py [--budget 25] [--seconds 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from camapp import models  # noqa: E402
+from camapp.bench.broker import Broker  # noqa: E402
+from camapp.bench.harness import Receiver, say  # noqa: E402
+from camapp.capture.opencv import FileSource  # noqa: E402
+from camapp.inference.loader import load_file  # noqa: E402
+
+SHARED = REPO.parent / "shared"
+CLIP = SHARED / "media" / "car-detection.mp4"
+LADDER = ("mobilenet_v1_0.75_192", "mobilenet_v1_0.5_160", "mobilenet_v1_0.25_128")
+
+
+def top_labels() -> list[str]:
+    """The top model's answer for each frame of the clip."""
+    classifier = load_file(models.resolve_model(None), top_k=1)
+    source = FileSource(CLIP, realtime=False)
+    try:
+        return [classifier.classify(f.image, True).top_k[0].label for f in iter(source.read, None)]
+    finally:
+        source.close()
+
+
+def run(policy: str, budget: float, seconds: float, broker: Broker, work: Path) -> dict:
+    work.mkdir()
+    (work / "s").mkdir()
+    camera = f"ladder-{policy}"
+    results = Receiver(broker.port, f"camapp/{camera}/classification", work)
+    stats = Receiver(broker.port, f"camapp/{camera}/stats", work / "s")
+    command = [sys.executable, "-m", "camapp", "run", "--source", str(CLIP), "--loop",
+               "--no-realtime", "--camera-id", camera, "--cpu-budget", str(budget),
+               "--adapt", policy, "--duration", str(seconds), "--stats-interval", "5",
+               "--mqtt-port", str(broker.port)]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True)
+    out = {
+        "results": [json.loads(p) for _, _, p in results.received],
+        "stats": [json.loads(p) for _, _, p in stats.received],
+    }
+    results.close()
+    stats.close()
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--budget", type=float, default=25.0)
+    p.add_argument("--seconds", type=float, default=40.0)
+    args = p.parse_args()
+    for name in LADDER:
+        models.fetch(name, mirror=SHARED / "models")
+    truth = top_labels()
+    print(f"| policy | classifications/s | agreement with {models.DEFAULT_MODEL} | models "
+          "| worst CPU after 10 s (budget) | CPU per window |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="camapp-ladder-") as tmp:
+        broker = Broker(Path(tmp)).start()
+        try:
+            for policy in ("stride", "model", "auto"):
+                say(f"policy {policy}")
+                got = run(policy, args.budget, args.seconds, broker, Path(tmp) / policy)
+                print(row(policy, got, truth, args))
+        finally:
+            broker.stop()
+    return 0
+
+
+def row(policy: str, got: dict, truth: list[str], args: argparse.Namespace) -> str:
+    results = got["results"]
+    agree = sum(r["label"] == truth[r["frame"] % len(truth)] for r in results)
+    used = Counter(r["model"] for r in results)
+    cpu = [s["cpu_pct"] for s in got["stats"] if s["cpu_pct"] is not None]
+    settled = cpu[2:] or cpu
+    shares = ", ".join(f"{name} {n / len(results):.0%}" for name, n in used.most_common())
+    return (
+        f"| {policy} | {len(results) / args.seconds:.1f} | {agree / max(len(results), 1):.1%} "
+        f"| {shares} | {max(settled):.1f} % ({args.budget:g}) "
+        f"| {', '.join(f'{c:.0f}' for c in cpu)} |"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
