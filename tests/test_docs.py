@@ -91,6 +91,17 @@ def test_the_example_cameras_uncommented_make_two_cameras() -> None:
     assert porch.temp_limit == garage.temp_limit == 75  # the top level: every camera's default
 
 
+@pytest.mark.parametrize(
+    ("path", "block"),
+    [(p, b) for p in DOCUMENTS for b in re.findall(r"```toml\n(.*?)```", p.read_text(), re.S)],
+)
+def test_every_documented_config_snippet_is_valid(path: Path, block: str) -> None:
+    try:
+        build(tomllib.loads(block), {}, path.name)
+    except ConfigError as exc:  # a deployment path need not exist here
+        assert "file not found" in str(exc), exc
+
+
 def _commands() -> list[tuple[Path, str]]:
     """Every concrete `camapp ...` line of the documents' shell blocks (continuations
     joined, comments cut); lines with placeholders in brackets or alternatives are left out."""
