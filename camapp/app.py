@@ -116,7 +116,7 @@ class App:
         self.publisher.on_connected(state.republish)
         watch = SourceWatch(channel, state, settings.source_timeout)
         source = self._open(settings, setup, max(self.pool.caches[0][setup].size), watch)
-        sinks = self._sinks(settings, setup, channel, state)
+        sinks = self._sinks(settings, setup, channel, state, source.live)
         motion = None
         if settings.motion_threshold:
             # After a change, let enough frames through for the debounced state to confirm it.
@@ -235,10 +235,12 @@ class App:
         setup: loader.ModelSetup,
         channel: Channel,
         state: StateSink,
+        live: bool,
     ) -> list[Sink]:
         """The camera's sinks, and its Home Assistant entities."""
         if self.config.app.ha.discovery:
-            discovery = ha.Discovery(self._ha_camera(settings, setup, channel), self.config.app.ha)
+            described = self._ha_camera(settings, setup, channel, live)
+            discovery = ha.Discovery(described, self.config.app.ha)
             self.publisher.on_connected(discovery.announce)
             self.publisher.subscribe(discovery.status_topic, discovery.on_status)
         sinks: list[Sink] = [ClassificationSink(channel), state]
@@ -247,8 +249,13 @@ class App:
         return sinks
 
     def _ha_camera(
-        self, settings: CameraSettings, setup: loader.ModelSetup, channel: Channel
+        self, settings: CameraSettings, setup: loader.ModelSetup, channel: Channel, live: bool
     ) -> ha.Camera:
+        if settings.on_label is not None and settings.on_label not in setup.classes:
+            raise ConfigError(
+                f"camera {settings.camera_id}: on_label {settings.on_label[:60]!r} is not a class"
+                f" of {setup.name} ({', '.join(setup.classes[:5])}...)"
+            )
         return ha.Camera(
             channel,
             self.config.mqtt.qos,
@@ -260,6 +267,8 @@ class App:
             device_class=settings.device_class,
             on_label=settings.on_label,
             area=settings.area,
+            live=live,
+            snapshots=bool(settings.snapshot_interval),
         )
 
     def _governor(self) -> Governor:

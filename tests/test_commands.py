@@ -43,3 +43,31 @@ def test_a_running_camera_switches_model_without_a_restart_or_a_lost_frame(
     sidecar = json.loads(saved.with_suffix(".json").read_text())
     assert sidecar["camera"] == "porch" and sidecar["label"] == "empty"
     assert "saved frame" in err and "classifying with" in err
+
+
+def test_a_file_model_is_switched_back_to_by_the_name_home_assistant_shows(
+    broker, subscriber_factory, model_dir: Path, photos_clip, tmp_path: Path
+) -> None:
+    video, _ = photos_clip
+    scene = tmp_path / "scene.tflite"
+    scene.write_bytes(SMALL.read_bytes())  # a model of the user's own, known by its stem
+    topics = ["camapp/porch/config", "camapp/porch/error"]
+    sub = subscriber_factory(broker.port, topics)
+    proc = start_camapp([*looping(video, broker.port), "--model", str(scene)], model_dir)
+    try:
+        sub.wait_for(lambda: len(sub.on(topics[0])) == 1)
+        for name in ("mobilenet_v2_int8", "scene"):  # what the select offers, and sends
+            sub.publish("camapp/porch/set", json.dumps({"model": name}))
+            sub.wait_for(lambda n=name: json.loads(sub.on(topics[0])[-1].payload)["model"] == n)
+    finally:
+        stop(proc)
+    assert sub.on(topics[1]) == []
+
+
+def test_on_label_must_be_a_class_of_the_model(model_dir: Path, photos_clip) -> None:
+    from tests.conftest import run_camapp
+    from tests.test_errors import one_line_error
+
+    video, _ = photos_clip
+    proc = run_camapp(["run", "--source", str(video), "--on-label", "unicorn"], model_dir)
+    one_line_error(proc, 2, "on_label 'unicorn' is not a class of mobilenet_v2_int8")

@@ -55,3 +55,10 @@ def test_controls_send_what_the_set_topic_takes() -> None:
     assert configs["threshold"]["command_template"] == '{"threshold": {{ value }}}'
     assert configs["model"]["options"] == ["occupancy", "mobilenet_v2_int8"]
     assert configs["snapshot"]["image_topic"] == "camapp/garage/snapshot"
+
+
+def test_only_what_the_camera_can_say_is_announced() -> None:
+    configs = camera(("closed", "(other)"), trained=True, live=False, snapshots=False)
+    assert "source_problem" not in configs  # a file never goes away
+    assert "snapshot" not in configs  # snapshot_interval = 0
+    assert [key for key in configs if key.startswith("capture_")] == ["capture_closed"]

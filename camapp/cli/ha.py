@@ -69,5 +69,8 @@ def remove(args: argparse.Namespace) -> int:
                 f"could not reach the broker at {config.mqtt.host}:{config.mqtt.port} "
                 f"to remove camera {camera_id}"
             )
+        refused = publisher.refusal_error()
+        if refused:  # the broker's ACL kept the entities: they are still there
+            raise CamappError(refused)
         log.info("sent the removal of camera %s's Home Assistant entities", camera_id)
     return EXIT_OK

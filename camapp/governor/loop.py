@@ -200,6 +200,7 @@ def describe_change(old: Knobs, new: Knobs) -> str:
         ("stride", "stride"),
         ("max_fps", "source fps limit"),
         ("workers", "workers"),
+        ("rung", "model ladder rung"),
     ):
         a, b = getattr(old, name), getattr(new, name)
         if a != b:

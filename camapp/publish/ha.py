@@ -58,6 +58,8 @@ class Camera:
     on_label: str | None = None  # the class that turns it on (default: the second)
     area: str | None = None
     url: str | None = None  # the live view, when camapp serves one
+    live: bool = True  # a camera or stream, which says on `source` whether it delivers
+    snapshots: bool = True  # pictures on `snapshot` (snapshot_interval > 0)
 
 
 def node_id(camera_id: str) -> str:
@@ -76,16 +78,11 @@ def discovery_configs(camera: Camera, prefix: str) -> dict[str, dict[str, Any]]:
         *_binary_sensors(camera),
         *_controls(camera),
         *_buttons(camera),
-        (
-            "image",
-            "snapshot",
-            {
-                "name": "Snapshot",
-                "image_topic": camera.channel.topic("snapshot"),
-                "content_type": "image/jpeg",
-            },
-        ),
     ]
+    if camera.snapshots:
+        image = {"name": "Snapshot", "image_topic": camera.channel.topic("snapshot"),
+                 "content_type": "image/jpeg"}  # fmt: skip
+        entities.append(("image", "snapshot", image))
     return {
         config_topic(prefix, camera.channel.camera_id, component, object_id): {
             **_common(camera, object_id),
@@ -124,9 +121,11 @@ def _sensors(camera: Camera) -> list[Entity]:
     state, stats = camera.channel.topic("state"), camera.channel.topic("stats")
     # A null label is `none` (nothing at the threshold), or `unknown` once the source has
     # been lost for a while (camapp then says why).
+    # (A template rendering None is Home Assistant's `unknown`; a string 'unknown' is not:
+    # a numeric sensor refuses it and an enum drops it as no option.)
     label = (
         "{% if value_json.label is not none %}{{ value_json.label }}"
-        "{% elif value_json.get('reason') %}unknown{% else %}none{% endif %}"
+        "{% elif value_json.get('reason') %}None{% else %}none{% endif %}"
     )
     label_config: dict[str, Any] = {
         "name": "Label",
@@ -136,7 +135,7 @@ def _sensors(camera: Camera) -> list[Entity]:
     }
     if len(camera.labels) <= ENUM_MAX:
         label_config |= {"device_class": "enum", "options": [*camera.labels, "none"]}
-    score = "{{ value_json.score if value_json.score is not none else 'unknown' }}"
+    score = "{{ value_json.score }}"
     entities: list[Entity] = [
         ("sensor", "label", label_config),
         # A confidence of whichever label is in force: no long-term statistics of it.
@@ -181,7 +180,7 @@ def _sensors(camera: Camera) -> list[Entity]:
 
 
 def _stat(name: str, topic: str, key: str, **extra: Any) -> dict[str, Any]:
-    template = f"{{{{ value_json.{key} if value_json.{key} is not none else 'unknown' }}}}"
+    template = f"{{{{ value_json.{key} }}}}"  # null renders None: unknown
     return {
         "name": name,
         "state_topic": topic,
@@ -193,21 +192,12 @@ def _stat(name: str, topic: str, key: str, **extra: Any) -> dict[str, Any]:
 
 
 def _binary_sensors(camera: Camera) -> list[Entity]:
-    topic = camera.channel.topic("source")
-    entities: list[Entity] = [
-        (
-            "binary_sensor",
-            "source_problem",
-            {
-                "name": "Source problem",
-                "state_topic": topic,
-                "payload_on": "offline",
-                "payload_off": "online",
-                "device_class": "problem",
-                **DIAGNOSTIC,
-            },
-        ),
-    ]
+    entities: list[Entity] = []
+    if camera.live:  # a video file never goes away: nothing to say on `source`
+        problem = {"name": "Source problem", "state_topic": camera.channel.topic("source"),
+                   "payload_on": "offline", "payload_off": "online", "device_class": "problem",
+                   **DIAGNOSTIC}  # fmt: skip
+        entities.append(("binary_sensor", "source_problem", problem))
     if len(camera.labels) == 2:
         on = camera.on_label or camera.labels[1]
         template = f"{{{{ 'ON' if value_json.label == {on!r} else 'OFF' }}}}"
@@ -295,6 +285,8 @@ def _buttons(camera: Camera) -> list[Entity]:
     user's own."""
     if not camera.trained:
         return []
+    from camapp.training.dataset import is_label
+
     command = camera.channel.topic("set")
     return [
         (
@@ -309,6 +301,7 @@ def _buttons(camera: Camera) -> list[Entity]:
             },
         )
         for label in camera.labels
+        if is_label(label)  # not a distilled model's "(other)": no folder can hold it
     ]
 
 

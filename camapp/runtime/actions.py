@@ -30,11 +30,15 @@ class ModelSwitch:
         self._camera = camera
         self._settings = settings
         self._threads = threads
+        # The names the camera's own models are shown by (a file's is its stem): what Home
+        # Assistant's model select sends back.
+        self._known = {setup.name: str(setup.path) for setup in camera.ladder}
 
     def prepare(self, value: Any) -> Callable[[], None]:
         if not isinstance(value, str) or not value.strip():
             raise ControlError("model: must be a model name or a model file's path")
-        settings = self._settings.model_copy(update={"model": value, "labels": None})
+        model = self._known.get(value, value)
+        settings = self._settings.model_copy(update={"model": model, "labels": None})
         try:
             setup = loader.for_camera(settings, self._threads)
             loader.load(setup)

@@ -71,9 +71,13 @@ def load_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
     return image if image is not None and image.size else None
 
 
+def is_label(label: str) -> bool:
+    """A label becomes a folder name and a line in the model: plain ones only."""
+    return bool(_LABEL.fullmatch(label))
+
+
 def check_label(label: str) -> str:
-    """A label becomes a folder name and a line in the model: keep it plain."""
-    if not _LABEL.fullmatch(label):
+    if not is_label(label):
         raise ConfigError(
             f"invalid label {label[:100]!r}: letters, digits, space, _ . + - (at most 64), "
             "starting with a letter or digit"

@@ -1,8 +1,8 @@
 """Frames to model input for training, and the light augmentation applied before embedding.
 
-A small local stand-in for the project's preprocessor (which has no region of interest
-yet): region of interest, then centre crop or stretch, then resize. What is trained here
-must be what runs at inference, so the settings are recorded in the grafted model.
+Region of interest (cut by the same `roi_slices` as the preprocessor), then centre crop or
+stretch, then resize. What is trained here must be what runs at inference, so the settings
+are recorded in the grafted model, and applied by default where it runs.
 """
 
 from __future__ import annotations
