@@ -77,4 +77,4 @@ lint: $(BIN)/camapp
 	$(BIN)/ruff format --check .
 
 test: setup lint
-	PATH="$$PATH:/usr/sbin" $(BIN)/python -m pytest
+	PATH="$$PATH:/usr/sbin" $(BIN)/python -m pytest -n 2  # tests wait on brokers and processes
