@@ -141,3 +141,19 @@ def lone_queue(maxsize: int, drop_oldest: bool, workers: int = 2):
 
     hub = Hub(workers)
     return hub, hub.queue(None, maxsize, drop_oldest)
+
+
+def run_in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`camapp <args>` in this process (so a stand-in module is seen): exit code, stderr.
+    The signal handlers camapp installs are put back after it."""
+    import signal
+
+    from camapp import cli
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        code = cli.main(args)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    return code, capsys.readouterr().err

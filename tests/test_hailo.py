@@ -4,7 +4,6 @@ which runs the real MobileNetV2 on exactly the frames camapp hands it."""
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +11,10 @@ from pathlib import Path
 import cv2
 import pytest
 
-from camapp import cli
 from camapp.inference import loader
 from camapp.inference.backends import hailo as hailo_backend
 from tests.conftest import SHARED_MEDIA, SHARED_MODELS, make_classifier
+from tests.conftest import run_in_process as run
 from tests.fake_hailo import NETWORK, HailoRig
 
 LABELS = SHARED_MODELS / "imagenet_labels.txt"
@@ -34,16 +33,6 @@ def hef(tmp_path: Path) -> Path:
     path = tmp_path / "mobilenet_v2.hef"
     path.write_bytes(b"\x01HEF")  # read by HailoRT only
     return path
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        code = cli.main(args)
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
-    return code, capsys.readouterr().err
 
 
 def test_photos_reach_the_network_as_litert_feeds_the_same_one(monkeypatch, hef) -> None:

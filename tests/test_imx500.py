@@ -5,19 +5,18 @@ and every set-up problem is one line with exit 2."""
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from camapp import cli
 from camapp.capture import imx500 as imx500_source
 from camapp.config.schema import PiCameraSettings
 from camapp.errors import ConfigError, SourceError
 from camapp.inference import loader
 from tests.conftest import SHARED_MODELS
+from tests.conftest import run_in_process as run
 from tests.fake_imx500 import Imx500Rig
 
 LABELS = SHARED_MODELS / "imagenet_labels.txt"  # 1001 lines, "background" first
@@ -34,17 +33,6 @@ def network(tmp_path: Path) -> Path:
     path = tmp_path / "imx500_network_mobilenet_v2.rpk"
     path.write_bytes(b"9464" + bytes(60))  # read by the sensor's firmware, never by camapp
     return path
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """`camapp <args>` in this process (so the stand-in is seen): exit code, stderr."""
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        code = cli.main(args)
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
-    return code, capsys.readouterr().err
 
 
 def one_line(err: str, *needles: str) -> None:

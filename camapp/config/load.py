@@ -243,19 +243,23 @@ def _num(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def read_secret(path: Path, key: str) -> str:
+    """The first line of a password file; errors name the setting, never the secret."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError(f"{key}: cannot read {path}: {why}") from None
+    if not lines or not lines[0]:
+        raise ConfigError(f"{key}: {path} is empty")
+    return lines[0]
+
+
 def _password(mqtt: MqttSettings) -> str | None:
     """The MQTT password: the first line of `password_file`, else $CAMAPP_MQTT_PASSWORD.
     Errors never quote it."""
     if mqtt.password_file is not None:
-        path = Path(mqtt.password_file)
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            why = getattr(exc, "strerror", None) or "not UTF-8 text"
-            raise ConfigError(f"mqtt.password_file: cannot read {path}: {why}") from None
-        password = lines[0] if lines else ""
-        if not password:
-            raise ConfigError(f"mqtt.password_file: {path} is empty")
+        password = read_secret(Path(mqtt.password_file), "mqtt.password_file")
     else:
         password = os.environ.get(PASSWORD_ENV) or None
     if password and mqtt.username is None:

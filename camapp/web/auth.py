@@ -23,6 +23,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
 
+from camapp.config.load import read_secret
 from camapp.config.schema import MAX_SCRYPT_BYTES, HttpSettings
 from camapp.errors import ConfigError
 
@@ -60,15 +61,7 @@ def password_hash(settings: HttpSettings) -> str | None:
     if settings.password_hash is not None:
         return settings.password_hash
     if settings.password_file is not None:
-        path = Path(settings.password_file)
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            why = getattr(exc, "strerror", None) or "not UTF-8 text"
-            raise ConfigError(f"http.password_file: cannot read {path}: {why}") from None
-        if not lines or not lines[0]:
-            raise ConfigError(f"http.password_file: {path} is empty")
-        return hash_password(lines[0])
+        return hash_password(read_secret(Path(settings.password_file), "http.password_file"))
     password = os.environ.get(PASSWORD_ENV)
     return hash_password(password) if password else None
 
