@@ -475,6 +475,14 @@ def run_camapp(
     if proc.returncode != 0:
         last = err.strip().splitlines()[-1] if err.strip() else f"exit code {proc.returncode}"
         raise CamappError(f"camapp run failed: {last}")
+    row, messages = _measured(name, plan, samples, received, start)
+    return row, [m["inference_ms"] for m in messages]
+
+
+def _measured(
+    name: str, plan: Plan, samples: list[_Sample], received: list, start: float
+) -> tuple[Row, list[dict]]:
+    """The row, from the samples taken outside camapp and the messages it published."""
     if len(samples) < 2:
         raise CamappError("camapp run ended before it could be measured")
     if len(received) < 2:
@@ -484,20 +492,7 @@ def run_camapp(
     window = [s for s in samples if first <= s.t <= last] or samples[-2:]
     a, b = window[0], window[-1]
     counted = sum(1 for t, _, _ in received if a.t < t <= b.t) or 1
-    span = (b.t - a.t) or 1.0
-    load = Load(
-        camapp_cores=(b.camapp_s - a.camapp_s) / span,
-        broker_ms=(b.broker_s - a.broker_s) * 1000 / counted,
-        subscriber_ms=(b.bench_s - a.bench_s) * 1000 / counted,
-        other_cores=max(
-            0.0,
-            (b.busy_s - a.busy_s)
-            - (b.camapp_s - a.camapp_s)
-            - (b.broker_s - a.broker_s)
-            - (b.bench_s - a.bench_s),
-        )
-        / span,
-    )
+    load = _load(a, b, counted)
     messages = [json.loads(payload) for _, _, payload in received]
     latencies = [
         (wall - m["ts"]) * 1000 for (_, wall, _), m in zip(received, messages, strict=True)
@@ -520,7 +515,19 @@ def run_camapp(
         seconds=last - first,
         load=load,
     )
-    return row, [m["inference_ms"] for m in messages]
+    return row, messages
+
+
+def _load(a: _Sample, b: _Sample, counted: int) -> Load:
+    """Who used the cores between two samples, per second and per message."""
+    span = (b.t - a.t) or 1.0
+    others = (b.busy_s - a.busy_s) - (b.camapp_s - a.camapp_s) - (b.broker_s - a.broker_s)
+    return Load(
+        camapp_cores=(b.camapp_s - a.camapp_s) / span,
+        broker_ms=(b.broker_s - a.broker_s) * 1000 / counted,
+        subscriber_ms=(b.bench_s - a.bench_s) * 1000 / counted,
+        other_cores=max(0.0, others - (b.bench_s - a.bench_s)) / span,
+    )
 
 
 # --- the whole run ----------------------------------------------------------------------------
@@ -604,6 +611,20 @@ def run(plan: Plan, out_dir: Path) -> Report:
             say(f"      p50 {live.p50:.1f} ms, p99 {live.p99:.1f} ms")
         finally:
             broker.stop()
+    report = _report(plan, model_path, rounds, live, inference)
+    say_step(f"writing {out_dir}")
+    (out_dir / "bench.md").write_text(markdown(report))
+    (out_dir / "bench.json").write_text(
+        json.dumps(asdict(report) | {"ideal": report.ideal}, indent=2)
+    )
+    chart(report, out_dir / "bench.png")
+    return report
+
+
+def _report(
+    plan: Plan, model_path: Path, rounds: list[_Round], live: Row, inference: list[float]
+) -> Report:
+    """The rounds' medians, with memory and start-up from the worst round."""
     names = [r.name for r in rounds[0].rows]
     rows = [_median_row([r.rows[i] for r in rounds]) for i in range(len(names))]
     limit, camapp = names.index(f"limit {plan.workers}x{plan.threads}"), names.index("camapp")
@@ -629,12 +650,6 @@ def run(plan: Plan, out_dir: Path) -> Report:
         ideal = plan.cores * 1000 / (r.decode_ms + r.preprocess_ms + r.rows[limit].cpu_ms)
         run, naive = r.rows[camapp], r.rows[names.index("naive")]
         report.by_round.append((run.rate / ideal, run.rate / naive.rate))
-    say_step(f"writing {out_dir}")
-    (out_dir / "bench.md").write_text(markdown(report))
-    (out_dir / "bench.json").write_text(
-        json.dumps(asdict(report) | {"ideal": report.ideal}, indent=2)
-    )
-    chart(report, out_dir / "bench.png")
     return report
 
 
@@ -683,7 +698,16 @@ def markdown(report: Report) -> str:
             _fmt(r.first_s, ".2f"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
+    lines += ["", *_notes(report, naive)]
+    lines += ["", "| target | measured | met |", "|---|---|---|"]
+    verdicts = {True: "yes", False: "**no**", None: "not measured (run --soak 600)"}
+    lines += [f"| {t} | {m} | {verdicts[ok]} |" for t, m, ok in report.targets()]
+    return "\n".join(lines) + "\n"
+
+
+def _notes(report: Report, naive: float) -> list[str]:
+    """What the table's figures rest on: who used the cores, memory, other load, rounds."""
+    lines: list[str] = []
     for r in report.rows:
         if r.load:
             lines.append(
@@ -717,10 +741,7 @@ def markdown(report: Report) -> str:
             " camapp in each round against that round's ideal and naive: "
             + ", ".join(f"{i:.2f} x ideal / {n:.2f} x naive" for i, n in report.by_round)
         )
-    lines += ["", "| target | measured | met |", "|---|---|---|"]
-    verdicts = {True: "yes", False: "**no**", None: "not measured (run --soak 600)"}
-    lines += [f"| {t} | {m} | {verdicts[ok]} |" for t, m, ok in report.targets()]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def chart(report: Report, path: Path) -> None:

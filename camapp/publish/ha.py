@@ -262,22 +262,21 @@ def _controls(camera: Camera) -> list[Entity]:
             },
         ),
     ]
+    return [*entities, _model_select(camera, base)]
+
+
+def _model_select(camera: Camera, base: dict[str, str]) -> Entity:
+    """The camera's model, and the fetched ones it can switch to."""
     options = list(dict.fromkeys((camera.model, *camera.models)))
-    entities.append(
-        (
-            "select",
-            "model",
-            {
-                **base,
-                "name": "Model",
-                "options": options,
-                "command_template": '{"model": "{{ value }}"}',
-                "value_template": "{{ value_json.model }}",
-                "entity_category": "config",
-            },
-        )
-    )
-    return entities
+    select = {
+        **base,
+        "name": "Model",
+        "options": options,
+        "command_template": '{"model": "{{ value }}"}',
+        "value_template": "{{ value_json.model }}",
+        "entity_category": "config",
+    }
+    return ("select", "model", select)
 
 
 def _buttons(camera: Camera) -> list[Entity]:
