@@ -48,11 +48,12 @@ class Doubt:
 
 class Strip:
     """The latest STRIP_SIZE low-confidence frames. `note` runs on the worker emitting the
-    camera's results, `seen` on the feed's encoder thread; both only while someone views."""
+    camera's results, `seen` on the feed's encoder thread, both only while someone views;
+    the server's loop reads and takes entries. One lock, never held while encoding."""
 
     def __init__(self, tap: FrameTap, size: int = STRIP_SIZE) -> None:
         self._tap = tap
-        self._frames: deque[Frame] = deque(maxlen=size)  # the tap's latest, encoder's only
+        self._frames: deque[Frame] = deque(maxlen=size)  # the tap's latest
         self._doubts: deque[tuple[int, str, float]] = deque(maxlen=size)  # not yet matched
         self._entries: deque[Doubt] = deque(maxlen=size)
         self._lock = threading.Lock()
@@ -61,23 +62,23 @@ class Strip:
     def note(self, result: Result, threshold: float) -> None:
         top = result.classification.top_k[0]
         if top.score < threshold:
-            self._doubts.append((result.frame, top.label, top.score))
+            with self._lock:
+                self._doubts.append((result.frame, top.label, top.score))
 
     def seen(self, frame: Frame) -> None:
         """A frame the tap gave: thumbnails for the doubts about it, or about an earlier
         frame it still holds; doubts about a later frame wait for it."""
-        self._frames.append(frame)
-        held = {f.seq: f for f in self._frames}
-        later = []
-        while self._doubts:
-            seq, label, score = self._doubts.popleft()
-            if seq in held:
-                jpeg = self._tap.encode(held[seq], THUMB_WIDTH).jpeg
-                with self._lock:
-                    self._entries.append(Doubt(next(self._numbers), label, score, jpeg, held[seq]))
-            elif seq > frame.seq:
-                later.append((seq, label, score))
-        self._doubts.extend(later)
+        with self._lock:
+            self._frames.append(frame)
+            held = {f.seq: f for f in self._frames}
+            due = [(held[seq], label, score) for seq, label, score in self._doubts if seq in held]
+            later = [doubt for doubt in self._doubts if doubt[0] > frame.seq]
+            self._doubts.clear()
+            self._doubts.extend(later)
+        for image, label, score in due:  # encoding outside the lock: the worker never waits
+            jpeg = self._tap.encode(image, THUMB_WIDTH).jpeg
+            with self._lock:
+                self._entries.append(Doubt(next(self._numbers), label, score, jpeg, image))
 
     def entries(self) -> list[Doubt]:
         with self._lock:
@@ -96,8 +97,8 @@ class Strip:
         """Nobody views: let the frames go."""
         with self._lock:
             self._entries.clear()
-        self._frames.clear()
-        self._doubts.clear()
+            self._frames.clear()
+            self._doubts.clear()
 
 
 class Labels:
