@@ -166,7 +166,9 @@ def test_a_control_change_reaches_the_retained_config(
     wait(lambda: threshold.get_attribute("value") == "0.5")
 
 
-def test_a_class_button_saves_a_file_in_the_dataset(page: Any, porch_dataset: Path) -> None:
+def test_class_buttons_and_the_strip_save_files_in_the_dataset(
+    page: Any, porch_dataset: Path
+) -> None:
     from selenium.webdriver.common.keys import Keys
 
     def saved() -> list[Path]:
@@ -184,6 +186,13 @@ def test_a_class_button_saves_a_file_in_the_dataset(page: Any, porch_dataset: Pa
         "saving the next frame as hopper" in porch.find_element("css selector", ".label-error").text
     )
     assert cv2.imread(str(saved()[1])).shape == (480, 640, 3)
+    # The photo scores under the threshold (0.5): its frames fill the strip, one click each.
+    unsure = wait(
+        lambda: porch.find_elements("css selector", '.strip figure button[data-label="hopper"]')
+    )
+    unsure[0].click()
+    wait(lambda: len(saved()) == 3)
+    assert "saved frame" in porch.find_element("css selector", ".label-error").text
 
 
 def test_screenshot(page: Any, tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ its model was unsure of, and training a model on its dataset.
   ones). A button sends `{"capture": LABEL}` through the `set` topic's own validation.
 - The strip: while someone views, each classified frame whose top score is under the
   camera's threshold and that the tap also gave the viewer (at most `view_fps` a second) is
-  kept with a small JPEG, the last STRIP_SIZE of them; labelling one saves the frame as a
-  `capture` does (runtime/actions.py). Nobody viewing: nothing is kept.
+  kept with a small JPEG, at most one a second, the last STRIP_SIZE of them; labelling one
+  saves the frame as a `capture` does (runtime/actions.py). Nobody viewing: nothing is kept.
 - Training: one at a time per process, on its own thread at low priority, from the camera's
   model (or the base of a model camapp trained) with the camera's view; the model is
   written beside the dataset and the page offers to switch to it.
@@ -32,6 +32,7 @@ from camapp.runtime.tap import FrameTap
 log = logging.getLogger(__name__)
 
 STRIP_SIZE = 8
+STRIP_SPACING_S = 1.0  # between the frames of the strip: eight views of the scene, not one
 THUMB_WIDTH = 160
 
 
@@ -58,6 +59,7 @@ class Strip:
         self._entries: deque[Doubt] = deque(maxlen=size)
         self._lock = threading.Lock()
         self._numbers = itertools.count(1)
+        self._last = -STRIP_SPACING_S  # the newest entry's frame time (monotonic)
 
     def note(self, result: Result, threshold: float) -> None:
         top = result.classification.top_k[0]
@@ -72,6 +74,7 @@ class Strip:
             self._frames.append(frame)
             held = {f.seq: f for f in self._frames}
             due = [(held[seq], label, score) for seq, label, score in self._doubts if seq in held]
+            due = [doubt for doubt in due if self._spaced(doubt[0])]
             later = [doubt for doubt in self._doubts if doubt[0] > frame.seq]
             self._doubts.clear()
             self._doubts.extend(later)
@@ -79,6 +82,12 @@ class Strip:
             jpeg = self._tap.encode(image, THUMB_WIDTH).jpeg
             with self._lock:
                 self._entries.append(Doubt(next(self._numbers), label, score, jpeg, image))
+
+    def _spaced(self, frame: Frame) -> bool:
+        if frame.mono - self._last < STRIP_SPACING_S:
+            return False
+        self._last = frame.mono
+        return True
 
     def entries(self) -> list[Doubt]:
         with self._lock:

@@ -231,7 +231,7 @@ const LABEL_POLL_MS = 2000;
 function setUpLabelling(card) {
   const node = card.node;
   card.labelling = {
-    classes: null, stripKey: null,
+    classes: null,
     buttons: node.querySelector(".class-buttons"),
     strip: node.querySelector(".strip"),
     note: node.querySelector(".label-error"),
@@ -282,15 +282,15 @@ async function pollLabelling() {
 function showLabelling(card, state) {
   const l = card.labelling;
   const classes = JSON.stringify(state.classes);
-  const strip = JSON.stringify(state.strip.map((d) => d.number)) + classes;
   if (classes !== l.classes) {
     l.classes = classes;
     l.buttons.replaceChildren(...state.classes.map((c) => button(c, () => capture(card, c))));
+    l.strip.replaceChildren();  // its buttons name the classes too
   }
-  if (strip !== l.stripKey) {
-    l.stripKey = strip;
-    l.strip.replaceChildren(...state.strip.map((d) => doubt(card, d, state.classes)));
-  }
+  // Frames already shown stay (no new request for their picture); gone ones go.
+  const shown = new Map([...l.strip.children].map((f) => [f.dataset.number, f]));
+  l.strip.replaceChildren(...state.strip.map(
+    (d) => shown.get(String(d.number)) || doubt(card, d, state.classes)));
   showTraining(card, state.training);
 }
 
