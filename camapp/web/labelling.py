@@ -54,7 +54,8 @@ class Strip:
 
     def __init__(self, tap: FrameTap, size: int = STRIP_SIZE) -> None:
         self._tap = tap
-        self._frames: deque[Frame] = deque(maxlen=size)  # the tap's latest
+        # The tap's latest frames: a result comes back within a frame or two of its frame.
+        self._frames: deque[Frame] = deque(maxlen=3)
         self._doubts: deque[tuple[int, str, float]] = deque(maxlen=size)  # not yet matched
         self._entries: deque[Doubt] = deque(maxlen=size)
         self._lock = threading.Lock()
