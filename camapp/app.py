@@ -43,6 +43,7 @@ from camapp.runtime.controls import Controls
 from camapp.runtime.pipeline import Pipeline, RunReport
 from camapp.web import auth
 from camapp.web.feed import CameraFeed
+from camapp.web.labelling import Labels
 
 if TYPE_CHECKING:
     from camapp.web.server import LiveServer
@@ -123,7 +124,7 @@ class App:
             follow = settings.state_frames - 1
             motion = MotionGate(settings.motion_threshold, settings.motion_refresh, follow)
         crop, roi = loader.view(settings, setup)
-        dataset = Path(settings.dataset or f"datasets/{settings.camera_id}")
+        dataset = dataset_of(settings)
         save = functools.partial(actions.save_frame, dataset)
         plan = CameraPlan(settings.camera_id, crop, roi, settings.max_frames, motion, save)
         # Frames are dropped only where they go stale: live cameras and paced replays.
@@ -184,7 +185,7 @@ class App:
         interval = self.config.app.stats_interval
         feed = CameraFeed(
             settings.camera_id, camera.tap, camera.controls, commands, model, http.view_width,
-            interval,
+            interval, Labels(camera, dataset_of(settings)),
         )  # fmt: skip
         camera.sinks.append(feed)
         return feed
@@ -411,3 +412,8 @@ def signal_handler(pipeline: Pipeline) -> Callable[[int, Any], None]:
             pipeline.abort()
 
     return on_signal
+
+
+def dataset_of(settings: CameraSettings) -> Path:
+    """Where the camera's `capture` commands and the live view's labels save frames."""
+    return Path(settings.dataset or f"datasets/{settings.camera_id}")

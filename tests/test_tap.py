@@ -4,6 +4,8 @@ blocking the capture thread; its encoding counted in the camera's share of the C
 from __future__ import annotations
 
 import threading
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -128,9 +130,12 @@ def test_the_governor_counts_encoding_in_a_cameras_cpu_share() -> None:
 
 def test_the_live_views_encoder_encodes_only_for_viewers(frames: list[Frame]) -> None:
     from camapp.web.feed import CameraFeed
+    from camapp.web.labelling import Labels
 
     tap = FrameTap(fps=1000)
-    feed = CameraFeed("cam0", tap, Controls(), None, ("m", (224, 224), "center", None), 640, 5.0)  # type: ignore[arg-type]
+    labels = Labels(SimpleNamespace(tap=tap), Path("unused"))  # type: ignore[arg-type]
+    model = ("m", (224, 224), "center", None)
+    feed = CameraFeed("cam0", tap, Controls(), None, model, 640, 5.0, labels)  # type: ignore[arg-type]
     woken = threading.Event()
     encoder = threading.Thread(target=feed.encode, args=(woken.set,))
     encoder.start()

@@ -27,8 +27,13 @@ TIMEOUT = 15
 
 
 @pytest.fixture(scope="module")
+def porch_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("datasets") / "porch"
+
+
+@pytest.fixture(scope="module")
 def live(
-    tmp_path_factory: pytest.TempPathFactory, model_dir: Path
+    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, porch_dataset: Path
 ) -> Iterator[tuple[LiveCamapp, Broker]]:
     """Two cameras: a still photo (one label throughout) and the parking-lot clip."""
     tmp = tmp_path_factory.mktemp("live")
@@ -38,7 +43,7 @@ def live(
     config.write_text(
         f"loop = true\nworkers = 2\nstats_interval = 1\nsnapshot_interval = 0\n"
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
-        f'[[cameras]]\ncamera_id = "porch"\nsource = "{clip}"\n'
+        f'[[cameras]]\ncamera_id = "porch"\nsource = "{clip}"\ndataset = "{porch_dataset}"\n'
         f'[[cameras]]\ncamera_id = "yard"\nsource = "{SHARED_MEDIA / "car-detection.mp4"}"\n'
         "cpu_budget = 10\n"  # the CPU chart's dashed line
     )
@@ -159,6 +164,35 @@ def test_a_control_change_reaches_the_retained_config(
     finally:
         later.close()
     wait(lambda: threshold.get_attribute("value") == "0.5")
+
+
+def test_class_buttons_and_the_strip_save_files_in_the_dataset(
+    page: Any, porch_dataset: Path
+) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    def saved() -> list[Path]:
+        return sorted((porch_dataset / "hopper").glob("*.jpg"))
+
+    porch = card(page, "porch")
+    porch.find_element("css selector", ".new-class input").send_keys("hopper", Keys.ENTER)
+    wait(lambda: len(saved()) == 1)
+    button = wait(
+        lambda: porch.find_elements("css selector", '.class-buttons button[data-label="hopper"]')
+    )
+    button[0].click()
+    wait(lambda: len(saved()) == 2)
+    assert (
+        "saving the next frame as hopper" in porch.find_element("css selector", ".label-error").text
+    )
+    assert cv2.imread(str(saved()[1])).shape == (480, 640, 3)
+    # The photo scores under the threshold (0.5): its frames fill the strip, one click each.
+    unsure = wait(
+        lambda: porch.find_elements("css selector", '.strip figure button[data-label="hopper"]')
+    )
+    unsure[0].click()
+    wait(lambda: len(saved()) == 3)
+    assert "saved frame" in porch.find_element("css selector", ".label-error").text
 
 
 def test_screenshot(page: Any, tmp_path: Path) -> None:

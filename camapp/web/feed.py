@@ -8,6 +8,8 @@ history and its controls, each handed over from the thread that owns it in one b
   `latest` (one reference). The loop reads it when it sends a picture.
 - Stats: the governor's `stats` messages, the last `HISTORY_S` seconds of them, in a bounded
   deque under a lock.
+- Labelling (web/labelling.py): while a viewer is connected, the sink notes results under
+  the threshold and the encoder keeps thumbnails of those frames in the camera's strip.
 - Controls: the server's loop calls the camera's `CommandHandler.apply`, the `set` topic's own
   validation, which also publishes the new `config`.
 """
@@ -27,6 +29,7 @@ from camapp.publish.commands import CommandHandler
 from camapp.runtime.camera import Result
 from camapp.runtime.controls import Controls
 from camapp.runtime.tap import FrameTap, Picture
+from camapp.web.labelling import Labels
 
 HISTORY_S = 600  # the charts' span
 CHARTED = ("fps_classified", "cpu_pct", "cpu_budget", "temp_c", "power_w")
@@ -50,6 +53,7 @@ class CameraFeed:
         model: tuple[str, tuple[int, int], str, Roi | None],
         max_width: int,
         stats_interval: float,
+        labels: Labels,
     ) -> None:
         self.camera_id = camera_id
         self.tap = tap
@@ -58,6 +62,7 @@ class CameraFeed:
         # name, (width, height), crop and region of interest
         self.model, self._model_size, self.crop, self.roi = model
         self._max_width = max_width
+        self.labels = labels
         self.viewers = 0  # written on the server's loop, read by the encoder thread
         self.latest: Result | None = None
         self.picture: View | None = None
@@ -68,6 +73,8 @@ class CameraFeed:
     def send(self, result: Result) -> None:
         """The sink: keep the latest result (called in frame order by a worker)."""
         self.latest = result
+        if self.viewers:
+            self.labels.strip.note(result, self.controls.get("threshold"))
 
     def add_stats(self, stats: dict[str, Any]) -> None:
         """A `stats` message from the governor thread."""
@@ -89,6 +96,8 @@ class CameraFeed:
                 yield
             finally:
                 self.viewers -= 1
+                if not self.viewers:
+                    self.labels.strip.clear()
 
     def encode(self, notify: Callable[[], None]) -> None:
         """The encoder thread: a JPEG of each frame the tap gives while someone views, then
@@ -105,6 +114,7 @@ class CameraFeed:
             box = (cols.start / w, rows.start / h, (cols.stop - cols.start) / w,
                    (rows.stop - rows.start) / h)  # fmt: skip
             self.picture = View(picture, tuple(round(v, 4) for v in box))  # type: ignore[arg-type]
+            self.labels.strip.seen(frame)
             notify()
 
     def overlay(self) -> dict[str, Any]:

@@ -3,7 +3,11 @@
 Routes: `/` the page, `/login`, the page's own script and style files (a fixed list, read
 into memory at start: nothing else on disk can be served), `/api/session` (cameras, the
 controls' declarations, the CSRF token), `/api/login`, `/api/logout`,
-`/api/cameras/<camera_id>/set` and `/ws`, a WebSocket that carries each camera's pictures
+`/api/cameras/<camera_id>/set` (settings, and the `capture` and `model` actions: the
+labelling's class buttons and its switch to a trained model), the labelling's
+`/api/cameras/<camera_id>/labelling` (classes, strip, training), `.../strip/<number>` (a
+strip thumbnail, from memory), `.../strip` (label a strip frame) and `.../train`, and `/ws`,
+a WebSocket that carries each camera's pictures
 (binary: one byte of camera index, then the JPEG) and its overlay, config and stats (JSON).
 
 Every request goes through `_guard`: security headers on every answer; without a password
@@ -41,12 +45,14 @@ from camapp.web.auth import (
     verify_password,
 )
 from camapp.web.feed import CameraFeed
+from camapp.web.labelling import Trainer
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024
 MAX_VIEWERS = 8
 CSRF_HEADER = "X-CSRF-Token"
+JSON = "application/json"
 ASSETS = {  # the only files served, by URL path
     "/": ("index.html", "text/html"),
     "/login": ("login.html", "text/html"),
@@ -94,6 +100,7 @@ class LiveServer:
         self._sessions = Sessions()
         self._scrypt = ThreadPoolExecutor(1, "web-login")  # one login at a time: bounded memory
         self._viewers: set[Viewer] = set()
+        self._trainer = Trainer()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
 
@@ -145,6 +152,10 @@ class LiveServer:
         app.router.add_post("/api/login", self._login)
         app.router.add_post("/api/logout", self._logout)
         app.router.add_post("/api/cameras/{camera_id}/set", self._set)
+        app.router.add_get("/api/cameras/{camera_id}/labelling", self._labelling)
+        app.router.add_get(r"/api/cameras/{camera_id}/strip/{number:\d{1,9}}", self._thumbnail)
+        app.router.add_post("/api/cameras/{camera_id}/strip", self._label)
+        app.router.add_post("/api/cameras/{camera_id}/train", self._train)
         app.router.add_get("/ws", self._ws)
         app.on_shutdown.append(self._close_viewers)
         return app
@@ -238,10 +249,14 @@ class LiveServer:
         response.del_cookie(self._cookie, path="/")
         return response
 
-    async def _set(self, request: web.Request) -> web.Response:
+    def _feed(self, request: web.Request) -> CameraFeed:
         feed = self._feeds.get(request.match_info["camera_id"])
         if feed is None:
-            return _error(404, "no such camera")
+            raise web.HTTPNotFound(text='{"error": "no such camera"}', content_type=JSON)
+        return feed
+
+    async def _set(self, request: web.Request) -> web.Response:
+        feed = self._feed(request)
         body = await _json(request)
         if body is None:
             return _error(400, "expected a JSON object of settings")
@@ -251,6 +266,45 @@ class LiveServer:
             return _error(400, str(exc))
         self._notify()
         return web.json_response({"config": config})
+
+    # -- labelling -------------------------------------------------------------------------
+
+    async def _labelling(self, request: web.Request) -> web.Response:
+        labels = self._feed(request).labels
+        strip = [{"number": d.number, "label": d.label, "score": round(d.score, 4)}
+                 for d in labels.strip.entries()]  # fmt: skip
+        status = self._trainer.status.as_dict()
+        return web.json_response({"classes": labels.classes(), "strip": strip, "training": status})
+
+    async def _thumbnail(self, request: web.Request) -> web.Response:
+        number = int(request.match_info["number"])
+        for doubt in self._feed(request).labels.strip.entries():
+            if doubt.number == number:
+                return web.Response(body=doubt.jpeg, content_type="image/jpeg")
+        return _error(404, "that frame has left the strip")
+
+    async def _label(self, request: web.Request) -> web.Response:
+        labels = self._feed(request).labels
+        body = await _json(request) or {}
+        number, label = body.get("number"), body.get("label")
+        if type(number) is not int or not isinstance(label, str):
+            return _error(400, 'expected {"number": N, "label": "..."}')
+        loop = asyncio.get_running_loop()
+        try:  # encoding and writing the frame: off the loop
+            await loop.run_in_executor(None, labels.save, number, label)
+        except ConfigError as exc:
+            return _error(400, str(exc))
+        return web.json_response({"saved": label})
+
+    async def _train(self, request: web.Request) -> web.Response:
+        feed = self._feed(request)
+        try:
+            started = self._trainer.start(feed.camera_id, feed.labels)
+        except ConfigError as exc:  # the camera's model cannot tell its base
+            return _error(400, str(exc))
+        if not started:
+            return _error(409, "a training is already running: one at a time")
+        return web.json_response({"training": self._trainer.status.as_dict()}, status=202)
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         if not _same_origin(request):

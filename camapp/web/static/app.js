@@ -1,7 +1,8 @@
 "use strict";
 // The live view: one card per camera, fed by one WebSocket. Binary messages are pictures
 // (one byte of camera index, then a JPEG); text messages are JSON overlays and stats.
-// Controls POST to /api/cameras/<id>/set with the session's CSRF token.
+// Controls POST to /api/cameras/<id>/set with the session's CSRF token. Labelling (class
+// buttons, the strip of unsure frames, training) polls /api/cameras/<id>/labelling.
 
 const session = {csrf: null, cameras: [], controls: []};
 const cards = [];
@@ -25,6 +26,8 @@ async function start() {
     location.assign("/login");
   });
   connect();
+  pollLabelling();
+  setInterval(pollLabelling, LABEL_POLL_MS);
 }
 
 function makeCard(main, index, camera) {
@@ -43,6 +46,7 @@ function makeCard(main, index, camera) {
     inputs: {},
   };
   buildControls(card, node.querySelector(".controls"));
+  setUpLabelling(card);
   main.appendChild(node);
   return card;
 }
@@ -75,11 +79,14 @@ async function send(card, field, input) {
   if (field.type === "bool") value = input.checked;
   else if (input.value === "" && field.nullable) value = null;
   else value = field.type === "int" ? parseInt(input.value, 10) : parseFloat(input.value);
-  const response = await post(`/api/cameras/${encodeURIComponent(card.camera.id)}/set`,
-                              {[field.key]: value});
+  const response = await post(`${cameraPath(card)}/set`, {[field.key]: value});
   const body = await response.json().catch(() => ({}));
   card.error.textContent = response.ok ? "" : (body.error || `refused (${response.status})`);
   if (response.ok) showConfig(card, body.config, true);
+}
+
+function cameraPath(card) {
+  return `/api/cameras/${encodeURIComponent(card.camera.id)}`;
 }
 
 function post(path, body) {
@@ -152,6 +159,9 @@ function showConfig(card, config, force) {
     else input.value = value === null ? "" : String(value);
   }
   card.node.classList.toggle("paused", Boolean(config && config.paused));
+  if (config && config.model) {
+    card.node.querySelector(".camera-id").textContent = `${card.camera.id} · ${config.model}`;
+  }
 }
 
 function showRegion(card, region) {
@@ -212,6 +222,117 @@ function line(ctx, points, key, x, y, colour, dash) {
     drawing = true;
   }
   ctx.stroke();
+}
+
+// -- labelling ------------------------------------------------------------------------
+
+const LABEL_POLL_MS = 2000;
+
+function setUpLabelling(card) {
+  const node = card.node;
+  card.labelling = {
+    classes: null,
+    buttons: node.querySelector(".class-buttons"),
+    strip: node.querySelector(".strip"),
+    note: node.querySelector(".label-error"),
+  };
+  node.querySelector(".new-class").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = event.target.elements.label;
+    if (await capture(card, input.value.trim())) input.value = "";
+  });
+  node.querySelector(".train").addEventListener("click", async () => {
+    const response = await post(`${cameraPath(card)}/train`, {});
+    if (!await said(card, response, "training…")) return;
+    showTraining(card, (await response.json()).training);
+  });
+  node.querySelector(".use-model").addEventListener("click", async (event) => {
+    const model = event.target.dataset.model;
+    const response = await post(`${cameraPath(card)}/set`, {model});
+    if (await said(card, response, `now classifying with ${model}`)) {
+      showConfig(card, (await response.json()).config, true);
+    }
+  });
+}
+
+async function said(card, response, ok) {
+  const body = response.ok ? null : await response.json().catch(() => ({}));
+  card.labelling.note.textContent = response.ok ? ok : (body.error || `refused (${response.status})`);
+  return response.ok;
+}
+
+async function capture(card, label) {
+  const response = await post(`${cameraPath(card)}/set`, {capture: label});
+  return said(card, response, `saving the next frame as ${label}`);
+}
+
+async function labelDoubt(card, number, label) {
+  const response = await post(`${cameraPath(card)}/strip`, {number, label});
+  if (await said(card, response, `saved frame ${number} as ${label}`)) pollLabelling();
+}
+
+async function pollLabelling() {
+  for (const card of cards) {
+    const response = await fetch(`${cameraPath(card)}/labelling`, {credentials: "same-origin"})
+      .catch(() => null);
+    if (response && response.ok) showLabelling(card, await response.json());
+  }
+}
+
+function showLabelling(card, state) {
+  const l = card.labelling;
+  const classes = JSON.stringify(state.classes);
+  if (classes !== l.classes) {
+    l.classes = classes;
+    l.buttons.replaceChildren(...state.classes.map((c) => button(c, () => capture(card, c))));
+    l.strip.replaceChildren();  // its buttons name the classes too
+  }
+  // Frames already shown stay (no new request for their picture); gone ones go.
+  const shown = new Map([...l.strip.children].map((f) => [f.dataset.number, f]));
+  l.strip.replaceChildren(...state.strip.map(
+    (d) => shown.get(String(d.number)) || doubt(card, d, state.classes)));
+  showTraining(card, state.training);
+}
+
+function button(label, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.dataset.label = label;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+function doubt(card, d, classes) {
+  const figure = document.createElement("figure");
+  figure.dataset.number = String(d.number);
+  const img = document.createElement("img");
+  img.src = `${cameraPath(card)}/strip/${d.number}`;
+  img.alt = `frame the model was unsure of: ${d.label}`;
+  const caption = document.createElement("figcaption");
+  caption.textContent = `${d.label} ${(d.score * 100).toFixed(0)}%`;
+  const buttons = classes.map((c) => button(c, () => labelDoubt(card, d.number, c)));
+  figure.append(img, caption, ...buttons);
+  return figure;
+}
+
+function showTraining(card, t) {
+  const node = card.node;
+  const mine = t.camera === card.camera.id;
+  const progress = node.querySelector(".train-progress");
+  const use = node.querySelector(".use-model");
+  node.dataset.training = mine ? t.state : "idle";
+  node.querySelector(".train").disabled = t.state === "running";
+  progress.hidden = !(mine && t.state === "running");
+  progress.max = Math.max(t.total, 1);
+  progress.value = t.done;
+  let text = "";
+  if (t.state === "running") text = mine ? `${t.stage} ${t.done}/${t.total}` : `${t.camera} is training`;
+  else if (mine && t.state === "done") text = `trained ${t.model}`;
+  else if (mine && t.state === "failed") text = t.error;
+  node.querySelector(".train-status").textContent = text;
+  use.hidden = !(mine && t.state === "done");
+  use.dataset.model = t.model || "";
 }
 
 start();
