@@ -111,6 +111,24 @@ def paced_beside_fast(broker: Broker, tmp: Path, seconds: float) -> None:
     say(f"paced camera p99 beside a fast replay / alone: {ratio:.2f} (target ≤ 2)")
 
 
+def fair_share(broker: Broker, tmp: Path, seconds: float) -> None:
+    """Both cameras want more than the pool can give: each must get within 10 % of half."""
+    fast = {"realtime": False, "drop": False, "loop": True}
+    work = tmp / "fair"
+    receivers = {c: Receiver(broker.port, f"camapp/{c}/classification", work / c) for c in CLIPS}
+    run(config(tmp / "fair.toml", broker.port, {c: fast for c in CLIPS}), seconds)
+    time.sleep(0.5)
+    counts = {c: len(r.received) for c, r in receivers.items()}
+    for receiver in receivers.values():
+        receiver.close()
+    share = {c: n / max(sum(counts.values()), 1) for c, n in counts.items()}
+    say(
+        "fair share, both unthrottled: "
+        + ", ".join(f"{c} {n} classifications ({share[c]:.1%})" for c, n in counts.items())
+        + f"; the larger share is {max(share.values()) / 0.5:.3f}x an equal one (target ≤ 1.1)"
+    )
+
+
 def memory(broker: Broker, tmp: Path, seconds: float) -> None:
     paced = {"realtime": True, "loop": True}
     _, both = run(config(tmp / "both.toml", broker.port, {c: paced for c in CLIPS}), seconds)
@@ -126,12 +144,20 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="camapp-two-") as tmp_name:
         tmp = Path(tmp_name)
-        for sub in ("lot", "room", "alone/lot", "beside_a_fast_replay/lot"):
+        for sub in (
+            "lot",
+            "room",
+            "alone/lot",
+            "beside_a_fast_replay/lot",
+            "fair/lot",
+            "fair/room",
+        ):
             (tmp / sub).mkdir(parents=True)
         broker = Broker(tmp).start()
         try:
             every_frame(broker, tmp)
             paced_beside_fast(broker, tmp, args.seconds)
+            fair_share(broker, tmp, args.seconds)
             memory(broker, tmp, args.seconds)
         finally:
             broker.stop()
