@@ -92,6 +92,8 @@ class App:
         for setup in dict.fromkeys(setups):  # each model loaded and run once before capture
             self.pool.seed(setup, [loader.load(setup)])
         self.snapshots: list[Snapshots] = []
+        # Per camera: what tells Home Assistant of a model switched by `set`.
+        self._rediscover: dict[str, Callable[[loader.ModelSetup], None]] = {}
         self.wired = [
             self._camera(settings, setup, shared)
             for settings, setup in zip(cameras, setups, strict=True)
@@ -154,7 +156,11 @@ class App:
         self, settings: CameraSettings, channel: Channel, controls: Controls, camera: Camera
     ) -> CommandHandler:
         """The camera's `set` topic: runtime settings, and switching model or saving a frame."""
-        switch = actions.ModelSwitch(camera, settings, self.config.app.threads_per_worker)
+        threads, switched = (
+            self.config.app.threads_per_worker,
+            self._rediscover.get(camera.camera_id),
+        )
+        switch = actions.ModelSwitch(camera, settings, threads, switched)
         doings = {"model": switch, "capture": actions.Capture(camera)}
         commands = CommandHandler(channel, controls, doings, switch.state)
         channel.subscribe("set", commands.handle)
@@ -244,10 +250,27 @@ class App:
             discovery = ha.Discovery(described, self.config.app.ha)
             self.publisher.on_connected(discovery.announce)
             self.publisher.subscribe(discovery.status_topic, discovery.on_status)
+            self._rediscover[settings.camera_id] = functools.partial(
+                self._switched, settings, channel, live, discovery
+            )
         sinks: list[Sink] = [ClassificationSink(channel), state]
         if self.config.app.print:
             sinks.append(PrintSink(settings.camera_id))
         return sinks
+
+    def _switched(
+        self,
+        settings: CameraSettings,
+        channel: Channel,
+        live: bool,
+        discovery: ha.Discovery,
+        setup: loader.ModelSetup,
+    ) -> None:
+        """Home Assistant's entities follow a model switched by `set` (its classes, its
+        binary sensor, its buttons); an `on_label` the new model lacks is not used."""
+        if settings.on_label not in setup.classes:
+            settings = settings.model_copy(update={"on_label": None})
+        discovery.update(self._ha_camera(settings, setup, channel, live))
 
     def _ha_camera(
         self, settings: CameraSettings, setup: loader.ModelSetup, channel: Channel, live: bool

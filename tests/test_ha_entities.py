@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from camapp.config.schema import MqttSettings
+from camapp.config.schema import HaSettings, MqttSettings
 from camapp.publish import ha
 from camapp.publish.mqtt import MqttPublisher
 from camapp.publish.topics import Channel
@@ -62,3 +62,22 @@ def test_only_what_the_camera_can_say_is_announced() -> None:
     assert "source_problem" not in configs  # a file never goes away
     assert "snapshot" not in configs  # snapshot_interval = 0
     assert [key for key in configs if key.startswith("capture_")] == ["capture_closed"]
+
+
+def test_a_lost_source_makes_the_binary_sensor_unknown_and_the_score_numeric() -> None:
+    configs = camera(("empty", "person"))
+    assert configs["detected"]["value_template"].startswith("{{ None if value_json.get('reason')")
+    assert configs["score"]["suggested_display_precision"] == 2  # None: unknown, as a number
+
+
+def test_discovery_follows_a_model_switch() -> None:
+    publisher = MqttPublisher(MqttSettings(), "camapp-garage")  # never started: it queues
+    channel = Channel(publisher, "camapp", "garage", ("camapp/garage/availability",))
+    discovery = ha.Discovery(ha.Camera(channel, 1, "occ", ("empty", "person"), trained=True),
+                             HaSettings())  # fmt: skip
+    discovery.update(ha.Camera(channel, 1, "mobilenet_v2_int8", ("a", "b", "c")))
+    queued = {m.topic: m.payload for m in publisher._outbox._queued}
+    gone = [t for t, p in queued.items() if p == b""]
+    assert sorted(t.split("/")[3] for t in gone) == ["capture_empty", "capture_person", "detected"]
+    label = json.loads(queued["homeassistant/sensor/camapp-garage/label/config"])
+    assert label["options"] == ["a", "b", "c", "none"]

@@ -122,7 +122,9 @@ def _sensors(camera: Camera) -> list[Entity]:
     # A null label is `none` (nothing at the threshold), or `unknown` once the source has
     # been lost for a while (camapp then says why).
     # (A template rendering None is Home Assistant's `unknown`; a string 'unknown' is not:
-    # a numeric sensor refuses it and an enum drops it as no option.)
+    # a numeric sensor refuses it and an enum drops it as no option. Checked against Home
+    # Assistant 2024.1, where a text sensor still shows the string "None": from 2024.10 on
+    # every sensor reads it as unknown.)
     label = (
         "{% if value_json.label is not none %}{{ value_json.label }}"
         "{% elif value_json.get('reason') %}None{% else %}none{% endif %}"
@@ -142,7 +144,15 @@ def _sensors(camera: Camera) -> list[Entity]:
         (
             "sensor",
             "score",
-            {"name": "Score", "state_topic": state, "value_template": score, **DIAGNOSTIC},
+            # A display precision makes it numeric for Home Assistant, where None is
+            # unknown in every release (checked against 2024.1), with no statistics kept.
+            {
+                "name": "Score",
+                "state_topic": state,
+                "value_template": score,
+                "suggested_display_precision": 2,
+                **DIAGNOSTIC,
+            },
         ),
         (
             "sensor",
@@ -200,7 +210,11 @@ def _binary_sensors(camera: Camera) -> list[Entity]:
         entities.append(("binary_sensor", "source_problem", problem))
     if len(camera.labels) == 2:
         on = camera.on_label or camera.labels[1]
-        template = f"{{{{ 'ON' if value_json.label == {on!r} else 'OFF' }}}}"
+        # Unknown (None), not off, while the source is lost: nothing is known of the scene.
+        template = (
+            f"{{{{ None if value_json.get('reason') else "
+            f"('ON' if value_json.label == {on!r} else 'OFF') }}}}"
+        )
         config = {
             "name": on.capitalize(),
             "state_topic": camera.channel.topic("state"),
@@ -331,17 +345,31 @@ class Discovery:
 
     def __init__(self, camera: Camera, settings: HaSettings) -> None:
         self._publisher = camera.channel.publisher
+        self._prefix = settings.prefix
         self.status_topic = f"{settings.prefix}/status"
-        self._configs = {
-            topic: dumps(config)
-            for topic, config in discovery_configs(camera, settings.prefix).items()
-        }
+        self._configs = self._render(camera)
         self._lock = threading.Lock()
         self._pending = False  # a re-announcement is scheduled
 
+    def _render(self, camera: Camera) -> dict[str, str]:
+        return {t: dumps(c) for t, c in discovery_configs(camera, self._prefix).items()}
+
     def announce(self) -> None:
-        for topic, payload in self._configs.items():
+        with self._lock:
+            configs = dict(self._configs)
+        for topic, payload in configs.items():
             self._publisher.publish(topic, payload, retain=True)
+
+    def update(self, camera: Camera) -> None:
+        """The camera now runs another model (a `set` command): its entities follow its
+        classes. Entities it no longer has (a binary sensor, capture buttons) are deleted."""
+        configs = self._render(camera)
+        with self._lock:
+            gone = [topic for topic in self._configs if topic not in configs]
+            self._configs = configs
+        for topic in gone:
+            self._publisher.publish(topic, b"", retain=True)
+        self.announce()
 
     def on_status(self, payload: bytes) -> None:
         """On the network thread: schedule one re-announcement, unless one is pending."""

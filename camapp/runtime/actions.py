@@ -26,8 +26,16 @@ class ModelSwitch:
     rejected, the camera keeps its own); the workers load it at their next frame of this
     camera, while frames in flight finish on the old one."""
 
-    def __init__(self, camera: Camera, settings: CameraSettings, threads: int) -> None:
+    def __init__(
+        self,
+        camera: Camera,
+        settings: CameraSettings,
+        threads: int,
+        switched: Callable[[loader.ModelSetup], None] | None = None,
+    ) -> None:
+        """`switched(setup)` is told of each switch (Home Assistant's entities follow)."""
         self._camera = camera
+        self._switched = switched
         self._settings = settings
         self._threads = threads
         # The names the camera's own models are shown by (a file's is its stem): what Home
@@ -49,6 +57,8 @@ class ModelSwitch:
     def _switch(self, setup: loader.ModelSetup) -> None:
         self._camera.switch((setup,))
         log.info("camera %s: classifying with %s", self._camera.camera_id, setup.name)
+        if self._switched is not None:
+            self._switched(setup)
 
     def state(self) -> dict[str, Any]:
         return {"model": self._camera.current.name}
