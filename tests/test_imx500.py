@@ -50,7 +50,8 @@ def test_camapp_run_publishes_what_the_sensor_computed(
     sub = subscriber_factory(broker.port, ["camapp/cam0/classification"])
     code, err = run(
         ["run", "--source", "imx500", "--model", str(network), "--labels", str(LABELS),
-         "--workers", "2", "--max-frames", "4", "--mqtt-port", str(broker.port)], capsys,
+         "--workers", "2", "--max-frames", "4", "--no-drop",  # a busy machine drops none
+         "--mqtt-port", str(broker.port)], capsys,
     )  # fmt: skip
     assert code == 0, err
     sub.wait_for(lambda: len(sub.on("camapp/cam0/classification")) == 4)
