@@ -9,7 +9,8 @@ SHARED ?= ../shared
 MIRROR ?= $(wildcard $(SHARED)/models)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint bench mosquitto streams compiler chromium model samples screenshot
+.PHONY: setup demo test lint bench mosquitto streams compiler chromium model samples screenshot \
+	check-arm64
 
 setup: $(BIN)/camapp mosquitto streams compiler chromium model samples
 
@@ -71,6 +72,13 @@ bench: setup
 screenshot: setup
 	CAMAPP_SCREENSHOT=docs/live-view.png PATH="$$PATH:/usr/sbin" \
 		$(BIN)/python -m pytest -q tests/test_web_browser.py -k screenshot
+
+# The Pi install checked under emulation (deploy/check-arm64.sh): Debian bookworm arm64 under
+# qemu-user, installed as deploy/install.sh does, every module imported, the shared photos
+# classified and compared with this machine. Needs root; takes many minutes and downloads a
+# few hundred MB from Debian and PyPI, so it is not part of `make test`.
+check-arm64: $(BIN)/camapp
+	$(SUDO) env SHARED=$(SHARED) PYTHON=$(abspath $(BIN)/python) deploy/check-arm64.sh
 
 lint: $(BIN)/camapp
 	$(BIN)/ruff check .

@@ -66,7 +66,7 @@ arch=$(dpkg --print-architecture)
 
 # --- system packages: only what is missing, so re-runs work offline -------------------------
 missing=()
-for pkg in python3-picamera2 python3-venv; do
+for pkg in python3-picamera2 python3-numpy python3-venv; do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
     [[ $status == "install ok installed" ]] || missing+=("$pkg")
 done
@@ -93,27 +93,10 @@ fi
 install -d -o "$USER_NAME" -g "$USER_NAME" -m 0750 "$STATE_DIR" "$MODEL_DIR"
 install -d -o root -g root -m 0755 "$PREFIX" "$CONF_DIR"
 
-# --- virtualenv: must see apt's picamera2 and libcamera bindings ----------------------------
-if [[ -f $VENV/pyvenv.cfg ]] && ! grep -qE '^include-system-site-packages *= *true' "$VENV/pyvenv.cfg"; then
-    log "$VENV was made without --system-site-packages; recreating it"
-    rm -rf "$VENV"
-fi
-if [[ ! -x $VENV/bin/python ]]; then
-    log "creating $VENV"
-    python3 -m venv --system-site-packages "$VENV"
-fi
-log "installing camapp from $REPO"
-"$VENV/bin/python" -m pip install --upgrade --upgrade-strategy only-if-needed "${REPO}[pi]"
-
-# picamera2 imports apt's simplejpeg, built against the system numpy 1.x. If pip put a numpy
-# 2.x in the venv (a dependency asked for it), that import fails; a simplejpeg wheel built for
-# the venv's numpy fixes it.
-if ! "$VENV/bin/python" -c 'import picamera2' 2>/dev/null; then
-    log "picamera2 does not import in the venv; installing a simplejpeg matching its numpy"
-    "$VENV/bin/python" -m pip install --force-reinstall --no-deps simplejpeg
-    "$VENV/bin/python" -c 'import picamera2' \
-        || die "picamera2 still does not import in $VENV (see the error above)"
-fi
+# --- virtualenv: sees apt's picamera2 and libcamera, keeps apt's numpy (deploy/venv.sh) -----
+"$DEPLOY/venv.sh" "$VENV" pi
+"$VENV/bin/python" -c 'import picamera2' ||
+    die "picamera2 does not import in $VENV (see the error above and deploy/README.md)"
 
 # --- model ----------------------------------------------------------------------------------
 fetch=("$VENV/bin/camapp" model fetch --dir "$MODEL_DIR")

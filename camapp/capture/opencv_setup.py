@@ -16,6 +16,7 @@ import cv2
 # description or container). TCP is OpenCV's own default for RTSP, which this variable replaces.
 CAPTURE_OPTIONS = "rtsp_transport;tcp|analyzeduration;500000"
 FFMPEG_QUIET = "-8"  # AV_LOG_QUIET
+LOG_LEVEL_ERROR = 2  # cv::utils::logging::LOG_LEVEL_ERROR, which OpenCV 4's binding does not name
 
 
 def configure_opencv(debug: bool = False) -> None:
@@ -26,6 +27,8 @@ def configure_opencv(debug: bool = False) -> None:
     os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", CAPTURE_OPTIONS)
     if debug:
         return
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    # OpenCV 5 has the call in cv2.utils.logging, OpenCV 4 at the top: a Pi keeps apt's numpy 1,
+    # for which the newest OpenCV is 4.11 (deploy/constraints.txt).
+    getattr(cv2.utils, "logging", cv2).setLogLevel(LOG_LEVEL_ERROR)
     # FFmpeg's level has no OpenCV call: OpenCV reads it from here when it loads FFmpeg.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", FFMPEG_QUIET)
