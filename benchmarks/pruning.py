@@ -31,17 +31,13 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paths import CLIPS, INT8, MEDIA
 
-from camapp.inference import loader  # noqa: E402
-from camapp.tflite import modelfile  # noqa: E402
-from camapp.tflite.calibration import read_frames  # noqa: E402
+from camapp.inference import loader
+from camapp.tflite import modelfile
+from camapp.tflite.calibration import read_frames
 
-SHARED = REPO.parent / "shared"
-INT8 = SHARED / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
-MEDIA = SHARED / "media"
-CLIPS = (MEDIA / "car-detection.mp4", MEDIA / "one-by-one-person-detection.mp4")
 WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 OUT_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0}
 RAW = {"INT8": np.int8, "INT32": np.int32}

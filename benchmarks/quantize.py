@@ -18,17 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paths import CLIPS, INT8, MEDIA
 
-from camapp.tflite.calibration import read_frames, to_samples  # noqa: E402
-from camapp.tflite.compare import agreement, compare  # noqa: E402
-from camapp.tflite.quantize import dequantize_model, quantize_model  # noqa: E402
-
-SHARED = REPO.parent / "shared"
-INT8 = SHARED / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
-MEDIA = SHARED / "media"
-CLIPS = (MEDIA / "car-detection.mp4", MEDIA / "one-by-one-person-detection.mp4")
+from camapp.tflite.calibration import read_frames, to_samples
+from camapp.tflite.compare import agreement, compare
+from camapp.tflite.quantize import dequantize_model, quantize_model
 
 
 def main() -> None:
