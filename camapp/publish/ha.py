@@ -117,8 +117,8 @@ def _common(camera: Camera, object_id: str) -> dict[str, Any]:
 Entity = tuple[str, str, dict[str, Any]]  # component, object id, its own config
 
 
-def _sensors(camera: Camera) -> list[Entity]:
-    state, stats = camera.channel.topic("state"), camera.channel.topic("stats")
+def _label(camera: Camera, state: str) -> dict[str, Any]:
+    """The label sensor: an enum when the labels are few enough to list as options."""
     # A null label is `none` (nothing at the threshold), or `unknown` once the source has
     # been lost for a while (camapp then says why).
     # (A template rendering None is Home Assistant's `unknown`; a string 'unknown' is not:
@@ -137,9 +137,14 @@ def _sensors(camera: Camera) -> list[Entity]:
     }
     if len(camera.labels) <= ENUM_MAX:
         label_config |= {"device_class": "enum", "options": [*camera.labels, "none"]}
+    return label_config
+
+
+def _sensors(camera: Camera) -> list[Entity]:
+    state, stats = camera.channel.topic("state"), camera.channel.topic("stats")
     score = "{{ value_json.score }}"
     entities: list[Entity] = [
-        ("sensor", "label", label_config),
+        ("sensor", "label", _label(camera, state)),
         # A confidence of whichever label is in force: no long-term statistics of it.
         (
             "sensor",
