@@ -20,17 +20,16 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paths import MEDIA, SHARED
 
-from camapp import models  # noqa: E402
-from camapp.bench.broker import Broker  # noqa: E402
-from camapp.bench.harness import Receiver, say  # noqa: E402
-from camapp.capture.opencv import FileSource  # noqa: E402
-from camapp.inference.loader import load_file  # noqa: E402
+from camapp import models
+from camapp.bench.broker import Broker
+from camapp.bench.harness import Receiver, say
+from camapp.capture.opencv import FileSource
+from camapp.inference.loader import load_file
 
-SHARED = REPO.parent / "shared"
-CLIP = SHARED / "media" / "car-detection.mp4"
+CLIP = MEDIA / "car-detection.mp4"
 LADDER = ("mobilenet_v1_0.75_192", "mobilenet_v1_0.5_160", "mobilenet_v1_0.25_128")
 
 

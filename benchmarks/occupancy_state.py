@@ -21,16 +21,15 @@ from pathlib import Path
 
 import cv2
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paths import MEDIA, SHARED
 
-from camapp.bench.broker import Broker  # noqa: E402
-from camapp.bench.harness import Receiver, say  # noqa: E402
-from camapp.training.clip import clip_frames, dataset_from_clip, frame_labels  # noqa: E402
-from camapp.training.train import TrainSettings, train  # noqa: E402
+from camapp.bench.broker import Broker
+from camapp.bench.harness import Receiver, say
+from camapp.training.clip import clip_frames, dataset_from_clip, frame_labels
+from camapp.training.train import TrainSettings, train
 
-SHARED = REPO.parent / "shared"
-CLIP = SHARED / "media" / "one-by-one-person-detection.mp4"
+CLIP = MEDIA / "one-by-one-person-detection.mp4"
 RANGES = SHARED / "datasets" / "one-by-one-person-occupancy.json"
 SPLIT = 700
 FPS = 10.0  # the clip's rate: 1 s is 10 frames

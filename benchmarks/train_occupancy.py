@@ -20,19 +20,18 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paths import INT8, MEDIA, SHARED
 
-from camapp.inference.loader import load_file  # noqa: E402
-from camapp.training.clip import clip_frames, dataset_from_clip, frame_labels  # noqa: E402
-from camapp.training.cut import cut_classifier  # noqa: E402
-from camapp.training.embed import bare_rate  # noqa: E402
-from camapp.training.train import TrainSettings, train  # noqa: E402
+from camapp.inference.loader import load_file
+from camapp.training.clip import clip_frames, dataset_from_clip, frame_labels
+from camapp.training.cut import cut_classifier
+from camapp.training.embed import bare_rate
+from camapp.training.train import TrainSettings, train
 
-SHARED = REPO.parent / "shared"
-CLIP = SHARED / "media" / "one-by-one-person-detection.mp4"
+CLIP = MEDIA / "one-by-one-person-detection.mp4"
 RANGES = SHARED / "datasets" / "one-by-one-person-occupancy.json"
-BASE = SHARED / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
+BASE = INT8
 TARGETS = {"accuracy": 0.98, "seconds": 30.0, "rss_mb": 400.0}
 
 
