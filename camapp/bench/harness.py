@@ -36,7 +36,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from camapp import models
+from camapp import charts, models
 from camapp.bench.broker import Broker
 from camapp.capture.opencv import FileSource
 from camapp.errors import CamappError, ConfigError
@@ -746,12 +746,8 @@ def _notes(report: Report, naive: float) -> list[str]:
 
 def chart(report: Report, path: Path) -> None:
     """Throughput of every row against ideal, and latency percentiles against their targets."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = charts.pyplot()
+    if plt is None:
         log.warning("matplotlib is not installed (pip install camapp[dev]): no chart")
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), width_ratios=(3, 1))
@@ -775,5 +771,4 @@ def chart(report: Report, path: Path) -> None:
     right.legend(loc="upper left")
     fig.suptitle(f"camapp bench: {Path(report.clip).name}, {report.model}, {report.cores} cores")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    charts.save(fig, path, dpi=100)

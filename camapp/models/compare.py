@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from camapp import charts
 from camapp.capture.base import Frame
 from camapp.config.schema import default_workers
 from camapp.errors import ConfigError
@@ -419,12 +420,8 @@ def chart(rows: Sequence[Row], path: Path) -> Path | None:
     """Accuracy (with labelled frames) and agreement with the reference against one-thread
     latency, one marker per model; None when matplotlib (the `bench` extra) is missing or
     there is nothing to draw."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = charts.pyplot()
+    if plt is None:
         return None
     panels = [
         (what, values)
@@ -450,10 +447,4 @@ def chart(rows: Sequence[Row], path: Path) -> Path | None:
     fig.legend(handles.values(), handles.keys(), loc="center right", fontsize="small")
     fig.suptitle("camapp model compare (marker size: file size)")
     fig.tight_layout(rect=(0, 0, 1 - 2.8 / fig.get_figwidth(), 1))
-    try:
-        fig.savefig(path, dpi=100)
-    except OSError as exc:
-        raise ConfigError(f"cannot write chart {str(path)[:100]}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
-    return path
+    return charts.save(fig, path, dpi=100)

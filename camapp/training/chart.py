@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from camapp.errors import ConfigError
+from camapp import charts
 
 
 def _curves(ax: Any, history: list[list[float | None]]) -> None:
@@ -47,12 +47,8 @@ def _per_class(ax: Any, per_class: dict[str, dict[str, Any]], labels: list[str])
 
 def write_chart(report: dict[str, Any], path: Path) -> Path | None:
     """Draw the chart to `path`; None when matplotlib is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display on a camera
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = charts.pyplot()
+    if plt is None:
         return None
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), layout="constrained")
     _curves(axes[0], report["history"])
@@ -63,10 +59,4 @@ def write_chart(report: dict[str, Any], path: Path) -> Path | None:
         if report["val"]["accuracy"] is not None
         else Path(report["model"]).name
     )
-    try:
-        fig.savefig(path, dpi=80)
-    except OSError as exc:
-        raise ConfigError(f"cannot write chart {str(path)[:100]}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
-    return Path(path)
+    return charts.save(fig, path, dpi=80)
