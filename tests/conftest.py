@@ -81,12 +81,34 @@ def camapp_env(model_dir: Path) -> dict[str, str]:
     return {**os.environ, "CAMAPP_MODEL_DIR": str(model_dir), "PYTHONPATH": str(REPO)}
 
 
+# Every child start_camapp made, so that none outlives its test: a failed assertion
+# before a test's own terminate() would otherwise leave a `--loop` run burning CPU.
+_children: list[subprocess.Popen[str]] = []
+
+
 def start_camapp(args: list[str], model_dir: Path, **kwargs: object) -> subprocess.Popen[str]:
     """Start the real command line in a child process, for tests that signal or watch it."""
     options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs}
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "camapp", *args], env=camapp_env(model_dir), text=True, **options
     )
+    _children.append(proc)
+    return proc
+
+
+def reap_children() -> None:
+    """Kill whatever start_camapp started that still runs."""
+    while _children:
+        proc = _children.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def no_stray_camapp() -> Iterator[None]:
+    yield
+    reap_children()
 
 
 def run_camapp(args: list[str], model_dir: Path, timeout: float = 60, **kwargs: object):
