@@ -256,15 +256,50 @@ def test_nchw_input_layout(tmp_path: Path) -> None:
 
 
 def test_metadata_normalisation_of_the_shared_models() -> None:
-    """Six shared models carry tflite-support metadata with mean = std = 127.5."""
+    """The shared CPU image classifiers carry tflite-support metadata with mean = std = 127.5
+    naming their embedded labels file; no model of another kind (or the Edge TPU build)
+    declares a normalisation, so camapp must not invent one for them."""
+    with_metadata = []
     for path in sorted(MODELS.glob("*.tflite")):
         info = describe(path)
-        has_metadata = info.mean is not None
-        assert has_metadata == (path not in (DEEPLAB, MOVENET, EDGETPU, INVOKING_ERROR))
-        if has_metadata:
-            assert (info.mean, info.std) == ((127.5,), (127.5,))
-            with zipfile.ZipFile(path) as bundle:  # the named file is the one embedded
-                assert list(info.label_files) == bundle.namelist()
+        if kind(info)[0] is not Kind.CLASSIFIER or info.edgetpu:
+            assert info.mean is None, path.name
+            continue
+        with_metadata.append(path.name)
+        assert (info.mean, info.std) == ((127.5,), (127.5,)), path.name
+        with zipfile.ZipFile(path) as bundle:  # the named file is the one embedded
+            assert list(info.label_files) == bundle.namelist()
+    assert len(with_metadata) == 6, with_metadata
+
+
+def test_the_shared_models_kinds() -> None:
+    """Each shared model's kind, judged from its graph alone (the README of shared/)."""
+    kinds = {path.name: kind(describe(path))[0] for path in MODELS.glob("*.tflite")}
+    detectors = {
+        "ssd_mobilenet_v1_coco_quant_detect.tflite",
+        "yolov8n_coco_full_integer_quant.tflite",
+    }
+    assert {n for n, k in kinds.items() if k is Kind.DETECTOR} == detectors
+    assert kinds[DEEPLAB.name] is Kind.SEGMENTER
+    assert kinds[MOVENET.name] is Kind.POSE
+    assert kinds[EDGETPU.name] is Kind.CLASSIFIER
+
+
+def test_raw_detector_output_is_no_classifier(tmp_path: Path) -> None:
+    """YOLO's one raw [1, 84, 8400] output (and its transpose) is a detector, not a vector
+    of class scores; a square map of the same rank is not."""
+    for shape, expected in [
+        ((1, 84, 8400), Kind.DETECTOR),
+        ((1, 8400, 84), Kind.DETECTOR),
+        ((1, 6, 2100), Kind.DETECTOR),
+        ((1, 84, 84), Kind.OTHER),
+        ((1, 1, 1001), Kind.CLASSIFIER),
+    ]:
+        info = describe(V1_025)
+        out = dataclasses.replace(info.outputs[0], shape=shape, producer="CONV_2D")
+        assert kind(dataclasses.replace(info, outputs=(out,)))[0] is expected, shape
+    with pytest.raises(ConfigError, match=r"not an image classifier.*detection"):
+        check_classifier(MODELS / "yolov8n_coco_full_integer_quant.tflite")
 
 
 def _metadata(mean: list[float], std: list[float], label_file: str) -> bytes:

@@ -52,6 +52,9 @@ _RELAYOUT = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "QUANTIZE", "DEQUANT
 # Pooling and normalisation: a vector straight out of one is features, not class scores.
 _POOLING = frozenset({"MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D", "SUM", "L2_NORMALIZATION"})
 _CHANNELS = (1, 3, 4)  # grey, RGB, RGBA
+# A raw detector output has many more anchors than values per anchor (YOLOv8 at 320: 2100
+# anchors of 84 values); a segmentation map is square-ish.
+_MIN_ANCHORS, _ANCHORS_PER_ROW = 64, 4
 _BACKGROUND = frozenset({"background", "__background__", "???", "unknown"})
 # MACs per output element, from the weights' shape (whose rank is given first):
 #   CONV_2D            weights [Cout, Kh, Kw, Cin]  ->  Kh * Kw * Cin
@@ -382,7 +385,8 @@ def kind(info: GraphInfo) -> tuple[Kind, str]:
 
     First match wins:
     - other: the input is not one image (N x H x W x C or N x C x H x W);
-    - detector: a TFLite_Detection_PostProcess op, or 4 outputs one of which is boxes [N, n, 4];
+    - detector: a TFLite_Detection_PostProcess op, or 4 outputs one of which is boxes [N, n, 4],
+      or one raw output [1, 4 + classes, anchors] (YOLO's, no NMS in the graph) or its transpose;
     - pose: an output [1, ..., 1, K, 2|3], K keypoints of (y, x[, score]), e.g. 1x1x17x3;
     - segmenter: an output map per pixel: [N, H, W, C] with H, W > 1, or [N, H, W] at the
       input's resolution (an argmax label map, like deeplab's 1x513x513);
@@ -404,6 +408,8 @@ def kind(info: GraphInfo) -> tuple[Kind, str]:
     boxes = [t.shape for t in outputs if len(t.shape) == 3 and t.shape[-1] == 4]
     if len(outputs) == 4 and boxes:
         return Kind.DETECTOR, f"object detection model (boxes {_dims(boxes[0])})"
+    if len(outputs) == 1 and _is_raw_detections(outputs[0].shape):
+        return Kind.DETECTOR, f"object detection model (raw output {_dims(outputs[0].shape)})"
     dense = _dense_kind([t.shape for t in outputs], image[1:3])
     if dense is not None:
         return dense
@@ -431,6 +437,15 @@ def _dense_kind(
         if nhwc or (len(shape) == 3 and shape[1:] == input_size):
             return Kind.SEGMENTER, f"semantic segmentation model (output {_dims(shape)} per pixel)"
     return None
+
+
+def _is_raw_detections(shape: tuple[int, ...]) -> bool:
+    """[1, 4 + classes, anchors] or [1, anchors, 4 + classes]: a box and class scores for
+    each of many more anchors than rows (YOLOv8 640: 84 x 8400), never a square map."""
+    if len(shape) != 3 or shape[0] != 1:
+        return False
+    rows, anchors = sorted(shape[1:])
+    return rows >= 5 and anchors >= max(_MIN_ANCHORS, _ANCHORS_PER_ROW * rows)
 
 
 def _is_vector(shape: tuple[int, ...]) -> bool:
