@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from camapp import models
 from camapp.capture import Reconnecting, Source, open_source
+from camapp.capture.motion import MotionGate
 from camapp.config.load import RunConfig
 from camapp.config.schema import CameraSettings
 from camapp.errors import EXIT_OK, CamappError, ConfigError
 from camapp.governor.controller import Controller, SourceInfo
 from camapp.governor.loop import Governor
-from camapp.governor.motion import MotionGate
 from camapp.governor.sensors import Sensors
 from camapp.inference import ladder, loader
 from camapp.inference.preprocess import Roi

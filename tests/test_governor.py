@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from camapp.capture import Frame
+from camapp.capture.motion import MotionGate
 from camapp.governor.controller import (
     LOW,
     MAX_REPLAY_STRIDE,
@@ -28,7 +29,6 @@ from camapp.governor.controller import (
     SourceInfo,
 )
 from camapp.governor.loop import Governor
-from camapp.governor.motion import MotionGate
 from camapp.governor.sensors import UNAVAILABLE, CpuReading, Reading, Sensors
 from camapp.runtime.camera import SKIP_REASONS, Counters, Knobs
 from camapp.runtime.controls import Controls

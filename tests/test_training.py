@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from camapp import models
+from camapp.datasets import save_frame, scan
 from camapp.errors import ConfigError
 from camapp.inference.backends.litert import interpreter_api
 from camapp.inference.loader import load_file
@@ -25,7 +26,6 @@ from camapp.training import graft
 from camapp.training.check import check_dataset, format_check, near_duplicate_groups
 from camapp.training.clip import clip_frames, dataset_from_clip, frame_labels
 from camapp.training.cut import cut_classifier
-from camapp.training.dataset import save_frame, scan
 from camapp.training.distill import DistillSettings, distill
 from camapp.training.embed import Job, extract, lower_priority
 from camapp.training.frames import parse_roi, prepare

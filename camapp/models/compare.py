@@ -27,6 +27,7 @@ import numpy as np
 from camapp import charts
 from camapp.capture.base import Frame
 from camapp.config.schema import default_workers
+from camapp.datasets import load_image, scan
 from camapp.errors import ConfigError
 from camapp.inference import loader
 from camapp.inference.classifier import Classifier
@@ -123,9 +124,7 @@ def load_data(
 
 def _labelled(root: Path, cover: int) -> list[tuple[np.ndarray, str]]:
     """A dataset's images (RGB, shrunk) with their class folder's name; a dataset is laid out
-    as `camapp train` reads one (imported here: the training package is not needed otherwise)."""
-    from camapp.training.dataset import load_image, scan
-
+    as `camapp train` reads one."""
     samples = scan(root)
     if not samples:
         raise ConfigError(f"--dataset {str(root)[:100]}: no images in class folders")

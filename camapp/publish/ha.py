@@ -24,6 +24,7 @@ from typing import Any
 
 from camapp import __version__
 from camapp.config.schema import HaSettings
+from camapp.datasets import is_label
 from camapp.publish.mqtt import MqttPublisher, default_client_id, dumps
 from camapp.publish.topics import Channel
 
@@ -303,8 +304,6 @@ def _buttons(camera: Camera) -> list[Entity]:
     user's own."""
     if not camera.trained:
         return []
-    from camapp.training.dataset import is_label
-
     command = camera.channel.topic("set")
     return [
         (

@@ -11,6 +11,7 @@ from typing import Any
 
 import cv2
 
+from camapp import datasets
 from camapp.capture.base import Frame
 from camapp.config.schema import CameraSettings
 from camapp.errors import CamappError, ConfigError
@@ -72,12 +73,10 @@ class Capture:
         self._camera = camera
 
     def prepare(self, value: Any) -> Callable[[], None]:
-        from camapp.training.dataset import check_label
-
         if not isinstance(value, str):
             raise ControlError("capture: must be a label (the class the frame shows)")
         try:
-            label = check_label(value)
+            label = datasets.check_label(value)
         except ConfigError as exc:
             raise ControlError(f"capture: {exc}") from None
         return lambda: self._camera.request_capture(label)
@@ -86,8 +85,6 @@ class Capture:
 def save_frame(dataset: Path, camera: Camera, frame: Frame, label: str) -> None:
     """What the capture thread calls with a frame a `capture` command asked for: the whole
     frame, with the view it is classified with in its sidecar (training applies the same)."""
-    from camapp.training.dataset import save_frame
-
     image = frame.image if frame.bgr else cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
     plan = camera.plan
     sidecar = {
@@ -97,5 +94,5 @@ def save_frame(dataset: Path, camera: Camera, frame: Frame, label: str) -> None:
         "roi": list(plan.roi) if plan.roi else None,
         "model": camera.current.name,
     }
-    path = save_frame(dataset, label, image, sidecar)
+    path = datasets.save_frame(dataset, label, image, sidecar)
     log.info("camera %s: saved frame %d as %s", camera.camera_id, frame.seq, path)

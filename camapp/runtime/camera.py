@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from camapp.capture import Frame, Source
+from camapp.capture.motion import MotionGate
 from camapp.errors import CamappError
-from camapp.governor.motion import MotionGate
 from camapp.inference.classifier import Classification
 from camapp.inference.loader import ModelSetup
 from camapp.runtime.controls import Controls

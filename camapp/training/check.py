@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from camapp.training.dataset import Sample, class_dirs, load_image, scan
+from camapp.datasets import Sample, class_dirs, load_image, scan
 
 MIN_IMAGES = 10
 MAX_IMBALANCE = 3.0

@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from camapp.datasets import check_label, save_frame
 from camapp.errors import ConfigError
-from camapp.training.dataset import check_label, save_frame
 
 
 def frame_labels(path: Path) -> dict[int, str]:

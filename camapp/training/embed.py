@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from camapp.datasets import load_image
 from camapp.errors import CamappError, ConfigError
 from camapp.inference.backend import InputSpec
 from camapp.inference.backends.litert import interpreter_api
 from camapp.inference.preprocess import quantize_lut
-from camapp.training.dataset import load_image
 from camapp.training.frames import Roi, prepare
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total), on the caller's thread

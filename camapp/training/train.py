@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from camapp import __version__, models
+from camapp.datasets import Sample, scan
 from camapp.errors import ConfigError
 from camapp.training import graft
 from camapp.training.chart import write_chart
 from camapp.training.cut import CutModel, cut_classifier
-from camapp.training.dataset import Sample, scan
 from camapp.training.embed import Job, Progress, extract
 from camapp.training.frames import Roi, check_crop, parse_roi
 from camapp.training.head import Head, HeadSettings, one_hot, train_head

@@ -25,7 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from camapp.capture.base import Frame
+from camapp.datasets import check_label, class_dirs
 from camapp.errors import CamappError, ConfigError
+from camapp.models.labels import read_labels
+from camapp.models.trained import read_meta
 from camapp.runtime.camera import Camera, Result
 from camapp.runtime.tap import FrameTap
 
@@ -121,10 +124,6 @@ class Labels:
 
     def classes(self) -> list[str]:
         """The trained model's classes, else the dataset's class folders (maybe none)."""
-        from camapp.models.labels import read_labels
-        from camapp.models.trained import read_meta
-        from camapp.training.dataset import class_dirs
-
         path = self.camera.current.path
         try:
             if read_meta(path):
@@ -138,8 +137,6 @@ class Labels:
 
     def save(self, number: int, label: str) -> Path:
         """Label a strip entry: the frame goes into the dataset with a capture's sidecar."""
-        from camapp.training.dataset import check_label
-
         check_label(label)
         entry = self.strip.take(number)
         if entry is None:
@@ -153,7 +150,6 @@ class Labels:
     def training_job(self) -> tuple[Path, Path, Any]:
         """(dataset, model to write, TrainSettings): the camera's view, from its model (or
         the base of a model camapp trained), written beside the dataset."""
-        from camapp.models.trained import read_meta
         from camapp.training import TrainSettings
 
         current = self.camera.current
