@@ -32,11 +32,13 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ai_edge_litert import schema_py_generated as schema
 from paths import CLIPS, INT8, MEDIA
 
 from camapp.inference import loader
-from camapp.tflite import modelfile
-from camapp.tflite.calibration import read_frames
+from camapp.tflite import bundle, edit
+from camapp.tflite.modelfile import open_model, write
+from camapp.tools.calibration import read_frames
 
 WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 OUT_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0}
@@ -47,12 +49,12 @@ class Graph:
     """The int8 model as objects, with what the edits need to find their way."""
 
     def __init__(self, path: Path) -> None:
-        self.source = modelfile.load(path)
-        self.model = modelfile.parse(self.source.data, path)
+        self.source = open_model(path)
+        self.model = self.source.editable()
         self.graph = self.model.subgraphs[0]
-        names = {v: k for k, v in vars(modelfile.schema()[1].BuiltinOperator).items()}
-        self.types = {v: k for k, v in vars(modelfile.schema()[1].TensorType).items()}
-        codes = modelfile.builtin_codes(self.model)
+        names = {v: k for k, v in vars(schema.BuiltinOperator).items()}
+        self.types = {v: k for k, v in vars(schema.TensorType).items()}
+        codes = edit.builtin_codes(self.model)
         self.ops = [(names.get(codes[op.opcodeIndex], "?"), op) for op in self.graph.operators]
         self.producer = {t: named for named in self.ops for t in named[1].outputs}
         self.consumers: dict[int, list[tuple[str, Any]]] = {}
@@ -84,7 +86,7 @@ class Graph:
         return [(name, int(op.inputs[1])) for name, op in self.ops if name in WEIGHTED]
 
     def write(self, path: Path) -> None:
-        modelfile.write(path, modelfile.serialize(self.model), labels_from=self.source)
+        write(path, self.model, bundle.pack(self.source.bundle.members))
 
 
 def unstructured(graph: Graph, fraction: float) -> None:
@@ -152,11 +154,10 @@ def channels_removed(graph: Graph, fraction: float) -> None:
 
 def zeros(path: Path) -> tuple[float, int]:
     """Share of zero weights, and MACs per inference (from the graph)."""
-    from camapp.tflite.graph import describe
 
     graph = Graph(path)
     counts = [(int((graph.values(i) == 0).sum()), graph.values(i).size) for _, i in graph.weights()]
-    return sum(z for z, _ in counts) / sum(n for _, n in counts), describe(path).macs or 0
+    return sum(z for z, _ in counts) / sum(n for _, n in counts), open_model(path).info.macs or 0
 
 
 def time_rounds(

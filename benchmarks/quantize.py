@@ -21,9 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paths import CLIPS, INT8, MEDIA
 
-from camapp.tflite.calibration import read_frames, to_samples
-from camapp.tflite.compare import agreement, compare
 from camapp.tflite.quantize import dequantize_model, quantize_model
+from camapp.tools.calibration import read_frames, to_samples
+from camapp.tools.pair import agreement, compare
 
 
 def main() -> None:

@@ -28,7 +28,6 @@ from camapp.governor.loop import Governor
 from camapp.governor.sensors import Sensors
 from camapp.inference import ladder, loader
 from camapp.inference.preprocess import Roi
-from camapp.models.trained import read_meta
 from camapp.publish import ha
 from camapp.publish.commands import CommandHandler
 from camapp.publish.mqtt import MqttPublisher, default_client_id, dumps
@@ -285,7 +284,7 @@ class App:
             self.config.mqtt.qos,
             setup.name,
             setup.classes,
-            trained=bool(read_meta(setup.path)),
+            trained=setup.trained,
             models=tuple(models.fetched()),
             temperature=self._sensors.temperature().value is not None,
             device_class=settings.device_class,

@@ -16,9 +16,9 @@ from camapp import models
 from camapp.cli.progress import Bar
 from camapp.errors import ConfigError
 from camapp.inference import loader
-from camapp.models import compare as zoo
 from camapp.models import measured
-from camapp.tflite.graph import describe
+from camapp.tflite.modelfile import open_model
+from camapp.tools import compare as zoo
 from tests.conftest import SHARED_MEDIA, SHARED_MODELS, run_camapp
 
 CLIP = SHARED_MEDIA / "car-detection.mp4"
@@ -163,7 +163,7 @@ def test_compare_measures_and_scores_each_model(zoo_dir: Path, data: zoo.Data) -
         classifier = loader.load_file(row.path, top_k=1)
         best = [classifier.classify(f).top_k[0] for f in data.frames]
         assert (row.top1, row.scores) == ([b.label for b in best], [b.score for b in best])
-        info = describe(row.path)
+        info = open_model(row.path).info
         assert (row.params, row.macs) == (info.params, info.macs)
         assert row.bytes == row.path.stat().st_size
         assert set(row.latency_ms) == {1, 2} and min(row.latency_ms.values()) > 0
@@ -265,7 +265,7 @@ def test_dequantize_then_quantize_commands(tmp_path: Path) -> None:
         f"{float_model}: float32, {float_model.stat().st_size / 2**20:.2f} MiB "
         f"({ratio:.2f}x {int8.name})"
     )
-    assert describe(float_model).inputs[0].dtype == "float32"
+    assert open_model(float_model).info.inputs[0].dtype == "float32"
     args = ["model", "quantize", str(float_model), "--calibration", str(CLIP), "--samples", "8",
             "--out", str(requantized)]  # fmt: skip
     proc = run_camapp(args, tmp_path, timeout=120)
@@ -281,8 +281,8 @@ def test_dequantize_then_quantize_commands(tmp_path: Path) -> None:
         r"scores 0\.5 or more: ([\d.]+%|no such frame)",
         second,
     )
-    info = describe(requantized)
-    assert info.inputs[0].dtype == "uint8" and info.params == describe(float_model).params
+    info = open_model(requantized).info
+    assert info.inputs[0].dtype == "uint8" and info.params == open_model(float_model).info.params
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from camapp.models import (
     resolve_model,
 )
 from camapp.models.manifest import _parse_manifest, ladder_models
-from camapp.tflite.graph import describe
+from camapp.tflite.modelfile import open_model
 
 # CI runs in a fresh clone with ../shared beside it; never copied into the repo.
 SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
@@ -72,7 +72,7 @@ def test_manifest_lists_the_zoo_with_their_shas() -> None:
         assert spec.url.startswith("https://github.com/google-coral/")
         assert spec.url.endswith("/" + spec.file)
         if spec.delegate is None:  # the graph says what the manifest claims
-            info = describe(shared)
+            info = open_model(shared).info
             assert info.inputs[0].shape == (1, spec.input_size, spec.input_size, 3)
             assert info.inputs[0].dtype == "uint8"  # int8 inside, uint8 in and out
             assert ("INT8" if info.inputs[0].zero_point == (127,) else "UINT8") == (
@@ -105,7 +105,7 @@ def test_label_sets_and_the_imagenet_ladder() -> None:
         "mobilenet_v1_0.5_160",
         "mobilenet_v1_0.25_128",
     ]
-    macs = [describe(SHARED_MODELS / s.file).macs or 0 for s in ladder]
+    macs = [open_model(SHARED_MODELS / s.file).info.macs or 0 for s in ladder]
     assert macs == sorted(macs, reverse=True) and macs[-1] > 0
     assert ladder_models("inat-birds") == [] and ladder_models("nothing") == []
     # Models of one label set answer in the same classes.

@@ -25,14 +25,22 @@ from ai_edge_litert.tools import flatbuffer_utils
 
 from camapp.errors import ConfigError
 from camapp.models import read_labels
-from camapp.tflite.graph import (
-    ClassifierSpec,
-    Kind,
-    check_classifier,
-    describe,
-    kind,
-    read_model,
-)
+from camapp.tflite.graph import ClassifierSpec, GraphInfo, Kind, kind
+from camapp.tflite.modelfile import open_model
+
+
+def describe(path: Path) -> GraphInfo:
+    return open_model(path).info
+
+
+def check_classifier(path: Path, labels: list[str] | None = None) -> ClassifierSpec:
+    return open_model(path).classifier(labels)
+
+
+def read_model(path: Path) -> schema.ModelT:
+    """A private copy of the model's objects, to edit."""
+    return open_model(path).editable()
+
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODELS = SHARED / "models"
@@ -407,6 +415,12 @@ def test_a_file_larger_than_a_flatbuffer_is_not_read(tmp_path: Path) -> None:
         sparse.truncate(2**31 + 8)  # sparse: no disk, and never read
     with pytest.raises(ConfigError, match=r"\(2147483656 bytes, more than a flatbuffer can"):
         describe(path)
+    # A file a flatbuffer could address, but far over any model a Pi runs: refused before it
+    # is read (a `set {"model": ...}` naming a 1.9 GB file read it whole on MQTT's thread).
+    with path.open("r+b") as sparse:
+        sparse.truncate(1900 << 20)
+    with pytest.raises(ConfigError, match=r"\(1992294400 bytes, over the 512 MiB bound\)"):
+        describe(path)
 
 
 def _zip_bytes() -> bytes:
@@ -442,7 +456,7 @@ def test_bad_files_are_one_line_config_errors(case: str, tmp_path: Path) -> None
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"\(file not found\)$"):
+    with pytest.raises(ConfigError, match=r"^model file not found: .*missing.tflite$"):
         describe(tmp_path / "missing.tflite")
     with pytest.raises(ConfigError, match=r"\(not a regular file\)$"):
         describe(tmp_path)

@@ -17,9 +17,9 @@ import pytest
 from camapp.errors import ConfigError
 from camapp.inference.backends.litert import interpreter_api
 from camapp.models import read_labels
-from camapp.tflite.calibration import read_frames, to_samples
-from camapp.tflite.compare import agreement, compare
 from camapp.tflite.quantize import dequantize_model, quantize_model
+from camapp.tools.calibration import read_frames, to_samples
+from camapp.tools.pair import agreement, compare
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 INT8 = SHARED / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"

@@ -21,7 +21,7 @@ from camapp.datasets import save_frame, scan
 from camapp.errors import ConfigError
 from camapp.inference.backends.litert import interpreter_api
 from camapp.inference.loader import load_file
-from camapp.models.trained import read_meta
+from camapp.tflite.modelfile import open_model
 from camapp.training import graft
 from camapp.training.check import check_dataset, format_check, near_duplicate_groups
 from camapp.training.clip import clip_frames, dataset_from_clip, frame_labels
@@ -67,7 +67,7 @@ def test_grafted_model_is_an_ordinary_tflite_with_labels(trained: tuple[Path, di
     assert info["outputs"][0]["shape"] == [1, 2]
     assert info["outputs"][0]["dtype"] == "uint8"  # like the base's output
     assert models.read_labels(out) == ["empty", "person"]
-    meta = read_meta(out)
+    meta = open_model(out).record
     assert meta["crop"] == "stretch" and meta["roi"] is None and meta["base"] == BASE.name
     # The ImageNet classifier's 1001x1280 weights are gone, the new 2x1280 ones added.
     assert info["bytes"] < BASE.stat().st_size - 1001 * 1280 + 4096

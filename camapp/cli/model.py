@@ -10,11 +10,11 @@ from camapp import models
 from camapp.cli.common import EPILOG, Parser
 from camapp.cli.progress import Bar
 from camapp.errors import EXIT_OK, ConfigError
-from camapp.models import compare as zoo
 from camapp.models import measured
-from camapp.tflite import calibration, graph
-from camapp.tflite import compare as pair
+from camapp.tflite.modelfile import open_model
 from camapp.tflite.quantize import IO_TYPES, dequantize_model, quantize_model
+from camapp.tools import calibration, pair
+from camapp.tools import compare as zoo
 
 log = logging.getLogger("camapp")
 
@@ -159,7 +159,7 @@ def compare(args: argparse.Namespace) -> int:
         reference = names.get(models.DEFAULT_MODEL, paths[0])
     if not 0.1 <= args.seconds <= 600:
         raise ConfigError(f"--seconds must be 0.1 to 600, not {args.seconds}")
-    cover = max(max(graph.check_classifier(p, ()).input_size) for p in {*paths, reference})
+    cover = max(max(open_model(p).classifier(()).input_size) for p in {*paths, reference})
     data = zoo.load_data(args.images, args.dataset, args.video, args.frames, cover)
     bar = Bar("camapp model compare")
     try:
@@ -182,7 +182,7 @@ def quantize(args: argparse.Namespace) -> int:
     """Calibrate on every other frame, judge on the frames between them."""
     if not 1 <= args.samples <= MAX_SAMPLES:
         raise ConfigError(f"--samples must be 1 to {MAX_SAMPLES}, not {args.samples}")
-    spec = graph.check_classifier(args.model, ())
+    spec = open_model(args.model).classifier(())
     height, width = spec.input_size
     if height != width or spec.layout != "NHWC" or spec.channels != 3:
         raise ConfigError(f"quantize takes square RGB NHWC models, not {args.model}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import reprlib
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,24 +18,14 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from camapp.config.schema import CAMERA_KEYS, AppSettings, CameraSettings, MqttSettings
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, echo
 
 PASSWORD_ENV = "CAMAPP_MQTT_PASSWORD"
 MAX_VALUES = 10_000  # values a config may hold once YAML aliases are expanded
 MAX_DEPTH = 32  # tables and lists nested in each other
-SHOWN = 100  # characters of a value an error message echoes at most
 TABLES = ("mqtt", "ha", "http", "picamera")
 
 M = TypeVar("M", bound=BaseModel)
-_REPR = reprlib.Repr()  # Python 3.11's takes no arguments
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, SHOWN, SHOWN
-_REPR.maxlist = _REPR.maxdict = 8
-
-
-def shorten(value: Any) -> str:
-    """A value as an error shows it: its repr, never more than about SHOWN characters."""
-    text = _REPR.repr(value)
-    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -77,7 +66,7 @@ def _parse(path: Path, text: str) -> Any:
         try:
             return yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            why = shorten(" ".join(str(exc).split()))[1:-1]
+            why = echo(" ".join(str(exc).split()))[1:-1]
             raise ConfigError(f"config file {path}: invalid YAML: {why}") from None
     try:
         return tomllib.loads(text)
@@ -221,7 +210,7 @@ def explain(
         why = str(error["msg"]).removeprefix("Value error, ")
     if not loc:  # a rule across settings: its message names them
         return f"{where}{why}"
-    return f"{where}{name(loc)}: {why} (got {shorten(error['input'])})"
+    return f"{where}{name(loc)}: {why} (got {echo(error['input'])})"
 
 
 def _bounds(model: type[BaseModel], loc: tuple[Any, ...]) -> str:

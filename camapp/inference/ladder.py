@@ -11,7 +11,6 @@ int8 MobileNetV2, though it has fewer MACs).
 from __future__ import annotations
 
 import logging
-import statistics
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +20,7 @@ from camapp.config.schema import CameraSettings
 from camapp.errors import ConfigError
 from camapp.inference import loader
 from camapp.inference.classifier import Classifier
+from camapp.inference.timing import median_invoke_ms
 
 log = logging.getLogger(__name__)
 
@@ -71,5 +71,4 @@ def build(camera: CameraSettings, setup: loader.ModelSetup, threads: int) -> Lad
 def _cost(classifier: Classifier) -> float:
     spec = classifier.preprocess.spec
     frame = np.zeros((spec.height, spec.width, 3), np.uint8)
-    times = [classifier.classify(frame).inference_ms for _ in range(TIMED + 1)]
-    return statistics.median(times[1:])
+    return median_invoke_ms(classifier, [frame], TIMED)

@@ -2,15 +2,17 @@
 camera's model means, all checked before capture starts.
 
 `ModelSetup` is what two cameras must share to share a classifier. Planning reads only the
-manifest and the files (the graph, its metadata, the labels), so a file that is not a model,
-a model that is not an image classifier, or labels that do not fit it fail at once with one
-line; `load()` then runs the model once, so a model that cannot run fails before capture too.
+manifest and the files: a TFLite model is read once (`open_model`: the graph, its metadata,
+its bundled labels and record), so a file that is not a model, a model that is not an image
+classifier, or labels that do not fit it fail at once with one line; `load()` then runs the
+model once, so a model that cannot run fails before capture too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +23,8 @@ from camapp.inference import backend as backends
 from camapp.inference.backend import BackendOptions
 from camapp.inference.classifier import Classifier
 from camapp.inference.preprocess import Roi
-from camapp.models.trained import read_meta
 from camapp.tflite import graph
+from camapp.tflite.modelfile import ModelFile, open_model
 
 # A model file's kind picks its backend when neither the setting nor the manifest does.
 BY_SUFFIX = {".onnx": "onnx", ".rpk": "imx500", ".hef": "hailo"}
@@ -30,7 +32,7 @@ BY_SUFFIX = {".onnx": "onnx", ".rpk": "imx500", ".hef": "hailo"}
 DEVICE_LABELS = frozenset({"imx500"})
 
 
-@dataclass(frozen=True, eq=False)  # identity: workers look their classifier up per frame
+@dataclass(frozen=True, eq=False)  # compared by `key`, which names what the model is
 class ModelSetup:
     path: Path
     labels: tuple[str, ...]
@@ -47,6 +49,8 @@ class ModelSetup:
     # its own. None: the model says nothing.
     crop: str | None = None
     roi: Roi | None = None
+    sha256: str | None = None  # the file's content, where camapp read it (TFLite models)
+    base: str | None = None  # the model a camapp-trained one was cut from; None: not trained
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -54,9 +58,18 @@ class ModelSetup:
         return self.labels[self.label_offset or 0 :]
 
     @property
+    def trained(self) -> bool:
+        """Made by `camapp train`: its classes are the user's own."""
+        return self.base is not None
+
+    @property
     def key(self) -> tuple[object, ...]:
-        """Equal for setups that may share classifiers."""
-        return (self.path, self.labels, self.backend, self.options, self.top_k, self.mean, self.std)
+        """Equal for setups that may share classifiers: the same file with the same content,
+        run the same way (the workers' caches are keyed by it)."""
+        return (
+            self.path, self.sha256, self.labels, self.backend, self.options, self.top_k,
+            self.mean, self.std,
+        )  # fmt: skip
 
 
 def plan(
@@ -68,6 +81,7 @@ def plan(
     top_k: int = 5,
     mean: float | None = None,
     std: float | None = None,
+    numbered: bool = False,
 ) -> ModelSetup:
     """Resolve and check a model setting; the backend is the one asked for, else the
     manifest's, else the one the file's kind implies; the normalisation the one asked for,
@@ -78,23 +92,41 @@ def plan(
     options = BackendOptions(threads, None if delegate == "edgetpu" else delegate)
     if chosen not in backends.names():
         backends.create(chosen, path, options)  # raises the one-line unknown-backend error
-    spec = None
-    if backends.reads_tflite(chosen):
-        spec = graph.check_classifier(path, ())  # a model, and an image classifier
+    file = open_model(path) if backends.reads_tflite(chosen) else None
+    spec = file.classifier(()) if file else None  # a model, and an image classifier
     if labels is None and chosen in DEVICE_LABELS:
         names: list[str] = []  # from the network, once its device is open (see load)
     else:
-        names = models.read_labels(path, Path(labels) if labels else None)
-    offset = graph.label_offset(path, names, spec.classes) if spec else None
+        names = _names(file or path, labels, spec.classes if spec and numbered else 0)
+    offset = graph.label_offset(path, names, spec.classes, file.labels) if file and spec else None
     # None: what the backend reads from the model itself (MobileNet's 127.5 for LiteRT).
     means = (mean,) if mean is not None else spec.mean if spec else None
     stds = (std,) if std is not None else spec.std if spec else None
-    meta = read_meta(path)
-    roi = tuple(meta["roi"]) if meta.get("roi") else None
     return ModelSetup(
         path, tuple(names), offset, name, chosen, options, top_k, means, stds,
-        meta.get("crop"), roi,  # type: ignore[arg-type]
+        **_recorded(file),
     )  # fmt: skip
+
+
+def _names(model: ModelFile | Path, labels: str | None, numbered: int) -> list[str]:
+    """The labels asked for, else the model's own; else, for `numbered` classes, their
+    numbers (tools that compare classes, not names)."""
+    try:
+        return models.read_labels(model, Path(labels) if labels else None)
+    except ConfigError:
+        if labels is None and numbered:
+            return [str(i) for i in range(numbered)]
+        raise
+
+
+def _recorded(file: ModelFile | None) -> dict[str, Any]:
+    """What a model camapp trained records of itself: the view it learnt, and its base."""
+    if file is None:
+        return {}
+    record = file.record
+    roi = tuple(record["roi"]) if record.get("roi") else None
+    base = str(record.get("base") or file.path) if record else None
+    return {"crop": record.get("crop"), "roi": roi, "sha256": file.sha256, "base": base}
 
 
 def for_camera(camera: CameraSettings, threads: int = 1) -> ModelSetup:
@@ -161,6 +193,10 @@ def load_checked(setup: ModelSetup) -> Classifier:
     return load(setup, check=False)
 
 
-def load_file(path: Path | str, top_k: int = 5) -> Classifier:
-    """A classifier for a model file with its embedded labels (tools and benchmarks)."""
-    return load(plan(str(path), top_k=top_k))
+def load_file(
+    path: Path | str, top_k: int = 5, threads: int = 1, numbered: bool = False
+) -> Classifier:
+    """A classifier for a model file with its embedded labels (tools and benchmarks); with
+    `numbered`, a model without labels gets its class numbers as labels (tools that compare
+    classes, not names)."""
+    return load(plan(str(path), threads=threads, top_k=top_k, numbered=numbered))

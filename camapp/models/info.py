@@ -2,69 +2,51 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from camapp.errors import ConfigError
-from camapp.inference.backends.litert import interpreter_api
-from camapp.models.labels import embedded_labels, read_labels
+from camapp.models.labels import read_labels
 from camapp.models.manifest import load_manifest
 from camapp.models.store import labels_beside
+from camapp.tflite.graph import TensorInfo
+from camapp.tflite.modelfile import open_model
 
-# Edge TPU-compiled models hold their whole graph in this custom op.
-_EDGETPU_OP = b"edgetpu-custom-op"
 
-
-def _tensor_info(detail: dict[str, Any]) -> dict[str, Any]:
-    scale, zero_point = detail["quantization"]
+def _tensor_info(tensor: TensorInfo) -> dict[str, Any]:
     return {
-        "name": detail["name"],
-        "shape": [int(d) for d in detail["shape"]],
-        "dtype": detail["dtype"].__name__,
-        "scale": float(scale),
-        "zero_point": int(zero_point),
+        "name": tensor.name,
+        "shape": list(tensor.shape),
+        "dtype": tensor.dtype,
+        "scale": tensor.scale[0] if tensor.quantized else 0.0,
+        "zero_point": tensor.zero_point[0] if tensor.quantized and tensor.zero_point else 0,
     }
 
 
 def model_info(model_path: Path) -> dict[str, Any]:
-    """Describe a model file without running it, so Edge TPU builds work on any host."""
-    model_path = Path(model_path)
-    if not model_path.is_file():
-        raise ConfigError(f"model file not found: {model_path}")
+    """Describe a model file from its graph alone, so Edge TPU builds work on any host."""
+    file = open_model(model_path)
     try:
-        data = model_path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read model {model_path}: {exc.strerror or exc}") from None
-    interpreter_class = interpreter_api()[0]
-    try:
-        # Tensor details are readable before allocate_tensors(), which would fail on
-        # a host without the delegate a model needs.
-        interpreter = interpreter_class(model_path=str(model_path), num_threads=1)
-        inputs = [_tensor_info(d) for d in interpreter.get_input_details()]
-        outputs = [_tensor_info(d) for d in interpreter.get_output_details()]
-    except (ValueError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"not a valid TFLite model: {model_path} ({reason})") from None
-    sha256 = hashlib.sha256(data).hexdigest()
-    try:
-        labels: int | None = len(read_labels(model_path))
+        labels: int | None = len(read_labels(file))
     except ConfigError:
         labels = None
-    beside = labels_beside(model_path)
-    # Embedded labels win over the file fetched beside the model (see read_labels).
-    labels_file = str(beside) if beside and not embedded_labels(model_path) else None
-    manifest_name = next((s.name for s in load_manifest().values() if s.sha256 == sha256), None)
+    beside = labels_beside(file.path)
+    # Bundled labels win over the file fetched beside the model (see read_labels).
+    labels_file = str(beside) if beside and not file.labels else None
+    specs = load_manifest().values()
+    manifest_name = next((s.name for s in specs if s.sha256 == file.sha256), None)
     return {
-        "path": str(model_path),
-        "bytes": len(data),
-        "sha256": sha256,
-        "inputs": inputs,
-        "outputs": outputs,
+        "path": str(file.path),
+        "bytes": len(file.data),
+        "sha256": file.sha256,
+        "kind": str(file.kind),
+        "kind_why": file.why,
+        "inputs": [_tensor_info(t) for t in file.info.inputs],
+        "outputs": [_tensor_info(t) for t in file.info.outputs],
         "labels": labels,
         "labels_file": labels_file,  # where the labels come from when not embedded
         "manifest_name": manifest_name,
-        "delegate": "edgetpu" if _EDGETPU_OP in data else None,
+        "delegate": "edgetpu" if file.info.edgetpu else None,
     }
 
 
@@ -90,6 +72,7 @@ def format_model_info(info: dict[str, Any]) -> str:
     lines = [
         f"path:      {info['path']}",
         f"manifest:  {info['manifest_name'] or 'not in manifest'}",
+        f"kind:      {info['kind']}: {info['kind_why']}",
         f"size:      {info['bytes']} bytes ({info['bytes'] / 2**20:.1f} MiB)",
         f"sha256:    {info['sha256']}",
         f"labels:    {labels}",

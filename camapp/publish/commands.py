@@ -19,9 +19,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from camapp.config.load import shorten
 from camapp.config.schema import RUNTIME_KEYS
-from camapp.errors import CamappError
+from camapp.errors import CamappError, echo
 from camapp.publish.mqtt import dumps
 from camapp.publish.outbox import Kind
 from camapp.publish.topics import Channel
@@ -97,7 +96,7 @@ class CommandHandler:
         for key in command:
             if key not in RUNTIME_KEYS and key not in self._actions:
                 known = ", ".join((*RUNTIME_KEYS, *self._actions))
-                raise ControlError(f"unknown setting {shorten(key)} (known: {known})")
+                raise ControlError(f"unknown setting {echo(key)} (known: {known})")
         return [action.prepare(command[key]) for key, action in self._actions.items()
                 if key in command]  # fmt: skip
 

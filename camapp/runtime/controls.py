@@ -14,8 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError, create_model
 
-from camapp.config.load import explain, shorten
+from camapp.config.load import explain
 from camapp.config.schema import RUNTIME_KEYS, CameraSettings, Settings
+from camapp.errors import echo
 
 # A model of the runtime settings alone, built from their declarations in CameraSettings.
 _Runtime = create_model(  # type: ignore[call-overload]
@@ -42,7 +43,7 @@ class Controls:
         unknown = [key for key in changes if key not in RUNTIME_KEYS]
         if unknown:
             raise ControlError(
-                f"unknown setting {shorten(unknown[0])} (known: {', '.join(RUNTIME_KEYS)})"
+                f"unknown setting {echo(unknown[0])} (known: {', '.join(RUNTIME_KEYS)})"
             )
         try:
             _Runtime.model_validate(dict(changes))

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 
-from camapp.errors import ConfigError
-from camapp.tflite import modelfile
+from camapp.errors import ConfigError, shorten
+from camapp.tflite import bundle, edit
+from camapp.tflite.modelfile import open_model, write
 
 # Integer tensor types a quantized model stores, as the numpy dtype of their raw bytes.
 _RAW_DTYPES = {"INT8": "<i1", "UINT8": "<u1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8"}
@@ -36,7 +38,7 @@ def _real_values(tensor: Any, raw: np.ndarray, type_name: str) -> np.ndarray:
 
 def _dequantize_tensors(model: Any, path: Path) -> None:
     """Make every quantized tensor float32, replacing constants' data by their real values."""
-    tensor_type = modelfile.schema()[1].TensorType
+    tensor_type = schema.TensorType
     names = {v: k for k, v in vars(tensor_type).items() if not k.startswith("_")}
     converted: dict[int, tuple] = {}  # buffer -> the quantization it was converted with
     for tensor in (t for g in model.subgraphs for t in g.tensors):
@@ -83,27 +85,6 @@ def _bypass_conversions(graph: Any, conversions: set[int], codes: list[int]) -> 
     return resolve
 
 
-def _compact_tensors(graph: Any) -> dict[int, int]:
-    """Drop tensors no op or graph edge uses any more; returns old index -> new index."""
-    ops = graph.operators
-    used = {*graph.inputs, *graph.outputs}
-    used.update(i for op in ops for i in (*op.inputs, *op.outputs, *(op.intermediates or [])))
-    used.discard(-1)  # an omitted optional input
-    order = sorted(used)
-    new = {old: k for k, old in enumerate(order)}
-    graph.tensors = [graph.tensors[i] for i in order]
-
-    def move(indices: list[int]) -> list[int]:
-        return [new.get(i, -1) for i in indices]
-
-    for op in ops:
-        op.inputs, op.outputs = move(op.inputs), move(op.outputs)
-        if op.intermediates:
-            op.intermediates = move(op.intermediates)
-    graph.inputs, graph.outputs = move(graph.inputs), move(graph.outputs)
-    return new
-
-
 def _drop_unused_codes(model: Any) -> None:
     """LiteRT's calibrator refuses a model listing an op code it has no float kernel for
     (QUANTIZE version 1 once dequantized), used or not."""
@@ -116,12 +97,12 @@ def _drop_unused_codes(model: Any) -> None:
 
 def _remove_conversions(model: Any) -> None:
     """Remove QUANTIZE/DEQUANTIZE ops and what only they used, keeping signatures right."""
-    operators = modelfile.schema()[1].BuiltinOperator
+    operators = schema.BuiltinOperator
     conversions = {operators.QUANTIZE, operators.DEQUANTIZE}
-    codes = modelfile.builtin_codes(model)
+    codes = edit.builtin_codes(model)
     for index, graph in enumerate(model.subgraphs):
         resolve = _bypass_conversions(graph, conversions, codes)
-        new = _compact_tensors(graph)
+        new = edit.compact_tensors(graph)
         for signature in model.signatureDefs or []:
             if signature.subgraphIndex == index:
                 for entry in (*(signature.inputs or []), *(signature.outputs or [])):
@@ -135,10 +116,10 @@ def dequantize_model(int8_path: Path, out_path: Path) -> None:
     Input and output then take what the quantized ones stood for (MobileNet: pixels in
     [-1, 1], probabilities). Labels embedded in the model are carried over.
     """
-    source = modelfile.load(int8_path)
+    source = open_model(int8_path)
     if not source.quantized:
-        raise ConfigError(f"model {int8_path} is not quantized: nothing to dequantize")
-    model = modelfile.parse(source.data, source.path)
+        raise ConfigError(f"model {shorten(int8_path)} is not quantized: nothing to dequantize")
+    model = source.editable()
     _dequantize_tensors(model, source.path)
     _remove_conversions(model)
-    modelfile.write(out_path, modelfile.serialize(model), labels_from=source)
+    write(out_path, model, bundle.pack(source.bundle.members))

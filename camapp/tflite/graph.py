@@ -1,10 +1,11 @@
-"""What a .tflite file holds, read from its flatbuffer without running it.
+"""What a parsed .tflite graph is, judged without running it.
 
 `describe()` lists inputs, outputs, op types, parameter and MAC counts, the Edge TPU flag,
-the metadata's input normalisation and the embedded labels; `kind()` says what sort of
+the metadata's input normalisation and the bundled labels; `kind()` says what sort of
 model that is; `check_classifier()` answers "is this an image classifier, and do these
 labels fit it" with a ClassifierSpec or a one-line ConfigError before a camera is opened.
-No interpreter is built, so an Edge TPU model is described on any host.
+No interpreter is built, so an Edge TPU model is described on any host. The file itself is
+read by `modelfile.open_model()`, the one reader of .tflite bytes.
 """
 
 from __future__ import annotations
@@ -12,39 +13,18 @@ from __future__ import annotations
 import enum
 import math
 import os
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools import flatbuffer_utils
 
-from camapp.errors import ConfigError
-from camapp.models import read_labels
+from camapp.errors import ConfigError, shorten
 from camapp.tflite import metadata
-from camapp.tflite.flatbuf import Reader
 
-_TFL3 = b"TFL3"
-_SHOWN = 100  # most characters of a user's path a message repeats
-_MAX_BYTES = 2**31 - 1  # flatbuffers' 32-bit offsets reach no further
-_FOREIGN = {
-    b"\xff\xd8\xff": "a JPEG image",
-    b"\x89PNG": "a PNG image",
-    b"PK\x03\x04": "a ZIP archive",
-    b"\x1f\x8b": "gzip data",
-    b"\x7fELF": "a program",
-}
 _BUILTINS = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 _DTYPES = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-# Option tables that hold strings: (Operator union field, option type) -> string fields.
-_OPTION_STRINGS = {
-    (3, schema.BuiltinOptions.VarHandleOptions): (0, 1),
-    (11, schema.BuiltinOptions2.StableHLOCompositeOptions): (0,),
-    (11, schema.BuiltinOptions2.StablehloCustomCallOptions): (0, 2),
-}
-
 EDGETPU_OP = "edgetpu-custom-op"  # an Edge TPU build holds its whole graph in this op
 DETECTION_OP = "TFLite_Detection_PostProcess"
 # Ops that only reshape or requantize: a tensor's producer is looked for behind them.
@@ -132,119 +112,17 @@ class ClassifierSpec:
     label_offset: int  # 1 when labels[0] is a background the model lacks: class i = labels[i+1]
 
 
-def read_model(path: str | os.PathLike[str]) -> schema.ModelT:
-    """Parse a .tflite file into LiteRT's ModelT, or raise ConfigError saying why it is not one.
-
-    Every offset is bound-checked before the object tree is built. Vectors in the result
-    (shapes, weights) are numpy views of a private copy of the file, so they can be edited
-    and survive the file being rewritten (a mapped file would crash the process instead).
-    """
-    data = _read(path)
-    try:
-        _walk(Reader(data))
-        model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
-        _check_references(model)
-    except Exception as exc:  # the generated parser reports corruption with assorted types
-        raise _invalid(path, f"corrupt or truncated: {_first_line(exc)}") from None
-    return model
-
-
-def _read(path: str | os.PathLike[str]) -> bytearray:
-    """The whole file, once its first bytes show a TFLite flatbuffer (a video passed by
-    mistake is not read in) and its size one a flatbuffer can have."""
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # checked first: opening a FIFO blocks
-            raise _invalid(path, "not a regular file")
-        with open(path, "rb") as file:
-            head = file.read(8)
-            if len(head) < 8:
-                raise _invalid(path, f"only {len(head)} bytes" if head else "empty file")
-            if head[4:8] != _TFL3:
-                found = next((n for magic, n in _FOREIGN.items() if head.startswith(magic)), "")
-                raise _invalid(
-                    path, f"no TFL3 identifier: {found}" if found else "no TFL3 identifier"
-                )
-            size = os.fstat(file.fileno()).st_size
-            if size > _MAX_BYTES:
-                raise _invalid(path, f"{size} bytes, more than a flatbuffer can address")
-            file.seek(0)
-            data = bytearray(size)
-            del data[file.readinto(data) :]  # the file may have shrunk since fstat
-            return data
-    except FileNotFoundError:
-        raise _invalid(path, "file not found") from None
-    except OSError as exc:
-        raise _invalid(path, exc.strerror or str(exc)) from None
-
-
-def _walk(reader: Reader) -> None:
-    """Visit every table vector and string ModelT.InitFromObj will, so the reader's budget,
-    not the file, bounds what that loops over and copies. Numbers are schema.fbs fields."""
-    model = reader.root(_TFL3)
-    reader.string(model, 3)  # description
-    for code in reader.tables(model, 1):  # operator_codes
-        reader.string(code, 1)  # custom_code
-    for graph in reader.tables(model, 2):  # subgraphs
-        _walk_subgraph(reader, graph)
-    reader.tables(model, 4)  # buffers (their data stays a view of the bytes read)
-    for named in reader.tables(model, 6) + reader.tables(model, 8):  # metadata, buffer groups
-        reader.string(named, 0)  # name
-    for signature in reader.tables(model, 7):  # signature_defs
-        reader.string(signature, 2)  # signature_key
-        for tensor_map in reader.tables(signature, 0) + reader.tables(signature, 1):
-            reader.string(tensor_map, 0)  # name
-    for external in reader.tables(model, 9):  # external_buffers
-        reader.string(external, 4)  # packing
-
-
-def _walk_subgraph(reader: Reader, graph: int) -> None:
-    reader.string(graph, 4)  # name
-    for tensor in reader.tables(graph, 0):  # tensors
-        reader.string(tensor, 3)  # name
-        sparsity = reader.table(tensor, 6)
-        if sparsity is not None:
-            reader.tables(sparsity, 2)  # dim_metadata
-        reader.tables(tensor, 9)  # variant_tensors
-    for op in reader.tables(graph, 3):  # operators
-        for union in (3, 11):  # builtin_options, builtin_options_2
-            option_type, options = reader.union(op, union)
-            for text in _OPTION_STRINGS.get((union, option_type), ()) if options else ():
-                reader.string(options, text)
-
-
-def _check_references(model: schema.ModelT) -> None:
-    """Indices that describe() follows must land inside the vectors they index."""
-    if not model.subgraphs:
-        raise ValueError("no subgraphs")
-    codes, buffers = len(model.operatorCodes or ()), len(model.buffers or ())
-    for entry in model.metadata or ():
-        _check_range("buffer", [entry.buffer], 0, buffers)
-    for graph in model.subgraphs:
-        tensors = len(graph.tensors or ())
-        _check_range("tensor", _indices(graph.inputs) + _indices(graph.outputs), 0, tensors)
-        for op in graph.operators or ():
-            _check_range("operator code", [op.opcodeIndex], 0, codes)
-            # -1 marks an optional input left out.
-            _check_range("tensor", _indices(op.inputs) + _indices(op.outputs), -1, tensors)
-
-
-def _check_range(what: str, indices: Sequence[int], low: int, count: int) -> None:
-    for index in indices:
-        if not low <= index < count:
-            raise ValueError(f"{what} index {index} out of range (0..{count - 1})")
-
-
-def describe(path: str | os.PathLike[str]) -> GraphInfo:
-    """Read what a model file holds: its tensors, ops, size, cost and declared preprocessing."""
-    model = read_model(path)
+def describe(model: schema.ModelT, path: str, labels: Sequence[str]) -> GraphInfo:
+    """What a parsed model holds: its tensors, ops, size, cost and declared preprocessing;
+    `labels` are those bundled with it."""
     graph = model.subgraphs[0]
-    ops = [(_op_name(model.operatorCodes[op.opcodeIndex]), op) for op in graph.operators or ()]
+    ops = [(op_name(model, op), op) for op in graph.operators or ()]
     producers = {out: named for named in ops for out in _indices(named[1].outputs)}
     op_types = tuple(dict.fromkeys(name for name, _ in ops))
     edgetpu = EDGETPU_OP in op_types
     meta = _metadata(path, model)
     return GraphInfo(
-        path=str(path),
+        path=path,
         inputs=tuple(_tensor(graph, i, producers) for i in _indices(graph.inputs)),
         outputs=tuple(_tensor(graph, i, producers) for i in _indices(graph.outputs)),
         op_types=op_types,
@@ -254,11 +132,13 @@ def describe(path: str | os.PathLike[str]) -> GraphInfo:
         mean=meta.mean if meta else None,
         std=meta.std if meta else None,
         label_files=meta.label_files if meta else (),
-        labels=_embedded_labels(Path(path)),
+        labels=tuple(labels),
     )
 
 
-def _op_name(code: schema.OperatorCodeT) -> str:
+def op_name(model: schema.ModelT, op: schema.OperatorT) -> str:
+    """An operator's builtin name ("FULLY_CONNECTED"), or a custom op's own code."""
+    code = model.operatorCodes[op.opcodeIndex]
     builtin = flatbuffer_utils.get_builtin_code_from_operator_code(code)
     if builtin == schema.BuiltinOperator.CUSTOM:
         return _text(code.customCode) or "CUSTOM"
@@ -350,22 +230,15 @@ def _is_constant(model: schema.ModelT, graph: schema.SubGraphT, index: int) -> b
     return bool(data is not None and len(data)) or bool(model.buffers[buffer].size)
 
 
-def _metadata(path: str | os.PathLike[str], model: schema.ModelT) -> metadata.ModelMetadata | None:
+def _metadata(path: str, model: schema.ModelT) -> metadata.ModelMetadata | None:
     for entry in model.metadata or ():
         if entry.name == metadata.NAME:
             data = model.buffers[entry.buffer].data
             try:
                 return metadata.parse(b"" if data is None else data.tobytes())
             except ValueError as exc:
-                raise _invalid(path, f"corrupt {metadata.NAME.decode()}: {exc}") from None
+                raise invalid(path, f"corrupt {metadata.NAME.decode()}: {exc}") from None
     return None
-
-
-def _embedded_labels(path: Path) -> tuple[str, ...]:
-    try:
-        return tuple(read_labels(path))
-    except ConfigError:
-        return ()  # none embedded: the user passes --labels
 
 
 def _image(inputs: Sequence[TensorInfo]) -> tuple[str, int, int, int] | None:
@@ -452,32 +325,30 @@ def _is_vector(shape: tuple[int, ...]) -> bool:
     return len(shape) >= 1 and shape[-1] > 1 and all(d == 1 for d in shape[:-1])
 
 
-def check_classifier(
-    path: str | os.PathLike[str], labels: Sequence[str] | None = None
-) -> ClassifierSpec:
-    """Check that `path` is an image classifier whose classes fit `labels` (by default the
-    labels embedded in it, if any): its spec, or a one-line ConfigError saying what is wrong.
+def check_classifier(info: GraphInfo, labels: Sequence[str] | None = None) -> ClassifierSpec:
+    """Check that a model is an image classifier whose classes fit `labels` (by default the
+    labels bundled with it, if any): its spec, or a one-line ConfigError saying what is wrong.
 
     Labels fit when there is one per class, or one more when the first is a background
     class the model lacks (then class i is labels[i + 1]).
     """
-    info = describe(path)
+    path = info.path
     what, why = kind(info)
     image = _image(info.inputs)
     if what is not Kind.CLASSIFIER or image is None:
         detail = why if what is Kind.OTHER else f"it looks like a {why}"
-        raise ConfigError(f"{_shown(path)} is not an image classifier: {detail}")
+        raise ConfigError(f"{shorten(path)} is not an image classifier: {detail}")
     layout, height, width, channels = image
     for name, values in (("mean", info.mean), ("std", info.std)):
         if values is not None and len(values) not in (1, channels):
             raise ConfigError(
-                f"{_shown(path)} metadata gives {len(values)} normalisation {name} values "
+                f"{shorten(path)} metadata gives {len(values)} normalisation {name} values "
                 f"for {channels} channels"
             )
     tensor, classes = info.inputs[0], info.outputs[0].shape[-1]
     zero_point = tensor.zero_point[0] if tensor.zero_point else 0
     return ClassifierSpec(
-        path=str(path),
+        path=path,
         input_size=(height, width),
         layout=layout,
         channels=channels,
@@ -486,23 +357,39 @@ def check_classifier(
         mean=info.mean,
         std=info.std,
         classes=classes,
-        label_offset=label_offset(path, info.labels if labels is None else labels, classes),
+        label_offset=label_offset(
+            path, info.labels if labels is None else labels, classes, info.labels
+        ),
     )
 
 
-def label_offset(path: str | os.PathLike[str], labels: Sequence[str], classes: int) -> int:
+def label_offset(
+    path: str | os.PathLike[str], labels: Sequence[str], classes: int, own: Sequence[str] = ()
+) -> int:
+    """0 when labels fit the classes one to one; 1 when they add a background class first that
+    the model lacks (class i is labels[i + 1]). That extra line is taken only where it is
+    unambiguous: not when the model's `own` labels start with a background class, since then
+    the model has that class itself and the file's extra line is somewhere else (taking it
+    would shift every label by one)."""
     count = len(labels)
     if not labels or count == classes:
         return 0
-    if count == classes + 1 and labels[0].strip().lower() in _BACKGROUND:
+    background = count == classes + 1 and _is_background(labels[0])
+    if background and not (own and _is_background(own[0])):
         return 1
     extra = ""
-    if count == classes + 1:
+    if background:
+        extra = f"; the model's own {len(own)} labels start with {own[0][:40]!r} already"
+    elif count == classes + 1:
         extra = f"; the extra first label {labels[0][:40]!r} is not a background class"
     raise ConfigError(
-        f"labels do not fit {_shown(path)}: {count} labels for {classes} classes "
+        f"labels do not fit {shorten(path)}: {count} labels for {classes} classes "
         f"(need {classes}, or {classes + 1} with a background label first{extra})"
     )
+
+
+def _is_background(label: str) -> bool:
+    return label.strip().lower() in _BACKGROUND
 
 
 def _indices(values: Any) -> tuple[int, ...]:
@@ -518,15 +405,6 @@ def _dims(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape)) or "scalar"
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:_SHOWN] if lines else type(exc).__name__
-
-
-def _shown(path: str | os.PathLike[str]) -> str:
-    text = str(path)
-    return text if len(text) <= _SHOWN else "…" + text[-(_SHOWN - 1) :]
-
-
-def _invalid(path: str | os.PathLike[str], why: str) -> ConfigError:
-    return ConfigError(f"not a valid TFLite model: {_shown(path)} ({why})")
+def invalid(path: str | os.PathLike[str], why: str) -> ConfigError:
+    """The one wording of every refusal of a file that is not a usable TFLite model."""
+    return ConfigError(f"not a valid TFLite model: {shorten(path)} ({why})")

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 
-from camapp.errors import ConfigError
-from camapp.tflite import modelfile
+from camapp.errors import ConfigError, first_line, shorten
+from camapp.tflite import bundle, edit
 from camapp.tflite.dequantize import dequantize_model
+from camapp.tflite.modelfile import ModelFile, open_model, parse, write
 
 __all__ = ["IO_TYPES", "dequantize_model", "quantize_model"]
 
@@ -40,7 +42,7 @@ def _wrapper(data: bytes) -> Any:
         wrapper = CalibrationWrapper(data, [], [])
         wrapper.Prepare()
     except (ValueError, RuntimeError) as exc:
-        raise ConfigError(f"cannot calibrate this model: {modelfile.first_line(exc)}") from None
+        raise ConfigError(f"cannot calibrate this model: {first_line(exc)}") from None
     return wrapper
 
 
@@ -61,17 +63,18 @@ def _as_input(sample: np.ndarray, shape: tuple[int, ...], number: int) -> np.nda
     return np.ascontiguousarray(array, np.float32)
 
 
-def _calibrate(source: modelfile.ModelFile, samples: Iterable[np.ndarray]) -> bytes:
+def _calibrate(source: ModelFile, samples: Iterable[np.ndarray]) -> bytes:
     """The float model with each activation's min and max over `samples` recorded in it."""
-    shape = tuple(int(d) for d in source.input["shape"])
-    wrapper = _wrapper(source.data)
+    shape = source.info.inputs[0].shape
+    data = bytes(source.data)  # the wrapper keeps pointers into it: it must outlive it
+    wrapper = _wrapper(data)
     count = 0
     for sample in samples:  # one at a time: a generator of frames stays small
         count += 1
         try:
             wrapper.FeedTensor([_as_input(sample, shape, count)])
         except (ValueError, RuntimeError) as exc:
-            reason = modelfile.first_line(exc)
+            reason = first_line(exc)
             raise ConfigError(f"calibration sample {count} failed: {reason}") from None
     if not count:
         raise ConfigError("no calibration samples: give at least one frame")
@@ -81,7 +84,7 @@ def _calibrate(source: modelfile.ModelFile, samples: Iterable[np.ndarray]) -> by
 def _logit_tensors(graph: Any, codes: list[int]) -> list[int]:
     """The softmax inputs (else the graph outputs) and the reshapes feeding them, which the
     quantizer gives one range."""
-    ops = modelfile.schema()[1].BuiltinOperator
+    ops = schema.BuiltinOperator
     producers = {out: op for op in graph.operators for out in op.outputs}
     ends = [op.inputs[0] for op in graph.operators if codes[op.opcodeIndex] == ops.SOFTMAX]
     chain = []
@@ -97,14 +100,14 @@ def _logit_tensors(graph: Any, codes: list[int]) -> list[int]:
 
 def _widen_logits(calibrated: bytes, headroom: float, path: Path) -> bytes:
     """The calibrated model with the recorded max of its logits raised `headroom` times."""
-    model = modelfile.parse(calibrated, path)
-    codes = modelfile.builtin_codes(model)
+    model = parse(bytearray(calibrated), path)
+    codes = edit.builtin_codes(model)
     for graph in model.subgraphs:
         for index in _logit_tensors(graph, codes):
             q = graph.tensors[index].quantization
             if q is not None and q.max is not None and len(q.max) == 1 and q.max[0] > 0:
                 q.max = [float(q.max[0]) * headroom]
-    return modelfile.serialize(model)
+    return edit.serialize(model)
 
 
 def _quantize(calibrated: bytes, io_type: np.dtype, path: Path) -> bytes:
@@ -121,7 +124,7 @@ def _quantize(calibrated: bytes, io_type: np.dtype, path: Path) -> bytes:
             False,  # disable_per_channel_quantization_for_dense_layers
         )
     except (ValueError, RuntimeError) as exc:
-        raise ConfigError(f"cannot quantize {path}: {modelfile.first_line(exc)}") from None
+        raise ConfigError(f"cannot quantize {path}: {first_line(exc)}") from None
 
 
 def quantize_model(
@@ -142,12 +145,14 @@ def quantize_model(
         raise ConfigError(f"io_dtype must be one of {sorted(IO_TYPES)}, not {str(io_dtype)[:20]!r}")
     if not 1.0 <= logit_headroom <= MAX_LOGIT_HEADROOM:
         raise ConfigError(f"logit_headroom must be 1 to {MAX_LOGIT_HEADROOM}, not {logit_headroom}")
-    source = modelfile.load(float_path)
+    source = open_model(float_path)
+    if len(source.info.inputs) != 1:
+        raise ConfigError(f"model {shorten(float_path)} has {len(source.info.inputs)} inputs")
     if source.quantized:
         raise ConfigError(f"model {float_path} is already quantized: give its float original")
-    dtype = np.dtype(source.input["dtype"]).name
+    dtype = source.info.inputs[0].dtype
     if dtype != "float32":
         raise ConfigError(f"model {float_path} is not a float model: its input is {dtype}")
     calibrated = _widen_logits(_calibrate(source, samples), logit_headroom, source.path)
     quantized = _quantize(calibrated, np.dtype(IO_TYPES[io_dtype]), source.path)
-    modelfile.write(out_path, quantized, labels_from=source)
+    write(out_path, quantized, bundle.pack(source.bundle.members))

@@ -7,12 +7,10 @@ The entry points the CLI wires `camapp train` and `camapp dataset` onto:
 - `train(dataset, out, TrainSettings(...), progress)`: OUT.tflite + OUT.report.md/.png.
 - `distill(clip, out, teacher, student, DistillSettings(...), progress)`: a small model
   that answers like a big one on a scene, learnt without labels.
-- `read_meta(model)`: the crop and region a trained model expects at inference.
 `progress(stage, done, total)` is always called on the caller's thread.
 """
 
 from camapp.datasets import save_frame
-from camapp.models.trained import read_meta
 from camapp.training.check import DatasetReport, check_dataset, format_check
 from camapp.training.clip import dataset_from_clip
 from camapp.training.distill import DistillSettings, distill
@@ -30,7 +28,6 @@ __all__ = [
     "distill",
     "format_check",
     "parse_roi",
-    "read_meta",
     "save_frame",
     "train",
 ]

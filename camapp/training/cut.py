@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from camapp.errors import ConfigError
-from camapp.training import tflite_graph as tg
+from camapp.tflite import edit as tg
+from camapp.tflite.graph import op_name
+from camapp.tflite.modelfile import open_model
 
 # Ops that may follow the classifier without changing which class wins.
 _TAIL_OPS = {"SOFTMAX", "RESHAPE", "SQUEEZE", "QUANTIZE", "DEQUANTIZE", "LOGISTIC"}
@@ -49,7 +51,7 @@ def _classifier_op(model: Any, origin: str) -> int:
     tensor, name = graph.outputs[0], "no op"
     while (index := made_by.get(tensor)) is not None:
         op = graph.operators[index]
-        name = tg.op_name(model, op)
+        name = op_name(model, op)
         if name in _CLASSIFIER_OPS:
             return index
         if name not in _TAIL_OPS:
@@ -91,7 +93,7 @@ def _check_input(model: Any, origin: str) -> Any:
 def cut_classifier(base: Path) -> CutModel:
     """Load `base` and return it cut at the pooled embedding, the classifier's weights dropped."""
     origin = str(base)
-    model = tg.read_model_file(base)
+    model = open_model(base).editable()
     image = _check_input(model, origin)
     graph = model.subgraphs[0]
     out_dtype = tg.tensor_dtype(graph.tensors[graph.outputs[0]])
@@ -104,7 +106,7 @@ def cut_classifier(base: Path) -> CutModel:
     in_scale, in_zero = tg.quant_params(image)
     in_dtype = tg.tensor_dtype(image) or np.dtype(np.float32)
     return CutModel(
-        model=tg.to_bytes(model),
+        model=tg.serialize(model),
         base=Path(base).name,
         input_size=int(image.shape[1]),
         input_dtype=in_dtype,

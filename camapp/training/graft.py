@@ -10,24 +10,19 @@ carry their labels, so `camapp classify --model OUT.tflite` needs nothing else.
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 
-from camapp.errors import ConfigError
 from camapp.inference.backends.litert import interpreter_api
-from camapp.models.trained import META_FILE
-from camapp.training import tflite_graph as tg
+from camapp.tflite import bundle, modelfile
+from camapp.tflite import edit as tg
 from camapp.training.cut import CutModel
 from camapp.training.head import Head
 
-LABELS_FILE = "labels.txt"
 _SOFTMAX_SCALE, _INT8_SOFTMAX_ZERO = 1 / 256, -128
 _LOGIT_MARGIN = 0.25  # widen the calibrated logit range so unseen frames rarely saturate
 
@@ -71,15 +66,15 @@ def quantize_head(head: Head, cut: CutModel, calibration: np.ndarray) -> Quantiz
 
 
 def _fc_options() -> tuple[int, Any]:
-    options = tg.schema.FullyConnectedOptionsT()
+    options = schema.FullyConnectedOptionsT()
     options.keepNumDims = False
-    return tg.schema.BuiltinOptions.FullyConnectedOptions, options
+    return schema.BuiltinOptions.FullyConnectedOptions, options
 
 
 def _softmax_options() -> tuple[int, Any]:
-    options = tg.schema.SoftmaxOptionsT()
+    options = schema.SoftmaxOptionsT()
     options.beta = 1.0
-    return tg.schema.BuiltinOptions.SoftmaxOptions, options
+    return schema.BuiltinOptions.SoftmaxOptions, options
 
 
 def _append_head(model: Any, embedding: int, cut: CutModel, q: QuantizedHead) -> int:
@@ -121,27 +116,17 @@ def _append_head(model: Any, embedding: int, cut: CutModel, q: QuantizedHead) ->
     return out
 
 
-def bundle(labels: list[str], meta: dict[str, Any]) -> bytes:
-    """The zip appended to the model: labels first (read_labels takes the first .txt)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        z.writestr(LABELS_FILE, "\n".join(labels) + "\n")
-        z.writestr(META_FILE, json.dumps(meta, indent=1, sort_keys=True))
-    return buf.getvalue()
-
-
 def grafted_model(cut: CutModel, q: QuantizedHead) -> bytes:
     """The cut base with the head appended, as flatbuffer bytes (no labels yet)."""
-    model = tg.load_model(cut.model, cut.base)
+    model = modelfile.parse(bytearray(cut.model), cut.base)
     graph = model.subgraphs[0]
     graph.outputs = [_append_head(model, graph.outputs[0], cut, q)]
-    return tg.to_bytes(model)
+    return tg.serialize(model)
 
 
 def head_only_model(cut: CutModel, q: QuantizedHead) -> bytes:
     """Just the grafted ops, reading a quantized embedding: runs the exact int8 head on
     cached embeddings (a whole batch per invoke) to compare it with the float head."""
-    schema = tg.schema
     model = schema.ModelT()
     model.version, model.operatorCodes, model.buffers = 3, [], [schema.BufferT()]
     graph = schema.SubGraphT()
@@ -152,20 +137,12 @@ def head_only_model(cut: CutModel, q: QuantizedHead) -> bytes:
     )
     graph.inputs = [embedding]
     graph.outputs = [_append_head(model, embedding, cut, q)]
-    return tg.to_bytes(model)
+    return tg.serialize(model)
 
 
 def write_model(out: Path, flatbuffer: bytes, labels: list[str], meta: dict[str, Any]) -> int:
-    """Write flatbuffer + zip atomically (a .part renamed into place); return the size."""
-    data = flatbuffer + bundle(labels, meta)
-    part = Path(f"{out}.part")
-    try:
-        part.write_bytes(data)
-        os.replace(part, out)
-    except OSError as exc:
-        part.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write model {str(out)[:100]}: {exc.strerror or exc}") from None
-    return len(data)
+    """Write the grafted model with its labels and record (atomically); return the size."""
+    return modelfile.write(out, flatbuffer, bundle.trained(labels, meta))
 
 
 def int8_scores(cut: CutModel, q: QuantizedHead, raw: np.ndarray) -> np.ndarray:

@@ -27,8 +27,6 @@ from typing import Any
 from camapp.capture.base import Frame
 from camapp.datasets import check_label, class_dirs
 from camapp.errors import CamappError, ConfigError
-from camapp.models.labels import read_labels
-from camapp.models.trained import read_meta
 from camapp.runtime.camera import Camera, Result
 from camapp.runtime.tap import FrameTap
 
@@ -124,12 +122,9 @@ class Labels:
 
     def classes(self) -> list[str]:
         """The trained model's classes, else the dataset's class folders (maybe none)."""
-        path = self.camera.current.path
-        try:
-            if read_meta(path):
-                return read_labels(path)
-        except ConfigError:
-            pass  # unreadable now: fall back on the dataset
+        current = self.camera.current
+        if current.trained:
+            return list(current.classes)
         try:
             return [folder.name for folder in class_dirs(self.dataset)]
         except ConfigError:
@@ -153,7 +148,7 @@ class Labels:
         from camapp.training import TrainSettings
 
         current = self.camera.current
-        base = read_meta(current.path).get("base") or str(current.path)
+        base = current.base or str(current.path)
         plan = self.camera.plan
         settings = TrainSettings(base=str(base), crop=plan.crop, roi=plan.roi)
         stamp = time.strftime("%Y%m%d-%H%M%S")

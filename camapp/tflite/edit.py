@@ -1,69 +1,33 @@
-"""Reading, pruning and extending a .tflite flatbuffer graph, with LiteRT's own schema objects.
+"""Graph edits on the object form of a .tflite flatbuffer (LiteRT's own `ModelT`).
 
-Training needs two edits of a base classifier: cut it at the pooled embedding, and append a
-new head. Both are plain graph surgery on the object form of the flatbuffer (`ModelT`);
-no TensorFlow is involved, so it runs on the device itself.
+Training cuts a base classifier at its pooled embedding and appends a new head; dequantize
+removes the conversions at a model's edges; quantize widens ranges. All are plain graph
+surgery on a ModelFile's `editable()` copy, with no TensorFlow, so they run on the device.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from camapp.errors import ConfigError
-
-try:
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils
-except ImportError:  # pragma: no cover - the runtime is a hard dependency
-    raise ConfigError("training needs ai-edge-litert: pip install ai-edge-litert") from None
+from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.tools import flatbuffer_utils
 
 Op = schema.BuiltinOperator
-_OP_NAMES = {value: name for name, value in vars(Op).items() if not name.startswith("_")}
 _DTYPES = {schema.TensorType.INT8: np.int8, schema.TensorType.UINT8: np.uint8}
 _TYPE_CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
 _TYPE_CODES[np.dtype(np.int32)] = schema.TensorType.INT32
 
 
-def load_model(data: bytes, origin: str) -> Any:
-    """Parse flatbuffer bytes into a mutable `ModelT`, or say clearly that it is not a model."""
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ConfigError(f"not a TFLite model: {origin[:100]}")
-    try:
-        model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
-    except Exception as exc:  # a corrupt flatbuffer raises anything from struct to Index errors
-        raise ConfigError(f"corrupt TFLite model {origin[:100]}: {type(exc).__name__}") from None
-    if not model.subgraphs:
-        raise ConfigError(f"TFLite model {origin[:100]} has no graph")
-    return model
-
-
-def read_model_file(path: Path) -> Any:
-    """Load a model file into a `ModelT` with one-line errors for every way a file can be bad."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"model file not found: {str(path)[:100]}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read model {str(path)[:100]}: {exc.strerror or exc}") from None
-    return load_model(data, str(path))
-
-
-def to_bytes(model: Any) -> bytes:
-    """Serialize a `ModelT` back into an ordinary flatbuffer."""
+def serialize(model: Any) -> bytes:
+    """A `ModelT` back into an ordinary flatbuffer."""
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def op_name(model: Any, op: Any) -> str:
-    """The builtin operator name of `op` ("FULLY_CONNECTED"), or CUSTOM:name."""
-    code = model.operatorCodes[op.opcodeIndex]
-    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-    if builtin == Op.CUSTOM:
-        return f"CUSTOM:{(code.customCode or b'').decode(errors='replace')}"
-    return _OP_NAMES.get(builtin, str(builtin))
+def builtin_codes(model: Any) -> list[int]:
+    """The BuiltinOperator of each of the model's operator codes, by index."""
+    return [flatbuffer_utils.get_builtin_code_from_operator_code(c) for c in model.operatorCodes]
 
 
 def tensor_dtype(tensor: Any) -> np.dtype | None:
@@ -99,25 +63,30 @@ def prune(model: Any, outputs: Sequence[int]) -> None:
     graph.operators = [op for i, op in enumerate(graph.operators) if i in needed_ops]
     graph.outputs = list(outputs)
     model.signatureDefs = []  # they name tensors by their old numbers and outputs
-    _compact_tensors(graph)
+    compact_tensors(graph)
     _compact_buffers(model)
 
 
-def _compact_tensors(graph: Any) -> None:
-    """Renumber the tensors still referenced, in their old order."""
-    used = set(graph.inputs) | set(graph.outputs)
-    for op in graph.operators:
-        used |= {t for t in [*op.inputs, *op.outputs, *(op.intermediates or [])] if t >= 0}
-    keep = sorted(used)
-    new = {old: i for i, old in enumerate(keep)}
-    graph.tensors = [graph.tensors[i] for i in keep]
-    graph.inputs = [new[t] for t in graph.inputs]
-    graph.outputs = [new[t] for t in graph.outputs]
-    for op in graph.operators:
-        op.inputs = [new[t] if t >= 0 else t for t in op.inputs]
-        op.outputs = [new[t] for t in op.outputs]
+def compact_tensors(graph: Any) -> dict[int, int]:
+    """Drop tensors no op or graph edge uses any more, renumbering the rest in their old
+    order; returns old index -> new index."""
+    ops = graph.operators
+    used = {*graph.inputs, *graph.outputs}
+    used.update(i for op in ops for i in (*op.inputs, *op.outputs, *(op.intermediates or [])))
+    used.discard(-1)  # an omitted optional input
+    order = sorted(used)
+    new = {old: k for k, old in enumerate(order)}
+    graph.tensors = [graph.tensors[i] for i in order]
+
+    def move(indices: list[int]) -> list[int]:
+        return [new.get(i, -1) for i in indices]
+
+    for op in ops:
+        op.inputs, op.outputs = move(op.inputs), move(op.outputs)
         if op.intermediates:
-            op.intermediates = [new[t] for t in op.intermediates]
+            op.intermediates = move(op.intermediates)
+    graph.inputs, graph.outputs = move(graph.inputs), move(graph.outputs)
+    return new
 
 
 def _compact_buffers(model: Any) -> None:

@@ -1,24 +1,21 @@
 """Two classifiers side by side: do they pick the same class, how big and how fast are they.
 
-Each model gets the app's own preprocessing for its input type, so a float model and its
-quantized copy see the same pixels. Speed is the median invoke time at the same thread count.
+Each model is loaded as a camera loads it (`loader`, the `Classifier` with the app's own
+preprocessing for its input type), so a float model and its quantized copy see the same
+pixels. Speed is the median invoke time at the same thread count (`inference.timing`).
 """
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from camapp.errors import CamappError, ConfigError
-from camapp.inference.backend import InputSpec
-from camapp.inference.backends.litert import interpreter_api
-from camapp.inference.preprocess import Preprocessor
-from camapp.tflite import modelfile
+from camapp.errors import ConfigError
+from camapp.inference import loader
+from camapp.inference.timing import median_invoke_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,44 +30,15 @@ class Comparison:
 class _Run:
     classes: list[int]  # top-1 class of each image
     scores: list[float]  # its score, dequantized
-    times_ms: list[float]  # every timed invoke
+    median_ms: float  # median invoke time, 0 when not timed
 
 
 def _run(model: Path, images: Sequence[np.ndarray], threads: int, repeats: int) -> _Run:
-    """Top-1 class and score of each RGB image, and invoke times over `repeats` passes."""
-    try:
-        interpreter = interpreter_api()[0](model_path=str(model), num_threads=threads)
-        interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise ConfigError(f"cannot load model {model}: {modelfile.first_line(exc)}") from None
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-    shape = tuple(int(d) for d in inp["shape"])
-    if len(shape) != 4 or shape[0] != 1 or shape[1] != shape[2] or shape[3] != 3:
-        raise ConfigError(f"model {model} is not an image classifier: input {shape}")
-    preprocess = Preprocessor(
-        InputSpec(shape[1], shape[2], np.dtype(inp["dtype"]), *inp["quantization"])
-    )
-    tensor = np.empty(shape, inp["dtype"])
-    scale, zero_point = out["quantization"]
-    classes: list[int] = []
-    scores: list[float] = []
-    times: list[float] = []
-    for image in list(images) * repeats:
-        preprocess(image, False, tensor[0])
-        interpreter.set_tensor(inp["index"], tensor)
-        start = time.perf_counter()
-        try:
-            interpreter.invoke()
-        except RuntimeError as exc:
-            raise CamappError(f"inference failed on {model}: {modelfile.first_line(exc)}") from None
-        times.append((time.perf_counter() - start) * 1000)
-        output = interpreter.get_tensor(out["index"])[0]
-        best = int(output.argmax())  # a quantized output keeps the float order
-        classes.append(best)
-        scores.append((float(output[best]) - zero_point) * scale if scale else float(output[best]))
-    n = len(images)
-    return _Run(classes[:n], scores[:n], times[1:])  # the first invoke also sets up kernels
+    """Top-1 class and score of each RGB image, and the median invoke over `repeats` passes."""
+    classifier = loader.load_file(model, top_k=1, threads=threads, numbered=True)
+    tops = [classifier.classify(image).top_k[0] for image in images]
+    timed = median_invoke_ms(classifier, images, len(images) * repeats) if repeats > 1 else 0.0
+    return _Run([t.class_id for t in tops], [t.score for t in tops], timed)
 
 
 def _agreement(a: _Run, b: _Run, min_score: float) -> float:
@@ -114,8 +82,9 @@ def compare(
     _check_images(images)
     if repeats < 1 or len(images) * repeats < 2:
         raise ConfigError("timing needs at least two invokes: more images or repeats")
-    run_a, run_b = _run(model_a, images, threads, repeats), _run(model_b, images, threads, repeats)
-    median_a, median_b = statistics.median(run_a.times_ms), statistics.median(run_b.times_ms)
+    timed = max(repeats, 2)
+    run_a, run_b = _run(model_a, images, threads, timed), _run(model_b, images, threads, timed)
+    median_a, median_b = run_a.median_ms, run_b.median_ms
     return Comparison(
         agreement=_agreement(run_a, run_b, 0.0),
         size_ratio=Path(model_a).stat().st_size / Path(model_b).stat().st_size,

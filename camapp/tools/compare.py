@@ -12,9 +12,7 @@ same pixels through its own preprocessing.
 
 from __future__ import annotations
 
-import itertools
 import os
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,14 +29,15 @@ from camapp.datasets import load_image, scan
 from camapp.errors import ConfigError
 from camapp.inference import loader
 from camapp.inference.classifier import Classifier
+from camapp.inference.timing import median_invoke_ms
 from camapp.models import measured
 from camapp.models.manifest import display_name, load_manifest
 from camapp.models.store import _file_sha256, default_model_dir
 from camapp.runtime.camera import CameraPlan, Result
 from camapp.runtime.controls import Controls
 from camapp.runtime.pipeline import Pipeline
-from camapp.tflite import graph
-from camapp.tflite.calibration import read_frames, shrink
+from camapp.tflite.modelfile import open_model
+from camapp.tools.calibration import read_frames, shrink
 
 MAX_FRAMES = 500  # ~130 MB of frames shrunk to cover 224 px; enough to rank models by
 # A top score the app's state counts: agreement on the frames the reference is this sure of
@@ -209,12 +208,7 @@ def _classifier(path: Path, threads: int) -> Classifier:
 
 def latency(path: Path, frames: list[np.ndarray], threads: int, repeats: int) -> float:
     """Median invoke time (ms) at `threads` interpreter threads, after one warm-up invoke."""
-    classifier = _classifier(path, threads)
-    times = [
-        classifier.classify(image).inference_ms
-        for image in itertools.islice(itertools.cycle(frames), repeats + 1)
-    ]
-    return statistics.median(times[1:])
+    return median_invoke_ms(_classifier(path, threads), frames, repeats)
 
 
 def throughput(
@@ -254,9 +248,10 @@ def _cores() -> int:
 def measure(path: Path, data: Data, plan: Plan, step: Callable[[str], None]) -> Row:
     """Every figure of one model but those against the reference."""
     name = display_name(path)
+    file = open_model(path)  # a model that is none fails here, first
     labels = loader.plan(str(path)).labels
-    contract = graph.check_classifier(path, labels)  # a model that is none fails here, first
-    info = graph.describe(path)
+    contract = file.classifier(labels)
+    info = file.info
     spec = load_manifest().get(name)
     times = {}
     for threads in plan.threads:
