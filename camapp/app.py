@@ -27,7 +27,6 @@ from camapp.governor.controller import Controller, SourceInfo
 from camapp.governor.loop import Governor
 from camapp.governor.sensors import Sensors
 from camapp.inference import ladder, loader
-from camapp.inference.preprocess import Roi
 from camapp.publish import ha
 from camapp.publish.commands import CommandHandler
 from camapp.publish.mqtt import MqttPublisher, default_client_id, dumps
@@ -41,13 +40,14 @@ from camapp.runtime.camera import Camera, CameraPlan, RunStats, Sink
 from camapp.runtime.controls import Controls
 from camapp.runtime.pipeline import Pipeline, RunReport
 from camapp.web import auth
-from camapp.web.feed import CameraFeed
+from camapp.web.feed import CameraFeed, ModelView
 from camapp.web.labelling import Labels
 
 if TYPE_CHECKING:
     from camapp.web.server import LiveServer
 
 log = logging.getLogger("camapp")
+Switched = Callable[[loader.ModelSetup], None]  # told of a model switched by `set`
 
 
 @dataclass
@@ -88,13 +88,13 @@ class App:
         self._sensors = Sensors(power_model=power_model)
         self.pipeline = Pipeline(config.app.duration, self.stop)
         self.pool = self.pipeline.add_pool(config.app.workers, loader.load_checked)
-        for setup in dict.fromkeys(setups):  # each model loaded and run once before capture
-            self.pool.seed(setup, [loader.load(setup)])
+        # Each model loaded and run once before capture; the workers are handed that copy.
+        first = {setup.key: loader.load(setup) for setup in setups}
+        for setup in setups:
+            self.pool.seed(setup, [first[setup.key]])
         self.snapshots: list[Snapshots] = []
-        # Per camera: what tells Home Assistant of a model switched by `set`.
-        self._rediscover: dict[str, Callable[[loader.ModelSetup], None]] = {}
         self.wired = [
-            self._camera(settings, setup, shared)
+            self._camera(settings, setup, first[setup.key].size, shared)
             for settings, setup in zip(cameras, setups, strict=True)
         ]
         self.governor = self._governor()
@@ -105,8 +105,10 @@ class App:
         self,
         settings: CameraSettings,
         setup: loader.ModelSetup,
+        size: tuple[int, int],
         shared: list[str],
     ) -> Wired:
+        """One camera wired: its channel, controls, source, sinks, commands and pictures."""
         base = self.config.mqtt.base_topic
         own = f"{base}/{settings.camera_id}/availability"
         channel = Channel(self.publisher, base, settings.camera_id, (*shared, own))
@@ -117,8 +119,8 @@ class App:
         state = StateSink(channel, controls, settings.state_frames)
         self.publisher.on_connected(state.republish)
         watch = SourceWatch(channel, state, settings.source_timeout)
-        source = self._open(settings, setup, max(self.pool.caches[0][setup].size), watch)
-        sinks = self._sinks(settings, setup, channel, state, source.live)
+        source = self._open(settings, setup, max(size), watch)
+        sinks, switched = self._sinks(settings, setup, channel, state, source.live)
         motion = None
         if settings.motion_threshold:
             # After a change, let enough frames through for the debounced state to confirm it.
@@ -134,9 +136,9 @@ class App:
         camera = self.pipeline.add_camera(
             plan, rungs.setups, source, sinks, controls, self.pool, drop
         )
-        commands = self._commands(settings, channel, controls, camera)
-        size = self.pool.caches[0][setup].size
-        feed = self._pictures(settings, (setup.name, size, crop, roi), camera, commands, state)
+        commands = self._commands(settings, channel, controls, camera, switched)
+        view = ModelView(setup.name, size, crop, roi)
+        feed = self._pictures(settings, view, camera, commands, state)
         return Wired(settings, setup, channel, controls, camera, rungs.costs, feed)
 
     def _ladder(self, settings: CameraSettings, setup: loader.ModelSetup) -> ladder.Ladder:
@@ -152,13 +154,16 @@ class App:
         return rungs
 
     def _commands(
-        self, settings: CameraSettings, channel: Channel, controls: Controls, camera: Camera
+        self,
+        settings: CameraSettings,
+        channel: Channel,
+        controls: Controls,
+        camera: Camera,
+        switched: Switched | None,
     ) -> CommandHandler:
-        """The camera's `set` topic: runtime settings, and switching model or saving a frame."""
-        threads, switched = (
-            self.config.app.threads_per_worker,
-            self._rediscover.get(camera.camera_id),
-        )
+        """The camera's `set` topic: runtime settings, and switching model or saving a frame;
+        `switched` is told of each model switch (Home Assistant's entities follow)."""
+        threads = self.config.app.threads_per_worker
         switch = actions.ModelSwitch(camera, settings, threads, switched)
         doings = {"model": switch, "capture": actions.Capture(camera)}
         commands = CommandHandler(channel, controls, doings, switch.state)
@@ -169,7 +174,7 @@ class App:
     def _pictures(
         self,
         settings: CameraSettings,
-        model: tuple[str, tuple[int, int], str, Roi | None],
+        model: ModelView,
         camera: Camera,
         commands: CommandHandler,
         state: StateSink,
@@ -242,20 +247,20 @@ class App:
         channel: Channel,
         state: StateSink,
         live: bool,
-    ) -> list[Sink]:
-        """The camera's sinks, and its Home Assistant entities."""
+    ) -> tuple[list[Sink], Switched | None]:
+        """The camera's sinks, and its Home Assistant entities with what makes them follow a
+        model switch."""
+        switched = None
         if self.config.app.ha.discovery:
             described = self._ha_camera(settings, setup, channel, live)
             discovery = ha.Discovery(described, self.config.app.ha)
             self.publisher.on_connected(discovery.announce)
             self.publisher.subscribe(discovery.status_topic, discovery.on_status)
-            self._rediscover[settings.camera_id] = functools.partial(
-                self._switched, settings, channel, live, discovery
-            )
+            switched = functools.partial(self._switched, settings, channel, live, discovery)
         sinks: list[Sink] = [ClassificationSink(channel), state]
         if self.config.app.print:
             sinks.append(PrintSink(settings.camera_id))
-        return sinks
+        return sinks, switched
 
     def _switched(
         self,

@@ -14,10 +14,12 @@ from camapp.app import signal_handler
 from camapp.capture import Frame, Reconnecting
 from camapp.capture.opencv import FileSource
 from camapp.errors import SourceError
+from camapp.inference import loader
 from camapp.inference.classifier import Classifier
-from camapp.runtime.camera import Result
+from camapp.runtime.camera import CameraPlan, Result
 from camapp.runtime.controls import Controls
-from tests.conftest import lone_queue, make_classifier, single_camera
+from camapp.runtime.pipeline import Pipeline
+from tests.conftest import SHARED_MODELS, lone_queue, make_classifier, single_camera
 from tests.test_sources import FlakyCamera
 
 
@@ -157,3 +159,44 @@ def test_duration_ends_a_run_whose_camera_is_unplugged(model_path, labels) -> No
     started = time.monotonic()
     stats, errors = one(pipeline.run())
     assert time.monotonic() - started < 3 and stats.captured == 3 and not errors
+
+
+def test_workers_keep_only_the_models_a_camera_uses(photos_clip) -> None:
+    """A `set {"model": ...}` plans the model afresh each time. Workers share a model planned
+    again (same file, same content: no reload) and release the models no camera's ladder
+    names any more before loading another, so 40 switches among three models leave each
+    worker one model, not 40 (each switch used to add one to every worker for good)."""
+    video, meta = photos_clip
+    models = [
+        SHARED_MODELS / "mobilenet_v1_0.25_128_quant.tflite",
+        SHARED_MODELS / "mobilenet_v1_0.5_160_quant.tflite",
+        SHARED_MODELS / "mobilenet_v1_0.75_192_quant.tflite",
+    ]
+    loads: list[str] = []
+
+    def load(setup: loader.ModelSetup) -> Classifier:
+        loads.append(setup.name)
+        return loader.load_checked(setup)
+
+    pipeline = Pipeline()
+    pool = pipeline.add_pool(2, load)
+    first = loader.plan(str(models[0]))
+    plan = CameraPlan("cam0", "center", None, None, None)
+    held: list[int] = []
+
+    class Switcher:
+        """After each of the camera's first 40 results, a `set` as the command does it: the
+        model planned afresh, another one every second time."""
+
+        def send(self, result: Result) -> None:
+            held.append(max(len(cache) for cache in pool.caches))
+            if result.frame < 40:
+                camera.switch((loader.plan(str(models[result.frame // 2 % 3])),))
+
+    source = FileSource(video, realtime=False)
+    camera = pipeline.add_camera(plan, (first,), source, [Switcher()], Controls(), pool, False)
+    stats, errors = one(pipeline.run())
+    assert not errors and stats.classified == meta["frames"]
+    assert max(held) == 1, held  # the model in use, the others released
+    # A model planned again is the same model: loaded once per change, not once per `set`.
+    assert len(set(loads)) == 3 and len(loads) <= 2 * 21

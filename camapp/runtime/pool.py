@@ -2,7 +2,11 @@
 
 Each worker thread owns its classifiers (backends are not thread-safe; LiteRT's invoke()
 releases the GIL, so N workers use N cores): one per model it has been asked for, loaded on
-first use and kept. Workers take frames from the cameras' queues through the hub, fairly,
+first use and kept while a camera may still use it. A worker's cache is keyed by what the
+model is (`ModelSetup.key`: file, content, labels, backend), so cameras and switches back to
+a model share one copy; when a worker loads a new model it first releases those no camera's
+ladder names any more, so switching models at run time does not grow memory. Workers take
+frames from the cameras' queues through the hub, fairly,
 classify each with the model its camera uses at that moment (`Camera.current`: a switch of
 model, by the governor's ladder or a `set` command, takes effect at the next frame while
 frames in flight finish on the old one) and hand each result back to its camera.
@@ -26,8 +30,8 @@ class WorkerPool:
         self.hub: Hub[Camera] = Hub(workers)
         self._load = load
         self._fail = fail
-        # Worker i's classifiers, by model; only worker i touches caches[i] once running.
-        self.caches: list[dict[ModelSetup, Classifier]] = [{} for _ in range(workers)]
+        # Worker i's classifiers, by model key; only worker i touches caches[i] once running.
+        self.caches: list[dict[tuple[object, ...], Classifier]] = [{} for _ in range(workers)]
         self.threads: list[threading.Thread] = []
 
     @property
@@ -37,7 +41,7 @@ class WorkerPool:
     def seed(self, setup: ModelSetup, classifiers: list[Classifier]) -> None:
         """Give workers classifiers already loaded (and checked) for `setup`, before start."""
         for cache, classifier in zip(self.caches, classifiers, strict=False):
-            cache[setup] = classifier
+            cache[setup.key] = classifier
 
     def start(self, abort: threading.Event) -> None:
         for index in range(self.workers):
@@ -61,10 +65,10 @@ class WorkerPool:
             camera = queue.owner
             try:
                 setup = camera.current
-                try:
-                    classifier = cache[setup]
-                except KeyError:  # a model this worker has not used yet: load it once
-                    classifier = cache[setup] = self._load(setup)
+                classifier = cache.get(setup.key)
+                if classifier is None:  # a model this worker does not hold: load it once
+                    self._release(cache)
+                    classifier = cache[setup.key] = self._load(setup)
                 if frame.scores is None:
                     plan = camera.plan
                     result = classifier.classify(frame.image, frame.bgr, plan.crop, plan.roi)
@@ -75,3 +79,10 @@ class WorkerPool:
                 self.close(discard=True)
                 return
             camera.deliver(ticket, Result(frame.seq, frame.ts, frame.mono, result))
+
+    def _release(self, cache: dict[tuple[object, ...], Classifier]) -> None:
+        """Drop the classifiers of models no camera's ladder names any more (a model switched
+        away from). Only this worker uses its cache, so none is in use meanwhile."""
+        wanted = {setup.key for queue in list(self.hub.queues) for setup in queue.owner.ladder}
+        for key in [key for key in cache if key not in wanted]:
+            del cache[key]

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from camapp.inference.preprocess import Roi, region
 from camapp.publish.commands import CommandHandler
@@ -33,6 +33,15 @@ from camapp.web.labelling import Labels
 
 HISTORY_S = 600  # the charts' span
 CHARTED = ("fps_classified", "cpu_pct", "cpu_budget", "temp_c", "power_w")
+
+
+class ModelView(NamedTuple):
+    """What the page says of the model a camera starts with, and the region it sees."""
+
+    name: str
+    size: tuple[int, int]  # the model's input (width, height)
+    crop: str
+    roi: Roi | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +59,7 @@ class CameraFeed:
         tap: FrameTap,
         controls: Controls,
         commands: CommandHandler,
-        model: tuple[str, tuple[int, int], str, Roi | None],
+        model: ModelView,
         max_width: int,
         stats_interval: float,
         labels: Labels,
@@ -59,7 +68,6 @@ class CameraFeed:
         self.tap = tap
         self.controls = controls
         self.commands = commands
-        # name, (width, height), crop and region of interest
         self.model, self._model_size, self.crop, self.roi = model
         self._max_width = max_width
         self.labels = labels
