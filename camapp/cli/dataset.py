@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 
+from camapp import training
 from camapp.capture import open_source
 from camapp.cli.common import EPILOG, Parser
 from camapp.cli.progress import Bar
@@ -35,7 +36,6 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def capture(args: argparse.Namespace) -> int:
-    from camapp import training  # loads LiteRT's schema tools: only for this command
 
     if not 1 <= args.count <= 100_000:
         raise ConfigError(f"--count: must be between 1 and 100000 (got {args.count})")
@@ -66,7 +66,6 @@ def capture(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     """Exit 2 when the dataset cannot train a model as it is: the user must fix it."""
-    from camapp import training
 
     progress = Bar("dataset")
     report = training.check_dataset(args.dataset, progress)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from camapp import models
+from camapp import models, training
 from camapp.cli.common import EPILOG
 from camapp.cli.progress import Bar
 from camapp.config.load import flag_name, validate_part
@@ -37,7 +37,6 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    from camapp import training  # loads LiteRT's schema tools: only for this command
 
     roi = None
     if args.roi is not None:
@@ -60,7 +59,6 @@ def command(args: argparse.Namespace) -> int:
 
 
 def _distill(args: argparse.Namespace, roi: Any, progress: Bar) -> dict[str, Any]:
-    from camapp import training
 
     if args.frames is None or args.base is None:
         raise ConfigError("distillation needs --frames VIDEO and a smaller --base model")
