@@ -13,6 +13,8 @@ import dataclasses
 import io
 import random
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -554,3 +556,29 @@ def test_tensors_agree_with_the_litert_interpreter(path: Path) -> None:
         scale, zero_point = theirs["quantization"]
         assert (ours.scale[:1] or (0.0,)) == (pytest.approx(scale),)
         assert (ours.zero_point[:1] or (0,)) == (zero_point,)
+
+
+def test_a_model_is_read_once_per_load(tmp_path: Path) -> None:
+    """Planning and loading a camera's model opens its file once in camapp (open_model: graph,
+    metadata, labels, record, content hash); the interpreter maps it on its own. It was four
+    times: the graph, the labels, the record and the loader's checks each read it again."""
+    script = tmp_path / "count.py"
+    script.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from camapp.inference import loader\n"
+        "model = Path(sys.argv[1]).resolve()\n"
+        "opens = []\n"
+        "def hook(event, args):\n"
+        "    if event == 'open' and isinstance(args[0], (str, Path)):\n"
+        "        if Path(args[0]).resolve() == model:\n"
+        "            opens.append(args[0])\n"
+        "sys.addaudithook(hook)\n"
+        "loader.load(loader.plan(str(model)))\n"
+        "print(len(opens))\n"
+    )
+    for model in (V1_025, BIRD):
+        done = subprocess.run(
+            [sys.executable, str(script), str(model)], capture_output=True, text=True, check=True
+        )
+        assert done.stdout.strip() == "1", (model.name, done.stdout, done.stderr[-300:])
