@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from camapp import models
+from camapp.config.load import check
 from camapp.datasets import save_frame, scan
 from camapp.errors import ConfigError
 from camapp.inference.backends.litert import interpreter_api
@@ -142,7 +143,7 @@ def test_cut_outputs_the_pooled_embedding(base: Path, dim: int, dtype: type) -> 
         ("deeplabv3_mnv2_pascal_quant.tflite", "not a classifier"),
         ("movenet_single_pose_lightning_ptq.tflite", "not a classifier"),
         ("mobilenet_v2_1.0_224_quant_edgetpu.tflite", "edgetpu-custom-op"),
-        ("LICENSE", "not a TFLite model"),
+        ("LICENSE", "not a valid TFLite model"),
         ("missing.tflite", "not found"),
     ],
 )
@@ -284,11 +285,18 @@ def test_train_rejects_bad_input(tmp_path: Path) -> None:
     one = _photo_dataset(tmp_path / "one", {"only": 3})
     with pytest.raises(ConfigError, match="at least 2 class folders"):
         train(one, tmp_path / "m.tflite", TrainSettings(base=str(SMALL)))
+    # Settings are checked as they are made, from their one declaration (config/training.py).
+    for given, message in [
+        ({"val_fraction": 1.5}, "^val_fraction: must be between 0 and 0.9"),
+        ({"crop": "zoom"}, "^crop: must be one of center, stretch"),
+        ({"roi": (0.5, 0, 0.2, 1)}, "^roi: must satisfy 0 <= x1 < x2 <= 1"),
+        ({"augment": 11}, "^augment: must be between 0 and 10"),
+        ({"head": {"patience": 0}}, "^head.patience: must be between 1 and 10000"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            check(TrainSettings, {"base": str(SMALL), **given})
     two = _photo_dataset(tmp_path / "two", {"a": 3, "b": 3})
     for bad, message in [
-        (TrainSettings(base=str(SMALL), val_fraction=1.5), "val fraction"),
-        (TrainSettings(base=str(SMALL), crop="zoom"), "crop must be"),
-        (TrainSettings(base=str(SMALL), roi=(0.5, 0, 0.2, 1)), "region of interest"),
         (
             TrainSettings(base=str(SHARED_MODELS / "deeplabv3_mnv2_pascal_quant.tflite")),
             "classifier",

@@ -1,4 +1,8 @@
-"""`camapp train`: a model of your own classes, int8, from a dataset or from a teacher model."""
+"""`camapp train`: a model of your own classes, int8, from a dataset or from a teacher model.
+
+Its settings are declared once (config/training.py): the flags, their help and their
+one-line errors are derived from them, as `camapp run`'s are from config/schema.py.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from camapp import models, training
+from camapp import training
 from camapp.cli.common import EPILOG
 from camapp.cli.progress import Bar
-from camapp.config.load import flag_name, validate_part
-from camapp.config.schema import CameraSettings
+from camapp.config.flags import add_flags, values
+from camapp.config.load import check, flag_name
+from camapp.config.training import DistillSettings, TrainSettings
 from camapp.errors import EXIT_OK, ConfigError
 
 
@@ -22,49 +27,36 @@ def add(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("dataset", type=Path, nargs="?", metavar="DATASET", help="DATASET/<label>/")
     t.add_argument("--out", type=Path, required=True, help="the model to write (.tflite)")
-    t.add_argument(
-        "--base", help=f"base model, a file or known name (default {models.DEFAULT_MODEL})"
-    )
-    t.add_argument("--val-fraction", type=float, default=0.2, help="held out per class (0.2)")
-    t.add_argument("--val", type=Path, help="a separate validation DATASET instead")
-    t.add_argument("--crop", choices=("center", "stretch"), default="center")
-    t.add_argument("--roi", help="region of interest x1,y1,x2,y2 (fractions of the frame)")
-    t.add_argument("--augment", type=int, default=1, help="augmented copies per image (1)")
+    add_flags(t, model=TrainSettings)
     d = t.add_argument_group("distillation (no labels: a teacher labels your own frames)")
     d.add_argument("--teacher", help="the model to mimic, a file or known name")
     d.add_argument("--frames", type=Path, help="a video of your scene")
+    add_flags(d, model=DistillSettings, skip=set(TrainSettings.model_fields))
     t.set_defaults(handler=command)
 
 
 def command(args: argparse.Namespace) -> int:
-
-    roi = None
-    if args.roi is not None:
-        validate_part(CameraSettings, {"roi": args.roi}, "command line", flag_name)
-        roi = training.parse_roi(args.roi)
-    progress = Bar("train")
     if args.teacher:
-        report = _distill(args, roi, progress)
+        settings = check(DistillSettings, values(args, DistillSettings), "command line", flag_name)
+        progress = Bar("train")
+        report = _distill(args, settings, progress)
     else:
+        settings = check(TrainSettings, values(args, TrainSettings), "command line", flag_name)
         if args.dataset is None:
             raise ConfigError("pass a DATASET to train on, or --teacher and --frames to distil")
-        settings = training.TrainSettings(
-            base=args.base or models.DEFAULT_MODEL, val_fraction=args.val_fraction,
-            val_dir=args.val, crop=args.crop, roi=roi, augment=args.augment,
-        )  # fmt: skip
+        progress = Bar("train")
         report = training.train(args.dataset, args.out, settings, progress)
     progress.close()
     print(_summary(report))
     return EXIT_OK
 
 
-def _distill(args: argparse.Namespace, roi: Any, progress: Bar) -> dict[str, Any]:
-
-    if args.frames is None or args.base is None:
+def _distill(args: argparse.Namespace, settings: DistillSettings, progress: Bar) -> dict[str, Any]:
+    base = values(args, TrainSettings).get("base")
+    if args.frames is None or base is None:
         raise ConfigError("distillation needs --frames VIDEO and a smaller --base model")
-    # The teacher's classes that top at least 2% of the frames are kept (the rest: "other").
-    settings = training.DistillSettings(crop=args.crop, roi=roi)
-    return training.distill(args.frames, args.out, args.teacher, args.base, settings, progress)
+    # The teacher's classes that top at least --min-share of the frames are kept.
+    return training.distill(args.frames, args.out, args.teacher, base, settings, progress)
 
 
 def _summary(report: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from pydantic.fields import FieldInfo
 
 from camapp.config.flags import Flag, flags
 from camapp.config.schema import AppSettings, CameraSettings, unwrap
+from camapp.config.training import DistillSettings, TrainSettings
 
 HEADER = """# Configuration
 
@@ -29,10 +30,36 @@ runs, through the camera's `set` topic (docs/mqtt.md).
 """
 
 
+TRAINING = """
+## `camapp train`
+
+The settings of `camapp train` and of distillation (`--teacher`, `--frames`), declared in
+`camapp/config/training.py`: command-line flags only. The `head.*` settings (how the numpy
+head is fitted) are for the Python API and the benchmarks.
+
+| key | flag | type | default | bounds | used by | description |
+|---|---|---|---|---|---|---|
+"""
+
+
 def table() -> str:
     by_path = {flag.path: flag for flag in flags()}
     rows = [_row(path, field, by_path.get(path)) for path, field in _fields(AppSettings)]
-    return HEADER + "\n".join(rows) + "\n"
+    return HEADER + "\n".join(rows) + "\n" + TRAINING + "\n".join(_training_rows()) + "\n"
+
+
+def _training_rows() -> list[str]:
+    """Training's settings, then distillation's own; each says which of the two uses it."""
+    by_path = {f.path: f for model in (TrainSettings, DistillSettings) for f in flags(model)}
+    train, distil = _fields(TrainSettings), _fields(DistillSettings)
+    train_paths = {path for path, _ in train}
+    distil_paths = {path for path, _ in distil}
+    rows = []
+    for path, field in train + [(p, f) for p, f in distil if p not in train_paths]:
+        users = [name for name, paths in (("train", train_paths), ("distil", distil_paths))
+                 if path in paths]  # fmt: skip
+        rows.append(_row(path, field, by_path.get(path), ", ".join(users)))
+    return rows
 
 
 def _fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[tuple, FieldInfo]]:
@@ -46,9 +73,11 @@ def _fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[
     return out
 
 
-def _row(path: tuple[str, ...], field: FieldInfo, flag: Flag | None) -> str:
+def _row(path: tuple[str, ...], field: FieldInfo, flag: Flag | None, scope: str = "") -> str:
+    """A setting's line; `scope` for run's settings is derived: camera or process."""
     extra: dict[str, Any] = field.json_schema_extra or {}  # type: ignore[assignment]
-    scope = "camera" if path[0] in CameraSettings.model_fields else "process"
+    if not scope:
+        scope = "camera" if path[0] in CameraSettings.model_fields else "process"
     if extra.get("runtime"):
         scope += ", runtime"
     cells = [
@@ -88,11 +117,12 @@ def _default(field: FieldInfo) -> str:
 
 
 def _bounds(field: FieldInfo) -> str:
-    lo = hi = None
+    """`1..64`; an exclusive end is marked (`>0..<0.5`)."""
+    lo = hi = ""
     for rule in field.metadata:
-        lo = getattr(rule, "ge", lo)
-        hi = getattr(rule, "le", hi)
-    return f"{lo}..{hi}" if lo is not None or hi is not None else ""
+        lo = f"{rule.ge}" if hasattr(rule, "ge") else f">{rule.gt}" if hasattr(rule, "gt") else lo
+        hi = f"{rule.le}" if hasattr(rule, "le") else f"<{rule.lt}" if hasattr(rule, "lt") else hi
+    return f"{lo}..{hi}" if lo or hi else ""
 
 
 if __name__ == "__main__":

@@ -55,12 +55,18 @@ def flags(model: type[BaseModel] = AppSettings, prefix: tuple[str, ...] = ()) ->
         yield from flags(nested, path)
 
 
-def add_flags(parser: argparse.ArgumentParser, only: set[str] | None = None) -> None:
-    """Add the flags of every setting (or of the settings named in `only`) to `parser`."""
+def add_flags(
+    parser: argparse.ArgumentParser,
+    only: set[str] | None = None,
+    model: type[BaseModel] = AppSettings,
+    skip: set[str] | frozenset[str] = frozenset(),
+) -> None:
+    """Add the flags of every setting of `model` (or of the settings named in `only`, but
+    those in `skip`) to `parser`."""
     groups: dict[str, Any] = {}
-    for flag in flags():
+    for flag in flags(model):
         key = ".".join(flag.path)
-        if only is not None and key not in only:
+        if (only is not None and key not in only) or key in skip:
             continue
         table = flag.path[0] if len(flag.path) > 1 else ""
         if table not in groups:
@@ -101,13 +107,16 @@ def _help(field: FieldInfo) -> str:
     return f"{text} (default {default})"
 
 
-def values(namespace: argparse.Namespace) -> dict[str, Any]:
-    """The flags the user gave, nested like a config file: {"mqtt": {"port": 1884}}."""
+def values(namespace: argparse.Namespace, model: type[BaseModel] | None = None) -> dict[str, Any]:
+    """The flags the user gave, nested like a config file: {"mqtt": {"port": 1884}}; with
+    `model`, only its own settings."""
     out: dict[str, Any] = {}
     for dest, value in vars(namespace).items():
         if not dest.startswith("setting:") or value is None:
             continue
         *tables, key = dest.removeprefix("setting:").split(".")
+        if model is not None and (tables or [key])[0] not in model.model_fields:
+            continue
         target = out
         for table in tables:
             target = target.setdefault(table, {})

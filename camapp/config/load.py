@@ -158,12 +158,18 @@ def validate_part(
         raise ConfigError(explain(exc, model, origin, name)) from None
 
 
-def check(model: type[M], values: Mapping[str, Any]) -> M:
-    """Validate whole settings (every rule, across settings too), or one ConfigError line."""
+def check(
+    model: type[M],
+    values: Mapping[str, Any],
+    origin: str | None = None,
+    name: Callable[[tuple[Any, ...]], str] | None = None,
+) -> M:
+    """Validate whole settings (every rule, across settings too), or one ConfigError line
+    naming the setting as `name` spells it (the config file's key by default)."""
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(explain(exc, model, None, _file_name)) from None
+        raise ConfigError(explain(exc, model, origin, name or _file_name)) from None
 
 
 def _file_name(loc: tuple[Any, ...]) -> str:

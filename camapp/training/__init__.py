@@ -10,13 +10,13 @@ The entry points the CLI wires `camapp train` and `camapp dataset` onto:
 `progress(stage, done, total)` is always called on the caller's thread.
 """
 
+from camapp.config.training import DistillSettings, HeadSettings, TrainSettings
 from camapp.datasets import save_frame
 from camapp.training.check import DatasetReport, check_dataset, format_check
 from camapp.training.clip import dataset_from_clip
-from camapp.training.distill import DistillSettings, distill
+from camapp.training.distill import distill
 from camapp.training.frames import parse_roi
-from camapp.training.head import HeadSettings
-from camapp.training.train import TrainSettings, train
+from camapp.training.train import train
 
 __all__ = [
     "DatasetReport",

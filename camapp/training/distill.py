@@ -12,7 +12,6 @@ to the same classes by label name) and after.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from camapp import __version__, models
+from camapp.config.training import DistillSettings, HeadSettings
 from camapp.errors import ConfigError
 from camapp.training import graft
 from camapp.training.clip import clip_frames, clip_length
@@ -32,34 +32,9 @@ from camapp.training.embed import (
     extract,
     load_model_bytes,
 )
-from camapp.training.frames import Roi, check_crop, parse_roi
-from camapp.training.head import Head, HeadSettings, train_head
+from camapp.training.head import Head, train_head
 
 OTHER = "(other)"
-
-
-@dataclass(frozen=True)
-class DistillSettings:
-    stride: int = 2  # use every Nth frame of the clip
-    holdout: float = 0.3  # the clip's last frames, kept for measuring agreement
-    min_share: float = 0.02  # of training frames a teacher class must top to be kept
-    crop: str = "center"
-    roi: Roi | None = None
-    threads: int | None = None
-    low_priority: bool = True
-    head: HeadSettings = field(default_factory=HeadSettings)
-
-
-def _checked(s: DistillSettings) -> DistillSettings:
-    """Reject bad settings before any work, each with its own one-line message."""
-    if s.stride < 1:
-        raise ConfigError(f"stride must be at least 1, got {s.stride}")
-    if not 0.05 <= s.holdout <= 0.9:
-        raise ConfigError(f"holdout must be between 0.05 and 0.9, got {s.holdout}")
-    if not 0 < s.min_share < 0.5:
-        raise ConfigError(f"min share must be between 0 and 0.5, got {s.min_share}")
-    check_crop(s.crop)
-    return s if s.roi is None else replace(s, roi=parse_roi(s.roi))
 
 
 def _run(
@@ -157,7 +132,7 @@ def distill(
 ) -> dict[str, Any]:
     """Teach a head on `student` (a small classifier, cut at its embedding) to answer like
     `teacher` on `clip`; write OUT (.tflite, labels embedded) and OUT.report.md."""
-    s = _checked(settings or DistillSettings())
+    s = settings or DistillSettings()
     start = time.perf_counter()
     teacher_path, student_path = models.resolve_model(teacher), models.resolve_model(student)
     teacher_model, cut = load_model_bytes(teacher_path), cut_classifier(student_path)

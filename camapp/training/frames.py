@@ -16,7 +16,6 @@ from camapp.config import schema
 from camapp.errors import ConfigError
 from camapp.inference.preprocess import roi_slices
 
-CROPS = ("center", "stretch")
 Roi = tuple[float, float, float, float]
 
 
@@ -29,12 +28,6 @@ def parse_roi(value: Sequence[float] | str | None) -> Roi | None:
         return schema.parse_roi(value)
     except ValueError as exc:
         raise ConfigError(f"region of interest {exc}: {str(value)[:100]}") from None
-
-
-def check_crop(crop: str) -> str:
-    if crop not in CROPS:
-        raise ConfigError(f"crop must be one of {', '.join(CROPS)}: {crop[:100]}")
-    return crop
 
 
 def _region(image: np.ndarray, roi: Roi | None) -> np.ndarray:

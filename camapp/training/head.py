@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from camapp.config.training import HeadSettings
+
 
 @dataclass
 class Head:
@@ -26,18 +28,6 @@ class Head:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return softmax(self.logits(x))
-
-
-@dataclass(frozen=True)
-class HeadSettings:
-    """How hard to fit: L2 weight decay, Adam step size, epoch cap and early-stop patience."""
-
-    l2: float = 1e-2
-    learning_rate: float = 0.01
-    max_epochs: int = 300
-    patience: int = 20  # epochs without a better validation loss before stopping
-    batch_size: int = 256
-    seed: int = 0
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

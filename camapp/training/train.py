@@ -8,7 +8,7 @@ on the validation images. No TensorFlow: it runs on the camera itself.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,36 +16,20 @@ from typing import Any
 import numpy as np
 
 from camapp import __version__, models
+from camapp.config.training import TrainSettings
 from camapp.datasets import Sample, scan
 from camapp.errors import ConfigError
 from camapp.training import graft
 from camapp.training.chart import write_chart
 from camapp.training.cut import CutModel, cut_classifier
 from camapp.training.embed import Job, Progress, extract
-from camapp.training.frames import Roi, check_crop, parse_roi
-from camapp.training.head import Head, HeadSettings, one_hot, train_head
+from camapp.training.head import Head, one_hot, train_head
 from camapp.training.report import (
     classification_metrics,
     report_paths,
     write_markdown,
     wrong_predictions,
 )
-
-MAX_AUGMENT = 10
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    base: str = models.DEFAULT_MODEL  # a model file, or a known model name
-    val_fraction: float = 0.2  # of each class, held out when there is no val_dir
-    val_dir: Path | None = None  # a separate DATASET-shaped folder for validation
-    crop: str = "center"  # or "stretch"
-    roi: Roi | None = None  # (x1, y1, x2, y2) fractions of the frame; None = all of it
-    augment: int = 1  # augmented copies of each training image
-    threads: int | None = None  # interpreter threads; None = one per core
-    low_priority: bool = True
-    head: HeadSettings = field(default_factory=HeadSettings)
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,18 +56,6 @@ class _Embedded:
     threads: int
 
 
-def _checked(s: TrainSettings) -> TrainSettings:
-    """Reject bad settings before any work, each with its own one-line message."""
-    if not 0 <= s.val_fraction <= 0.9:
-        raise ConfigError(f"val fraction must be between 0 and 0.9, got {s.val_fraction}")
-    if not 0 <= s.augment <= MAX_AUGMENT:
-        raise ConfigError(f"augment must be 0 to {MAX_AUGMENT} copies, got {s.augment}")
-    if s.threads is not None and s.threads < 1:
-        raise ConfigError(f"threads must be at least 1, got {s.threads}")
-    check_crop(s.crop)
-    return s if s.roi is None else replace(s, roi=parse_roi(s.roi))
-
-
 def _split(dataset: Path, s: TrainSettings) -> _Split:
     """Hold out `val_fraction` of each class at random (seeded), or use `val_dir`."""
     samples = scan(dataset)
@@ -94,7 +66,7 @@ def _split(dataset: Path, s: TrainSettings) -> _Split:
             f"found {len(labels)} (run the dataset check for details)"
         )
     if s.val_dir is not None:
-        val = scan(s.val_dir)
+        val = scan(Path(s.val_dir))
         strange = sorted({x.label for x in val} - set(labels))
         if strange:
             raise ConfigError(f"validation classes not in the dataset: {', '.join(strange)[:100]}")
@@ -201,7 +173,7 @@ def train(
 ) -> dict[str, Any]:
     """Train a head on DATASET/<label>/ images, write OUT (.tflite, labels embedded) and its
     OUT.report.md / OUT.report.png; return the report."""
-    s = _checked(settings or TrainSettings())
+    s = settings or TrainSettings()
     say = progress or (lambda _stage, _done, _total: None)
     start = time.perf_counter()
     split = _split(Path(dataset), s)
