@@ -26,6 +26,7 @@ import numpy as np
 
 from camapp import charts
 from camapp.capture.base import Frame
+from camapp.capture.imagefile import read_image
 from camapp.config.schema import default_workers
 from camapp.errors import ConfigError
 from camapp.inference import loader
@@ -124,7 +125,7 @@ def load_data(
 def _labelled(root: Path, cover: int) -> list[tuple[np.ndarray, str]]:
     """A dataset's images (RGB, shrunk) with their class folder's name; a dataset is laid out
     as `camapp train` reads one (imported here: the training package is not needed otherwise)."""
-    from camapp.training.dataset import load_image, scan
+    from camapp.training.dataset import scan
 
     samples = scan(root)
     if not samples:
@@ -132,9 +133,7 @@ def _labelled(root: Path, cover: int) -> list[tuple[np.ndarray, str]]:
     _check_count(len(samples))
     found = []
     for sample in samples:
-        image = load_image(sample.path)
-        if image is None:
-            raise ConfigError(f"cannot read image {str(sample.path)[:100]}")
+        image = read_image(sample.path)
         found.append((cv2.cvtColor(shrink(image, cover), cv2.COLOR_BGR2RGB), sample.label))
     return found
 

@@ -155,6 +155,21 @@ def head_only_model(cut: CutModel, q: QuantizedHead) -> bytes:
     return tg.to_bytes(model)
 
 
+def out_folder(out: Path) -> Path:
+    """Make the model's folder now, so a missing or unwritable one is said before the
+    minutes of embedding, not after."""
+    folder = Path(out).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot make the folder of --out {str(out)[:100]}: {exc.strerror or exc}"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write into {str(folder)[:100]} (for --out {str(out)[:100]})")
+    return Path(out)
+
+
 def write_model(out: Path, flatbuffer: bytes, labels: list[str], meta: dict[str, Any]) -> int:
     """Write flatbuffer + zip atomically (a .part renamed into place); return the size."""
     data = flatbuffer + bundle(labels, meta)
