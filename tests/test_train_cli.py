@@ -64,3 +64,19 @@ def test_train_without_a_dataset_or_teacher_is_a_usage_error(model_dir: Path, tm
     one_line_error(proc, 2, "pass a DATASET")
     proc = run_camapp(["train", "--out", str(tmp_path / "m.tflite"), "--roi", "1,1,0,0"], model_dir)
     one_line_error(proc, 2, "--roi", "0 <= x1 < x2 <= 1")
+
+
+def test_train_makes_the_out_folder_or_says_it_cannot_before_embedding(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    dataset = tmp_path / "ds"
+    dataset_from_clip(CLIP, LABELS, dataset, 0, 700, 50)
+    (tmp_path / "a-file").write_text("")
+    proc = run_camapp(["train", str(dataset), "--out", str(tmp_path / "a-file" / "m.tflite")],
+                      model_dir, timeout=120)  # fmt: skip
+    one_line_error(proc, 2, "a-file is not a folder")
+    assert "embed" not in proc.stderr  # said before the minutes of embedding, not after
+    out = tmp_path / "models" / "new" / "room.tflite"
+    proc = run_camapp(["train", str(dataset), "--out", str(out)], model_dir, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file()

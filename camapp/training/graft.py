@@ -159,6 +159,8 @@ def out_folder(out: Path) -> Path:
     """Make the model's folder now, so a missing or unwritable one is said before the
     minutes of embedding, not after."""
     folder = Path(out).parent
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {str(out)[:100]}: {str(folder)[:100]} is not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
