@@ -6,10 +6,13 @@ labels live in a zip appended after the flatbuffer, which re-serialising would d
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,9 +104,23 @@ def label_bundle(data: bytes) -> bytes:
     return out.getvalue()
 
 
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path` for the block to write (and check); renamed onto `path`
+    only when the block ends without an error, removed otherwise: a failure never leaves a
+    half-written or broken file under the name, nor harms the file it would replace."""
+    path = Path(path)
+    part = path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
+    try:
+        yield part
+        os.replace(part, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {str(path)[:100]}: {exc.strerror or exc}") from None
+    finally:
+        part.unlink(missing_ok=True)
+
+
 def write(path: Path, flatbuffer: bytes, labels_from: ModelFile) -> None:
     """Write a model, followed by the labels zip of the model it was made from."""
-    try:
-        Path(path).write_bytes(flatbuffer + label_bundle(labels_from.data))
-    except OSError as exc:
-        raise ConfigError(f"cannot write model {path}: {exc.strerror or exc}") from None
+    with replacing(path) as part:
+        part.write_bytes(flatbuffer + label_bundle(labels_from.data))

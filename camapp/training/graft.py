@@ -23,6 +23,7 @@ import numpy as np
 from camapp.errors import ConfigError
 from camapp.inference.backends.litert import interpreter_api
 from camapp.models.trained import META_FILE
+from camapp.tflite.modelfile import replacing
 from camapp.training import tflite_graph as tg
 from camapp.training.cut import CutModel
 from camapp.training.head import Head
@@ -173,15 +174,11 @@ def out_folder(out: Path) -> Path:
 
 
 def write_model(out: Path, flatbuffer: bytes, labels: list[str], meta: dict[str, Any]) -> int:
-    """Write flatbuffer + zip atomically (a .part renamed into place); return the size."""
+    """Write flatbuffer + zip atomically (a temporary file renamed into place); return the
+    size."""
     data = flatbuffer + bundle(labels, meta)
-    part = Path(f"{out}.part")
-    try:
+    with replacing(out) as part:
         part.write_bytes(data)
-        os.replace(part, out)
-    except OSError as exc:
-        part.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write model {str(out)[:100]}: {exc.strerror or exc}") from None
     return len(data)
 
 
