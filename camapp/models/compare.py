@@ -27,10 +27,9 @@ import numpy as np
 from camapp import charts
 from camapp.capture.base import Frame
 from camapp.capture.imagefile import read_image
-from camapp.config.schema import default_workers
+from camapp.config.schema import CameraSettings, default_workers
 from camapp.errors import ConfigError
 from camapp.inference import loader
-from camapp.inference.classifier import Classifier
 from camapp.models import measured
 from camapp.models.manifest import display_name, load_manifest
 from camapp.models.store import _file_sha256, default_model_dir
@@ -203,15 +202,18 @@ class _FirstPass:
             self.top1[result.frame], self.scores[result.frame] = best.label, best.score
 
 
-def _classifier(path: Path, threads: int) -> Classifier:
-    return loader.load(loader.plan(str(path), threads=threads, top_k=1))
+def _view(setup: loader.ModelSetup) -> tuple[str, tuple[float, float, float, float] | None]:
+    """The crop and region a model runs with where no camera sets its own: those a trained
+    model recorded, as `classify` and `run` give it (one rule, loader.view)."""
+    return loader.view(CameraSettings(), setup)
 
 
 def latency(path: Path, frames: list[np.ndarray], threads: int, repeats: int) -> float:
     """Median invoke time (ms) at `threads` interpreter threads, after one warm-up invoke."""
-    classifier = _classifier(path, threads)
+    setup = loader.plan(str(path), threads=threads, top_k=1)
+    classifier, (crop, roi) = loader.load(setup), _view(setup)
     times = [
-        classifier.classify(image).inference_ms
+        classifier.classify(image, False, crop, roi).inference_ms
         for image in itertools.islice(itertools.cycle(frames), repeats + 1)
     ]
     return statistics.median(times[1:])
@@ -228,7 +230,7 @@ def throughput(
     pool.seed(setup, [loader.load(setup) for _ in range(workers)])
     sink = _FirstPass(len(frames))
     source = _Replay(frames, seconds)
-    plan = CameraPlan("compare")
+    plan = CameraPlan("compare", *_view(setup))
     pipeline.add_camera(plan, (setup,), source, [sink], Controls(), pool, drop=False)
     report = pipeline.run()
     if report.errors:
