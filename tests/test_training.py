@@ -103,6 +103,9 @@ def test_report_numbers_and_files(trained: tuple[Path, dict]) -> None:
     assert report["images"]["augmented"] == report["images"]["train"]
     assert report["val"]["accuracy"] >= 0.95 and report["train"]["accuracy"] >= 0.95
     assert report["int8_agreement"] >= 0.95
+    val_loss = [h[1] for h in report["history"]]
+    assert 1 <= report["kept_epoch"] <= report["epochs"]
+    assert val_loss[report["kept_epoch"] - 1] <= min(val_loss) + 1e-5  # the weights kept
     confusion = np.array(report["val"]["confusion"])
     assert confusion.sum() == report["images"]["val"]
     assert np.trace(confusion) / confusion.sum() == pytest.approx(report["val"]["accuracy"])

@@ -193,6 +193,7 @@ def distill(
         "speedup": student_rate / teacher_rate,
         "model_bytes": size,
         "epochs": head.epochs,
+        "kept_epoch": head.kept,
         "seconds": time.perf_counter() - start,
     }
     _write_markdown(report)

@@ -232,6 +232,7 @@ def train(
         },
         **_evaluate(emb, cut, head, q, split.labels),
         "epochs": head.epochs,
+        "kept_epoch": head.kept,
         "history": [list(h) for h in head.history],
         "model_bytes": size,
         "embed_rate": emb.rate,
