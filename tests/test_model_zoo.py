@@ -9,6 +9,7 @@ import logging
 import re
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -341,3 +342,33 @@ def test_default_models_are_the_fetched_cpu_ones(zoo_dir: Path, tmp_path: Path) 
     models.fetch("mobilenet_v2_edgetpu", tmp_path, mirror=SHARED_MODELS)
     with pytest.raises(ConfigError, match="run `camapp model fetch --all`"):
         zoo.default_models(tmp_path)  # the Edge TPU build does not run on a CPU
+
+
+def _half_and_half(root: Path, n: int) -> Path:
+    """Two classes told apart by the left half of each picture only: the right half shows
+    the other class, so a model that looks at the whole picture cannot tell them apart."""
+    photos = {"cat": cv2.imread(str(SHARED_MEDIA / "cat.bmp")),
+              "person": cv2.imread(str(SHARED_MEDIA / "grace_hopper.bmp"))}  # fmt: skip
+    for label, other in (("cat", "person"), ("person", "cat")):
+        (root / label).mkdir(parents=True)
+        for i in range(n):
+            size = (96 + 5 * i, 160)
+            left, right = cv2.resize(photos[label], size), cv2.resize(photos[other], size)
+            cv2.imwrite(str(root / label / f"{i}.png"), np.hstack([left, right]))
+    return root
+
+
+def test_compare_runs_a_trained_model_on_the_view_it_learnt(tmp_path: Path) -> None:
+    """`compare` gave a stretch/region model the default view: 93.5 % where classify said 96.7."""
+    from camapp.training import TrainSettings, train
+
+    out = tmp_path / "halves.tflite"
+    base = str(SHARED_MODELS / "mobilenet_v1_0.25_128_quant.tflite")
+    settings = TrainSettings(
+        base=base, crop="stretch", roi=(0.0, 0.0, 0.5, 1.0), augment=0, threads=2
+    )
+    train(_half_and_half(tmp_path / "train", 12), out, settings)
+    data = zoo.load_data(datasets=[_half_and_half(tmp_path / "test", 8)], cover=128)
+    plan = zoo.Plan(threads=(1,), workers=1, seconds=0.1, repeats=2)
+    [row] = zoo.compare([out], out, data, plan)
+    assert row.accuracy == 1.0 and row.scored == 16

@@ -20,6 +20,8 @@ from camapp.models import read_labels
 from camapp.tflite.quantize import dequantize_model, quantize_model
 from camapp.tools.calibration import read_frames, to_samples
 from camapp.tools.pair import agreement, compare
+from tests.conftest import run_camapp
+from tests.test_errors import one_line_error
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 INT8 = SHARED / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
@@ -206,3 +208,53 @@ def test_bad_inputs_are_one_line_config_errors(
         call(float_model, tmp_path)
     assert "\n" not in str(info.value) and len(str(info.value)) < 200
     assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture
+def small_float(tmp_path: Path) -> Path:
+    path = tmp_path / "small_float.tflite"
+    dequantize_model(SHARED / "models" / "mobilenet_v1_0.25_128_quant.tflite", path)
+    return path
+
+
+def test_a_quantize_that_fails_leaves_no_out_and_the_old_out_intact(
+    model_dir: Path, small_float: Path
+) -> None:
+    """Weights turned to NaN: the model loads and quantizes, and only judging it fails."""
+    data = bytearray(small_float.read_bytes())
+    third = len(data) // 3
+    data[third : third + 200_000] = b"\xff" * 200_000
+    corrupt = small_float.with_name("corrupt.tflite")
+    corrupt.write_bytes(bytes(data))
+    out = small_float.with_name("out.tflite")
+    args = ["model", "quantize", str(corrupt), "--calibration", str(CLIPS[0]), "--samples", "4"]
+    proc = run_camapp([*args, "--out", str(out)], model_dir, timeout=120)
+    one_line_error(proc, 2)
+    assert not out.exists()
+    out.write_bytes(b"the user's earlier model")
+    proc = run_camapp([*args, "--out", str(out)], model_dir, timeout=120)
+    one_line_error(proc, 2)
+    assert out.read_bytes() == b"the user's earlier model"
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "corrupt.tflite", "out.tflite", "small_float.tflite"
+    ]  # fmt: skip
+
+
+def test_out_equal_to_the_input_is_refused(model_dir: Path, small_float: Path) -> None:
+    before = small_float.read_bytes()
+    link = small_float.with_name("link.tflite")
+    link.symlink_to(small_float)
+    quantize = ["model", "quantize", str(small_float), "--calibration", str(CLIPS[0])]
+    for out in (small_float, small_float.parent / "." / small_float.name, link):
+        proc = run_camapp([*quantize, "--out", str(out)], model_dir)
+        one_line_error(proc, 2, f"--out {out} is the input model")
+    proc = run_camapp(["model", "dequantize", str(link), "--out", str(small_float)], model_dir)
+    one_line_error(proc, 2, "is the input model")
+    assert small_float.read_bytes() == before
+
+
+def test_dequantize_takes_a_known_model_name(model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "float.tflite"
+    proc = run_camapp(["model", "dequantize", "mobilenet_v2_int8", "--out", str(out)], model_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert _io(out)[0]["dtype"] == np.float32

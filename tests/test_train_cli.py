@@ -3,11 +3,14 @@ line and exit 2 for what the user must fix."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import cv2
+import pytest
 
+from camapp.cli.progress import Bar
 from camapp.training import dataset_from_clip
 from tests.conftest import SHARED, SHARED_MEDIA, run_camapp
 from tests.test_errors import one_line_error
@@ -64,3 +67,75 @@ def test_train_without_a_dataset_or_teacher_is_a_usage_error(model_dir: Path, tm
     one_line_error(proc, 2, "pass a DATASET")
     proc = run_camapp(["train", "--out", str(tmp_path / "m.tflite"), "--roi", "1,1,0,0"], model_dir)
     one_line_error(proc, 2, "--roi", "0 <= x1 < x2 <= 1")
+
+
+def test_train_makes_the_out_folder_or_says_it_cannot_before_embedding(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    dataset = tmp_path / "ds"
+    dataset_from_clip(CLIP, LABELS, dataset, 0, 700, 50)
+    (tmp_path / "a-file").write_text("")
+    proc = run_camapp(["train", str(dataset), "--out", str(tmp_path / "a-file" / "m.tflite")],
+                      model_dir, timeout=120)  # fmt: skip
+    one_line_error(proc, 2, "a-file is not a folder")
+    assert "embed" not in proc.stderr  # said before the minutes of embedding, not after
+    out = tmp_path / "models" / "new" / "room.tflite"
+    proc = run_camapp(["train", str(dataset), "--out", str(out)], model_dir, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file()
+
+
+def test_dataset_capture_takes_a_range_of_a_video_in_its_own_time(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """Frames 100 to 299 (30 s at 10 fps), 2 s of the video apart; --end stops it short."""
+    args = ["dataset", "capture", str(tmp_path / "ds"), "--source", str(CLIP), "--label", "a",
+            "--count", "50", "--every", "2", "--start", "100", "--end", "30s"]  # fmt: skip
+    proc = run_camapp(args, model_dir)
+    assert proc.returncode == 0, proc.stderr
+    sidecars = sorted((tmp_path / "ds" / "a").glob("*.json"))
+    assert [json.loads(p.read_text())["frame"] for p in sidecars] == list(range(100, 300, 20))
+    assert "--end (frame 300) was reached: saved 10 of the 50 frames asked" in proc.stderr
+    assert "dataset: [####....................] 10/50 saving a" in proc.stderr  # no terminal
+
+
+def test_dataset_capture_reads_a_whole_clip_fast_and_says_it_ended(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """139 s of video, read whole within the 60 s run_camapp allows (it was paced at 10 fps)."""
+    args = ["dataset", "capture", str(tmp_path / "ds"), "--source", str(CLIP), "--label", "a",
+            "--count", "100", "--every", "10"]  # fmt: skip
+    proc = run_camapp(args, model_dir, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "ds" / "a").glob("*.jpg"))) == 14  # frames 0, 100, ... 1300
+    assert "the video ended: saved 14 of the 100 frames asked" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--start", "ten"], "--start: a frame number (300) or seconds (12.5s), not 'ten'"),
+        (["--end", "-3"], "--end: a frame number"),
+        (["--start", "10s", "--end", "50"], "--end (frame 50) must come after --start (frame 100)"),
+    ],
+)
+def test_dataset_capture_range_errors_are_one_line(
+    model_dir: Path, tmp_path: Path, flags: list[str], message: str
+) -> None:
+    args = ["dataset", "capture", str(tmp_path), "--source", str(CLIP), "--label", "a", *flags]
+    one_line_error(run_camapp(args, model_dir), 2, message)
+    assert not (tmp_path / "a").exists()
+
+
+def test_progress_in_a_log_shows_the_stage_now_and_then_and_where_it_stopped() -> None:
+    log, now = io.StringIO(), [0.0]
+    bar = Bar("x", log, width=4, clock=lambda: now[0])
+    for done in range(1, 8):
+        now[0] = 3.0 * (done - 1)
+        bar("saving", done, 10)
+    bar.close()
+    assert log.getvalue().splitlines() == [
+        "x: [....] 1/10 saving",  # the stage starts, at 0 s
+        "x: [##..] 5/10 saving",  # 12 s: the first call 10 s or more later
+        "x: [##..] 7/10 saving",  # on close: where it stopped, short of 10
+    ]

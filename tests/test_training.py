@@ -99,10 +99,14 @@ def test_accuracy_on_unseen_people(trained: tuple[Path, dict]) -> None:
 
 def test_report_numbers_and_files(trained: tuple[Path, dict]) -> None:
     out, report = trained
-    assert report["images"]["unreadable"] == [str(out.parent / "dataset" / "person" / "broken.jpg")]
+    broken = str(out.parent / "dataset" / "person" / "broken.jpg")
+    assert report["images"]["unreadable"] == {broken: "corrupt JPEG header"}
     assert report["images"]["augmented"] == report["images"]["train"]
     assert report["val"]["accuracy"] >= 0.95 and report["train"]["accuracy"] >= 0.95
     assert report["int8_agreement"] >= 0.95
+    val_loss = [h[1] for h in report["history"]]
+    assert 1 <= report["kept_epoch"] <= report["epochs"]
+    assert val_loss[report["kept_epoch"] - 1] <= min(val_loss) + 1e-5  # the weights kept
     confusion = np.array(report["val"]["confusion"])
     assert confusion.sum() == report["images"]["val"]
     assert np.trace(confusion) / confusion.sum() == pytest.approx(report["val"]["accuracy"])
@@ -235,6 +239,7 @@ def test_dataset_check_finds_every_problem(tmp_path: Path) -> None:
     assert "imbalanced: 'cats' has 13 images, 'dogs' 4" in text
     assert "classes cats, dogs (a wrong label?)" in text
     assert "1 image(s) are near-copies" in text
+    assert "keep one of each group: cats/0-again.jpg, cats/0.png" in text
 
 
 def test_dataset_check_problems_and_a_clean_set(tmp_path: Path) -> None:
@@ -323,7 +328,7 @@ def test_small_base_and_separate_validation_folder(tmp_path: Path) -> None:
         "augmented": 0,
         "val": 6,
         "embedded": 20,
-        "unreadable": [],
+        "unreadable": {},
     }
     assert models.model_info(out)["inputs"][0]["shape"] == [1, 128, 128, 3]
     assert report["int8_agreement"] >= 5 / 6

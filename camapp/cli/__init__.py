@@ -50,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except CamappError as exc:
         return _error(args, str(exc), exc.exit_code)
-    except BrokenPipeError:  # stdout closed early, e.g. `camapp classify ... | head -1`
-        return _error(args, "output closed before camapp finished (broken pipe)", EXIT_RUNTIME)
+    except BrokenPipeError:  # stdout closed early, e.g. `camapp model list | head -1`
+        return _reader_gone()
     except OSError as exc:  # a file or directory the user named that cannot be used
         where = f": {exc.filename}" if exc.filename else ""
         return _error(args, f"{exc.strerror or exc}{where}", EXIT_USAGE)
@@ -59,6 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(args, "interrupted", EXIT_RUNTIME)
     except Exception as exc:  # a bug: still one line, the traceback with --debug
         return _error(args, f"internal error: {type(exc).__name__}: {exc}", EXIT_RUNTIME)
+
+
+def _reader_gone() -> int:
+    """The reader of stdout took what it wanted and left (`| head`): end quietly, as other
+    command-line tools do, with exit 1 for a script that checks (pipefail); what is still
+    buffered goes nowhere rather than failing again at exit."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_RUNTIME
 
 
 def _error(args: argparse.Namespace, message: str, code: int) -> int:

@@ -6,11 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-import cv2
-
+from camapp.capture.imagefile import read_image
 from camapp.cli.common import EPILOG, run_config
 from camapp.config import flags
-from camapp.errors import EXIT_OK, ConfigError
+from camapp.errors import EXIT_OK
 from camapp.inference import loader
 from camapp.inference.classifier import Classification
 
@@ -31,10 +30,7 @@ def command(args: argparse.Namespace) -> int:
     [camera] = run_config(args).cameras
     images = []
     for path in args.images:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
-        if image is None:
-            raise ConfigError(f"cannot read image: {path}")
-        images.append((path, image))
+        images.append((path, read_image(path)))
     setup = loader.plan(
         camera.model, camera.labels, camera.backend, camera.delegate, 1, camera.top_k
     )

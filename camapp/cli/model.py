@@ -11,6 +11,7 @@ from camapp.cli.common import EPILOG, Parser
 from camapp.cli.progress import Bar
 from camapp.errors import EXIT_OK, ConfigError
 from camapp.models import measured
+from camapp.tflite import modelfile
 from camapp.tflite.modelfile import open_model
 from camapp.tflite.quantize import IO_TYPES, dequantize_model, quantize_model
 from camapp.tools import calibration, pair
@@ -39,7 +40,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     _add_compare(actions)
     _add_quantize(actions)
     d = actions.add_parser("dequantize", help="a float32 copy of a quantized model")
-    d.add_argument("model", type=Path, metavar="INT8.tflite")
+    d.add_argument("model", metavar="MODEL", help="an int8 model file or a known model name")
     d.add_argument("--out", type=Path, required=True, metavar="FLOAT.tflite")
     d.set_defaults(handler=dequantize)
 
@@ -182,6 +183,7 @@ def quantize(args: argparse.Namespace) -> int:
     """Calibrate on every other frame, judge on the frames between them."""
     if not 1 <= args.samples <= MAX_SAMPLES:
         raise ConfigError(f"--samples must be 1 to {MAX_SAMPLES}, not {args.samples}")
+    _distinct(args.model, args.out)
     spec = open_model(args.model).classifier(())
     height, width = spec.input_size
     if height != width or spec.layout != "NHWC" or spec.channels != 3:
@@ -196,12 +198,13 @@ def quantize(args: argparse.Namespace) -> int:
         raise ConfigError(f"{str(args.calibration)[:100]}: need at least 2 frames")
     calibrate, held_out = frames[::2], frames[1::2]
     log.info("calibrating on %d frames, %d held out", len(calibrate), len(held_out))
-    quantize_model(args.model, calibration.to_samples(calibrate, height), args.out, args.io)
-    result = pair.compare(args.model, args.out, held_out)
-    try:
-        sure = f"{pair.agreement(args.model, args.out, held_out, min_score=zoo.SURE):.1%}"
-    except ConfigError:  # no held-out frame the float model is sure of
-        sure = "no such frame"
+    with modelfile.replacing(args.out) as part:  # becomes --out only once it ran
+        quantize_model(args.model, calibration.to_samples(calibrate, height), part, args.io)
+        result = pair.compare(args.model, part, held_out)
+        try:
+            sure = f"{pair.agreement(args.model, part, held_out, min_score=zoo.SURE):.1%}"
+        except ConfigError:  # no held-out frame the float model is sure of
+            sure = "no such frame"
     print(
         f"{args.out}: {args.out.stat().st_size / 2**20:.2f} MiB, {result.size_ratio:.2f}x smaller "
         f"than {args.model.name}; {result.speedup:.2f}x faster ({result.median_ms[0]:.1f} -> "
@@ -213,10 +216,19 @@ def quantize(args: argparse.Namespace) -> int:
 
 
 def dequantize(args: argparse.Namespace) -> int:
-    dequantize_model(args.model, args.out)
-    ratio = args.out.stat().st_size / args.model.stat().st_size
+    """MODEL is a file or a known name, as everywhere else."""
+    model = models.resolve_model(args.model)
+    _distinct(model, args.out)
+    dequantize_model(model, args.out)
+    ratio = args.out.stat().st_size / model.stat().st_size
     print(
         f"{args.out}: float32, {args.out.stat().st_size / 2**20:.2f} MiB "
-        f"({ratio:.2f}x {args.model.name})"
+        f"({ratio:.2f}x {model.name})"
     )
     return EXIT_OK
+
+
+def _distinct(model: Path, out: Path) -> None:
+    """Refuse an `out` that is the input model itself: writing over it loses the original."""
+    if Path(out).exists() and Path(out).samefile(model):  # also through a link
+        raise ConfigError(f"--out {str(out)[:100]} is the input model: name another file")

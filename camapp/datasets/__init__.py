@@ -10,7 +10,6 @@ from camapp.datasets.folder import (
     class_dirs,
     is_image,
     is_label,
-    load_image,
     save_frame,
     scan,
 )
@@ -22,7 +21,6 @@ __all__ = [
     "class_dirs",
     "is_image",
     "is_label",
-    "load_image",
     "save_frame",
     "scan",
 ]

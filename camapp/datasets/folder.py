@@ -1,4 +1,4 @@
-"""A training set on disk: DATASET/<label>/*.jpg|png, one folder per class.
+"""A training set on disk: DATASET/<label>/*.jpg|png|bmp, one folder per class.
 
 Anything else in the tree (sidecars, notes, hidden files) is ignored, so frames can be
 collected straight from a camera with `save_frame` and sorted by moving files.
@@ -16,9 +16,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from camapp.capture.imagefile import IMAGE_SUFFIXES
 from camapp.errors import ConfigError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}")
 _JPEG_QUALITY = 95
 
@@ -57,18 +57,6 @@ def scan(root: Path) -> list[Sample]:
             raise ConfigError(f"cannot list {str(folder)[:100]}: {exc.strerror or exc}") from None
         samples += [Sample(f, folder.name) for f in files if is_image(f)]
     return samples
-
-
-def load_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
-    """Decode an image file (BGR), or None if it cannot be read or decoded: never raises."""
-    try:
-        data = np.fromfile(path, np.uint8)
-    except OSError:
-        return None
-    if not data.size:
-        return None
-    image = cv2.imdecode(data, flags)
-    return image if image is not None and image.size else None
 
 
 def is_label(label: str) -> bool:

@@ -11,10 +11,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from camapp.inference.classifier import Classifier
+from camapp.inference.preprocess import Roi
 
 
-def median_invoke_ms(classifier: Classifier, frames: Sequence[np.ndarray], repeats: int) -> float:
-    """Median invoke time (ms) over `repeats` frames cycled from `frames`, after one warm-up."""
+def median_invoke_ms(
+    classifier: Classifier,
+    frames: Sequence[np.ndarray],
+    repeats: int,
+    view: tuple[str, Roi | None] = ("center", None),
+) -> float:
+    """Median invoke time (ms) over `repeats` RGB frames cycled from `frames`, after one
+    warm-up, each seen through `view` (crop, region of interest) as a camera would."""
+    crop, roi = view
     images = itertools.islice(itertools.cycle(frames), repeats + 1)
-    times = [classifier.classify(image).inference_ms for image in images]
+    times = [classifier.classify(image, False, crop, roi).inference_ms for image in images]
     return statistics.median(times[1:])

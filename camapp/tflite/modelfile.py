@@ -12,9 +12,11 @@ load and refused in one wording (`graph.invalid`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -210,18 +212,28 @@ def _check_range(what: str, indices: list[int], low: int, count: int) -> None:
             raise ValueError(f"{what} index {index} out of range (0..{count - 1})")
 
 
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary file beside `path` for the block to write (and check); renamed onto `path`
+    only when the block ends without an error, removed otherwise: a failure never leaves a
+    half-written or broken file under the name, nor harms the file it would replace."""
+    path = Path(path)
+    part = path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
+    try:
+        yield part
+        os.replace(part, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {shorten(path)}: {os_reason(exc)}") from None
+    finally:
+        part.unlink(missing_ok=True)
+
+
 def write(out: str | os.PathLike[str], model: schema.ModelT | bytes, carried: bytes) -> int:
-    """Write a model (objects or flatbuffer bytes) followed by its bundle atomically: a
-    `.part` file renamed into place, so a failure never leaves a broken model behind.
-    Returns the size written."""
+    """Write a model (objects or flatbuffer bytes) followed by its bundle, through
+    `replacing`; returns the size written."""
     if not isinstance(model, bytes):
         model = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
     data = model + carried
-    part = Path(f"{out}.part")
-    try:
+    with replacing(out) as part:
         part.write_bytes(data)
-        os.replace(part, out)
-    except OSError as exc:
-        part.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write model {shorten(out)}: {os_reason(exc)}") from None
     return len(data)

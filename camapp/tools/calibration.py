@@ -12,11 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from camapp.capture.imagefile import IMAGE_SUFFIXES, read_image
 from camapp.errors import ConfigError
 from camapp.inference.backend import InputSpec
 from camapp.inference.preprocess import Preprocessor
 
-IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png")
 MAX_FRAMES = 1000  # calibration needs dozens; this bounds the memory a typo could take
 
 
@@ -64,9 +64,7 @@ def _image_frames(
     files = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     frames = []
     for index in _positions(len(files), count, span):
-        image = cv2.imread(str(files[index]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ConfigError(f"cannot read image {files[index]}")
+        image = read_image(files[index])
         frames.append(cv2.cvtColor(shrink(image, cover), cv2.COLOR_BGR2RGB))
     return frames
 

@@ -14,13 +14,18 @@ import numpy as np
 from camapp import charts
 
 
-def _curves(ax: Any, history: list[list[float | None]]) -> None:
+def _curves(ax: Any, history: list[list[float | None]], kept: int | None) -> None:
+    """Both losses on a log scale: near zero a linear axis shows a validation loss of 0.001 as
+    0 and a training loss of 0.008 (augmented copies included) as rising. The epoch whose
+    weights the model keeps is marked: early stopping goes on a few epochs past it."""
     epochs = np.arange(1, len(history) + 1)
-    ax.plot(epochs, [h[0] for h in history], label="train")
+    ax.plot(epochs, [h[0] for h in history], label="train (with augmented copies)")
     if history and history[0][1] is not None:
         ax.plot(epochs, [h[1] for h in history], label="validation")
-    ax.set(title="loss", xlabel="epoch")
-    ax.legend()
+    if kept:
+        ax.axvline(kept, color="grey", linestyle="--", linewidth=1, label=f"kept: epoch {kept}")
+    ax.set(title="loss (log scale)", xlabel="epoch", yscale="log")
+    ax.legend(fontsize="small")
 
 
 def _confusion(ax: Any, confusion: list[list[int]], labels: list[str]) -> None:
@@ -41,17 +46,24 @@ def _per_class(ax: Any, per_class: dict[str, dict[str, Any]], labels: list[str])
         values = [per_class[label][key] or 0.0 for label in labels]
         ax.bar(x + offset, values, width=0.4, label=key)
     ax.set_xticks(x, labels, rotation=45, ha="right")
-    ax.set(title="validation by class", ylim=(0, 1.05))
-    ax.legend(loc="lower right")
+    # Room above the bars for the legend, which must never hide one.
+    ax.set(title="validation by class", ylim=(0, 1.3), yticks=np.linspace(0, 1, 6))
+    ax.legend(loc="upper center", ncol=2, fontsize="small")
 
 
 def write_chart(report: dict[str, Any], path: Path) -> Path | None:
     """Draw the chart to `path`; None when matplotlib is not installed."""
+    fig = figure(report)
+    return None if fig is None else charts.save(fig, path, dpi=80)
+
+
+def figure(report: dict[str, Any]) -> Any | None:
+    """write_chart()'s matplotlib figure, not saved; None without matplotlib."""
     plt = charts.pyplot()
     if plt is None:
         return None
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), layout="constrained")
-    _curves(axes[0], report["history"])
+    _curves(axes[0], report["history"], report.get("kept_epoch"))
     _confusion(axes[1], report["val"]["confusion"], report["labels"])
     _per_class(axes[2], report["val"]["per_class"], report["labels"])
     fig.suptitle(
@@ -59,4 +71,4 @@ def write_chart(report: dict[str, Any], path: Path) -> Path | None:
         if report["val"]["accuracy"] is not None
         else Path(report["model"]).name
     )
-    return charts.save(fig, path, dpi=80)
+    return fig

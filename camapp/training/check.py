@@ -14,7 +14,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from camapp.datasets import Sample, class_dirs, load_image, scan
+from camapp.capture.imagefile import UnreadableImage, read_image
+from camapp.datasets import Sample, class_dirs, scan
 
 MIN_IMAGES = 10
 MAX_IMBALANCE = 3.0
@@ -26,7 +27,7 @@ _SHOWN = 5  # examples named per finding
 class DatasetReport:
     root: str
     counts: dict[str, int]  # readable images per class, every class folder listed
-    unreadable: list[str] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)  # path: why it was refused
     duplicates: list[list[str]] = field(default_factory=list)  # near-identical groups
     conflicts: list[list[str]] = field(default_factory=list)  # ... spanning classes
     problems: list[str] = field(default_factory=list)  # training cannot start
@@ -73,13 +74,15 @@ def near_duplicate_groups(
 
 def _hash_all(
     samples: list[Sample], progress: Callable[[str, int, int], None] | None
-) -> tuple[list[Sample], list[int], list[str]]:
-    """Read every image once (a reduced grey decode: fast), keeping the readable ones."""
-    good, hashes, broken = [], [], []
+) -> tuple[list[Sample], list[int], dict[str, str]]:
+    """Read every image once (a reduced grey decode: fast), keeping the readable ones and
+    why each other one was refused."""
+    good, hashes, broken = [], [], {}
     for n, sample in enumerate(samples, 1):
-        grey = load_image(sample.path, cv2.IMREAD_REDUCED_GRAYSCALE_4)
-        if grey is None:
-            broken.append(str(sample.path))
+        try:
+            grey = read_image(sample.path, cv2.IMREAD_REDUCED_GRAYSCALE_4)
+        except UnreadableImage as exc:
+            broken[str(sample.path)] = exc.reason
         else:
             good.append(sample)
             hashes.append(dhash(grey))
@@ -106,10 +109,19 @@ def check_dataset(
     return report
 
 
-def _names(paths: list[str]) -> str:
-    """A few of `paths` as label/file, and how many more."""
-    shown = ", ".join(f"{Path(p).parent.name[:20]}/{Path(p).name[:40]}" for p in paths[:_SHOWN])
+def _names(paths: list[str], why: dict[str, str] | None = None) -> str:
+    """A few of `paths` as label/file (with why, when known), and how many more."""
+    shown = ", ".join(
+        f"{Path(p).parent.name[:20]}/{Path(p).name[:40]}" + (f" ({why[p]})" if why else "")
+        for p in paths[:_SHOWN]
+    )
     return shown + (f" and {len(paths) - _SHOWN} more" if len(paths) > _SHOWN else "")
+
+
+def _groups(groups: list[list[str]]) -> str:
+    """The files of a few groups, one group after another, and how many more groups."""
+    text = "; ".join(_names(group) for group in groups[:_SHOWN])
+    return text + (f"; and {len(groups) - _SHOWN} more groups" if len(groups) > _SHOWN else "")
 
 
 def _advise(r: DatasetReport) -> None:
@@ -118,11 +130,12 @@ def _advise(r: DatasetReport) -> None:
     if len(filled) < 2:
         r.problems.append(
             f"need at least 2 classes with images, found {len(filled)}: make one folder per "
-            f"class in {r.root[:100]} and put its images (.jpg, .png) in it"
+            f"class in {r.root[:100]} and put its images (.jpg, .png, .bmp) in it"
         )
     if r.unreadable:
         r.advice.append(
-            f"{len(r.unreadable)} unreadable image(s) will be skipped: {_names(r.unreadable)}; "
+            f"{len(r.unreadable)} unreadable image(s) will be skipped: "
+            f"{_names(list(r.unreadable), r.unreadable)}; "
             "delete or re-save them"
         )
     for label, n in r.counts.items():
@@ -148,7 +161,8 @@ def _advise(r: DatasetReport) -> None:
         r.advice.append(
             f"{extra} image(s) are near-copies of another in the same class "
             f"({len(r.duplicates)} group(s)): they add little and make validation look better "
-            "than it is (frames of a still scene are like this)"
+            f"than it is (frames of a still scene are like this); keep one of each group: "
+            f"{_groups(r.duplicates)}"
         )
 
 

@@ -133,6 +133,7 @@ def distill(
     """Teach a head on `student` (a small classifier, cut at its embedding) to answer like
     `teacher` on `clip`; write OUT (.tflite, labels embedded) and OUT.report.md."""
     s = settings or DistillSettings()
+    out = graft.out_folder(out)
     start = time.perf_counter()
     teacher_path, student_path = models.resolve_model(teacher), models.resolve_model(student)
     teacher_model, cut = load_model_bytes(teacher_path), cut_classifier(student_path)
@@ -167,6 +168,7 @@ def distill(
         "speedup": student_rate / teacher_rate,
         "model_bytes": size,
         "epochs": head.epochs,
+        "kept_epoch": head.kept,
         "seconds": time.perf_counter() - start,
     }
     _write_markdown(report)

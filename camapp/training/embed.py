@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from camapp.datasets import load_image
+from camapp.capture.imagefile import UnreadableImage, read_image
 from camapp.errors import CamappError, ConfigError
 from camapp.inference.backend import InputSpec
 from camapp.inference.backends.litert import interpreter_api
@@ -46,6 +46,7 @@ class Job:
 class Extraction:
     raw: np.ndarray  # (n, dim) the model's output, as it computes it (int8/uint8)
     ok: np.ndarray  # (n,) False where the image could not be read
+    refused: dict[int, str]  # job index: why its image could not be read
     seconds: float
     threads: int
 
@@ -130,6 +131,7 @@ class _Pool:
         self.model, self.crop, self.roi, self.low = model, crop, roi, low
         self.done: queue.Queue[int] = queue.Queue()
         self.errors: list[str] = []
+        self.refused: dict[int, str] = {}
         self.fed = 0
 
     def feed(self, jobs: Iterable[Job], todo: queue.Queue, threads: int) -> None:
@@ -144,8 +146,9 @@ class _Pool:
             todo.put(None)
 
     def work(self, todo: queue.Queue) -> None:
-        """A worker thread: its own interpreter, jobs until the stop; after a failure it
-        only drains the queue, so the feeder never blocks."""
+        """A worker thread: its own interpreter, jobs until the stop. Any failure is kept for
+        the main thread to raise, and the worker then only drains the queue, so neither the
+        feeder nor the main thread ever waits for it in vain."""
         if self.low:
             lower_priority()
         try:
@@ -156,19 +159,22 @@ class _Pool:
         while (item := todo.get()) is not None:
             index, job = item
             if runner is not None and not self.errors:
-                self._one(runner, index, job)
+                try:
+                    self._one(runner, index, job)
+                except Exception as exc:  # never a dead worker and a hang: a one-line error
+                    self.errors.append(f"embedding failed: {type(exc).__name__}: {exc}")
             self.done.put(1)
 
     def _one(self, runner: _Runner, index: int, job: Job) -> None:
-        """Decode (in this thread: cv2 releases the GIL), run, store one row."""
-        image = load_image(job.source) if isinstance(job.source, Path) else job.source
-        if image is None:
-            return
+        """Decode (in this thread: cv2 releases the GIL), run, store one row; an image that
+        is refused is skipped, with its reason kept."""
         try:
-            self.raw[index] = runner.run(image, job.seed)
-            self.ok[index] = True
-        except Exception as exc:  # any failure ends the run with a message, never a hang
-            self.errors.append(f"embedding failed: {type(exc).__name__}: {exc}")
+            image = read_image(job.source) if isinstance(job.source, Path) else job.source
+        except UnreadableImage as exc:
+            self.refused[index] = exc.reason
+            return
+        self.raw[index] = runner.run(image, job.seed)
+        self.ok[index] = True
 
 
 def extract(
@@ -206,9 +212,9 @@ def extract(
             progress(stage, finished, total)
             shown = time.perf_counter()
     if pool.errors:
-        raise CamappError(pool.errors[0][:300])
+        raise CamappError(" ".join(pool.errors[0].split())[:300])  # one line, as every error
     n = pool.fed
-    return Extraction(pool.raw[:n], pool.ok[:n], time.perf_counter() - start, threads)
+    return Extraction(pool.raw[:n], pool.ok[:n], pool.refused, time.perf_counter() - start, threads)
 
 
 def bare_rate(model: bytes, seconds: float = 1.0) -> float:

@@ -10,6 +10,7 @@ carry their labels, so `camapp classify --model OUT.tflite` needs nothing else.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from camapp.errors import ConfigError, os_reason, shorten
 from camapp.inference.backends.litert import interpreter_api
 from camapp.tflite import bundle, modelfile
 from camapp.tflite import edit as tg
@@ -138,6 +140,23 @@ def head_only_model(cut: CutModel, q: QuantizedHead) -> bytes:
     graph.inputs = [embedding]
     graph.outputs = [_append_head(model, embedding, cut, q)]
     return tg.serialize(model)
+
+
+def out_folder(out: Path) -> Path:
+    """Make the model's folder now, so a missing or unwritable one is said before the
+    minutes of embedding, not after."""
+    folder = Path(out).parent
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {shorten(out)}: {shorten(folder)} is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot make the folder of --out {shorten(out)}: {os_reason(exc)}"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write into {shorten(folder)} (for --out {shorten(out)})")
+    return Path(out)
 
 
 def write_model(out: Path, flatbuffer: bytes, labels: list[str], meta: dict[str, Any]) -> int:

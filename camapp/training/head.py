@@ -22,6 +22,7 @@ class Head:
     bias: np.ndarray  # (classes,) float32
     history: list[tuple[float, float | None]] = field(default_factory=list)  # (train, val) loss
     epochs: int = 0  # epochs actually run (early stopping ends sooner)
+    kept: int = 0  # the epoch whose weights these are: the best watched loss
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         return x @ self.weights.T + self.bias
@@ -102,7 +103,7 @@ def train_head(
         np.zeros((targets.shape[1], x.shape[1]), np.float32), np.zeros(targets.shape[1], np.float32)
     )
     opt = _Adam([head.weights.shape, head.bias.shape], s.learning_rate)
-    best, best_loss, waited = (head.weights.copy(), head.bias.copy()), np.inf, 0
+    best, best_loss, waited, kept = (head.weights.copy(), head.bias.copy()), np.inf, 0, 0
     for epoch in range(1, s.max_epochs + 1):
         _epoch(head, opt, xs, targets, s.l2, rng.permutation(len(xs)), s.batch_size)
         val_loss = None if xv is None else cross_entropy(head, xv, targets_val)
@@ -111,6 +112,7 @@ def train_head(
         watched = head.history[-1][0] if val_loss is None else val_loss
         if watched < best_loss - 1e-5:
             best, best_loss, waited = (head.weights.copy(), head.bias.copy()), watched, 0
+            kept = epoch
         elif (waited := waited + 1) >= s.patience:
             break
     weights = best[0] / std
@@ -119,4 +121,5 @@ def train_head(
         (best[1] - weights @ mean).astype(np.float32),
         head.history,
         head.epochs,
+        kept,
     )

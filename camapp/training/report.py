@@ -113,6 +113,10 @@ def markdown(r: dict[str, Any]) -> str:
         f"- {w['path']}: predicted {w['predicted']} ({w['score']:.2f}), true {w['true']}"
         for w in r["wrong"][:_WRONG_SHOWN]
     ] or ["none"]
+    unreadable = r["images"]["unreadable"]
+    if unreadable:
+        lines += ["", f"## Images skipped as unreadable ({len(unreadable)})", ""]
+        lines += [f"- {path}: {why}" for path, why in list(unreadable.items())[:_WRONG_SHOWN]]
     return "\n".join(lines) + "\n"
 
 

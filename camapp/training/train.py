@@ -50,7 +50,7 @@ class _Embedded:
     val_raw: np.ndarray
     val_y: np.ndarray
     val_paths: list[str]
-    unreadable: list[str]
+    unreadable: dict[str, str]  # path: why it was refused (augmented copies left out)
     seconds: float
     rate: float
     threads: int
@@ -100,9 +100,9 @@ def _embed(split: _Split, cut: CutModel, s: TrainSettings, progress: Progress | 
         val_raw=ex.raw[val],
         val_y=y[val],
         val_paths=[str(items[i].path) for i in np.flatnonzero(val)],
-        unreadable=[
-            str(x.path) for x, r, ok in zip(items, role, ex.ok, strict=True) if r != 1 and not ok
-        ],
+        unreadable={
+            str(items[i].path): why for i, why in sorted(ex.refused.items()) if role[i] != 1
+        },
         seconds=ex.seconds,
         rate=ex.rate,
         threads=ex.threads,
@@ -176,6 +176,7 @@ def train(
     s = settings or TrainSettings()
     say = progress or (lambda _stage, _done, _total: None)
     start = time.perf_counter()
+    out = graft.out_folder(out)
     split = _split(Path(dataset), s)
     cut = cut_classifier(models.resolve_model(s.base))
     emb = _embed(split, cut, s, progress)
@@ -203,6 +204,7 @@ def train(
         },
         **_evaluate(emb, cut, head, q, split.labels),
         "epochs": head.epochs,
+        "kept_epoch": head.kept,
         "history": [list(h) for h in head.history],
         "model_bytes": size,
         "embed_rate": emb.rate,
