@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from camapp import models
 from camapp.capture import Reconnecting, Source, open_source
 from camapp.config.load import RunConfig
 from camapp.config.schema import CameraSettings
@@ -28,7 +27,6 @@ from camapp.governor.motion import MotionGate
 from camapp.governor.sensors import Sensors
 from camapp.inference import ladder, loader
 from camapp.inference.preprocess import Roi
-from camapp.models.trained import read_meta
 from camapp.publish import ha
 from camapp.publish.commands import CommandHandler
 from camapp.publish.mqtt import MqttPublisher, default_client_id, dumps
@@ -119,15 +117,16 @@ class App:
         self.publisher.on_connected(state.republish)
         watch = SourceWatch(channel, state, settings.source_timeout)
         source = self._open(settings, setup, max(self.pool.caches[0][setup].size), watch)
-        sinks = self._sinks(settings, setup, channel, state, source.live)
+        known = actions.KnownModels(settings.camera_id, dataset_of(settings), (setup,))
+        sinks = self._sinks(settings, setup, channel, state, source.live, known)
         motion = None
         if settings.motion_threshold:
             # After a change, let enough frames through for the debounced state to confirm it.
             follow = settings.state_frames - 1
             motion = MotionGate(settings.motion_threshold, settings.motion_refresh, follow)
         crop, roi = loader.view(settings, setup)
-        dataset = dataset_of(settings)
-        save = functools.partial(actions.save_frame, dataset)
+        limits = actions.DatasetLimits.of(settings, dataset_of(settings))
+        save = functools.partial(actions.save_frame, limits)
         plan = CameraPlan(settings.camera_id, crop, roi, settings.max_frames, motion, save)
         # Frames are dropped only where they go stale: live cameras and paced replays.
         drop = settings.drop and source.paced
@@ -135,7 +134,9 @@ class App:
         camera = self.pipeline.add_camera(
             plan, rungs.setups, source, sinks, controls, self.pool, drop
         )
-        commands = self._commands(settings, channel, controls, camera)
+        for rung in rungs.setups[1:]:
+            known.ran(rung)
+        commands = self._commands(settings, channel, controls, camera, (known, limits))
         size = self.pool.caches[0][setup].size
         feed = self._pictures(settings, (setup.name, size, crop, roi), camera, commands, state)
         return Wired(settings, setup, channel, controls, camera, rungs.costs, feed)
@@ -153,16 +154,24 @@ class App:
         return rungs
 
     def _commands(
-        self, settings: CameraSettings, channel: Channel, controls: Controls, camera: Camera
+        self,
+        settings: CameraSettings,
+        channel: Channel,
+        controls: Controls,
+        camera: Camera,
+        dataset: tuple[actions.KnownModels, actions.DatasetLimits],
     ) -> CommandHandler:
-        """The camera's `set` topic: runtime settings, and switching model or saving a frame."""
+        """The camera's `set` topic: runtime settings, and switching model (on the handler's
+        own thread: it loads) or saving a frame."""
+        known, limits = dataset
         threads, switched = (
             self.config.app.threads_per_worker,
             self._rediscover.get(camera.camera_id),
         )
-        switch = actions.ModelSwitch(camera, settings, threads, switched)
-        doings = {"model": switch, "capture": actions.Capture(camera)}
-        commands = CommandHandler(channel, controls, doings, switch.state)
+        switch = actions.ModelSwitch(camera, settings, threads, known, switched)
+        capture = actions.Capture(camera, limits, settings.capture_per_minute)
+        doings = {"model": switch, "capture": capture}
+        commands = CommandHandler(channel, controls, doings, switch.state, slow=("model",))
         channel.subscribe("set", commands.handle)
         self.publisher.on_connected(commands.publish_config)
         return commands
@@ -243,15 +252,16 @@ class App:
         channel: Channel,
         state: StateSink,
         live: bool,
+        known: actions.KnownModels,
     ) -> list[Sink]:
         """The camera's sinks, and its Home Assistant entities."""
         if self.config.app.ha.discovery:
-            described = self._ha_camera(settings, setup, channel, live)
+            described = self._ha_camera(settings, setup, channel, live, known)
             discovery = ha.Discovery(described, self.config.app.ha)
             self.publisher.on_connected(discovery.announce)
             self.publisher.subscribe(discovery.status_topic, discovery.on_status)
             self._rediscover[settings.camera_id] = functools.partial(
-                self._switched, settings, channel, live, discovery
+                self._switched, settings, channel, live, discovery, known
             )
         sinks: list[Sink] = [ClassificationSink(channel), state]
         if self.config.app.print:
@@ -264,16 +274,22 @@ class App:
         channel: Channel,
         live: bool,
         discovery: ha.Discovery,
+        known: actions.KnownModels,
         setup: loader.ModelSetup,
     ) -> None:
         """Home Assistant's entities follow a model switched by `set` (its classes, its
         binary sensor, its buttons); an `on_label` the new model lacks is not used."""
         if settings.on_label not in setup.classes:
             settings = settings.model_copy(update={"on_label": None})
-        discovery.update(self._ha_camera(settings, setup, channel, live))
+        discovery.update(self._ha_camera(settings, setup, channel, live, known))
 
     def _ha_camera(
-        self, settings: CameraSettings, setup: loader.ModelSetup, channel: Channel, live: bool
+        self,
+        settings: CameraSettings,
+        setup: loader.ModelSetup,
+        channel: Channel,
+        live: bool,
+        known: actions.KnownModels,
     ) -> ha.Camera:
         if settings.on_label is not None and settings.on_label not in setup.classes:
             raise ConfigError(
@@ -285,8 +301,8 @@ class App:
             self.config.mqtt.qos,
             setup.name,
             setup.classes,
-            trained=bool(read_meta(setup.path)),
-            models=tuple(models.fetched()),
+            buttons=known.labels(),
+            models=known.options(),
             temperature=self._sensors.temperature().value is not None,
             device_class=settings.device_class,
             on_label=settings.on_label,
