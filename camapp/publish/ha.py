@@ -34,15 +34,6 @@ from camapp.publish.topics import Channel
 REANNOUNCE_DELAY = 1.0
 ENUM_MAX = 50  # classes up to which the label is an enum sensor with its options
 DIAGNOSTIC = {"entity_category": "diagnostic"}
-# Every entity object id camapp may announce, by component: what `ha remove` deletes.
-FIXED = {
-    "sensor": ("label", "score", "classification_rate", "cpu", "temperature", "power"),
-    "binary_sensor": ("detected", "source_problem"),
-    "switch": ("paused",),
-    "number": ("threshold", "cpu_budget"),
-    "select": ("model",),
-    "image": ("snapshot",),
-}
 
 
 @dataclass(frozen=True)
@@ -71,6 +62,11 @@ def node_id(camera_id: str) -> str:
 
 def config_topic(prefix: str, camera_id: str, component: str, object_id: str) -> str:
     return f"{prefix}/{component}/{node_id(camera_id)}/{object_id}/config"
+
+
+def configs_filter(prefix: str, camera_id: str) -> str:
+    """The topic filter of every discovery config of a camera."""
+    return config_topic(prefix, camera_id, "+", "+")
 
 
 def discovery_configs(camera: Camera, prefix: str) -> dict[str, dict[str, Any]]:
@@ -410,12 +406,31 @@ class Discovery:
         self.announce()
 
 
-def remove(publisher: MqttPublisher, prefix: str, camera_id: str, labels: list[str]) -> None:
-    """Queue the empty retained payloads that delete a camera's entities: every entity camapp
-    may announce, and a capture button for each of `labels`."""
-    for component, object_ids in FIXED.items():
-        for object_id in object_ids:
-            publisher.publish(config_topic(prefix, camera_id, component, object_id), b"", True)
-    for label in labels:
-        topic = config_topic(prefix, camera_id, "button", f"capture_{_slug(label)}")
-        publisher.publish(topic, b"", retain=True)
+class Retained:
+    """What the broker retains under a camera's discovery configs (`ha remove`): subscribe
+    `note` to `configs_filter`, and register `ask` with `on_connected`. `ask` publishes an
+    empty config on the select's topic, not retained (Home Assistant deletes that entity
+    anyway): it comes back after every retained config the subscription delivers, so once it
+    is back, `topics` is complete."""
+
+    def __init__(self, publisher: MqttPublisher, prefix: str, camera_id: str) -> None:
+        self._publisher = publisher
+        self.marker = config_topic(prefix, camera_id, "select", "model")
+        self.topics: set[str] = set()
+        self.connected = False  # `ask` was called: the broker answered
+        self.complete = threading.Event()
+
+    def ask(self) -> None:
+        self.connected = True
+        self._publisher.publish(self.marker, b"")
+
+    def note(self, topic: str, payload: bytes, retained: bool) -> None:
+        if retained:
+            self.topics.add(topic)
+        elif topic == self.marker and not payload:
+            self.complete.set()
+
+    def remove(self) -> None:
+        """Queue the empty retained payloads that delete every config found."""
+        for topic in sorted(self.topics):
+            self._publisher.publish(topic, b"", retain=True)
