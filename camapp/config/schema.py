@@ -327,7 +327,7 @@ class CameraSettings(Settings):
         metavar="DIR1,DIR2",
     )
     model_max_mb: float = setting(
-        256.0, "largest model file a `set` command may switch to", ge=1, le=2048, metavar="MB"
+        128.0, "largest model file a `set` command may switch to", ge=1, le=2048, metavar="MB"
     )
     top_k: int = setting(5, "how many classes to report", ge=1, le=100)
     backend: NonEmpty | None = setting(
