@@ -66,7 +66,8 @@ class KnownModels:
         return {models.display_name(path): path for path in newest if _is_trained(path)}
 
     def named(self) -> dict[str, Path]:
-        """Every model known by name: those run first, then the trained ones."""
+        """Every model known by name; a model the camera ran wins over a trained file of the
+        same name."""
         with self._lock:
             run = dict(self._run)
         return self.trained() | run
@@ -92,7 +93,7 @@ def _mtime(path: Path) -> float:
 
 def _is_trained(path: Path) -> bool:
     try:
-        return bool(read_meta(path))
+        return path.is_file() and bool(read_meta(path))  # a FIFO would block the read
     except ConfigError:
         return False
 
