@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from camapp import models
 from camapp.capture import Reconnecting, Source, open_source
 from camapp.capture.motion import MotionGate
 from camapp.config.load import RunConfig
@@ -48,6 +47,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("camapp")
 Switched = Callable[[loader.ModelSetup], None]  # told of a model switched by `set`
+
+
+@dataclass(frozen=True)
+class Offers:
+    """What a camera's `set` commands act within: the models it offers, its dataset's
+    limits, and who follows a model switch (Home Assistant's entities)."""
+
+    known: actions.KnownModels
+    limits: actions.DatasetLimits
+    switched: Switched | None
 
 
 @dataclass
@@ -120,15 +129,16 @@ class App:
         self.publisher.on_connected(state.republish)
         watch = SourceWatch(channel, state, settings.source_timeout)
         source = self._open(settings, setup, max(size), watch)
-        sinks, switched = self._sinks(settings, setup, channel, state, source.live)
+        known = actions.KnownModels(settings.camera_id, dataset_of(settings), (setup,))
+        sinks, switched = self._sinks(settings, setup, channel, state, source.live, known)
         motion = None
         if settings.motion_threshold:
             # After a change, let enough frames through for the debounced state to confirm it.
             follow = settings.state_frames - 1
             motion = MotionGate(settings.motion_threshold, settings.motion_refresh, follow)
         crop, roi = loader.view(settings, setup)
-        dataset = dataset_of(settings)
-        save = functools.partial(actions.save_frame, dataset)
+        offers = Offers(known, actions.DatasetLimits.of(settings, dataset_of(settings)), switched)
+        save = functools.partial(actions.save_frame, offers.limits)
         plan = CameraPlan(settings.camera_id, crop, roi, settings.max_frames, motion, save)
         # Frames are dropped only where they go stale: live cameras and paced replays.
         drop = settings.drop and source.paced
@@ -136,7 +146,9 @@ class App:
         camera = self.pipeline.add_camera(
             plan, rungs.setups, source, sinks, controls, self.pool, drop
         )
-        commands = self._commands(settings, channel, controls, camera, switched)
+        for rung in rungs.setups[1:]:
+            known.ran(rung)
+        commands = self._commands(settings, channel, controls, camera, offers)
         view = ModelView(setup.name, size, crop, roi)
         feed = self._pictures(settings, view, camera, commands, state)
         return Wired(settings, setup, channel, controls, camera, rungs.costs, feed)
@@ -159,14 +171,15 @@ class App:
         channel: Channel,
         controls: Controls,
         camera: Camera,
-        switched: Switched | None,
+        offers: Offers,
     ) -> CommandHandler:
-        """The camera's `set` topic: runtime settings, and switching model or saving a frame;
-        `switched` is told of each model switch (Home Assistant's entities follow)."""
+        """The camera's `set` topic: runtime settings, and switching model (on the handler's
+        own thread: it loads) or saving a frame."""
         threads = self.config.app.threads_per_worker
-        switch = actions.ModelSwitch(camera, settings, threads, switched)
-        doings = {"model": switch, "capture": actions.Capture(camera)}
-        commands = CommandHandler(channel, controls, doings, switch.state)
+        switch = actions.ModelSwitch(camera, settings, threads, offers.known, offers.switched)
+        capture = actions.Capture(camera, offers.limits, settings.capture_per_minute)
+        doings = {"model": switch, "capture": capture}
+        commands = CommandHandler(channel, controls, doings, switch.state, slow=("model",))
         channel.subscribe("set", commands.handle)
         self.publisher.on_connected(commands.publish_config)
         return commands
@@ -247,16 +260,17 @@ class App:
         channel: Channel,
         state: StateSink,
         live: bool,
+        known: actions.KnownModels,
     ) -> tuple[list[Sink], Switched | None]:
         """The camera's sinks, and its Home Assistant entities with what makes them follow a
         model switch."""
         switched = None
         if self.config.app.ha.discovery:
-            described = self._ha_camera(settings, setup, channel, live)
+            described = self._ha_camera(settings, setup, channel, live, known)
             discovery = ha.Discovery(described, self.config.app.ha)
             self.publisher.on_connected(discovery.announce)
             self.publisher.subscribe(discovery.status_topic, discovery.on_status)
-            switched = functools.partial(self._switched, settings, channel, live, discovery)
+            switched = functools.partial(self._switched, settings, channel, live, discovery, known)
         sinks: list[Sink] = [ClassificationSink(channel), state]
         if self.config.app.print:
             sinks.append(PrintSink(settings.camera_id))
@@ -268,16 +282,22 @@ class App:
         channel: Channel,
         live: bool,
         discovery: ha.Discovery,
+        known: actions.KnownModels,
         setup: loader.ModelSetup,
     ) -> None:
         """Home Assistant's entities follow a model switched by `set` (its classes, its
         binary sensor, its buttons); an `on_label` the new model lacks is not used."""
         if settings.on_label not in setup.classes:
             settings = settings.model_copy(update={"on_label": None})
-        discovery.update(self._ha_camera(settings, setup, channel, live))
+        discovery.update(self._ha_camera(settings, setup, channel, live, known))
 
     def _ha_camera(
-        self, settings: CameraSettings, setup: loader.ModelSetup, channel: Channel, live: bool
+        self,
+        settings: CameraSettings,
+        setup: loader.ModelSetup,
+        channel: Channel,
+        live: bool,
+        known: actions.KnownModels,
     ) -> ha.Camera:
         if settings.on_label is not None and settings.on_label not in setup.classes:
             raise ConfigError(
@@ -289,8 +309,8 @@ class App:
             self.config.mqtt.qos,
             setup.name,
             setup.classes,
-            trained=setup.trained,
-            models=tuple(models.fetched()),
+            buttons=known.labels(),
+            models=known.options(),
             temperature=self._sensors.temperature().value is not None,
             device_class=settings.device_class,
             on_label=settings.on_label,

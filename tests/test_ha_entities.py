@@ -21,10 +21,17 @@ def camera(labels: tuple[str, ...], **options: object) -> dict[str, dict]:
 
 
 def test_a_two_class_model_is_a_binary_sensor_and_an_enum() -> None:
-    configs = camera(("closed", "open"), trained=True, device_class="garage_door", area="Garage")
+    configs = camera(
+        ("closed", "open"), buttons=("closed", "open"), device_class="garage_door", area="Garage"
+    )
     detected = configs["detected"]
     assert detected["device_class"] == "garage_door" and detected["name"] == "Open"
     assert "'ON' if value_json.label == 'open'" in detected["value_template"]
+    # Available while its model runs: a switch to another leaves it, unavailable.
+    *online, running = detected["availability"]
+    assert online == [{"topic": "camapp/garage/availability"}]
+    assert detected["availability_mode"] == "all" and running["topic"] == "camapp/garage/config"
+    assert "value_json.model == 'occupancy'" in running["value_template"]
     label = configs["label"]
     assert label["device_class"] == "enum" and label["options"] == ["closed", "open", "none"]
     # A trained model's classes are the user's own: a button saves a frame of each.
@@ -58,7 +65,9 @@ def test_controls_send_what_the_set_topic_takes() -> None:
 
 
 def test_only_what_the_camera_can_say_is_announced() -> None:
-    configs = camera(("closed", "(other)"), trained=True, live=False, snapshots=False)
+    configs = camera(
+        ("closed", "(other)"), buttons=("closed", "(other)"), live=False, snapshots=False
+    )
     assert "source_problem" not in configs  # a file never goes away
     assert "snapshot" not in configs  # snapshot_interval = 0
     assert [key for key in configs if key.startswith("capture_")] == ["capture_closed"]
@@ -70,14 +79,19 @@ def test_a_lost_source_makes_the_binary_sensor_unknown_and_the_score_numeric() -
     assert configs["score"]["suggested_display_precision"] == 2  # None: unknown, as a number
 
 
-def test_discovery_follows_a_model_switch() -> None:
+def test_discovery_follows_a_model_switch_and_deletes_nothing() -> None:
+    """A switch to ImageNet keeps the trained model's binary sensor and buttons (automations
+    use them); they are not emptied, and the label sensor follows the new classes."""
     publisher = MqttPublisher(MqttSettings(), "camapp-garage")  # never started: it queues
     channel = Channel(publisher, "camapp", "garage", ("camapp/garage/availability",))
-    discovery = ha.Discovery(ha.Camera(channel, 1, "occ", ("empty", "person"), trained=True),
-                             HaSettings())  # fmt: skip
-    discovery.update(ha.Camera(channel, 1, "mobilenet_v2_int8", ("a", "b", "c")))
+    trained = ha.Camera(channel, 1, "occ", ("empty", "person"), buttons=("empty", "person"))
+    discovery = ha.Discovery(trained, HaSettings())
+    discovery.update(
+        ha.Camera(channel, 1, "mobilenet_v2_int8", ("a", "b", "c"), buttons=("empty", "person"))
+    )
     queued = {m.topic: m.payload for m in publisher._outbox._queued}
-    gone = [t for t, p in queued.items() if p == b""]
-    assert sorted(t.split("/")[3] for t in gone) == ["capture_empty", "capture_person", "detected"]
+    assert b"" not in queued.values()
+    kept = {t.split("/")[3] for t in queued}
+    assert {"capture_empty", "capture_person", "detected"} <= kept
     label = json.loads(queued["homeassistant/sensor/camapp-garage/label/config"])
     assert label["options"] == ["a", "b", "c", "none"]

@@ -71,6 +71,15 @@ def test_password_file_and_acl(
     assert proc.returncode == 0, err
     assert PASSWORD not in err
 
+    # The camera's own credentials remove its entities: it may read its configs to find them.
+    remove = ["ha", "remove", "--camera-id", "porch", "--mqtt-port", str(port), *creds]
+    proc = run_camapp(remove, model_dir)
+    assert proc.returncode == 0, proc.stderr
+    emptied = {
+        m.topic for m in ha.messages if m.topic.startswith("homeassistant/") and not m.payload
+    }
+    assert emptied == {m.topic for m in discovery}
+
     # The same credentials under another camera's name: the broker refuses every message,
     # which MQTT 5 makes visible: the run says so and fails (it would succeed in silence).
     proc = run_camapp(replay(video, port, *creds, "--camera-id", "garage"), model_dir)

@@ -6,12 +6,11 @@ import argparse
 import logging
 from pathlib import Path
 
-from camapp import models
 from camapp.cli.common import EPILOG, Parser, run_config
 from camapp.config import flags
 from camapp.config.load import RunConfig, flag_name, validate_part
 from camapp.config.schema import CameraSettings
-from camapp.errors import EXIT_OK, CamappError, ConfigError
+from camapp.errors import EXIT_OK, CamappError
 from camapp.publish import ha
 from camapp.publish.mqtt import MqttPublisher
 
@@ -42,16 +41,6 @@ def _mqtt_keys() -> set[str]:
     return {".".join(flag.path) for flag in flags.flags() if flag.path[0] == "mqtt"}
 
 
-def _labels(config: RunConfig, camera_id: str) -> list[str]:
-    """The classes of the camera's model, whose capture buttons it may have announced; none
-    when the model cannot be read here (the buttons of a trained model then stay)."""
-    camera = next((c for c in config.cameras if c.camera_id == camera_id), config.cameras[0])
-    try:
-        return models.read_labels(models.resolve_model(camera.model), None)
-    except ConfigError:
-        return []
-
-
 def remove(args: argparse.Namespace) -> int:
     """One connection per camera (its own ACL may allow only its own topics)."""
     config = run_config(args)
@@ -59,18 +48,37 @@ def remove(args: argparse.Namespace) -> int:
     for camera_id in ids:
         # Checked as the setting is: a malformed id would be a malformed topic.
         validate_part(CameraSettings, {"camera_id": camera_id}, "command line", flag_name)
-        # Its own client id: reusing the camera's would disconnect a running camera.
-        client_id = f"{config.mqtt.client_id or ha.node_id(camera_id)}-remove"
-        publisher = MqttPublisher(config.mqtt, client_id, config.password)
-        ha.remove(publisher, config.app.ha.prefix, camera_id, _labels(config, camera_id))
-        publisher.start()
-        if publisher.close(timeout=10):
-            raise CamappError(
-                f"could not reach the broker at {config.mqtt.host}:{config.mqtt.port} "
-                f"to remove camera {camera_id}"
-            )
-        refused = publisher.refusal_error()
-        if refused:  # the broker's ACL kept the entities: they are still there
-            raise CamappError(refused)
+        _remove(config, camera_id)
         log.info("sent the removal of camera %s's Home Assistant entities", camera_id)
     return EXIT_OK
+
+
+def _remove(config: RunConfig, camera_id: str) -> None:
+    """Every config retained under the camera's discovery node id, whichever model announced
+    it, found by subscribing and then deleted."""
+    # Its own client id: reusing the camera's would disconnect a running camera.
+    client_id = f"{config.mqtt.client_id or ha.node_id(camera_id)}-remove"
+    publisher = MqttPublisher(config.mqtt, client_id, config.password)
+    prefix = config.app.ha.prefix
+    retained = ha.Retained(publisher, prefix, camera_id)
+    publisher.watch(ha.configs_filter(prefix, camera_id), retained.note)
+    publisher.on_connected(retained.ask)
+    publisher.start()
+    unreachable = (
+        f"could not reach the broker at {config.mqtt.host}:{config.mqtt.port} "
+        f"to remove camera {camera_id}"
+    )
+    if not retained.complete.wait(config.mqtt.connect_timeout + 10):
+        publisher.close(timeout=1)
+        if retained.connected:  # its own message never came back: the ACL keeps it from reading
+            raise CamappError(
+                f"the broker does not let this user read {ha.configs_filter(prefix, camera_id)}"
+                " (deploy/mosquitto-acl.conf grants it): nothing removed"
+            )
+        raise CamappError(unreachable)
+    retained.remove()
+    if publisher.close(timeout=10):
+        raise CamappError(unreachable)
+    refused = publisher.refusal_error()
+    if refused:  # the broker's ACL kept the entities: they are still there
+        raise CamappError(refused)

@@ -320,6 +320,15 @@ class CameraSettings(Settings):
     labels: NonEmpty | None = setting(
         None, "labels file (default: the model's embedded labels)", metavar="FILE"
     )
+    model_folders: Annotated[tuple[str, ...], BeforeValidator(_names)] = setting(
+        (),
+        "folders a `set` command's model file may come from, besides the models folder "
+        "(known names are always allowed: docs/mqtt.md)",
+        metavar="DIR1,DIR2",
+    )
+    model_max_mb: float = setting(
+        128.0, "largest model file a `set` command may switch to", ge=1, le=2048, metavar="MB"
+    )
     top_k: int = setting(5, "how many classes to report", ge=1, le=100)
     backend: NonEmpty | None = setting(
         None,
@@ -361,6 +370,18 @@ class CameraSettings(Settings):
         None,
         "folder where `capture` commands save frames (default: datasets/<camera_id>)",
         metavar="DIR",
+    )
+    capture_per_minute: int = setting(
+        30, "`capture` commands a camera takes a minute; more are refused", ge=1, le=600
+    )
+    dataset_max_images: int = setting(
+        5000, "images a dataset class may hold; no frame is saved past it", ge=1, le=10**6
+    )
+    dataset_max_mb: float = setting(
+        2048.0, "MiB a dataset may hold; no frame is saved past it", ge=1, le=10**7, metavar="MB"
+    )
+    dataset_min_free_mb: float = setting(
+        500.0, "MiB of free disk a saved frame always leaves", ge=0, le=10**9, metavar="MB"
     )
     cpu_budget: float | None = setting(
         None,

@@ -3,8 +3,9 @@
 A command is validated whole and applied all or nothing: the runtime settings by
 `Controls.update()`, and the actions (`model`: switch to another model; `capture`: save the
 next frame into the camera's dataset under a label) by their `prepare()`, which checks the
-value and returns what applies it. Applied: the settings in force are published retained on
-`config`. Rejected (larger than
+value and returns what applies it. A command that switches model loads it on the handler's
+own thread (one at a time, one more waiting): the network thread never reads a model.
+Applied: the settings in force are published retained on `config`. Rejected (larger than
 MAX_COMMAND_BYTES, bad JSON, not an object, unknown key, wrong type, out of range): nothing
 changes, and `error` gets `{"error": why, "payload": what was received}`, both clipped, as is
 the log line: a huge command is never echoed back or logged whole. Nothing a sender can
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
 from camapp.config.schema import RUNTIME_KEYS
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 ECHO_LIMIT = 100
 # A command is a handful of settings; anything larger is refused before it is parsed.
 MAX_COMMAND_BYTES = 64 * 1024
+# Commands that load a model waiting behind the one loading; more are refused.
+MAX_WAITING = 1
 
 
 class Action(Protocol):
@@ -46,7 +50,10 @@ class CommandHandler:
 
     Register `publish_config` with the publisher's `on_connected`: once at start (the first
     connection), and again after each reconnection in case the broker lost its retained copy.
-    `state` adds what the actions have in force (the model) to `config`.
+    `state` adds what the actions have in force (the model) to `config`. A command with a
+    `slow` key (one whose action loads a model) is checked on the network thread, then waits
+    for the handler's own thread, which applies it (or says why not) while the network thread
+    goes on publishing and taking other commands.
     """
 
     def __init__(
@@ -55,26 +62,40 @@ class CommandHandler:
         controls: Controls,
         actions: Mapping[str, Action] | None = None,
         state: Callable[[], dict[str, Any]] | None = None,
+        slow: Collection[str] = (),
     ) -> None:
         self.channel = channel
         self._controls = controls
         self._actions = dict(actions or {})
         self._state = state
-        # Commands come from the MQTT thread and the live view's: one at a time, so that the
-        # last `config` published is always the settings in force.
+        self._slow = frozenset(slow)
+        self._later = Later(f"{channel.camera_id}-commands")
+        # Commands come from the MQTT thread, the live view's and the handler's own: applied
+        # one at a time, so that the last `config` published is always the settings in force.
         self._lock = threading.RLock()
 
     def handle(self, payload: bytes) -> None:
-        """Apply one received command, or say why not; runs on the MQTT network thread."""
-        try:
-            if len(payload) > MAX_COMMAND_BYTES:
-                raise ControlError(
-                    f"command of {len(payload)} bytes, larger than {MAX_COMMAND_BYTES} bytes"
-                )
-            command = json.loads(payload)
-            if not isinstance(command, dict):
-                raise ControlError(f"expected a JSON object of settings, got {_json_type(command)}")
+        """Take one received command, or say why not; runs on the MQTT network thread."""
+        self._answer(payload, lambda: self._take(payload))
+
+    def _take(self, payload: bytes) -> None:
+        if len(payload) > MAX_COMMAND_BYTES:
+            raise ControlError(
+                f"command of {len(payload)} bytes, larger than {MAX_COMMAND_BYTES} bytes"
+            )
+        command = json.loads(payload)
+        if not isinstance(command, dict):
+            raise ControlError(f"expected a JSON object of settings, got {_json_type(command)}")
+        if self._slow.isdisjoint(command):
             self.apply(command, "MQTT")
+            return
+        self._check(command)  # what is wrong with it is said at once
+        self._later.submit(lambda: self._answer(payload, lambda: self.apply(command, "MQTT")))
+
+    def _answer(self, payload: bytes, call: Callable[[], object]) -> None:
+        """Run `call`; a command it refuses goes to `error`."""
+        try:
+            call()
         # JSONDecodeError and UnicodeDecodeError are ValueErrors; RecursionError: `[[[[...`
         except (ValueError, RecursionError, ControlError, CamappError) as exc:
             why = f"invalid JSON: {exc}" if type(exc) in _JSON_ERRORS else str(exc)
@@ -83,20 +104,25 @@ class CommandHandler:
     def apply(self, command: Mapping[str, Any], via: str) -> dict[str, Any]:
         """Validate and apply a command (all or nothing, else ControlError), publish the
         settings now in force on `config`, and return them. The live view calls it too."""
+        commits = self._prepare(command)  # unlocked: a model loads while others' commands go on
         with self._lock:
-            commits = self._prepare(command)
             self._controls.update({k: v for k, v in command.items() if k not in self._actions})
             for commit in commits:
                 commit()
             log.info("applied command %s (%s)", dumps(dict(command)), via)
             return self.publish_config()
 
-    def _prepare(self, command: Mapping[str, Any]) -> list[Callable[[], None]]:
-        """Every action's value checked before anything is applied: all or nothing."""
+    def _check(self, command: Mapping[str, Any]) -> None:
+        """Every key known and every setting valid, else ControlError."""
         for key in command:
             if key not in RUNTIME_KEYS and key not in self._actions:
                 known = ", ".join((*RUNTIME_KEYS, *self._actions))
                 raise ControlError(f"unknown setting {echo(key)} (known: {known})")
+        self._controls.check({k: v for k, v in command.items() if k not in self._actions})
+
+    def _prepare(self, command: Mapping[str, Any]) -> list[Callable[[], None]]:
+        """Every action's value checked before anything is applied: all or nothing."""
+        self._check(command)
         return [action.prepare(command[key]) for key, action in self._actions.items()
                 if key in command]  # fmt: skip
 
@@ -113,6 +139,41 @@ class CommandHandler:
             config = self._controls.snapshot() | (self._state() if self._state else {})
             self.channel.publish("config", dumps(config), retain=True)
         return config
+
+
+class Later:
+    """One thread, started at the first job, that runs jobs in order: one runs, at most
+    MAX_WAITING wait, and a job past them is refused, never queued without bound."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._name = name
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._pending = 0  # submitted and not yet done, the running one included
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if self._pending > MAX_WAITING:
+                raise ControlError(
+                    "model: another switch waits already; send it again once `config` changes"
+                )
+            self._pending += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+        self._jobs.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job()
+            except Exception:  # the thread must outlive a failed job, or every later one waits
+                log.exception("command failed")
+            finally:
+                with self._lock:
+                    self._pending -= 1
 
 
 def clip(text: str, limit: int = ECHO_LIMIT) -> str:

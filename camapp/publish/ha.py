@@ -10,10 +10,12 @@ per entity per birth. An empty retained payload on the same topics removes the e
 (`camapp ha remove`).
 
 What a camera offers depends on its model: the label as a `sensor` (an `enum` with its options
-when the model has few classes), a two-class model also as a `binary_sensor`, a button per
-class to save training frames when the model is one camapp trained, and the controls of its
-`set` topic (pause, threshold, CPU budget, model). Every config carries the configured QoS, so
-Home Assistant subscribes as reliably as camapp publishes.
+when the model has few classes), a two-class model also as a `binary_sensor` (available while
+that model runs), a button per class of each model camapp trained that the camera has run, to
+save training frames, and the controls of its `set` topic (pause, threshold, CPU budget,
+model). A model switch adds entities and never deletes one: automations on a binary sensor or
+a button outlive a switch to another model. Every config carries the configured QoS, so Home
+Assistant subscribes as reliably as camapp publishes.
 """
 
 from __future__ import annotations
@@ -33,15 +35,6 @@ from camapp.publish.topics import Channel
 REANNOUNCE_DELAY = 1.0
 ENUM_MAX = 50  # classes up to which the label is an enum sensor with its options
 DIAGNOSTIC = {"entity_category": "diagnostic"}
-# Every entity object id camapp may announce, by component: what `ha remove` deletes.
-FIXED = {
-    "sensor": ("label", "score", "classification_rate", "cpu", "temperature", "power"),
-    "binary_sensor": ("detected", "source_problem"),
-    "switch": ("paused",),
-    "number": ("threshold", "cpu_budget"),
-    "select": ("model",),
-    "image": ("snapshot",),
-}
 
 
 @dataclass(frozen=True)
@@ -52,7 +45,7 @@ class Camera:
     qos: int
     model: str
     labels: tuple[str, ...]  # one per class the model outputs
-    trained: bool = False  # a model `camapp train` made: buttons to save frames per class
+    buttons: tuple[str, ...] = ()  # classes of the trained models it ran: save a frame of each
     models: tuple[str, ...] = ()  # what the model select offers
     temperature: bool = True  # a temperature sensor exists on this board
     device_class: str | None = None  # of the binary_sensor of a two-class model
@@ -70,6 +63,11 @@ def node_id(camera_id: str) -> str:
 
 def config_topic(prefix: str, camera_id: str, component: str, object_id: str) -> str:
     return f"{prefix}/{component}/{node_id(camera_id)}/{object_id}/config"
+
+
+def configs_filter(prefix: str, camera_id: str) -> str:
+    """The topic filter of every discovery config of a camera."""
+    return config_topic(prefix, camera_id, "+", "+")
 
 
 def discovery_configs(camera: Camera, prefix: str) -> dict[str, dict[str, Any]]:
@@ -225,6 +223,7 @@ def _binary_sensors(camera: Camera) -> list[Entity]:
             "name": on.capitalize(),
             "state_topic": camera.channel.topic("state"),
             "value_template": template,
+            **_while_running(camera),
         }
         if camera.device_class:
             config["device_class"] = camera.device_class
@@ -299,11 +298,27 @@ def _model_select(camera: Camera, base: dict[str, str]) -> Entity:
     return ("select", "model", select)
 
 
+def _while_running(camera: Camera) -> dict[str, Any]:
+    """Available while the camera runs this model (its `config` says which) and is online:
+    after a switch to another model, the entity stays and is unavailable."""
+    model = f"value_json.model == {camera.model!r}"
+    running = {
+        "topic": camera.channel.topic("config"),
+        "value_template": f"{{{{ 'online' if {model} else 'offline' }}}}",
+    }
+    topics = [{"topic": topic} for topic in camera.channel.availability]
+    return {
+        "availability": [*topics, running],
+        "availability_mode": "all",
+        "payload_available": "online",
+        "payload_not_available": "offline",
+    }
+
+
 def _buttons(camera: Camera) -> list[Entity]:
-    """Save a training frame of each class: for models camapp trained, whose classes are the
-    user's own."""
-    if not camera.trained:
-        return []
+    """Save a training frame of each class of the models camapp trained that the camera ran,
+    whose classes are the user's own."""
+
     command = camera.channel.topic("set")
     return [
         (
@@ -317,7 +332,7 @@ def _buttons(camera: Camera) -> list[Entity]:
                 "entity_category": "config",
             },
         )
-        for label in camera.labels
+        for label in camera.buttons
         if is_label(label)  # not a distilled model's "(other)": no folder can hold it
     ]
 
@@ -366,13 +381,11 @@ class Discovery:
 
     def update(self, camera: Camera) -> None:
         """The camera now runs another model (a `set` command): its entities follow its
-        classes. Entities it no longer has (a binary sensor, capture buttons) are deleted."""
+        classes. Entities the new model lacks stay (a binary sensor, unavailable until its
+        model runs again; capture buttons, which still save frames of their class)."""
         configs = self._render(camera)
         with self._lock:
-            gone = [topic for topic in self._configs if topic not in configs]
-            self._configs = configs
-        for topic in gone:
-            self._publisher.publish(topic, b"", retain=True)
+            self._configs = self._configs | configs
         self.announce()
 
     def on_status(self, payload: bytes) -> None:
@@ -393,12 +406,31 @@ class Discovery:
         self.announce()
 
 
-def remove(publisher: MqttPublisher, prefix: str, camera_id: str, labels: list[str]) -> None:
-    """Queue the empty retained payloads that delete a camera's entities: every entity camapp
-    may announce, and a capture button for each of `labels`."""
-    for component, object_ids in FIXED.items():
-        for object_id in object_ids:
-            publisher.publish(config_topic(prefix, camera_id, component, object_id), b"", True)
-    for label in labels:
-        topic = config_topic(prefix, camera_id, "button", f"capture_{_slug(label)}")
-        publisher.publish(topic, b"", retain=True)
+class Retained:
+    """What the broker retains under a camera's discovery configs (`ha remove`): subscribe
+    `note` to `configs_filter`, and register `ask` with `on_connected`. `ask` publishes an
+    empty config on the select's topic, not retained (Home Assistant deletes that entity
+    anyway): it comes back after every retained config the subscription delivers, so once it
+    is back, `topics` is complete."""
+
+    def __init__(self, publisher: MqttPublisher, prefix: str, camera_id: str) -> None:
+        self._publisher = publisher
+        self.marker = config_topic(prefix, camera_id, "select", "model")
+        self.topics: set[str] = set()
+        self.connected = False  # `ask` was called: the broker answered
+        self.complete = threading.Event()
+
+    def ask(self) -> None:
+        self.connected = True
+        self._publisher.publish(self.marker, b"")
+
+    def note(self, topic: str, payload: bytes, retained: bool) -> None:
+        if retained:
+            self.topics.add(topic)
+        elif topic == self.marker and not payload:
+            self.complete.set()
+
+    def remove(self) -> None:
+        """Queue the empty retained payloads that delete every config found."""
+        for topic in sorted(self.topics):
+            self._publisher.publish(topic, b"", retain=True)

@@ -126,6 +126,7 @@ class MqttPublisher:
         self._closing = False
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-outbox", daemon=True)
         self._handlers: dict[str, list[Handler]] = {}
+        self._watchers: dict[str, list[Callable[[str, bytes, bool], None]]] = {}
         self._connected_callbacks: list[Callable[[], None]] = []
         self._watch = ConnectionWatch(self._where(), self.client_id, settings.connect_timeout)
         self._shed_connected = 0
@@ -162,6 +163,11 @@ class MqttPublisher:
     def subscribe(self, topic: str, handler: Handler) -> None:
         """Call `handler(payload)` for each message on `topic` (exact), from every connection."""
         self._handlers.setdefault(topic, []).append(handler)
+
+    def watch(self, pattern: str, handler: Callable[[str, bytes, bool], None]) -> None:
+        """Call `handler(topic, payload, retained)` for each message matching `pattern`
+        (wildcards allowed), from every connection."""
+        self._watchers.setdefault(pattern, []).append(handler)
 
     def on_connected(self, callback: Callable[[], None]) -> None:
         """Call `callback()` after each successful (re)connection, e.g. to re-announce."""
@@ -366,8 +372,9 @@ class MqttPublisher:
             # own limit, which it cannot lower now, stays WINDOW: it is never reached).
             self._window = min(WINDOW, getattr(props, "ReceiveMaximum", WINDOW))
             self._online = True
-        if self._handlers:
-            client.subscribe([(topic, self.settings.qos) for topic in self._handlers])
+        if self._handlers or self._watchers:
+            topics = [*self._handlers, *self._watchers]
+            client.subscribe([(topic, self.settings.qos) for topic in topics])
         for callback in self._connected_callbacks:
             self._guarded(callback)
         self._wake.set()
@@ -400,6 +407,10 @@ class MqttPublisher:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         for handler in self._handlers.get(msg.topic, ()):
             self._guarded(lambda handler=handler: handler(msg.payload))
+        for pattern, watchers in self._watchers.items():
+            if mqtt.topic_matches_sub(pattern, msg.topic):
+                for watcher in watchers:
+                    self._guarded(lambda w=watcher: w(msg.topic, msg.payload, bool(msg.retain)))
 
     def _guarded(self, call: Callable[[], None]) -> None:
         # An exception escaping a callback would end paho's network thread for good.

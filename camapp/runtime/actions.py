@@ -1,37 +1,124 @@
 """What a `set` command can do besides changing settings: switch a camera's model, or save
-its next frame into its dataset. Each checks its value first (`prepare`, on the MQTT network
-thread) and returns what applies it, so that a command is applied all or nothing."""
+its next frame into its dataset. Each checks its value first (`prepare`) and returns what
+applies it, so that a command is applied all or nothing. A `capture` is checked on the MQTT
+network thread; a `model` loads, so its command waits for the handler's own thread
+(publish/commands.py)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 
-from camapp import datasets
+from camapp import datasets, models
 from camapp.capture.base import Frame
 from camapp.config.schema import CameraSettings
 from camapp.errors import CamappError, ConfigError
 from camapp.inference import loader
 from camapp.runtime.camera import Camera
 from camapp.runtime.controls import ControlError
+from camapp.tflite.modelfile import open_model
 
 log = logging.getLogger(__name__)
 
+MIB = 1 << 20
+# Trained models looked at in a dataset folder (the newest): bounds what a scan reads.
+MAX_TRAINED = 50
+# The one answer for a model that is neither known, nor in the zoo, nor in an allowed folder,
+# whether or not such a file exists: a broker client cannot probe the filesystem with it.
+NOT_OFFERED = (
+    "model: not one this camera offers (a name its model select shows, a zoo model, or a "
+    "file in the models folder or model_folders)"
+)
+
+
+class KnownModels:
+    """The models a camera switches to by the name it shows (Home Assistant's select sends it
+    back): every model it has run, and the models trained into its dataset folder (or beside
+    it as the live view writes them, `<camera_id>-*.tflite`)."""
+
+    def __init__(self, camera_id: str, dataset: Path, setups: Iterable[loader.ModelSetup]) -> None:
+        self._camera_id = camera_id
+        self._dataset = Path(dataset)
+        self._lock = threading.Lock()
+        self._run: dict[str, Path] = {}
+        for setup in setups:
+            self.ran(setup)
+
+    def ran(self, setup: loader.ModelSetup) -> None:
+        with self._lock:
+            self._run[setup.name] = setup.path
+
+    def trained(self) -> dict[str, Path]:
+        """Name -> file of the trained models in the dataset folder, newest first."""
+        found = [*self._dataset.glob("*.tflite"),
+                 *self._dataset.parent.glob(f"{self._camera_id}-*.tflite")]  # fmt: skip
+        newest = sorted(found, key=_mtime, reverse=True)[:MAX_TRAINED]
+        return {models.display_name(path): path for path in newest if _is_trained(path)}
+
+    def named(self) -> dict[str, Path]:
+        """Every model known by name; a model the camera ran wins over a trained file of the
+        same name."""
+        with self._lock:
+            run = dict(self._run)
+        return self.trained() | run
+
+    def options(self) -> tuple[str, ...]:
+        """What the model select offers: the known models, then the fetched zoo."""
+        return tuple(dict.fromkeys((*self.named(), *models.fetched())))
+
+    def labels(self) -> tuple[str, ...]:
+        """The classes of every trained model the camera has run: its capture buttons."""
+        with self._lock:
+            paths = list(self._run.values())
+        classes = (_trained_labels(path) for path in paths)
+        return tuple(dict.fromkeys(label for labels in classes for label in labels))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _is_trained(path: Path) -> bool:
+    try:
+        return path.is_file() and bool(open_model(path).record)  # a FIFO would block the read
+    except ConfigError:
+        return False
+
+
+def _trained_labels(path: Path) -> list[str]:
+    """A trained model's classes; none for any other model."""
+    try:
+        file = open_model(path)
+    except ConfigError:
+        return []
+    return list(file.labels) if file.record else []
+
 
 class ModelSwitch:
-    """`{"model": NAME_OR_PATH}`: the model is planned and run once here (a bad one is
-    rejected, the camera keeps its own); the workers load it at their next frame of this
-    camera, while frames in flight finish on the old one."""
+    """`{"model": NAME_OR_PATH}`: a model the camera offers (`allowed`), of at most
+    `model_max_mb`, is planned and run once here (a bad one is rejected, the camera keeps its
+    own); the workers load it at their next frame of this camera, while frames in flight
+    finish on the old one."""
 
     def __init__(
         self,
         camera: Camera,
         settings: CameraSettings,
         threads: int,
+        known: KnownModels,
         switched: Callable[[loader.ModelSetup], None] | None = None,
     ) -> None:
         """`switched(setup)` is told of each switch (Home Assistant's entities follow)."""
@@ -39,24 +126,52 @@ class ModelSwitch:
         self._switched = switched
         self._settings = settings
         self._threads = threads
-        # The names the camera's own models are shown by (a file's is its stem): what Home
-        # Assistant's model select sends back.
-        self._known = {setup.name: str(setup.path) for setup in camera.ladder}
+        self.known = known
 
     def prepare(self, value: Any) -> Callable[[], None]:
         if not isinstance(value, str) or not value.strip():
             raise ControlError("model: must be a model name or a model file's path")
-        model = self._known.get(value, value)
+        model = self.allowed(value)
         settings = self._settings.model_copy(update={"model": model, "labels": None})
         try:
+            self._check_size(models.resolve_model(model))
             setup = loader.for_camera(settings, self._threads)
             loader.load(setup)
         except CamappError as exc:
             raise ControlError(f"model: {exc}") from None
         return lambda: self._switch(setup)
 
+    def allowed(self, value: str) -> str:
+        """The model `value` means if the camera offers it, else the one refusal (NOT_OFFERED):
+        a known name, a zoo name, or a file in the models folder or `model_folders` (the path
+        as written, made absolute without following links: what is opened lies there)."""
+        named = self.known.named()
+        if value in named:
+            return str(named[value])
+        if value in models.load_manifest():
+            return value
+        path = os.path.abspath(os.path.expanduser(value))
+        folders = [models.default_model_dir(), *map(Path, self._settings.model_folders)]
+        if any(_within(path, folder) for folder in folders):
+            return path
+        if os.path.realpath(path) in {os.path.realpath(p) for p in named.values()}:
+            return path  # a known model by its file (the live view sends its trained one's)
+        raise ControlError(NOT_OFFERED)
+
+    def _check_size(self, path: Path) -> None:
+        """Before anything is read: a model file of more than `model_max_mb` is refused."""
+        try:
+            size, limit = path.stat().st_size, self._settings.model_max_mb
+        except OSError as exc:
+            raise ConfigError(f"cannot read model {path.name[:100]}: {exc.strerror}") from None
+        if size > limit * MIB:
+            raise ConfigError(
+                f"{path.name[:100]} is {size / MIB:.0f} MiB, over model_max_mb ({limit:g} MiB)"
+            )
+
     def _switch(self, setup: loader.ModelSetup) -> None:
         self._camera.switch((setup,))
+        self.known.ran(setup)
         log.info("camera %s: classifying with %s", self._camera.camera_id, setup.name)
         if self._switched is not None:
             self._switched(setup)
@@ -65,26 +180,122 @@ class ModelSwitch:
         return {"model": self._camera.current.name}
 
 
+def _within(path: str, folder: Path) -> bool:
+    return Path(path).is_relative_to(os.path.abspath(os.path.expanduser(folder)))
+
+
+@dataclass(frozen=True)
+class DatasetLimits:
+    """How far a camera's dataset may grow: images per class, bytes in all, and the free disk
+    always left. A `capture` past them is refused, and so is any frame saved past them."""
+
+    folder: Path
+    max_images: int
+    max_bytes: int
+    min_free: int
+
+    @classmethod
+    def of(cls, settings: CameraSettings, folder: Path) -> DatasetLimits:
+        return cls(
+            Path(folder),
+            settings.dataset_max_images,
+            int(settings.dataset_max_mb * MIB),
+            int(settings.dataset_min_free_mb * MIB),
+        )
+
+    def check(self, label: str) -> None:
+        """Raise ConfigError naming the limit one more frame of `label` would pass."""
+        free = shutil.disk_usage(_existing(self.folder)).free
+        if free < self.min_free:
+            raise ConfigError(
+                f"{free // MIB} MiB free on the dataset's disk, under dataset_min_free_mb "
+                f"({self.min_free // MIB} MiB)"
+            )
+        images = _count_images(self.folder / label, self.max_images)
+        if images >= self.max_images:
+            raise ConfigError(
+                f"class {label} holds {images} images, dataset_max_images ({self.max_images})"
+            )
+        if _size(self.folder, self.max_bytes) >= self.max_bytes:
+            raise ConfigError(f"the dataset holds dataset_max_mb ({self.max_bytes // MIB} MiB)")
+
+
+def _existing(folder: Path) -> Path:
+    """The folder, or its nearest parent that exists (a dataset's first frame makes it)."""
+    folder = folder.absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _count_images(folder: Path, limit: int) -> int:
+    """The images of a class folder, counted up to `limit` (a scan is bounded)."""
+    count = 0
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                count += entry.name.lower().endswith(datasets.IMAGE_SUFFIXES)
+                if count >= limit:
+                    break
+    except OSError:  # none yet (or unreadable: saving then says why)
+        return 0
+    return count
+
+
+def _size(folder: Path, limit: int) -> int:
+    """Bytes of the files in a dataset (its root and class folders), added up to `limit`."""
+    total, pending = 0, [folder]
+    while pending and total < limit:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False) and len(pending) < 10_000:
+                        pending.append(Path(entry.path))
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+        except OSError:  # gone meanwhile, or unreadable: nothing of it can be counted
+            continue
+    return total
+
+
 class Capture:
     """`{"capture": LABEL}`: the camera's next frame goes into DATASET/LABEL/ (a Home
-    Assistant button can send it)."""
+    Assistant button can send it). At most `per_minute` a minute, within the dataset's
+    limits, and one at a time: each refusal says why, on `error`."""
 
-    def __init__(self, camera: Camera) -> None:
+    def __init__(self, camera: Camera, limits: DatasetLimits, per_minute: int) -> None:
         self._camera = camera
+        self._limits = limits
+        self._taken: deque[float] = deque(maxlen=per_minute)  # when the latest were accepted
 
     def prepare(self, value: Any) -> Callable[[], None]:
         if not isinstance(value, str):
             raise ControlError("capture: must be a label (the class the frame shows)")
         try:
             label = datasets.check_label(value)
+            self._check_rate()
+            self._limits.check(label)
         except ConfigError as exc:
             raise ControlError(f"capture: {exc}") from None
-        return lambda: self._camera.request_capture(label)
+        return lambda: self._take(label)
+
+    def _check_rate(self) -> None:
+        taken = self._taken
+        if len(taken) == taken.maxlen and time.monotonic() - taken[0] < 60:
+            raise ConfigError(f"more than {taken.maxlen} a minute (capture_per_minute)")
+        if self._camera.capture_pending:
+            raise ConfigError("the previous capture still waits for a frame")
+
+    def _take(self, label: str) -> None:
+        self._taken.append(time.monotonic())
+        self._camera.request_capture(label)
 
 
-def save_frame(dataset: Path, camera: Camera, frame: Frame, label: str) -> None:
-    """What the capture thread calls with a frame a `capture` command asked for: the whole
-    frame, with the view it is classified with in its sidecar (training applies the same)."""
+def save_frame(limits: DatasetLimits, camera: Camera, frame: Frame, label: str) -> None:
+    """What the capture thread (and the live view's labelling) calls with a frame to keep:
+    the whole frame, with the view it is classified with in its sidecar (training applies the
+    same); refused past the dataset's limits."""
+    limits.check(label)
     image = frame.image if frame.bgr else cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
     plan = camera.plan
     sidecar = {
@@ -94,5 +305,5 @@ def save_frame(dataset: Path, camera: Camera, frame: Frame, label: str) -> None:
         "roi": list(plan.roi) if plan.roi else None,
         "model": camera.current.name,
     }
-    path = datasets.save_frame(dataset, label, image, sidecar)
+    path = datasets.save_frame(limits.folder, label, image, sidecar)
     log.info("camera %s: saved frame %d as %s", camera.camera_id, frame.seq, path)

@@ -147,6 +147,11 @@ class Camera:
         request before that frame replaces the first)."""
         self._capture = label
 
+    @property
+    def capture_pending(self) -> bool:
+        """A `capture` still waits for the next frame (a second one would replace it)."""
+        return self._capture is not None
+
     def apply(self, knobs: Knobs) -> None:
         """Called by the governor: the capture thread picks the knobs up at its next frame,
         the workers the model at theirs."""

@@ -40,6 +40,14 @@ class Controls:
 
     def update(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Validate every key, then apply all of them; return the settings now in force."""
+        self.check(changes)
+        with self._lock:
+            self._values.update(changes)
+            return dict(self._values)
+
+    def check(self, changes: Mapping[str, Any]) -> None:
+        """Raise ControlError unless every key is a runtime setting with a valid value (a
+        command that loads a model is checked so before it waits for its turn)."""
         unknown = [key for key in changes if key not in RUNTIME_KEYS]
         if unknown:
             raise ControlError(
@@ -49,9 +57,6 @@ class Controls:
             _Runtime.model_validate(dict(changes))
         except ValidationError as exc:
             raise ControlError(explain(exc, _Runtime, None, _name)) from None
-        with self._lock:
-            self._values.update(changes)
-            return dict(self._values)
 
     def get(self, key: str) -> Any:
         with self._lock:
