@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, os_reason, shorten
 
 
 def pyplot() -> Any | None:
@@ -28,7 +28,7 @@ def save(fig: Any, path: Path, dpi: int) -> Path:
     try:
         fig.savefig(path, dpi=dpi)
     except OSError as exc:
-        raise ConfigError(f"cannot write chart {str(path)[:100]}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot write chart {shorten(path)}: {os_reason(exc)}") from None
     finally:
         plt.close(fig)
     return Path(path)

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, os_reason, shorten
 
 MAX_IMAGE_BYTES = 64 << 20  # a 40-megapixel PNG photo fits; a 2 GiB file is never read
 MAX_IMAGE_PIXELS = 40_000_000  # 120 MB decoded (BGR): a 12 MP Pi HQ frame and more
@@ -29,7 +29,7 @@ class UnreadableImage(ConfigError):
     """An image file refused or undecodable: `reason` without the path, for reports."""
 
     def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"cannot read image {str(path)[:100]}: {reason}")
+        super().__init__(f"cannot read image {shorten(path)}: {reason}")
         self.path, self.reason = Path(path), reason
 
 
@@ -105,10 +105,10 @@ def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
             )
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except OSError as exc:
-        raise UnreadableImage(path, str(exc.strerror or exc)) from None
+        raise UnreadableImage(path, os_reason(exc)) from None
     except (ValueError, struct.error, cv2.error, MemoryError) as exc:
         text = str(exc).strip()
-        raise UnreadableImage(path, text.splitlines()[-1][:100] if text else "corrupt") from None
+        raise UnreadableImage(path, shorten(text.splitlines()[-1]) if text else "corrupt") from None
     if image is None or not image.size:
         raise UnreadableImage(path, "cannot be decoded")
     return image

@@ -16,7 +16,7 @@ from camapp import __version__
 from camapp.capture.opencv_setup import configure_opencv
 from camapp.cli import bench, classify, dataset, ha, model, run, train, web
 from camapp.cli.common import EPILOG, Parser
-from camapp.errors import EXIT_RUNTIME, EXIT_USAGE, CamappError
+from camapp.errors import EXIT_RUNTIME, EXIT_USAGE, CamappError, os_reason
 
 log = logging.getLogger("camapp")
 
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _reader_gone()
     except OSError as exc:  # a file or directory the user named that cannot be used
         where = f": {exc.filename}" if exc.filename else ""
-        return _error(args, f"{exc.strerror or exc}{where}", EXIT_USAGE)
+        return _error(args, f"{os_reason(exc)}{where}", EXIT_USAGE)
     except KeyboardInterrupt:
         return _error(args, "interrupted", EXIT_RUNTIME)
     except Exception as exc:  # a bug: still one line, the traceback with --debug

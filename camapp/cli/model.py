@@ -9,7 +9,7 @@ from pathlib import Path
 from camapp import models
 from camapp.cli.common import EPILOG, Parser
 from camapp.cli.progress import Bar
-from camapp.errors import EXIT_OK, ConfigError
+from camapp.errors import EXIT_OK, ConfigError, shorten
 from camapp.models import measured
 from camapp.tflite import modelfile
 from camapp.tflite.modelfile import open_model
@@ -191,11 +191,11 @@ def quantize(args: argparse.Namespace) -> int:
     if (spec.mean, spec.std) not in ((None, None), ((127.5,), (127.5,))):
         raise ConfigError(
             f"quantize calibrates with MobileNet's normalisation (mean 127.5, std 127.5); "
-            f"{str(args.model)[:100]} asks for mean {spec.mean} std {spec.std}"
+            f"{shorten(args.model)} asks for mean {spec.mean} std {spec.std}"
         )
     frames = calibration.read_frames(args.calibration, 2 * args.samples, cover=height)
     if len(frames) < 2:
-        raise ConfigError(f"{str(args.calibration)[:100]}: need at least 2 frames")
+        raise ConfigError(f"{shorten(args.calibration)}: need at least 2 frames")
     calibrate, held_out = frames[::2], frames[1::2]
     log.info("calibrating on %d frames, %d held out", len(calibrate), len(held_out))
     with modelfile.replacing(args.out) as part:  # becomes --out only once it ran
@@ -231,4 +231,4 @@ def dequantize(args: argparse.Namespace) -> int:
 def _distinct(model: Path, out: Path) -> None:
     """Refuse an `out` that is the input model itself: writing over it loses the original."""
     if Path(out).exists() and Path(out).samefile(model):  # also through a link
-        raise ConfigError(f"--out {str(out)[:100]} is the input model: name another file")
+        raise ConfigError(f"--out {shorten(out)} is the input model: name another file")

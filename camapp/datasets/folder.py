@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from camapp.capture.imagefile import IMAGE_SUFFIXES
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, echo, os_reason, shorten
 
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}")
 _JPEG_QUALITY = 95
@@ -40,11 +40,11 @@ def class_dirs(root: Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         what = "not found" if not root.exists() else "not a directory"
-        raise ConfigError(f"dataset {what}: {str(root)[:100]}")
+        raise ConfigError(f"dataset {what}: {shorten(root)}")
     try:
         return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     except OSError as exc:
-        raise ConfigError(f"cannot list dataset {str(root)[:100]}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot list dataset {shorten(root)}: {os_reason(exc)}") from None
 
 
 def scan(root: Path) -> list[Sample]:
@@ -54,7 +54,7 @@ def scan(root: Path) -> list[Sample]:
         try:
             files = sorted(folder.iterdir())
         except OSError as exc:
-            raise ConfigError(f"cannot list {str(folder)[:100]}: {exc.strerror or exc}") from None
+            raise ConfigError(f"cannot list {shorten(folder)}: {os_reason(exc)}") from None
         samples += [Sample(f, folder.name) for f in files if is_image(f)]
     return samples
 
@@ -67,7 +67,7 @@ def is_label(label: str) -> bool:
 def check_label(label: str) -> str:
     if not is_label(label):
         raise ConfigError(
-            f"invalid label {label[:100]!r}: letters, digits, space, _ . + - (at most 64), "
+            f"invalid label {echo(label)}: letters, digits, space, _ . + - (at most 64), "
             "starting with a letter or digit"
         )
     return label
@@ -93,9 +93,7 @@ def save_frame(dataset: Path, label: str, image: np.ndarray, sidecar: dict[str, 
         path.write_bytes(encoded.tobytes())
         path.with_suffix(".json").write_text(json.dumps(meta, sort_keys=True, default=str) + "\n")
     except OSError as exc:
-        raise ConfigError(
-            f"cannot save frame in {str(folder)[:100]}: {exc.strerror or exc}"
-        ) from None
+        raise ConfigError(f"cannot save frame in {shorten(folder)}: {os_reason(exc)}") from None
     return path
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from camapp import models
 from camapp.config.schema import CameraSettings
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, shorten
 from camapp.inference import backend as backends
 from camapp.inference.backend import BackendOptions
 from camapp.inference.classifier import Classifier
@@ -183,7 +183,7 @@ def load(setup: ModelSetup, check: bool = True) -> Classifier:
     try:
         classifier.classify(np.zeros((8, 8, 3), np.uint8))
     except Exception as exc:
-        why = " ".join(str(exc).split())[:100]
+        why = shorten(exc)
         raise ConfigError(f"model {setup.path} fails on its first run: {why}") from None
     return classifier
 

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from camapp.errors import os_reason, shorten
+
 log = logging.getLogger(__name__)
 
 FILE_NAME = "measured.json"
@@ -57,7 +59,7 @@ def read(model_dir: Path) -> dict[str, Measurement]:
         entries = json.loads(path.read_text(encoding="utf-8"))
         return {sha: _entry(value) for sha, value in entries.items()}
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        log.warning("ignoring measurements in %s: %s", path, str(exc)[:100])
+        log.warning("ignoring measurements in %s: %s", path, shorten(exc))
         return {}
 
 
@@ -87,6 +89,6 @@ def record(model_dir: Path, found: dict[str, Measurement]) -> Path | None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        log.warning("cannot keep the measurements in %s: %s", path, exc.strerror or exc)
+        log.warning("cannot keep the measurements in %s: %s", path, os_reason(exc))
         return None
     return path

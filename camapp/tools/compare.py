@@ -28,7 +28,7 @@ from camapp.capture.base import Frame
 from camapp.capture.imagefile import read_image
 from camapp.config.schema import CameraSettings, default_workers
 from camapp.datasets import scan
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, shorten
 from camapp.inference import loader
 from camapp.inference.timing import median_invoke_ms
 from camapp.models import measured
@@ -96,7 +96,7 @@ def load_data(
     counts = dict.fromkeys(("images", "labelled images", "video frames"), 0)
     for folder in images:
         if not Path(folder).is_dir():
-            raise ConfigError(f"--images: not a directory: {str(folder)[:100]}")
+            raise ConfigError(f"--images: not a directory: {shorten(folder)}")
         found = read_frames(folder, MAX_FRAMES, cover=cover)
         frames += found
         truth += [None] * len(found)
@@ -110,7 +110,7 @@ def load_data(
         _check_count(len(frames))
     for video in videos:
         if not Path(video).is_file():
-            raise ConfigError(f"--video: file not found: {str(video)[:100]}")
+            raise ConfigError(f"--video: file not found: {shorten(video)}")
         found = read_frames(video, per_video, cover=cover)
         frames += found
         truth += [None] * len(found)
@@ -127,7 +127,7 @@ def _labelled(root: Path, cover: int) -> list[tuple[np.ndarray, str]]:
     as `camapp train` reads one."""
     samples = scan(root)
     if not samples:
-        raise ConfigError(f"--dataset {str(root)[:100]}: no images in class folders")
+        raise ConfigError(f"--dataset {shorten(root)}: no images in class folders")
     _check_count(len(samples))
     found = []
     for sample in samples:
@@ -151,7 +151,7 @@ def default_models(model_dir: Path | None = None) -> list[Path]:
     ]
     if not found:
         raise ConfigError(
-            f"no models fetched in {str(model_dir)[:100]}: run `camapp model fetch --all`, "
+            f"no models fetched in {shorten(model_dir)}: run `camapp model fetch --all`, "
             "or name model files"
         )
     return found

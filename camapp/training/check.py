@@ -16,6 +16,7 @@ import numpy as np
 
 from camapp.capture.imagefile import UnreadableImage, read_image
 from camapp.datasets import Sample, class_dirs, scan
+from camapp.errors import shorten
 
 MIN_IMAGES = 10
 MAX_IMBALANCE = 3.0
@@ -130,7 +131,7 @@ def _advise(r: DatasetReport) -> None:
     if len(filled) < 2:
         r.problems.append(
             f"need at least 2 classes with images, found {len(filled)}: make one folder per "
-            f"class in {r.root[:100]} and put its images (.jpg, .png, .bmp) in it"
+            f"class in {shorten(r.root)} and put its images (.jpg, .png, .bmp) in it"
         )
     if r.unreadable:
         r.advice.append(
@@ -169,7 +170,7 @@ def _advise(r: DatasetReport) -> None:
 def format_check(report: DatasetReport) -> str:
     """The report as lines for a terminal."""
     width = max((len(k) for k in report.counts), default=5)
-    lines = [f"dataset {report.root[:100]}: {sum(report.counts.values())} images"]
+    lines = [f"dataset {shorten(report.root)}: {sum(report.counts.values())} images"]
     lines += [f"  {label.ljust(width)}  {n}" for label, n in report.counts.items()]
     lines += [f"error: {p}" for p in report.problems]
     lines += [f"advice: {a}" for a in report.advice]

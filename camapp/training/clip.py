@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from camapp.datasets import check_label, save_frame
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, os_reason, shorten
 
 
 def frame_labels(path: Path) -> dict[int, str]:
@@ -29,9 +29,9 @@ def frame_labels(path: Path) -> dict[int, str]:
             for i in range(int(r["first"]), int(r["last"]) + 1)
         }
     except OSError as exc:
-        raise ConfigError(f"cannot read {str(path)[:100]}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read {shorten(path)}: {os_reason(exc)}") from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"invalid frame ranges file {str(path)[:100]}: {exc!s:.100}") from None
+        raise ConfigError(f"invalid frame ranges file {shorten(path)}: {exc!s:.100}") from None
     return labels
 
 
@@ -43,10 +43,10 @@ def clip_frames(
     Frames are decoded one at a time, so a long clip never sits in memory.
     """
     if not Path(path).is_file():
-        raise ConfigError(f"video file not found: {str(path)[:100]}")
+        raise ConfigError(f"video file not found: {shorten(path)}")
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
-        raise ConfigError(f"cannot open video: {str(path)[:100]}")
+        raise ConfigError(f"cannot open video: {shorten(path)}")
     try:
         index = 0
         while last is None or index <= last:
@@ -89,5 +89,5 @@ def clip_length(path: Path) -> int:
     finally:
         capture.release()
     if count <= 0:
-        raise ConfigError(f"cannot tell the length of video {str(path)[:100]}")
+        raise ConfigError(f"cannot tell the length of video {shorten(path)}")
     return count

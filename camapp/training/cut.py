@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, shorten
 from camapp.tflite import edit as tg
 from camapp.tflite.graph import op_name
 from camapp.tflite.modelfile import open_model
@@ -58,7 +58,7 @@ def _classifier_op(model: Any, origin: str) -> int:
             break
         tensor = op.inputs[0]
     raise ConfigError(
-        f"{origin[:100]} is not a classifier with a FULLY_CONNECTED or 1x1 CONV_2D head to cut "
+        f"{shorten(origin)} is not a classifier with a FULLY_CONNECTED or 1x1 CONV_2D head to cut "
         f"(its output comes from {name[:40]})"
     )
 
@@ -72,9 +72,11 @@ def _embedding_tensor(model: Any, op_index: int, origin: str) -> int:
     shape = [int(d) for d in tensor.shape]
     dim = int(weights.shape[-1])
     if int(np.prod(shape)) != dim:
-        raise ConfigError(f"{origin[:100]}: the classifier's input {shape} is not a pooled vector")
+        raise ConfigError(
+            f"{shorten(origin)}: the classifier's input {shape} is not a pooled vector"
+        )
     if tg.tensor_dtype(tensor) is None or not tg.quant_params(tensor)[0]:
-        raise ConfigError(f"{origin[:100]} is not an int8/uint8 quantized model")
+        raise ConfigError(f"{shorten(origin)} is not an int8/uint8 quantized model")
     return op.inputs[0]
 
 
@@ -82,11 +84,11 @@ def _check_input(model: Any, origin: str) -> Any:
     """The input tensor, checked to be one square RGB image like camapp feeds."""
     graph = model.subgraphs[0]
     if len(graph.inputs) != 1:
-        raise ConfigError(f"{origin[:100]} has {len(graph.inputs)} inputs; expected one image")
+        raise ConfigError(f"{shorten(origin)} has {len(graph.inputs)} inputs; expected one image")
     tensor = graph.tensors[graph.inputs[0]]
     shape = [int(d) for d in tensor.shape]
     if len(shape) != 4 or shape[0] != 1 or shape[1] != shape[2] or shape[3] != 3:
-        raise ConfigError(f"{origin[:100]} does not take one square RGB image: input {shape}")
+        raise ConfigError(f"{shorten(origin)} does not take one square RGB image: input {shape}")
     return tensor
 
 

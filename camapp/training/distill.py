@@ -20,7 +20,7 @@ import numpy as np
 
 from camapp import __version__, models
 from camapp.config.training import DistillSettings, HeadSettings
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, os_reason, shorten
 from camapp.training import graft
 from camapp.training.clip import clip_frames, clip_length
 from camapp.training.cut import cut_classifier
@@ -210,5 +210,5 @@ def _write_markdown(r: dict[str, Any]) -> None:
     try:
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot write report {str(path)[:100]}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot write report {shorten(path)}: {os_reason(exc)}") from None
     r["report"] = str(path)

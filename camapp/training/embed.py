@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from camapp.capture.imagefile import UnreadableImage, read_image
-from camapp.errors import CamappError, ConfigError
+from camapp.errors import CamappError, ConfigError, os_reason, shorten
 from camapp.inference.backend import InputSpec
 from camapp.inference.backends.litert import interpreter_api
 from camapp.inference.preprocess import quantize_lut
@@ -234,4 +234,4 @@ def load_model_bytes(path: Path) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read model {str(path)[:100]}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read model {shorten(path)}: {os_reason(exc)}") from None

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from camapp.config import schema
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, shorten
 from camapp.inference.preprocess import roi_slices
 
 Roi = tuple[float, float, float, float]
@@ -27,7 +27,7 @@ def parse_roi(value: Sequence[float] | str | None) -> Roi | None:
     try:
         return schema.parse_roi(value)
     except ValueError as exc:
-        raise ConfigError(f"region of interest {exc}: {str(value)[:100]}") from None
+        raise ConfigError(f"region of interest {exc}: {shorten(value)}") from None
 
 
 def _region(image: np.ndarray, roi: Roi | None) -> np.ndarray:

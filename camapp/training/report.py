@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, os_reason, shorten
 
 _WRONG_SHOWN = 50
 
@@ -124,5 +124,5 @@ def write_markdown(report: dict[str, Any], path: Path) -> Path:
     try:
         Path(path).write_text(markdown(report), encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot write report {str(path)[:100]}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot write report {shorten(path)}: {os_reason(exc)}") from None
     return Path(path)

@@ -18,7 +18,7 @@ import numpy as np
 from camapp import __version__, models
 from camapp.config.training import TrainSettings
 from camapp.datasets import Sample, scan
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, shorten
 from camapp.training import graft
 from camapp.training.chart import write_chart
 from camapp.training.cut import CutModel, cut_classifier
@@ -62,14 +62,16 @@ def _split(dataset: Path, s: TrainSettings) -> _Split:
     labels = sorted({x.label for x in samples})
     if len(labels) < 2:
         raise ConfigError(
-            f"dataset {str(dataset)[:100]} needs images in at least 2 class folders, "
+            f"dataset {shorten(dataset)} needs images in at least 2 class folders, "
             f"found {len(labels)} (run the dataset check for details)"
         )
     if s.val_dir is not None:
         val = scan(Path(s.val_dir))
         strange = sorted({x.label for x in val} - set(labels))
         if strange:
-            raise ConfigError(f"validation classes not in the dataset: {', '.join(strange)[:100]}")
+            raise ConfigError(
+                f"validation classes not in the dataset: {shorten(', '.join(strange))}"
+            )
         return _Split(samples, val, labels)
     rng = np.random.default_rng(s.seed)
     train, held = [], []
@@ -113,7 +115,7 @@ def _fit(e: _Embedded, cut: CutModel, labels: list[str], s: TrainSettings) -> He
     """Fit the head; a class whose every image was unreadable cannot be learnt."""
     empty = [label for i, label in enumerate(labels) if not (e.y[e.originals] == i).any()]
     if empty:
-        raise ConfigError(f"no readable training image in class(es): {', '.join(empty)[:100]}")
+        raise ConfigError(f"no readable training image in class(es): {shorten(', '.join(empty))}")
     k = len(labels)
     x_val = cut.dequantize(e.val_raw)
     return train_head(e.x, one_hot(e.y, k), x_val, one_hot(e.val_y, k), s.head)
