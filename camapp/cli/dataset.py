@@ -6,7 +6,7 @@ import argparse
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import cv2
 
@@ -16,6 +16,9 @@ from camapp.cli.progress import Bar
 from camapp.config.load import flag_name, validate_part
 from camapp.config.schema import CameraSettings
 from camapp.errors import EXIT_OK, EXIT_USAGE, ConfigError
+
+if TYPE_CHECKING:  # the training package loads LiteRT's schema tools: at run time only if used
+    from camapp.training.frames import Roi
 
 log = logging.getLogger("camapp")
 
@@ -95,7 +98,7 @@ def _frame_number(value: str | None, flag: str, source: Source) -> int | None:
 
 
 def _save(
-    args: argparse.Namespace, source: Source, span: tuple[int, float], roi: Any
+    args: argparse.Namespace, source: Source, span: tuple[int, float], roi: Roi | None
 ) -> tuple[int, str]:
     """Save up to --count frames of the span, --every apart: how many, and why it stopped
     short if it did."""
