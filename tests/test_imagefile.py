@@ -157,6 +157,7 @@ def test_train_skips_counts_and_names_the_refused_file(model_dir: Path, tmp_path
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
+    assert "1 unreadable image(s) skipped: see the report" in result.stdout
     markdown = out.with_suffix(".report.md").read_text()
     assert "; 1 unreadable." in markdown
     assert f"- {bad}: {REFUSALS['claims-100000']}" in markdown

@@ -6,7 +6,6 @@ import argparse
 import logging
 import math
 from pathlib import Path
-from typing import Any
 
 import cv2
 
@@ -17,6 +16,7 @@ from camapp.cli.progress import Bar
 from camapp.config.load import flag_name, validate_part
 from camapp.config.schema import CameraSettings
 from camapp.errors import EXIT_OK, EXIT_USAGE, ConfigError
+from camapp.training.frames import Roi
 
 log = logging.getLogger("camapp")
 
@@ -94,7 +94,7 @@ def _frame_number(value: str | None, flag: str, source: Source) -> int | None:
 
 
 def _save(
-    args: argparse.Namespace, source: Source, span: tuple[int, float], roi: Any
+    args: argparse.Namespace, source: Source, span: tuple[int, float], roi: Roi | None
 ) -> tuple[int, str]:
     """Save up to --count frames of the span, --every apart: how many, and why it stopped
     short if it did."""

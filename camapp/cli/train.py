@@ -77,6 +77,8 @@ def _summary(report: dict[str, Any]) -> str:
             f" validation {_pct(report['val'].get('accuracy'))} ({wrong} wrong: see the report)",
             f"int8 model agrees with the float head on {_pct(report['int8_agreement'])}",
         ]
+        if skipped := report["images"]["unreadable"]:
+            lines.append(f"{len(skipped)} unreadable image(s) skipped: see the report")
         seconds = report["seconds"]["total"]
     lines.append(f"{report['model']}: {report['model_bytes'] / 2**20:.1f} MiB in {seconds:.1f} s")
     lines.append(f"report: {report.get('report')}")
