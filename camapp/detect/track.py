@@ -1,13 +1,14 @@
 """A small IoU/centroid tracker: the same object keeps its id from frame to frame.
 
 Each frame's detections are matched to the live tracks of the same label, greedily by IoU,
-then by how near their centres are (a small object that moved more than its own size).
-A track is announced (`new`) once it has been seen in `confirm_frames` frames, so a
-one-frame false detection makes no event; it survives `lost_frames` frames without a match
-(so a count does not flicker on a missed detection), and `parked_lost_frames` once it is
-stationary (its box has stayed put for `still_frames` frames: a parked car, which detectors
-miss now and then, stays one object). Then it `end`s. `update` events say that the zones it
-is in changed, or that it stopped or moved on.
+then by how near their centres are (within the diagonal of the track's box: a small object
+that moved by most of its own size). A track is announced (`new`) once it has been seen in
+`confirm_frames` frames, so a detection in fewer frames (a false one, or a second box on
+one person) makes no event; it survives `lost_frames` frames without a match (so a count
+does not flicker on a missed detection), and `parked_lost_frames` once it is stationary
+(its box has stayed put for `still_frames` frames: a parked car, which detectors miss now
+and then, stays one object). Then it `end`s. `update` events say that the zones it is in
+changed, or that it stopped or moved on.
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ class Tracker:
         self,
         zones: Sequence[Zone] = (),
         iou: float = 0.3,
-        confirm_frames: int = 2,
-        lost_frames: int = 5,
+        confirm_frames: int = 3,
+        lost_frames: int = 3,
         parked_lost_frames: int = 50,
         still_frames: int = 10,
         still_iou: float = 0.8,
@@ -141,8 +142,8 @@ class Tracker:
         same = np.array([t.label for t in self._tracks], dtype=object)[:, None] == labels[None]
         iou = np.where(same, iou_matrix(known, boxes), -1.0)
         pairs = _greedy(iou, self.iou)
-        # Then centres nearer than half the track box's diagonal, for what IoU missed.
-        reach = np.hypot(*(known[:, 2:] - known[:, :2]).T)[:, None] / 2
+        # Then centres nearer than the track box's diagonal, for what IoU missed.
+        reach = np.hypot(*(known[:, 2:] - known[:, :2]).T)[:, None]
         distance = np.linalg.norm(_centres(known)[:, None] - _centres(boxes)[None], axis=2)
         near = np.where(same & (reach > 0), 1 - distance / np.maximum(reach, 1e-9), -1.0)
         for t, d in pairs:
