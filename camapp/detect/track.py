@@ -44,13 +44,13 @@ class Track:
     top_score: float
     start: float  # capture time of its first frame
     last_seen: float  # capture time of its last matched frame
-    hits: int = 1  # frames it was matched in
+    anchor: np.ndarray  # its box when it last moved
+    hits: int = 0  # frames it was matched in
     missed: int = 0  # frames since its last match
     confirmed: bool = False
     zones: tuple[str, ...] = ()  # the zones it is in now
     entered: list[str] = field(default_factory=list)  # every zone it has been in, in order
     stationary: bool = False
-    anchor: np.ndarray | None = None  # its box when it last moved
     still: int = 0  # frames its box has stayed near `anchor`
 
 
@@ -110,27 +110,20 @@ class Tracker:
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         labels_arr = np.asarray(labels, dtype=object)
         pairs = self._match(boxes, labels_arr)
-        events: list[Event] = []
         matched = {t for t, _ in pairs}
-        for t, d in pairs:
-            self._hit(self._tracks[t], boxes[d], float(scores[d]), ts, frame, events)
         for i, track in enumerate(self._tracks):
             if i not in matched:
                 track.missed += 1
+        hits = [(self._tracks[t], d) for t, d in pairs]
         for d in sorted(set(range(len(boxes))) - {d for _, d in pairs}):
-            track = Track(
-                self._next_id,
-                str(labels_arr[d]),
-                boxes[d],
-                float(scores[d]),
-                float(scores[d]),
-                ts,
-                ts,
-                anchor=boxes[d],
-            )
+            score = float(scores[d])
+            box = boxes[d]
+            track = Track(self._next_id, str(labels_arr[d]), box, score, score, ts, ts, box)
             self._next_id += 1
             self._tracks.append(track)
-            self._hit(track, boxes[d], float(scores[d]), ts, frame, events, first=True)
+            hits.append((track, d))
+        events: list[Event] = []
+        self._hit(hits, boxes, scores, ts, frame, events)
         self._end_lost(frame, events)
         return events
 
@@ -152,43 +145,48 @@ class Tracker:
 
     def _hit(
         self,
-        track: Track,
-        box: np.ndarray,
-        score: float,
+        hits: list[tuple[Track, int]],
+        boxes: np.ndarray,
+        scores: np.ndarray,
         ts: float,
         frame: int,
         events: list[Event],
-        first: bool = False,
     ) -> None:
-        """A track matched in this frame: move it, note its zones and stillness."""
-        if not first:
+        """The tracks matched in this frame (to detection indices): move them, note their
+        zones and stillness (both worked out for all of them at once), announce them."""
+        if not hits:
+            return
+        moved = boxes[[d for _, d in hits]]
+        where = inside(footpoints(moved), self.zones)
+        anchors = np.array([track.anchor for track, _ in hits])
+        stays = np.diagonal(iou_matrix(anchors, moved)) >= self.still_iou
+        for i, (track, d) in enumerate(hits):
             track.hits += 1
-        track.box, track.score, track.missed, track.last_seen = box, score, 0, ts
-        track.top_score = max(track.top_score, score)
-        changed = self._place(track) | self._settle(track, box)
-        if not track.confirmed and track.hits >= self.confirm_frames:
-            track.confirmed = True
-            events.append(_event("new", frame, track))
-        elif track.confirmed and changed:
-            events.append(_event("update", frame, track))
+            track.box, track.score = moved[i], float(scores[d])
+            track.missed, track.last_seen = 0, ts
+            track.top_score = max(track.top_score, track.score)
+            zones = tuple(z.name for z, yes in zip(self.zones, where[i], strict=True) if yes)
+            changed = self._place(track, zones) | self._settle(track, bool(stays[i]))
+            if not track.confirmed and track.hits >= self.confirm_frames:
+                track.confirmed = True
+                events.append(_event("new", frame, track))
+            elif track.confirmed and changed:
+                events.append(_event("update", frame, track))
 
-    def _place(self, track: Track) -> bool:
+    @staticmethod
+    def _place(track: Track, zones: tuple[str, ...]) -> bool:
         """Note the zones the track stands in; True when they changed."""
-        if not self.zones:
-            zones: tuple[str, ...] = ()
-        else:
-            where = inside(footpoints(track.box), self.zones)[0]
-            zones = tuple(z.name for z, yes in zip(self.zones, where, strict=True) if yes)
         track.entered.extend(z for z in zones if z not in track.entered)
         changed, track.zones = zones != track.zones, zones
         return changed
 
-    def _settle(self, track: Track, box: np.ndarray) -> bool:
-        """Count the frames the box stays put; True when it became stationary or moved on."""
-        if track.anchor is not None and iou_matrix(track.anchor, box)[0, 0] >= self.still_iou:
+    def _settle(self, track: Track, stays: bool) -> bool:
+        """Count the frames the box stays near its anchor; True when the track became
+        stationary or moved on."""
+        if stays:
             track.still += 1
         else:
-            track.anchor, track.still = box, 0
+            track.anchor, track.still = track.box, 0
         stationary = track.still >= self.still_frames
         changed, track.stationary = stationary != track.stationary, stationary
         return changed
