@@ -20,7 +20,7 @@ import argparse
 import statistics
 import sys
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -101,15 +101,13 @@ def tracker_ms(objects: int, frames: int = 300) -> float:
     return statistics.median(times) * 1000
 
 
-def occupancy_rows(stride: int) -> list[str]:
-    rows = []
+def occupancy_rows(stride: int) -> Iterator[str]:
+    """One row per detector, as each is done (a minute or two each)."""
     for name, detector in (("SSD MobileNet V1", ssd()), ("YOLOv8n", yolo())):
         share, tracks = occupancy(detector, stride, Tracker(), CountDebouncer(2))
-        cells = " | ".join(
-            f"{share[k] * 100:.2f} %" for k in ("raw", "plain", "tracked", "debounced")
-        )
-        rows.append(f"| {name} | {stride} | {cells} | {tracks} |")
-    return rows
+        keys = ("raw", "plain", "tracked", "debounced")
+        cells = " | ".join(f"{share[k] * 100:.2f} %" for k in keys)
+        yield f"| {name} | {stride} | {cells} | {tracks} |"
 
 
 def main() -> None:
@@ -131,7 +129,8 @@ def main() -> None:
             "\n| detector | stride | raw | plain 3-frame debounce | tracked | tracked + 2-frame"
             " debounce | person tracks |\n|---|---|---|---|---|---|---|"
         )
-        print("\n".join(occupancy_rows(args.occupancy)))
+        for line in occupancy_rows(args.occupancy):
+            print(line, flush=True)
 
 
 if __name__ == "__main__":
