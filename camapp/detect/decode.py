@@ -5,12 +5,14 @@
   [1, N] and count [1]. Exports order them differently (TF1: boxes, classes, scores,
   count; TF2 exports another way), so they are told apart by shape, and classes from scores
   by their values: classes are whole numbers.
-- `raw`: one tensor [1, 4+C, N] or its transpose [1, N, 4+C] (YOLOv8): cx, cy, w, h
-  (fractions of the input, or input pixels: told by their magnitude), then C class scores
-  per candidate, with no suppression in the graph: done here, per class.
+- `raw`: one tensor [1, 4+C, N] or its transpose [1, N, 4+C] (YOLOv8; the smaller of the
+  two is 4+C, as there are more candidates than classes): cx, cy, w, h (fractions of the
+  input, or input pixels: told by their magnitude), then C class scores per candidate,
+  with no suppression in the graph: done here, per class.
 
-Everything is vectorised: thresholds compare the quantized values themselves, and only the
-candidates that pass are dequantized; no Python loop runs over candidates.
+Everything is vectorised: the raw family's threshold compares the quantized scores
+themselves, and only the candidates that pass are dequantized; no Python loop runs over
+candidates.
 """
 
 from __future__ import annotations
