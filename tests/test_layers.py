@@ -21,6 +21,7 @@ LAYERS = [
     "tflite",
     "models",
     "inference",
+    "detect",
     "runtime",
     "governor",
     "training",
