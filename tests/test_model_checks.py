@@ -121,3 +121,21 @@ def test_classify_json_reports_the_bird_model(model_dir: Path) -> None:
     proc = run_camapp([*args, str(SHARED_MEDIA / "owl.jpg")], model_dir)
     assert proc.returncode == 0, proc.stderr
     assert "Burrowing Owl" in json.loads(proc.stdout)["label"]
+
+
+def test_a_labels_file_with_one_line_too_many_never_shifts_the_labels(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """MobileNetV2's 1001 outputs with its 1001 labels plus one more line at the end: the
+    "extra background line first" rule must not take it, or every label shifts by one
+    (hot_dog.jpg was called "mashed potato"). The model's own labels start with background
+    already, so the extra line is ambiguous: exit 2, naming both counts."""
+    model = SHARED_MODELS / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
+    labels = tmp_path / "labels.txt"
+    labels.write_text(IMAGENET_LABELS.read_text().rstrip("\n") + "\nmy own extra line\n")
+    with pytest.raises(ConfigError, match=r"1002 labels for 1001 classes .*'background' already"):
+        loader.plan(str(model), str(labels))
+    args = ["classify", "--model", str(model), "--labels", str(labels)]
+    proc = run_camapp([*args, str(SHARED_MEDIA / "hot_dog.jpg")], model_dir)
+    one_line_error(proc, 2, "1002 labels for 1001 classes")
+    assert classify(model, "hot_dog.jpg", IMAGENET_LABELS) == "hotdog, hot dog, red hot"
