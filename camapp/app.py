@@ -26,6 +26,7 @@ from camapp.governor.controller import Controller, SourceInfo
 from camapp.governor.loop import Governor
 from camapp.governor.sensors import Sensors
 from camapp.inference import ladder, loader
+from camapp.inference.classifier import Classifier
 from camapp.publish import ha
 from camapp.publish.commands import CommandHandler
 from camapp.publish.mqtt import MqttPublisher, default_client_id, dumps
@@ -103,7 +104,7 @@ class App:
             self.pool.seed(setup, [first[setup.key]])
         self.snapshots: list[Snapshots] = []
         self.wired = [
-            self._camera(settings, setup, first[setup.key].size, shared)
+            self._camera(settings, setup, first[setup.key], shared)
             for settings, setup in zip(cameras, setups, strict=True)
         ]
         self.governor = self._governor()
@@ -114,10 +115,11 @@ class App:
         self,
         settings: CameraSettings,
         setup: loader.ModelSetup,
-        size: tuple[int, int],
+        loaded: Classifier,
         shared: list[str],
     ) -> Wired:
-        """One camera wired: its channel, controls, source, sinks, commands and pictures."""
+        """One camera wired: its channel, controls, source, sinks, commands and pictures;
+        `loaded` is its model as loaded and run once at start."""
         base = self.config.mqtt.base_topic
         own = f"{base}/{settings.camera_id}/availability"
         channel = Channel(self.publisher, base, settings.camera_id, (*shared, own))
@@ -128,7 +130,7 @@ class App:
         state = StateSink(channel, controls, settings.state_frames)
         self.publisher.on_connected(state.republish)
         watch = SourceWatch(channel, state, settings.source_timeout)
-        source = self._open(settings, setup, max(size), watch)
+        source = self._open(settings, setup, max(loaded.size), watch)
         known = actions.KnownModels(settings.camera_id, dataset_of(settings), (setup,))
         sinks, switched = self._sinks(settings, setup, channel, state, source.live, known)
         motion = None
@@ -142,22 +144,24 @@ class App:
         plan = CameraPlan(settings.camera_id, crop, roi, settings.max_frames, motion, save)
         # Frames are dropped only where they go stale: live cameras and paced replays.
         drop = settings.drop and source.paced
-        rungs = self._ladder(settings, setup)
+        rungs = self._ladder(settings, setup, loaded)
         camera = self.pipeline.add_camera(
             plan, rungs.setups, source, sinks, controls, self.pool, drop
         )
         for rung in rungs.setups[1:]:
             known.ran(rung)
         commands = self._commands(settings, channel, controls, camera, offers)
-        view = ModelView(setup.name, size, crop, roi)
+        view = ModelView(setup.name, loaded.size, crop, roi)
         feed = self._pictures(settings, view, camera, commands, state)
         return Wired(settings, setup, channel, controls, camera, rungs.costs, feed)
 
-    def _ladder(self, settings: CameraSettings, setup: loader.ModelSetup) -> ladder.Ladder:
+    def _ladder(
+        self, settings: CameraSettings, setup: loader.ModelSetup, loaded: Classifier
+    ) -> ladder.Ladder:
         """The camera's model ladder, measured here; one rung unless `adapt` uses it."""
         if settings.adapt == "stride":
             return ladder.Ladder((setup,), (1.0,), ())
-        rungs = ladder.build(settings, setup, self.config.app.threads_per_worker)
+        rungs = ladder.build(settings, setup, loaded, self.config.app.threads_per_worker)
         for rung, classifier in zip(rungs.setups[1:], rungs.classifiers[1:], strict=True):
             self.pool.seed(rung, [classifier])
         pairs = zip(rungs.setups, rungs.costs, strict=True)

@@ -47,10 +47,12 @@ def names_for(camera: CameraSettings, setup: loader.ModelSetup) -> list[str]:
     return [s.name for s in below if (s.ladder or 0) > spec.ladder and s.name in fetched]
 
 
-def build(camera: CameraSettings, setup: loader.ModelSetup, threads: int) -> Ladder:
-    """Plan, load and time each rung; keep those clearly cheaper than the one above."""
-    classifier = loader.load(setup)
-    setups, costs, loaded = [setup], [_cost(classifier)], [classifier]
+def build(
+    camera: CameraSettings, setup: loader.ModelSetup, own: Classifier, threads: int
+) -> Ladder:
+    """Plan, load and time each rung below the camera's own model (`own`, loaded already);
+    keep those clearly cheaper than the one above."""
+    setups, costs, loaded = [setup], [_cost(own)], [own]
     for name in names_for(camera, setup):
         rung = camera.model_copy(update={"model": name, "labels": None})
         candidate = loader.for_camera(rung, threads)
