@@ -36,17 +36,25 @@ def test_a_new_backend_is_one_file_and_its_registration(
     assert '"label": "red"' in out and '"score": 0.8627' in out
 
 
-def test_the_manifest_picks_the_edge_tpu_backend_by_itself(model_dir: Path) -> None:
+@pytest.fixture
+def default_model(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`--model` unset means the default model in the model folder: make that the test's own,
+    so a test does not depend on what was fetched into the checkout's models/."""
+    monkeypatch.setenv("CAMAPP_MODEL_DIR", str(model_dir))
+    return model_dir
+
+
+def test_the_manifest_picks_the_edge_tpu_backend_by_itself(default_model: Path) -> None:
     from camapp import models
 
-    path = models.fetch("mobilenet_v2_edgetpu", model_dir, mirror=SHARED_MODELS)
+    path = models.fetch("mobilenet_v2_edgetpu", default_model, mirror=SHARED_MODELS)
     labels = str(SHARED_MODELS / "imagenet_labels.txt")
     assert loader.plan(str(path), labels).backend == "edgetpu"
     assert loader.plan(None).backend == "litert"  # the default model runs on the CPU
     assert loader.plan(None, backend="edgetpu").backend == "edgetpu"  # the setting wins
 
 
-def test_an_unknown_backend_is_a_usage_error() -> None:
+def test_an_unknown_backend_is_a_usage_error(default_model: Path) -> None:
     with pytest.raises(ConfigError, match=r"unknown backend 'tpu' \(known: .*edgetpu.*litert"):
         loader.plan(None, backend="tpu")
 
