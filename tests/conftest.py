@@ -128,7 +128,7 @@ def make_classifier(model_path: Path, labels: list[str] | None = None, top_k: in
     from camapp.inference import backend
     from camapp.inference.classifier import Classifier
 
-    loaded = backend.create("litert", model_path, backend.BackendOptions())
+    loaded = backend.create("litert", model_path, backend.configure("litert", {}))
     names = labels if labels is not None else models.read_labels(model_path)
     return Classifier(loaded, names, models.display_name(model_path), top_k)
 
@@ -137,7 +137,7 @@ def single_camera(source, classifiers, sinks, drop, controls, *, max_frames=None
                   duration=None, motion=None, stopping=None, crop="center"):  # fmt: skip
     """A one-camera pipeline, as `camapp run --source ...` builds it, its workers holding the
     given classifiers: (pipeline, camera)."""
-    from camapp.inference.backend import BackendOptions
+    from camapp.inference.backend import BackendSettings
     from camapp.inference.loader import ModelSetup
     from camapp.runtime.camera import CameraPlan
     from camapp.runtime.pipeline import Pipeline
@@ -145,7 +145,7 @@ def single_camera(source, classifiers, sinks, drop, controls, *, max_frames=None
     first = classifiers[0]
     spec = first.preprocess.spec
     setup = ModelSetup(Path(first.model), tuple(first.labels), 0, first.model, "litert",
-                       BackendOptions(), first.top_k, spec.mean, spec.std)  # fmt: skip
+                       BackendSettings(), first.top_k, spec.mean, spec.std)  # fmt: skip
     pipeline = Pipeline(duration, stopping)
     pool = pipeline.add_pool(len(classifiers), load=_not_loaded)
     pool.seed(setup, classifiers)

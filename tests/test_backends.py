@@ -36,6 +36,58 @@ def test_a_new_backend_is_one_file_and_its_registration(
     assert '"label": "red"' in out and '"score": 0.8627' in out
 
 
+def test_backends_are_discovered_not_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file dropped beside the built-in backends is found (pkgutil), with nothing to edit."""
+    from camapp.inference import backends
+
+    plugin = Path(__file__).parent / "plugins" / "colour_backend.py"
+    (tmp_path / "dropped_in.py").write_text(plugin.read_text().replace('"colour"', '"dropped"'))
+    monkeypatch.setattr(backends, "__path__", [*backends.__path__, str(tmp_path)])
+    backend._discover.cache_clear()
+    try:
+        assert {"dropped", "edgetpu", "hailo", "imx500", "litert", "onnx"} <= set(backend.names())
+    finally:
+        backend._discover.cache_clear()
+        sys.modules.pop("camapp.inference.backends.dropped_in", None)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (
+            ["--backend", "onnx", "--delegate", "libx.so"],
+            "backend onnx: unknown setting 'delegate'",
+        ),
+        (["--backend", "colour", "--delegate", "edgetpu"], "backend colour: unknown setting"),
+    ],
+)
+def test_a_setting_the_backend_does_not_take_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    """Each backend declares its own settings: a delegate given to ONNX Runtime is refused,
+    where a fixed (threads, delegate) pair would have dropped it silently."""
+    import tests.plugins.colour_backend  # noqa: F401  (registers "colour")
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"")
+    photo = str(SHARED_MODELS.parent / "media" / "cat.bmp")
+    assert cli.main(["classify", *args, "--model", str(model), photo]) == 2
+    err = capsys.readouterr().err
+    assert err.count("camapp: error: ") == 1 and needle in err, err
+
+
+def test_a_backend_gets_its_own_settings_model() -> None:
+    from camapp.inference.backends.litert import LiteRtSettings
+
+    settings = backend.configure("litert", {"threads": 2, "delegate": "libx.so"})
+    assert isinstance(settings, LiteRtSettings) and settings.delegate == "libx.so"
+    assert type(backend.configure("hailo", {"threads": 2})) is backend.BackendSettings
+    with pytest.raises(ConfigError, match=r"^backend litert: threads: must be between 1 and 64"):
+        backend.configure("litert", {"threads": 0})
+
+
 @pytest.fixture
 def default_model(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """`--model` unset means the default model in the model folder: make that the test's own,

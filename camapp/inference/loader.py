@@ -18,7 +18,7 @@ from camapp import models
 from camapp.config.schema import CameraSettings
 from camapp.errors import ConfigError
 from camapp.inference import backend as backends
-from camapp.inference.backend import BackendOptions
+from camapp.inference.backend import BackendSettings
 from camapp.inference.classifier import Classifier
 from camapp.inference.preprocess import Roi
 from camapp.models.trained import read_meta
@@ -38,7 +38,7 @@ class ModelSetup:
     # not known until the backend says how many classes it has
     name: str  # what `classification` messages report: the manifest name, else the file stem
     backend: str
-    options: BackendOptions
+    options: BackendSettings  # the backend's own settings model (inference/backend.py)
     top_k: int
     # Input normalisation, the model sees (pixel - mean) / std; None: the backend's own.
     mean: tuple[float, ...] | None
@@ -75,9 +75,10 @@ def plan(
     path = models.resolve_model(model)
     name = models.display_name(path)
     chosen = backend or _default_backend(path, name, delegate)
-    options = BackendOptions(threads, None if delegate == "edgetpu" else delegate)
-    if chosen not in backends.names():
-        backends.create(chosen, path, options)  # raises the one-line unknown-backend error
+    given: dict[str, object] = {"threads": threads}
+    if delegate is not None and not (delegate == "edgetpu" == chosen):
+        given["delegate"] = delegate  # refused by a backend that takes no delegate
+    options = backends.configure(chosen, given)
     spec = None
     if backends.reads_tflite(chosen):
         spec = graph.check_classifier(path, ())  # a model, and an image classifier

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from camapp.errors import ConfigError
-from camapp.inference.backend import BackendOptions, InputSpec, OutputSpec, register
+from camapp.inference.backend import BackendSettings, InputSpec, OutputSpec, register
 
 INSTALL_HINT = "picamera2's Hailo support is missing: sudo apt install hailo-all python3-picamera2"
 DEVICE_HINT = (
@@ -87,7 +87,7 @@ def _format(kind: Any) -> str:
 class HailoBackend:
     """A worker's view of the shared device: its own input and output buffers."""
 
-    def __init__(self, model_path: Path, options: BackendOptions) -> None:
+    def __init__(self, model_path: Path, settings: BackendSettings) -> None:
         self._device = device(model_path)
         inputs, outputs = self._device.hailo.describe()
         shape, kind = tuple(inputs[0][1]), _format(inputs[0][2])

@@ -15,12 +15,12 @@ import numpy as np
 
 from camapp.capture.imx500 import network
 from camapp.errors import ConfigError
-from camapp.inference.backend import BackendOptions, InputSpec, OutputSpec, register
+from camapp.inference.backend import BackendSettings, InputSpec, OutputSpec, register
 
 
 @register("imx500")
 class Imx500Backend:
-    def __init__(self, model_path: Path, options: BackendOptions) -> None:
+    def __init__(self, model_path: Path, settings: BackendSettings) -> None:
         net = network(model_path)
         width, height = net.input_size
         self.input = InputSpec(height, width, np.dtype(np.uint8))  # the sensor's, for the lores

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from camapp.config.schema import NonEmpty, setting
 from camapp.errors import ConfigError
-from camapp.inference.backend import BackendOptions, InputSpec, OutputSpec, register
+from camapp.inference.backend import BackendSettings, InputSpec, OutputSpec, register
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,13 @@ def load_delegate(spec: str) -> Any:
         raise ConfigError(f"cannot load delegate '{spec}': {' '.join(str(exc).split())}") from None
 
 
-@register("litert", tflite=True)
+class LiteRtSettings(BackendSettings):
+    delegate: NonEmpty | None = setting(
+        None, "a TFLite delegate library: 'edgetpu' or its path", metavar="DELEGATE"
+    )
+
+
+@register("litert", LiteRtSettings, tflite=True)
 class LiteRtBackend:
     """One LiteRT interpreter. Not thread-safe: each worker owns one.
 
@@ -99,14 +106,14 @@ class LiteRtBackend:
     into its buffers, so preprocessing writes in place and a frame allocates nothing.
     """
 
-    def __init__(self, model_path: Path, options: BackendOptions) -> None:
+    def __init__(self, model_path: Path, settings: LiteRtSettings) -> None:
         interpreter_cls, _ = interpreter_api()
-        delegates = [load_delegate(options.delegate)] if options.delegate else None
+        delegates = [load_delegate(settings.delegate)] if settings.delegate else None
         try:
             with _without_noise():
                 interp = interpreter_cls(
                     model_path=str(model_path),
-                    num_threads=options.threads,
+                    num_threads=settings.threads,
                     experimental_delegates=delegates,
                 )
                 interp.allocate_tensors()

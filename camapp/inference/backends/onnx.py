@@ -24,7 +24,7 @@ from camapp.errors import ConfigError
 from camapp.inference.backend import (
     DEFAULT_MEAN,
     DEFAULT_STD,
-    BackendOptions,
+    BackendSettings,
     InputSpec,
     OutputSpec,
     register,
@@ -132,9 +132,9 @@ def _output_spec(model_path: Path, out: Any) -> OutputSpec:
 class OnnxBackend:
     """One ONNX Runtime session. Like a LiteRT interpreter, each worker owns one."""
 
-    def __init__(self, model_path: Path, options: BackendOptions) -> None:
+    def __init__(self, model_path: Path, settings: BackendSettings) -> None:
         ort = _import_ort()
-        session = _session(ort, model_path, options.threads)
+        session = _session(ort, model_path, settings.threads)
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ConfigError(
