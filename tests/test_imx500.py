@@ -105,6 +105,14 @@ def test_labels_come_from_the_intrinsics_without_a_file(monkeypatch, network) ->
     assert "roi" not in rig.events
 
 
+def test_picamera2_0_3_35_runs_as_a_user_without_debugfs(monkeypatch, network) -> None:
+    """The service user cannot read /sys/kernel/debug: from 0.3.35 that only hides the bar."""
+    rig = Imx500Rig(debugfs=False)
+    rig.install(monkeypatch)
+    _, result = classify_one(rig, network, LABELS)
+    assert result.top_k[0].class_id == rig.top and "firmware" in rig.events
+
+
 def test_a_network_that_never_runs_is_a_source_error(monkeypatch, network) -> None:
     rig = Imx500Rig(loading_frames=10**6)
     rig.install(monkeypatch)
@@ -124,6 +132,9 @@ def test_a_network_that_never_runs_is_a_source_error(monkeypatch, network) -> No
         ("busy", ("Device or resource busy", "not used by another process")),
         ("detector", ("is a object detection network, not a classifier",)),
         ("no_picamera2_devices", ("sudo apt install imx500-all",)),
+        # picamera2 0.3.34 as the service user: its IMX500() would raise PermissionError on
+        # debugfs, which the device hint would blame on another process.
+        ("old_picamera2", ("older than 0.3.35", "User=camapp", "--only-upgrade python3-picamera2")),
         ("usb_source", ("use source 'imx500' with an IMX500 network",)),
         ("tflite_model", ("use source 'imx500' with an IMX500 network",)),
         ("no_labels", ("has no labels of its own; pass --labels",)),
@@ -132,7 +143,12 @@ def test_a_network_that_never_runs_is_a_source_error(monkeypatch, network) -> No
 def test_set_up_problems_are_one_line_and_exit_2(
     monkeypatch, network, capsys, fault, needles
 ) -> None:
-    rig = Imx500Rig(task="object detection" if fault == "detector" else "classification")
+    old = fault == "old_picamera2"
+    rig = Imx500Rig(
+        task="object detection" if fault == "detector" else "classification",
+        old_picamera2=old,
+        debugfs=not old,
+    )
     rig.present = fault != "missing"
     rig.busy = fault == "busy"
     rig.install(monkeypatch)

@@ -32,6 +32,14 @@ from camapp.errors import ConfigError, SourceError
 INSTALL_HINT = (
     "picamera2's AI Camera support is missing: sudo apt install imx500-all python3-picamera2"
 )
+# picamera2 0.3.22-0.3.34 open the firmware progress files in debugfs unguarded in IMX500(),
+# so as a user who cannot read debugfs (the service's User=camapp) it fails; 0.3.35 made them
+# optional and added IMX500.FwProgressType with that change: the feature camapp checks for.
+UPGRADE_HINT = (
+    "this picamera2 is older than 0.3.35, whose AI Camera support fails as a user without "
+    "access to /sys/kernel/debug (the service's User=camapp): upgrade it: "
+    "sudo apt update && sudo apt install --only-upgrade python3-picamera2"
+)
 DEVICE_HINT = (
     "is the AI Camera connected and not used by another process? "
     "check with: rpicam-hello --list-cameras"
@@ -76,6 +84,8 @@ def _open(path: Path) -> Network:
         from picamera2.devices import IMX500
     except ImportError:
         raise ConfigError(INSTALL_HINT) from None
+    if not hasattr(IMX500, "FwProgressType"):
+        raise ConfigError(UPGRADE_HINT)
     try:
         imx500 = IMX500(str(path))
     except Exception as exc:  # picamera2 raises RuntimeError, the ioctls OSError
