@@ -112,8 +112,9 @@ def test_an_unknown_backend_is_a_usage_error(default_model: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def edgetpu_without_device(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding a libedgetpu.so.1 that finds no Edge TPU (tests/fake_libedgetpu.c)."""
+def fake_edgetpu(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding the stand-in libedgetpu.so.1 (tests/fake_libedgetpu.c): with
+    $FAKE_EDGETPU unset it finds no Edge TPU, "attached" makes a delegate, "crash" crashes."""
     directory = tmp_path_factory.mktemp("libedgetpu")
     source = Path(__file__).with_name("fake_libedgetpu.c")
     subprocess.run(
@@ -123,22 +124,59 @@ def edgetpu_without_device(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def test_a_missing_coral_is_one_line_and_exit_2(
-    model_dir: Path, edgetpu_without_device: Path
-) -> None:
+def edgetpu_run(model_dir: Path, library: Path, mode: str, args: list[str]):
+    env = {**camapp_env(model_dir), "LD_LIBRARY_PATH": str(library), "FAKE_EDGETPU": mode}
+    return subprocess.run(
+        [sys.executable, "-m", "camapp", *args], env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+
+
+PHOTO = str(SHARED_MODELS.parent / "media" / "cat.bmp")
+CLIP = str(SHARED_MODELS.parent / "media" / "car-detection.mp4")
+
+
+def test_a_missing_coral_is_one_line_and_exit_2(model_dir: Path, fake_edgetpu: Path) -> None:
     from tests.test_errors import one_line_error
 
-    env = {**camapp_env(model_dir), "LD_LIBRARY_PATH": str(edgetpu_without_device)}
     model = str(SHARED_MODELS / "mobilenet_v2_1.0_224_quant_edgetpu.tflite")
     labels = str(SHARED_MODELS / "imagenet_labels.txt")
-    clip = str(SHARED_MODELS.parent / "media" / "car-detection.mp4")
-    photo = str(SHARED_MODELS.parent / "media" / "cat.bmp")
     for args in (  # the manifest picks the Edge TPU for this file: no flag needed
-        ["classify", "--model", model, "--labels", labels, photo],
-        ["run", "--source", clip, "--model", model, "--labels", labels, "--max-frames", "1"],
+        ["classify", "--model", model, "--labels", labels, PHOTO],
+        ["run", "--source", CLIP, "--model", model, "--labels", labels, "--max-frames", "1"],
     ):
-        proc = subprocess.run(
-            [sys.executable, "-m", "camapp", *args], env=env, capture_output=True, text=True,
-            timeout=60,
-        )  # fmt: skip
+        proc = edgetpu_run(model_dir, fake_edgetpu, "absent", args)
         one_line_error(proc, 2, "no Edge TPU found", "libedgetpu is installed", "lsusb")
+
+
+def test_an_edge_tpu_delegate_is_made_and_used(model_dir: Path, fake_edgetpu: Path) -> None:
+    """The stand-in makes a delegate that leaves every node to the CPU: a CPU model then
+    gives its usual answer through the edgetpu backend, after the probe passed."""
+    model = str(SHARED_MODELS / "mobilenet_v2_1.0_224_quant.tflite")
+    args = ["classify", "--backend", "edgetpu", "--model", model, "--json", PHOTO]
+    proc = edgetpu_run(model_dir, fake_edgetpu, "attached", args)
+    assert proc.returncode == 0, proc.stderr
+    assert '"label": "Egyptian cat"' in proc.stdout
+
+
+def test_a_runtime_crash_in_libedgetpu_is_one_line_naming_versions(
+    model_dir: Path, fake_edgetpu: Path
+) -> None:
+    """libedgetpu1-std 16.0 (TensorFlow 2.5) with a newer runtime: the first interpreter is
+    made in a child process, so its crash becomes exit 2 naming both versions and the fix."""
+    from importlib.metadata import version
+
+    from tests.test_errors import one_line_error
+
+    model = str(SHARED_MODELS / "mobilenet_v2_1.0_224_quant.tflite")
+    for args in (
+        ["classify", "--backend", "edgetpu", "--model", model, PHOTO],
+        ["run", "--source", CLIP, "--backend", "edgetpu", "--model", model, "--max-frames", "1"],
+    ):
+        proc = edgetpu_run(model_dir, fake_edgetpu, "crash", args)
+        runtime = f"ai-edge-litert {version('ai-edge-litert')}"
+        one_line_error(
+            proc, 2, "Edge TPU runtime crashed (SIGSEGV)", runtime,
+            "libedgetpu.so.1 BuildLabel(COMPILER=stand-in", "RuntimeVersion(14)",
+            "install a libedgetpu built for the runtime's TensorFlow version",
+        )  # fmt: skip
