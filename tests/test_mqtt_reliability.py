@@ -70,6 +70,20 @@ def wait_for_log(caplog: pytest.LogCaptureFixture, needle: str, timeout: float =
         time.sleep(0.05)
 
 
+def count_calls(owner: object, name: str) -> list[float]:
+    """Spy on a real method: each call runs it, then records when it returned."""
+    calls: list[float] = []
+    real = getattr(owner, name)
+
+    def counted(*args: object, **kwargs: object) -> object:
+        result = real(*args, **kwargs)
+        calls.append(time.monotonic())
+        return result
+
+    setattr(owner, name, counted)
+    return calls
+
+
 def wait_until(check, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -177,10 +191,12 @@ def test_a_server_that_never_answers_connect_is_named_once(caplog) -> None:
     port = server.getsockname()[1]
     settings = MqttSettings(host="127.0.0.1", port=port, connect_timeout=1.0)
     publisher, _ = camera(settings, "mute", availability=False)
+    ticks = count_calls(publisher._watch, "tick")  # the checks that would report again
     try:
         publisher.start()
         wait_for_log(caplog, "no MQTT answer")
-        time.sleep(2.5)  # two more timeouts' worth: still one line
+        seen = len(ticks)
+        wait_until(lambda: len(ticks) >= seen + 3)  # checked past two more timeouts: one line
     finally:
         publisher.close(timeout=0)
         server.close()
@@ -202,11 +218,11 @@ def test_a_plain_client_on_a_tls_port_is_named_once(tmp_path: Path, caplog) -> N
     try:
         publisher.start()
         wait_for_log(caplog, "without an MQTT answer")
-        time.sleep(3.5)  # paho retries after 1 s and 2 s more: still one line
+        # paho retries after 1 s and 2 s more: two more failed handshakes, still one line
+        wait_until(lambda: broker.log.read_text().count("wrong version number") >= 3)
     finally:
         publisher.close(timeout=0)
         broker.stop()
-    assert broker.log.read_text().count("wrong version number") >= 2  # it did retry
     [line] = lines(caplog, "without an MQTT answer")
     assert f"127.0.0.1:{tls_port}" in line and "a TLS port (set mqtt tls)" in line, line
 
