@@ -25,7 +25,7 @@ from camapp.errors import ConfigError
 from camapp.publish import ha
 from camapp.publish.commands import ECHO_LIMIT, MAX_COMMAND_BYTES, CommandHandler
 from camapp.publish.ha import REANNOUNCE_DELAY, Discovery
-from camapp.publish.mqtt import MqttPublisher, Shed
+from camapp.publish.mqtt import WINDOW, MqttPublisher, Shed
 from camapp.publish.outbox import Kind
 from camapp.publish.topics import Channel
 from camapp.runtime.controls import Controls
@@ -455,20 +455,49 @@ def test_an_unknown_protocol_is_a_config_error() -> None:
     assert check(MqttSettings, {"protocol": 5}).protocol == "5"  # TOML's `protocol = 5`
 
 
+def test_no_more_than_the_window_is_in_flight_on_a_link_that_acknowledges_nothing(
+    broker,
+) -> None:
+    """A dead link the client does not know about: WINDOW messages are handed to paho and
+    written, the rest wait in the outbox (bounded, shed by its rules), however often the
+    sender looks; without the window paho would take all of them."""
+    proxy = Proxy(broker.port)
+    publisher, channel = camera(MqttSettings(port=proxy.port), "stuck", availability=False)
+    rounds = count_calls(publisher, "_flush")  # each time the sender hands messages over
+    try:
+        publisher.start()
+        wait_until(lambda: "as camapp-stuck" in broker.log.read_text())
+        proxy.stall()
+        backlog(channel, 100)
+        size = len("camapp/stuck/classification") + len(CLASSIFICATION)
+        wait_until(lambda: proxy.swallowed >= WINDOW * size)
+        seen = len(rounds)
+        wait_until(lambda: len(rounds) >= seen + 2)  # two more chances to send: none taken
+        assert publisher._outbox.in_flight == WINDOW and publisher.undelivered == 100
+        assert proxy.swallowed < (WINDOW + 1) * size, proxy.swallowed
+    finally:
+        publisher.close(timeout=0)
+        proxy.close()
+
+
 def test_the_window_keeps_to_the_brokers_receive_maximum(tmp_path: Path) -> None:
     """An MQTT 5 broker that takes 5 unacknowledged messages gets no more than 5 at a time:
     on a link that swallows everything, 5 messages leave, not the 20 of the window."""
     broker = Broker(tmp_path, "max_inflight_messages 5\n").start()  # its Receive Maximum
     proxy = Proxy(broker.port)
     publisher, channel = camera(MqttSettings(port=proxy.port), "narrow", availability=False)
+    rounds = count_calls(publisher, "_flush")
     try:
         publisher.start()
         wait_until(lambda: "as camapp-narrow" in broker.log.read_text())
         proxy.stall()
         backlog(channel, 50)
-        time.sleep(0.5)  # everything paho was given has been written by now
         size = len("camapp/narrow/classification") + len(CLASSIFICATION)
-        assert 5 * size <= proxy.swallowed < 6 * size, proxy.swallowed
+        wait_until(lambda: proxy.swallowed >= 5 * size)
+        seen = len(rounds)
+        wait_until(lambda: len(rounds) >= seen + 2)  # two more chances to send: none taken
+        assert publisher._outbox.in_flight == 5, publisher._outbox.in_flight
+        assert proxy.swallowed < 6 * size, proxy.swallowed
     finally:
         publisher.close(timeout=0)
         proxy.close()
