@@ -125,10 +125,11 @@ def run_camapp(args: list[str], model_dir: Path, timeout: float = 60, **kwargs: 
 
 def make_classifier(model_path: Path, labels: list[str] | None = None, top_k: int = 5):
     """A LiteRT classifier as a worker holds one."""
+    from camapp.devices import Devices
     from camapp.inference import backend
     from camapp.inference.classifier import Classifier
 
-    loaded = backend.create("litert", model_path, backend.configure("litert", {}))
+    loaded = backend.create("litert", model_path, backend.configure("litert", {}), Devices())
     names = labels if labels is not None else models.read_labels(model_path)
     return Classifier(loaded, names, models.display_name(model_path), top_k)
 

@@ -180,3 +180,25 @@ def test_a_runtime_crash_in_libedgetpu_is_one_line_naming_versions(
             "libedgetpu.so.1 BuildLabel(COMPILER=stand-in", "RuntimeVersion(14)",
             "install a libedgetpu built for the runtime's TensorFlow version",
         )  # fmt: skip
+
+
+def test_devices_open_once_close_newest_first_and_keep_no_failed_open() -> None:
+    """The one registry of open devices (camapp/devices.py), owned by whoever made it."""
+    from camapp.devices import Devices
+
+    closed: list[str] = []
+    devices = Devices()
+
+    def failing() -> str:
+        raise ConfigError("device in use")
+
+    with pytest.raises(ConfigError, match="in use"):
+        devices.get("hailo", failing, closed.append)
+    assert devices.get("hailo", lambda: "hailo#1", closed.append) == "hailo#1"  # retried
+    assert devices.get("hailo", lambda: "hailo#2", closed.append) == "hailo#1"  # once
+    devices.get("imx500", lambda: "imx500#1", closed.append)
+    devices.close()
+    assert closed == ["imx500#1", "hailo#1"]
+    assert devices.get("hailo", lambda: "hailo#3", closed.append) == "hailo#3"  # open again
+    del devices  # an owner that never closes: its devices go with it
+    assert closed == ["imx500#1", "hailo#1", "hailo#3"]

@@ -22,6 +22,7 @@ import numpy as np
 
 from camapp.config.load import check
 from camapp.config.schema import Settings, setting
+from camapp.devices import Devices
 from camapp.errors import ConfigError
 
 DEFAULT_MEAN = 127.5  # MobileNet's normalisation: (pixel - 127.5) / 127.5 lies in [-1, 1]
@@ -71,7 +72,8 @@ class Backend(Protocol):
     output_tensor: Callable[[], np.ndarray]  # (1, classes) view of the raw scores
 
 
-Factory = Callable[[Path, Any], Backend]  # (model file, the plugin's own settings)
+# (model file, the plugin's own settings, the devices the set-up's owner holds open)
+Factory = Callable[[Path, Any, Devices], Backend]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +118,10 @@ def configure(name: str, given: Mapping[str, Any]) -> BackendSettings:
         raise ConfigError(f"backend {name}: {exc}") from None
 
 
-def create(name: str, model_path: Path, settings: BackendSettings) -> Backend:
-    """Load `model_path` with the backend `name`, given settings `configure` made for it."""
-    return _plugin(name).factory(model_path, settings)
+def create(name: str, model_path: Path, settings: BackendSettings, devices: Devices) -> Backend:
+    """Load `model_path` with the backend `name`, given settings `configure` made for it; a
+    backend that runs on a device opens it in `devices`, shared with whoever else needs it."""
+    return _plugin(name).factory(model_path, settings, devices)
 
 
 def _plugin(name: str) -> Plugin:

@@ -9,13 +9,14 @@ line; `load()` then runs the model once, so a model that cannot run fails before
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from camapp import models
 from camapp.config.schema import CameraSettings
+from camapp.devices import Devices
 from camapp.errors import ConfigError
 from camapp.inference import backend as backends
 from camapp.inference.backend import BackendSettings
@@ -47,6 +48,8 @@ class ModelSetup:
     # its own. None: the model says nothing.
     crop: str | None = None
     roi: Roi | None = None
+    # Where its backend opens a device (a Hailo, the AI Camera): the app's, else its own.
+    devices: Devices = field(default_factory=Devices)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -68,6 +71,7 @@ def plan(
     top_k: int = 5,
     mean: float | None = None,
     std: float | None = None,
+    devices: Devices | None = None,
 ) -> ModelSetup:
     """Resolve and check a model setting; the backend is the one asked for, else the
     manifest's, else the one the file's kind implies; the normalisation the one asked for,
@@ -94,11 +98,13 @@ def plan(
     roi = tuple(meta["roi"]) if meta.get("roi") else None
     return ModelSetup(
         path, tuple(names), offset, name, chosen, options, top_k, means, stds,
-        meta.get("crop"), roi,  # type: ignore[arg-type]
+        meta.get("crop"), roi, devices or Devices(),  # type: ignore[arg-type]
     )  # fmt: skip
 
 
-def for_camera(camera: CameraSettings, threads: int = 1) -> ModelSetup:
+def for_camera(
+    camera: CameraSettings, threads: int = 1, devices: Devices | None = None
+) -> ModelSetup:
     setup = plan(
         camera.model,
         camera.labels,
@@ -108,6 +114,7 @@ def for_camera(camera: CameraSettings, threads: int = 1) -> ModelSetup:
         camera.top_k,
         camera.input_mean,
         camera.input_std,
+        devices,
     )
     # The AI Camera classifies on its sensor: it is the one source, and the one backend, for it.
     if (camera.source == "imx500") != (setup.backend == "imx500"):
@@ -140,7 +147,7 @@ def load(setup: ModelSetup, check: bool = True) -> Classifier:
     """One classifier (one backend instance) for one worker. With `check`, run once: a model
     that fails on its first invoke (an op the runtime lacks) is a set-up error, found before
     capture (the workers' own copies of a model checked so need not run again)."""
-    backend = backends.create(setup.backend, setup.path, setup.options)
+    backend = backends.create(setup.backend, setup.path, setup.options, setup.devices)
     labels = list(setup.labels) or list(getattr(backend, "labels", None) or [])
     if not labels:
         raise ConfigError(f"model {setup.path} has no labels of its own; pass --labels FILE")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from camapp.config.schema import NonEmpty, setting
+from camapp.devices import Devices
 from camapp.errors import EXIT_USAGE, ConfigError
 from camapp.inference.backend import BackendSettings, InputSpec, OutputSpec, register
 
@@ -185,7 +186,7 @@ class LiteRtBackend:
     into its buffers, so preprocessing writes in place and a frame allocates nothing.
     """
 
-    def __init__(self, model_path: Path, settings: LiteRtSettings) -> None:
+    def __init__(self, model_path: Path, settings: LiteRtSettings, devices: Devices) -> None:
         if settings.delegate == "edgetpu":
             probe_edgetpu(model_path, settings.threads)
         interp = _interpreter(model_path, settings)
