@@ -62,10 +62,10 @@ def _without_noise() -> Iterator[None]:
                 os.write(2, b"".join(kept))
 
 
-# libedgetpu loads but creates no delegate: it found no Edge TPU. A USB Accelerator shows in
-# lsusb as 1a6e:089a until its firmware is loaded, then as 18d1:9302.
 # Seconds the Edge TPU probe's child may take to load the delegate and run the model once.
 PROBE_TIMEOUT = 60.0
+# libedgetpu loads but creates no delegate: it found no Edge TPU. A USB Accelerator shows in
+# lsusb as 1a6e:089a until its firmware is loaded, then as 18d1:9302.
 NO_EDGETPU = (
     "no Edge TPU found: libedgetpu is installed but no Coral answered "
     "(plug the USB Accelerator in, then check with lsusb: 1a6e:089a or 18d1:9302)"
@@ -147,7 +147,7 @@ def probe_edgetpu(model_path: Path, threads: int) -> None:
         why = signal.Signals(-child.returncode).name
         raise ConfigError(
             f"the Edge TPU runtime crashed ({why}) making its first interpreter ({_versions()}):"
-            " libedgetpu1-std 16.0 is built for TensorFlow 2.5 and crashes newer runtimes: "
+            " libedgetpu1-std 16.0 is built for TensorFlow 2.5, newer runtimes crash with it: "
             "install a libedgetpu built for the runtime's TensorFlow version (docs/accelerators.md)"
         )
 
