@@ -45,7 +45,8 @@ def test_backends_are_discovered_not_listed(
     plugin = Path(__file__).parent / "plugins" / "colour_backend.py"
     (tmp_path / "dropped_in.py").write_text(plugin.read_text().replace('"colour"', '"dropped"'))
     monkeypatch.setattr(backends, "__path__", [*backends.__path__, str(tmp_path)])
-    monkeypatch.setattr(backend, "_REGISTRY", dict(backend._REGISTRY))  # undone afterwards
+    backend.names()  # every built-in registered, then a copy of the registry, undone after
+    monkeypatch.setattr(backend, "_REGISTRY", dict(backend._REGISTRY))
     backend._discover.cache_clear()
     try:
         assert {"dropped", "edgetpu", "hailo", "imx500", "litert", "onnx"} <= set(backend.names())
