@@ -70,6 +70,14 @@ def wait_for_log(caplog: pytest.LogCaptureFixture, needle: str, timeout: float =
         time.sleep(0.05)
 
 
+def connected(publisher: MqttPublisher) -> threading.Event:
+    """Set once the publisher has its CONNACK and sends: later than the broker's log line,
+    which a publish just after it could beat (its messages then count as shed offline)."""
+    online = threading.Event()
+    publisher.on_connected(online.set)
+    return online
+
+
 def count_calls(owner: object, name: str) -> list[float]:
     """Spy on a real method: each call runs it, then records when it returned."""
     calls: list[float] = []
@@ -291,8 +299,9 @@ def test_shed_messages_are_counted_by_cause(broker, subscriber_factory) -> None:
     settings = MqttSettings(port=proxy.port, buffer_messages=30)
     busy, busy_topics = camera(settings, "busy", availability=False)
     try:
+        online = connected(busy)
         busy.start()
-        wait_until(lambda: "as camapp-busy" in broker.log.read_text())
+        assert online.wait(20)
         proxy.stall()  # connected, as far as camapp knows, but nothing is acknowledged
         backlog(busy_topics, 100)
         assert busy.shed == Shed(offline=0, connected=70)  # 20 in flight + 10 queued kept
@@ -465,8 +474,9 @@ def test_no_more_than_the_window_is_in_flight_on_a_link_that_acknowledges_nothin
     publisher, channel = camera(MqttSettings(port=proxy.port), "stuck", availability=False)
     rounds = count_calls(publisher, "_flush")  # each time the sender hands messages over
     try:
+        online = connected(publisher)
         publisher.start()
-        wait_until(lambda: "as camapp-stuck" in broker.log.read_text())
+        assert online.wait(20)
         proxy.stall()
         backlog(channel, 100)
         size = len("camapp/stuck/classification") + len(CLASSIFICATION)
@@ -488,8 +498,9 @@ def test_the_window_keeps_to_the_brokers_receive_maximum(tmp_path: Path) -> None
     publisher, channel = camera(MqttSettings(port=proxy.port), "narrow", availability=False)
     rounds = count_calls(publisher, "_flush")
     try:
+        online = connected(publisher)
         publisher.start()
-        wait_until(lambda: "as camapp-narrow" in broker.log.read_text())
+        assert online.wait(20)
         proxy.stall()
         backlog(channel, 50)
         size = len("camapp/narrow/classification") + len(CLASSIFICATION)
