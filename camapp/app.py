@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from camapp.capture import Reconnecting, Source, open_source
+from camapp.capture import Reconnecting, Source, imx500, open_source
 from camapp.capture.motion import MotionGate
 from camapp.config.load import RunConfig
 from camapp.config.schema import CameraSettings
+from camapp.devices import Devices
 from camapp.errors import EXIT_OK, CamappError, ConfigError
 from camapp.governor.controller import Controller, SourceInfo
 from camapp.governor.loop import Governor
@@ -85,7 +86,8 @@ class App:
         if http.bind is not None:
             auth.check_exposure(http, self.http_password)
         threads = config.app.threads_per_worker
-        setups = _shared([loader.for_camera(camera, threads) for camera in cameras])
+        self.devices = Devices()  # a Hailo's or the AI Camera's network: closed when run() ends
+        setups = _shared([loader.for_camera(camera, threads, self.devices) for camera in cameras])
         mqtt = config.mqtt
         client_id = mqtt.client_id or default_client_id(cameras[0].camera_id)
         own = [f"{mqtt.base_topic}/{c.camera_id}/availability" for c in cameras]
@@ -99,7 +101,7 @@ class App:
         self.pipeline = Pipeline(config.app.duration, self.stop)
         self.pool = self.pipeline.add_pool(config.app.workers, loader.load_checked)
         # Each model loaded and run once before capture; the workers are handed that copy.
-        first = {setup.key: loader.load(setup) for setup in setups}
+        first = {setup.key: loader.load(setup) for setup in dict.fromkeys(setups)}
         for setup in setups:
             self.pool.seed(setup, [first[setup.key]])
         self.snapshots: list[Snapshots] = []
@@ -248,7 +250,8 @@ class App:
             settings.loop,
             settings.picamera,
             model_size,
-            setup.path if setup.backend == "imx500" else None,  # the AI Camera's own network
+            # The AI Camera's own network, which its backend handed to the sensor.
+            imx500.network(setup.devices, setup.path) if setup.backend == "imx500" else None,
             settings.crop,
         )
         source = opener()
@@ -378,6 +381,7 @@ class App:
         governing.set()
         thread.join()
         self._stop_pictures()
+        self.devices.close()
         undelivered = self.publisher.close()
         self._summary(report)
         if report.errors:

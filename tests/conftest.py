@@ -125,10 +125,11 @@ def run_camapp(args: list[str], model_dir: Path, timeout: float = 60, **kwargs: 
 
 def make_classifier(model_path: Path, labels: list[str] | None = None, top_k: int = 5):
     """A LiteRT classifier as a worker holds one."""
+    from camapp.devices import Devices
     from camapp.inference import backend
     from camapp.inference.classifier import Classifier
 
-    loaded = backend.create("litert", model_path, backend.BackendOptions())
+    loaded = backend.create("litert", model_path, backend.configure("litert", {}), Devices())
     names = labels if labels is not None else models.read_labels(model_path)
     return Classifier(loaded, names, models.display_name(model_path), top_k)
 
@@ -137,7 +138,7 @@ def single_camera(source, classifiers, sinks, drop, controls, *, max_frames=None
                   duration=None, motion=None, stopping=None, crop="center"):  # fmt: skip
     """A one-camera pipeline, as `camapp run --source ...` builds it, its workers holding the
     given classifiers: (pipeline, camera)."""
-    from camapp.inference.backend import BackendOptions
+    from camapp.inference.backend import BackendSettings
     from camapp.inference.loader import ModelSetup
     from camapp.runtime.camera import CameraPlan
     from camapp.runtime.pipeline import Pipeline
@@ -145,7 +146,7 @@ def single_camera(source, classifiers, sinks, drop, controls, *, max_frames=None
     first = classifiers[0]
     spec = first.preprocess.spec
     setup = ModelSetup(Path(first.model), tuple(first.labels), 0, first.model, "litert",
-                       BackendOptions(), first.top_k, spec.mean, spec.std)  # fmt: skip
+                       BackendSettings(), first.top_k, spec.mean, spec.std)  # fmt: skip
     pipeline = Pipeline(duration, stopping)
     pool = pipeline.add_pool(len(classifiers), load=_not_loaded)
     pool.seed(setup, classifiers)

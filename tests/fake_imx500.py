@@ -11,6 +11,10 @@ Faithful at the boundary camapp touches, as picamera2 (devices/imx500/imx500.py)
   ([DNN µs, DSP µs]); `get_outputs()` and `get_kpi_info()` decode them exactly as picamera2 does.
 - `network_intrinsics` (task, softmax, labels), `get_input_size()`, the progress bar, and the
   inference region (`set_inference_roi_abs`, `set_auto_aspect_ratio`) on the 4056x3040 sensor.
+- picamera2's release: from 0.3.35 `IMX500.FwProgressType` exists and the progress bar's
+  debugfs files are optional; `old_picamera2` (0.3.22-0.3.34) opens
+  `/sys/kernel/debug/imx500-fw:*` unguarded in `IMX500()`, so as a user who cannot read
+  debugfs (`debugfs=False`, e.g. the service's `User=camapp`) it raises `PermissionError`.
 
 Use: `rig = Imx500Rig(...)`, then `rig.install(monkeypatch)`.
 """
@@ -18,6 +22,7 @@ Use: `rig = Imx500Rig(...)`, then `rig.install(monkeypatch)`.
 from __future__ import annotations
 
 import ctypes
+import enum
 import os
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -75,8 +80,11 @@ class Imx500Rig(Rig):
         loading_frames: int = 2,
         kpi_us: tuple[int, int] = (6250, 1500),
         input_size: tuple[int, int] = (224, 224),
+        old_picamera2: bool = False,
+        debugfs: bool = True,
     ) -> None:
         super().__init__()
+        self.old_picamera2, self.debugfs = old_picamera2, debugfs
         self.classes, self.top, self.softmax = classes, top, softmax
         self.labels, self.task, self.intrinsics = labels, task, intrinsics
         self.loading_frames = loading_frames
@@ -128,7 +136,7 @@ class Imx500Rig(Rig):
                 request.get_metadata = lambda: plain() | extra  # type: ignore[method-assign]
                 return request
 
-        class BoundIMX500(IMX500):
+        class BoundIMX500(OldIMX500 if self.old_picamera2 else IMX500):  # type: ignore[misc]
             def __init__(self, network_file: str, camera_id: str = "") -> None:
                 super().__init__(rig, network_file, camera_id)
 
@@ -140,10 +148,18 @@ class Imx500Rig(Rig):
         monkeypatch.setitem(__import__("sys").modules, "picamera2.devices", devices)
 
 
-class IMX500:
+class OldIMX500:
+    """picamera2 0.3.22-0.3.34's IMX500: no FwProgressType, and debugfs opened unguarded."""
+
+    debugfs_optional = False
+
     def __init__(self, rig: Imx500Rig, network_file: str, camera_id: str = "") -> None:
         if not rig.present:
             raise RuntimeError("IMX500: Requested camera dev-node not found")
+        if not (self.debugfs_optional or rig.debugfs):
+            raise PermissionError(
+                13, "Permission denied", "/sys/kernel/debug/imx500-fw:10-001a/fw_progress"
+            )
         if not os.path.isfile(network_file):
             raise RuntimeError(f"Firmware file {network_file} does not exist.")
         if rig.busy:
@@ -199,3 +215,14 @@ class IMX500:
         if kpi is None:
             return None
         return kpi[0] / 1000, kpi[1] / 1000
+
+
+class IMX500(OldIMX500):
+    """picamera2 0.3.35's: the progress bar reads debugfs if it can, else shows nothing."""
+
+    debugfs_optional = True
+
+    class FwProgressType(enum.IntEnum):
+        NONE = 0
+        DIRECT = 1
+        INDIRECT = 2

@@ -73,8 +73,7 @@ libcamera = SimpleNamespace(ColorSpace=ColorSpace)
 
 YUV_FORMATS = ("YUV420", "YVU420", "NV12", "NV21", "YUYV")
 RGB_FORMATS = ("RGB888", "BGR888", "XBGR8888", "XRGB8888")
-# What libcamera advertises for a Pi camera. Older picamera2 rejects anything else (FrameRate
-# included: only newer releases translate it), so the stand-in does too.
+# What libcamera advertises for a Pi camera; picamera2 refuses any other control.
 CONTROLS = {
     "FrameDurationLimits",
     "NoiseReductionMode",
@@ -209,7 +208,9 @@ class Picamera2:
             if lores["format"] not in YUV_FORMATS and not self.rig.pi5:
                 raise RuntimeError("lores stream must be YUV")
         for key in config.get("controls", {}):
-            if key not in CONTROLS:
+            # FrameRate is picamera2's virtual control (Controls._VIRTUAL_FIELDS_MAP_), set as
+            # FrameDurationLimits.
+            if key not in CONTROLS and key != "FrameRate":
                 raise RuntimeError(f"Control {key} is not advertised by libcamera")
         for name in ("main", "lores"):
             if config.get(name) is not None:

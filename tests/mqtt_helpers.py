@@ -81,6 +81,17 @@ class Subscriber:
     def publish(self, topic: str, payload: str | bytes, retain: bool = False) -> None:
         self._client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
 
+    def sync(self, topic: str) -> None:
+        """Wait until everything the broker held for this subscriber has arrived: a marker
+        published now on `topic` (one it subscribes to) comes back after all of it, and is
+        then dropped. The positive marker a test waits for instead of sleeping."""
+        marker = f"sync {time.monotonic_ns()}".encode()
+        self.publish(topic, marker)
+        self.wait_for(lambda: any(m.payload == marker for m in self.messages))
+        with self._cond:
+            at = next(i for i, m in enumerate(self.messages) if m.payload == marker)
+            del self.messages[at], self.arrivals[at]
+
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -54,7 +53,7 @@ def test_video_with_no_decodable_frame(
     args = ["run", "--source", str(corrupt), "--mqtt-port", str(broker.port)]
     one_line_error(run_camapp(args, model_dir), 2, "no decodable frame", "corrupt.avi")
     late = subscriber_factory(broker.port, ["#"])  # retained messages arrive at once
-    time.sleep(0.5)
+    late.sync("test/sync")  # they would have arrived before this marker
     assert late.messages == []
 
 
@@ -109,6 +108,21 @@ def test_corrupt_model(model_dir: Path, tmp_path: Path) -> None:
         model_dir,
     )
     one_line_error(proc, 2, "corrupt.tflite")
+
+
+def test_a_detectors_raw_output_is_not_taken_for_class_scores(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """YOLOv8's one output [1, 84, 8400] has a batch of 1 and a last axis of 8400: a shape
+    check that looked at those alone would take it for 8400 classes."""
+    image = str(SHARED_MODELS.parent / "media" / "cat.bmp")
+    model = str(SHARED_MODELS / "yolov8n_coco_full_integer_quant.tflite")
+    labels = [str(i) for i in range(8400)]  # as many labels as such a check would want
+    many = tmp_path / "labels_8400.txt"
+    many.write_text("\n".join(labels) + "\n")
+    proc = run_camapp(["classify", "--model", model, "--labels", str(many), image], model_dir)
+    one_line_error(proc, 2, "is not an image classifier")
+    assert proc.stdout == ""
 
 
 def test_edgetpu_model_without_its_delegate(model_dir: Path, tmp_path: Path) -> None:

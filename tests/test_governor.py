@@ -212,6 +212,36 @@ def test_power_budget_is_held_on_the_part_above_idle() -> None:
     assert "power 7.00 W (estimated:model) of budget 5 W" in why
 
 
+def test_over_several_budgets_the_tightest_one_sets_the_cut() -> None:
+    """CPU at twice its budget and power at 1.5 times its headroom: the cut is CPU's
+    (0.9 / 2), not power's (0.9 / 1.5), and both are named."""
+    controller = Controller(REPLAY, 2, 3.0)
+    power = Reading(6.0, "estimated", "model")  # 3 W above idle against 2 W allowed: 1.5x
+    knobs, why = controller.update(sample(0, 60, 100, power=power), Budgets(cpu=30, power=5.0))
+    assert knobs.max_fps == pytest.approx(100 * 0.9 / 2)
+    assert "cpu 60% of budget 30%" in why and "power 6.00 W" in why
+    # The other way round: power the tighter, CPU just over.
+    controller = Controller(REPLAY, 2, 3.0)
+    power = Reading(9.0, "estimated", "model")  # 6 W above idle against 2 W: 3x
+    knobs, _ = controller.update(sample(0, 33, 100, power=power), Budgets(cpu=30, power=5.0))
+    assert knobs.max_fps == pytest.approx(100 * 0.9 / 3)
+
+
+def test_recovery_never_raises_the_rate_past_1_5x_what_the_pipeline_achieves() -> None:
+    """Under budget because little is admitted (a slow decoder, a motion-gated scene): the
+    rate may not climb far above what passes, or it would let the work jump past the
+    budget as soon as more could pass."""
+    controller = Controller(REPLAY, 2, 3.0)
+    controller.update(sample(0, 60, 100), Budgets(cpu=30))  # cut to 45 frames/s
+    assert controller.rate == pytest.approx(45)
+    for t in range(1, 60):  # then 10 frames/s pass, at 5 % CPU: far under the budget
+        controller.update(sample(t, 5, 10), Budgets(cpu=30))
+    assert controller.rate == pytest.approx(45)  # 1.5 x 10 is below it: no step up at all
+    for t in range(60, 120):  # 40 frames/s pass: room up to 60, and no further
+        controller.update(sample(t, 5, 40), Budgets(cpu=30))
+    assert controller.rate == pytest.approx(60)
+
+
 def test_a_failing_power_sensor_falls_back_and_the_budget_still_holds(tmp_path: Path) -> None:
     answers: dict = {"pmic_read_adc": PMIC_SAMPLE}
     clock = FakeClock()

@@ -5,27 +5,18 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import pytest
 
 from camapp.inference import loader
-from camapp.inference.backends import hailo as hailo_backend
 from tests.conftest import SHARED_MEDIA, SHARED_MODELS, make_classifier
 from tests.conftest import run_in_process as run
 from tests.fake_hailo import NETWORK, HailoRig
 
 LABELS = SHARED_MODELS / "imagenet_labels.txt"
 PHOTOS = ["parrot.jpg", "hot_dog.jpg", "grace_hopper.bmp", "coffee.png"]
-
-
-@pytest.fixture(autouse=True)
-def fresh_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(hailo_backend, "_devices", {})
-    yield
-    hailo_backend.close_all()
 
 
 @pytest.fixture
@@ -76,8 +67,19 @@ def test_two_cameras_share_one_device_one_frame_at_a_time(
     # One device for 3 workers and 2 cameras; 12 frames, and one run on loading the network.
     assert rig.opened == 1 and rig.runs == 12 + 1
     assert rig.most_in_flight == 1  # never two frames at once
-    hailo_backend.close_all()
-    assert rig.closed == 1
+    assert rig.closed == 1  # released by the app as it stopped: the next process can open it
+
+
+def test_a_command_releases_the_device_when_it_is_done(monkeypatch, hef, capsys) -> None:
+    """No registry outlives its owner: `classify` loads the network once and, done, lets go."""
+    rig = HailoRig()
+    rig.install(monkeypatch)
+    photos = [str(SHARED_MEDIA / name) for name in PHOTOS]
+    code, err = run(["classify", "--model", str(hef), "--labels", str(LABELS), *photos], capsys)
+    assert code == 0, err
+    assert rig.opened == rig.closed == 1 and rig.runs == len(PHOTOS) + 1
+    code, err = run(["classify", "--model", str(hef), "--labels", str(LABELS), *photos], capsys)
+    assert code == 0 and rig.opened == rig.closed == 2  # a second command opens it afresh
 
 
 @pytest.mark.parametrize(

@@ -22,12 +22,6 @@ from tests.fake_imx500 import Imx500Rig
 LABELS = SHARED_MODELS / "imagenet_labels.txt"  # 1001 lines, "background" first
 
 
-@pytest.fixture(autouse=True)
-def fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test is a new process as far as the AI Camera is concerned."""
-    monkeypatch.setattr(imx500_source, "_networks", {})
-
-
 @pytest.fixture
 def network(tmp_path: Path) -> Path:
     path = tmp_path / "imx500_network_mobilenet_v2.rpk"
@@ -67,14 +61,16 @@ def test_camapp_run_publishes_what_the_sensor_computed(
         assert message["model"] == network.stem
     # The firmware was handed over before the camera was opened, its upload shown, then started.
     assert rig.events[:4] == ["firmware", "open", "progress", "start"]
+    assert rig.events.count("firmware") == 1  # two workers and the source: one network
     assert rig.roi == (508, 0, 3040, 3040)  # crop "center": the sensor's centre, square
 
 
 def classify_one(rig: Imx500Rig, network: Path, labels: Path | None, crop: str = "center"):
     """One frame from the stand-in sensor, ranked as a worker would."""
     setup = loader.plan(str(network), str(labels) if labels else None)
-    classifier = loader.load(setup)
-    source = imx500_source.Imx500Source(network, PiCameraSettings(), crop)
+    classifier = loader.load(setup)  # hands the network to the sensor, as the app does first
+    net = imx500_source.network(setup.devices, network)  # the one the backend opened
+    source = imx500_source.Imx500Source(net, PiCameraSettings(), crop)
     try:
         frame = source.read()
     finally:
@@ -105,12 +101,32 @@ def test_labels_come_from_the_intrinsics_without_a_file(monkeypatch, network) ->
     assert "roi" not in rig.events
 
 
+def test_picamera2_0_3_35_runs_as_a_user_without_debugfs(monkeypatch, network) -> None:
+    """The service user cannot read /sys/kernel/debug: from 0.3.35 that only hides the bar."""
+    rig = Imx500Rig(debugfs=False)
+    rig.install(monkeypatch)
+    _, result = classify_one(rig, network, LABELS)
+    assert result.top_k[0].class_id == rig.top and "firmware" in rig.events
+
+
+def test_the_sensor_runs_one_network_for_its_owner(monkeypatch, network, tmp_path) -> None:
+    Imx500Rig().install(monkeypatch)
+    other = tmp_path / "imx500_network_efficientnet.rpk"
+    other.write_bytes(network.read_bytes())
+    setup = loader.plan(str(network), str(LABELS))
+    loader.load(setup)
+    second = loader.plan(str(other), str(LABELS), devices=setup.devices)  # as a `set` would
+    with pytest.raises(ConfigError, match=f"already runs {network.name}: one network"):
+        loader.load(second)
+
+
 def test_a_network_that_never_runs_is_a_source_error(monkeypatch, network) -> None:
     rig = Imx500Rig(loading_frames=10**6)
     rig.install(monkeypatch)
     monkeypatch.setattr(imx500_source, "NETWORK_TIMEOUT", 0.0)
-    loader.load(loader.plan(str(network), str(LABELS)))
-    source = imx500_source.Imx500Source(network)
+    setup = loader.plan(str(network), str(LABELS))
+    loader.load(setup)
+    source = imx500_source.Imx500Source(imx500_source.network(setup.devices, network))
     with pytest.raises(SourceError, match="no network output"):
         source.read()
     source.close()
@@ -124,6 +140,9 @@ def test_a_network_that_never_runs_is_a_source_error(monkeypatch, network) -> No
         ("busy", ("Device or resource busy", "not used by another process")),
         ("detector", ("is a object detection network, not a classifier",)),
         ("no_picamera2_devices", ("sudo apt install imx500-all",)),
+        # picamera2 0.3.34 as the service user: its IMX500() would raise PermissionError on
+        # debugfs, which the device hint would blame on another process.
+        ("old_picamera2", ("older than 0.3.35", "User=camapp", "--only-upgrade python3-picamera2")),
         ("usb_source", ("use source 'imx500' with an IMX500 network",)),
         ("tflite_model", ("use source 'imx500' with an IMX500 network",)),
         ("no_labels", ("has no labels of its own; pass --labels",)),
@@ -132,7 +151,12 @@ def test_a_network_that_never_runs_is_a_source_error(monkeypatch, network) -> No
 def test_set_up_problems_are_one_line_and_exit_2(
     monkeypatch, network, capsys, fault, needles
 ) -> None:
-    rig = Imx500Rig(task="object detection" if fault == "detector" else "classification")
+    old = fault == "old_picamera2"
+    rig = Imx500Rig(
+        task="object detection" if fault == "detector" else "classification",
+        old_picamera2=old,
+        debugfs=not old,
+    )
     rig.present = fault != "missing"
     rig.busy = fault == "busy"
     rig.install(monkeypatch)

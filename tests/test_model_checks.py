@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from camapp.devices import Devices
 from camapp.errors import ConfigError
 from camapp.inference import backend, loader
 from tests.conftest import SHARED_MEDIA, SHARED_MODELS, run_camapp
@@ -98,7 +99,7 @@ def test_labels_that_do_not_fit_are_refused(tmp_path: Path) -> None:
 def test_a_model_that_fails_on_its_first_run_is_a_usage_error(tmp_path: Path) -> None:
     @backend.register("broken-on-invoke")
     class Broken:
-        def __init__(self, path: Path, options: backend.BackendOptions) -> None:
+        def __init__(self, path: Path, settings: backend.BackendSettings, devices: Devices) -> None:
             self.input = backend.InputSpec(4, 4, np.dtype(np.uint8), 1 / 127.5, 127)
             self.output = backend.OutputSpec(2)
             buffer, scores = np.zeros((1, 4, 4, 3), np.uint8), np.zeros((1, 2), np.uint8)

@@ -25,7 +25,7 @@ from camapp.errors import ConfigError
 from camapp.publish import ha
 from camapp.publish.commands import ECHO_LIMIT, MAX_COMMAND_BYTES, CommandHandler
 from camapp.publish.ha import REANNOUNCE_DELAY, Discovery
-from camapp.publish.mqtt import MqttPublisher, Shed
+from camapp.publish.mqtt import WINDOW, MqttPublisher, Shed
 from camapp.publish.outbox import Kind
 from camapp.publish.topics import Channel
 from camapp.runtime.controls import Controls
@@ -68,6 +68,28 @@ def wait_for_log(caplog: pytest.LogCaptureFixture, needle: str, timeout: float =
     while not lines(caplog, needle):
         assert time.monotonic() < deadline, f"no log line with {needle!r}:\n{caplog.text}"
         time.sleep(0.05)
+
+
+def connected(publisher: MqttPublisher) -> threading.Event:
+    """Set once the publisher has its CONNACK and sends: later than the broker's log line,
+    which a publish just after it could beat (its messages then count as shed offline)."""
+    online = threading.Event()
+    publisher.on_connected(online.set)
+    return online
+
+
+def count_calls(owner: object, name: str) -> list[float]:
+    """Spy on a real method: each call runs it, then records when it returned."""
+    calls: list[float] = []
+    real = getattr(owner, name)
+
+    def counted(*args: object, **kwargs: object) -> object:
+        result = real(*args, **kwargs)
+        calls.append(time.monotonic())
+        return result
+
+    setattr(owner, name, counted)
+    return calls
 
 
 def wait_until(check, timeout: float = 20) -> None:
@@ -177,10 +199,12 @@ def test_a_server_that_never_answers_connect_is_named_once(caplog) -> None:
     port = server.getsockname()[1]
     settings = MqttSettings(host="127.0.0.1", port=port, connect_timeout=1.0)
     publisher, _ = camera(settings, "mute", availability=False)
+    ticks = count_calls(publisher._watch, "tick")  # the checks that would report again
     try:
         publisher.start()
         wait_for_log(caplog, "no MQTT answer")
-        time.sleep(2.5)  # two more timeouts' worth: still one line
+        seen = len(ticks)
+        wait_until(lambda: len(ticks) >= seen + 3)  # checked past two more timeouts: one line
     finally:
         publisher.close(timeout=0)
         server.close()
@@ -202,11 +226,11 @@ def test_a_plain_client_on_a_tls_port_is_named_once(tmp_path: Path, caplog) -> N
     try:
         publisher.start()
         wait_for_log(caplog, "without an MQTT answer")
-        time.sleep(3.5)  # paho retries after 1 s and 2 s more: still one line
+        # paho retries after 1 s and 2 s more: two more failed handshakes, still one line
+        wait_until(lambda: broker.log.read_text().count("wrong version number") >= 3)
     finally:
         publisher.close(timeout=0)
         broker.stop()
-    assert broker.log.read_text().count("wrong version number") >= 2  # it did retry
     [line] = lines(caplog, "without an MQTT answer")
     assert f"127.0.0.1:{tls_port}" in line and "a TLS port (set mqtt tls)" in line, line
 
@@ -275,8 +299,9 @@ def test_shed_messages_are_counted_by_cause(broker, subscriber_factory) -> None:
     settings = MqttSettings(port=proxy.port, buffer_messages=30)
     busy, busy_topics = camera(settings, "busy", availability=False)
     try:
+        online = connected(busy)
         busy.start()
-        wait_until(lambda: "as camapp-busy" in broker.log.read_text())
+        assert online.wait(20)
         proxy.stall()  # connected, as far as camapp knows, but nothing is acknowledged
         backlog(busy_topics, 100)
         assert busy.shed == Shed(offline=0, connected=70)  # 20 in flight + 10 queued kept
@@ -439,20 +464,51 @@ def test_an_unknown_protocol_is_a_config_error() -> None:
     assert check(MqttSettings, {"protocol": 5}).protocol == "5"  # TOML's `protocol = 5`
 
 
+def test_no_more_than_the_window_is_in_flight_on_a_link_that_acknowledges_nothing(
+    broker,
+) -> None:
+    """A dead link the client does not know about: WINDOW messages are handed to paho and
+    written, the rest wait in the outbox (bounded, shed by its rules), however often the
+    sender looks; without the window paho would take all of them."""
+    proxy = Proxy(broker.port)
+    publisher, channel = camera(MqttSettings(port=proxy.port), "stuck", availability=False)
+    rounds = count_calls(publisher, "_flush")  # each time the sender hands messages over
+    try:
+        online = connected(publisher)
+        publisher.start()
+        assert online.wait(20)
+        proxy.stall()
+        backlog(channel, 100)
+        size = len("camapp/stuck/classification") + len(CLASSIFICATION)
+        wait_until(lambda: proxy.swallowed >= WINDOW * size)
+        seen = len(rounds)
+        wait_until(lambda: len(rounds) >= seen + 2)  # two more chances to send: none taken
+        assert publisher._outbox.in_flight == WINDOW and publisher.undelivered == 100
+        assert proxy.swallowed < (WINDOW + 1) * size, proxy.swallowed
+    finally:
+        publisher.close(timeout=0)
+        proxy.close()
+
+
 def test_the_window_keeps_to_the_brokers_receive_maximum(tmp_path: Path) -> None:
     """An MQTT 5 broker that takes 5 unacknowledged messages gets no more than 5 at a time:
     on a link that swallows everything, 5 messages leave, not the 20 of the window."""
     broker = Broker(tmp_path, "max_inflight_messages 5\n").start()  # its Receive Maximum
     proxy = Proxy(broker.port)
     publisher, channel = camera(MqttSettings(port=proxy.port), "narrow", availability=False)
+    rounds = count_calls(publisher, "_flush")
     try:
+        online = connected(publisher)
         publisher.start()
-        wait_until(lambda: "as camapp-narrow" in broker.log.read_text())
+        assert online.wait(20)
         proxy.stall()
         backlog(channel, 50)
-        time.sleep(0.5)  # everything paho was given has been written by now
         size = len("camapp/narrow/classification") + len(CLASSIFICATION)
-        assert 5 * size <= proxy.swallowed < 6 * size, proxy.swallowed
+        wait_until(lambda: proxy.swallowed >= 5 * size)
+        seen = len(rounds)
+        wait_until(lambda: len(rounds) >= seen + 2)  # two more chances to send: none taken
+        assert publisher._outbox.in_flight == 5, publisher._outbox.in_flight
+        assert proxy.swallowed < 6 * size, proxy.swallowed
     finally:
         publisher.close(timeout=0)
         proxy.close()

@@ -156,9 +156,11 @@ def test_cut_rejects_what_it_cannot_cut(name: str, message: str) -> None:
         cut_classifier(SHARED_MODELS / name)
 
 
-def test_int8_head_matches_float_head() -> None:
-    """The grafted int8 ops reproduce the float head's probabilities on real embeddings."""
-    cut = cut_classifier(SMALL)
+@pytest.mark.parametrize("base", [SMALL, BASE], ids=["uint8-embedding", "int8-embedding"])
+def test_int8_head_matches_float_head(base: Path) -> None:
+    """The grafted int8 ops reproduce the float head's probabilities on real embeddings, from
+    a uint8 base (shifted to int8 first) and from an int8 one (the default base)."""
+    cut = cut_classifier(base)
     frames = [cv2.imread(str(SHARED_MEDIA / p)) for p in PHOTOS]
     raw = extract(cut.model, [Job(f) for f in frames], len(frames)).raw
     x = cut.dequantize(raw)
@@ -167,6 +169,30 @@ def test_int8_head_matches_float_head() -> None:
     q = graft.quantize_head(head, cut, x)
     assert q.weights.dtype == np.int8 and q.bias.dtype == np.int32
     np.testing.assert_allclose(graft.int8_scores(cut, q, raw), head.predict_proba(x), atol=0.03)
+
+
+@pytest.mark.parametrize("base", [SMALL, BASE], ids=["uint8-embedding", "int8-embedding"])
+def test_the_grafted_model_scores_photos_as_the_float_head(base: Path) -> None:
+    """The whole grafted model (the cut base, then the int8 head, then its output), run by
+    LiteRT on the photos, gives the float head's probabilities on the base's embeddings:
+    the graft itself, not only the head on its own (test_int8_head_matches_float_head)."""
+    cut = cut_classifier(base)
+    frames = [cv2.imread(str(SHARED_MEDIA / p)) for p in PHOTOS]
+    x = cut.dequantize(extract(cut.model, [Job(f) for f in frames], len(frames)).raw)
+    rng = np.random.default_rng(2)
+    head = Head(rng.normal(0, 0.05, (3, cut.dim)).astype(np.float32), np.array([0.5, 0, -0.5]))
+    interp = interpreter_api()[0](
+        model_content=graft.grafted_model(cut, graft.quantize_head(head, cut, x))
+    )
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    size = int(inp["shape"][1])
+    scale, zero = out["quantization"]
+    for frame, expected in zip(frames, head.predict_proba(x), strict=True):
+        interp.set_tensor(inp["index"], prepare(frame, size)[None])
+        interp.invoke()
+        scores = (interp.get_tensor(out["index"])[0].astype(np.float32) - zero) * scale
+        np.testing.assert_allclose(scores, expected, atol=0.03)
 
 
 def test_threads_give_the_same_embeddings_and_augmentation_changes_them() -> None:

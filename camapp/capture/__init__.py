@@ -12,12 +12,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from camapp.capture.base import Frame, Source
 from camapp.capture.reconnect import Reconnecting
 from camapp.config.schema import PiCameraSettings
 from camapp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from camapp.capture.imx500 import Network
 
 __all__ = ["Frame", "Reconnecting", "Source", "open_source"]
 
@@ -30,14 +33,14 @@ def open_source(
     loop: bool = False,
     picamera: PiCameraSettings | None = None,
     model_size: int = 224,
-    network: Path | None = None,
+    network: Network | None = None,
     crop: str = "center",
 ) -> Source:
     """Open the source named by `spec`; failures to open are reported, never retried here.
 
     `realtime` and `loop` apply to video files only; `picamera` and `model_size` (the model
     input's larger side, which the automatic lores size covers) to Pi cameras and memory
-    replays only; `network` (the model, an `.rpk`) and `crop` to the AI Camera.
+    replays only; `network` (the model's, from capture.imx500.network) and `crop` to the AI Camera.
     """
     if spec == "imx500":
         from camapp.capture.imx500 import Imx500Source

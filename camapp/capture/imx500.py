@@ -1,12 +1,17 @@
 """The Raspberry Pi AI Camera (Sony IMX500): the sensor runs the network, and each frame comes
 with its scores.
 
-picamera2's helper (`picamera2.devices.IMX500`) hands the network firmware (`.rpk`) to the
-sensor, and must do so before `Picamera2(imx500.camera_num)` is created. The imx500 backend
-(inference/backends/imx500.py) opens it while the app loads its models, before any source
-opens; this source takes the same one. Per frame, `get_outputs()` gives the dequantized scores
-(softmax applied here when the network's intrinsics ask for it) and `get_kpi_info()` the time
-the sensor's DNN took, which becomes the frame's `inference_ms`. The workers only rank the
+This module is the AI Camera's one home: the network on the sensor (`Network`, opened by
+`network()`) and the source whose frames carry its scores. Two hooks reach it: the `imx500`
+backend (inference/backends/imx500.py) calls `network()` when the app loads its models, which
+is before any source opens, as picamera2 requires (`picamera2.devices.IMX500` hands the
+firmware, `.rpk`, to the sensor before `Picamera2(imx500.camera_num)` is created); the
+`imx500` source (capture/__init__.open_source) is given that same `Network`. It is held in
+the app's `Devices` (camapp/devices.py), not in a registry of its own.
+
+Per frame, `get_outputs()` gives the dequantized scores (softmax applied here when the
+network's intrinsics ask for it) and `get_kpi_info()` the time the sensor's DNN took, which
+becomes the frame's `inference_ms`. The workers only rank the
 scores (Classifier.rank), so the CPU's share is the lores frame's conversion and the result.
 
 The `crop` setting maps to the sensor's inference region: `center` crops the full sensor to
@@ -16,7 +21,6 @@ the network's aspect (`set_auto_aspect_ratio()`, which calls `set_inference_roi_
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +31,19 @@ import numpy as np
 from camapp.capture.base import Frame
 from camapp.capture.picamera import PiCameraSource
 from camapp.config.schema import PiCameraSettings
+from camapp.devices import Devices
 from camapp.errors import ConfigError, SourceError
 
 INSTALL_HINT = (
     "picamera2's AI Camera support is missing: sudo apt install imx500-all python3-picamera2"
+)
+# picamera2 0.3.22-0.3.34 open the firmware progress files in debugfs unguarded in IMX500(),
+# so as a user who cannot read debugfs (the service's User=camapp) it fails; 0.3.35 made them
+# optional and added IMX500.FwProgressType with that change: the feature camapp checks for.
+UPGRADE_HINT = (
+    "this picamera2 is older than 0.3.35, whose AI Camera support fails as a user without "
+    "access to /sys/kernel/debug (the service's User=camapp): upgrade it: "
+    "sudo apt update && sudo apt install --only-upgrade python3-picamera2"
 )
 DEVICE_HINT = (
     "is the AI Camera connected and not used by another process? "
@@ -53,20 +66,15 @@ class Network:
     started: bool = False  # its firmware upload has been shown once
 
 
-_networks: dict[Path, Network] = {}
-_lock = threading.Lock()
-
-
-def network(path: Path) -> Network:
-    """The network at `path` on the AI Camera, handed over once per process."""
+def network(devices: Devices, path: Path) -> Network:
+    """The network at `path` on the AI Camera, handed over once for the owner of `devices`;
+    the sensor runs one network (picamera2 finds the first IMX500). picamera2's IMX500 has no
+    close(): it releases the sensor when dropped, as the owner's close() does."""
     path = Path(path).resolve()
-    with _lock:
-        if path not in _networks:
-            if _networks:
-                other = next(iter(_networks)).name
-                raise ConfigError(f"the AI Camera already runs {other}: one network a process")
-            _networks[path] = _open(path)
-        return _networks[path]
+    net = devices.get("imx500", lambda: _open(path))
+    if net.path != path:
+        raise ConfigError(f"the AI Camera already runs {net.path.name}: one network a process")
+    return net
 
 
 def _open(path: Path) -> Network:
@@ -76,6 +84,8 @@ def _open(path: Path) -> Network:
         from picamera2.devices import IMX500
     except ImportError:
         raise ConfigError(INSTALL_HINT) from None
+    if not hasattr(IMX500, "FwProgressType"):
+        raise ConfigError(UPGRADE_HINT)
     try:
         imx500 = IMX500(str(path))
     except Exception as exc:  # picamera2 raises RuntimeError, the ioctls OSError
@@ -103,9 +113,9 @@ class Imx500Source(PiCameraSource):
     """The AI Camera as a Pi camera whose frames carry the network's scores."""
 
     def __init__(
-        self, network_path: Path, settings: PiCameraSettings | None = None, crop: str = "center"
+        self, network: Network, settings: PiCameraSettings | None = None, crop: str = "center"
     ) -> None:
-        self.network = network(network_path)
+        self.network = network
         self._imx500 = self.network.imx500
         self._crop = crop
         self._waiting_since: float | None = None

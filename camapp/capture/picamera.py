@@ -158,8 +158,7 @@ class PiCameraSource:
             main={"size": self.main_size, "format": MAIN_FORMAT},
             lores={"size": lores_size, "format": self.lores_format},
             buffer_count=BUFFER_COUNT,
-            # FrameDurationLimits, not FrameRate: older picamera2 rejects the latter, and this key
-            # replaces the 30 fps default that create_video_configuration puts in.
+            # This key replaces the 30 fps default that create_video_configuration puts in.
             controls={"FrameDurationLimits": (frame_us, frame_us)},
             **extra,
         )

@@ -2,19 +2,27 @@
 
 A backend loads a model and runs it on one preprocessed frame; everything else (preprocessing,
 top-k, labels, the worker pool) is the same for every backend. Adding one is one new file in
-`inference/backends/` that calls `register()`, plus its import in `backends/__init__.py`
-(the pattern of Frigate's detector plugins).
+`inference/backends/` that calls `register()` with its own settings model: the package is
+discovered with pkgutil, so no list names the files (the pattern of Frigate's detector
+plugins). A backend's settings refuse what it does not declare (`extra="forbid"`), so a
+setting meant for another backend is a one-line error, not silently ignored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from camapp.config.load import check
+from camapp.config.schema import Settings, setting
+from camapp.devices import Devices
 from camapp.errors import ConfigError
 
 DEFAULT_MEAN = 127.5  # MobileNet's normalisation: (pixel - 127.5) / 127.5 lies in [-1, 1]
@@ -43,10 +51,11 @@ class OutputSpec:
     zero_point: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class BackendOptions:
-    threads: int = 1  # interpreter threads
-    delegate: str | None = None  # a TFLite delegate library (LiteRT backends)
+class BackendSettings(Settings):
+    """What every backend is given; a backend with settings of its own subclasses it. Strict
+    and closed (config/schema.Settings): a key the backend does not declare is refused."""
+
+    threads: int = setting(1, "CPU threads the worker's backend may use", ge=1, le=64)
 
 
 class Backend(Protocol):
@@ -63,42 +72,71 @@ class Backend(Protocol):
     output_tensor: Callable[[], np.ndarray]  # (1, classes) view of the raw scores
 
 
-Factory = Callable[[Path, BackendOptions], Backend]
-_REGISTRY: dict[str, Factory] = {}
-_TFLITE: set[str] = set()  # backends that read .tflite files, which camapp checks first
+# (model file, the plugin's own settings, the devices the set-up's owner holds open)
+Factory = Callable[[Path, Any, Devices], Backend]
 
 
-def register(name: str, tflite: bool = False) -> Callable[[Factory], Factory]:
-    """Class decorator: make a backend selectable as `backend = "<name>"`. With `tflite`, the
-    model file is checked as a TFLite image classifier before the backend loads it."""
+@dataclass(frozen=True, slots=True)
+class Plugin:
+    factory: Factory
+    settings: type[BackendSettings]
+    tflite: bool  # the model file is checked as a TFLite image classifier before it loads
+
+
+_REGISTRY: dict[str, Plugin] = {}
+
+
+def register(
+    name: str, settings: type[BackendSettings] = BackendSettings, tflite: bool = False
+) -> Callable[[Factory], Factory]:
+    """Class decorator: make a backend selectable as `backend = "<name>"`, configured by
+    `settings` (its own model; the common one when it has none of its own)."""
 
     def add(factory: Factory) -> Factory:
-        _REGISTRY[name] = factory
-        if tflite:
-            _TFLITE.add(name)
+        _REGISTRY[name] = Plugin(factory, settings, tflite)
         return factory
 
     return add
 
 
 def reads_tflite(name: str) -> bool:
-    _load_builtin()
-    return name in _TFLITE
+    return _plugin(name).tflite
 
 
 def names() -> list[str]:
-    _load_builtin()
+    _discover()
     return sorted(_REGISTRY)
 
 
-def create(name: str, model_path: Path, options: BackendOptions) -> Backend:
-    """Load `model_path` with the backend `name`; an unknown name is a configuration error."""
-    _load_builtin()
+def configure(name: str, given: Mapping[str, Any]) -> BackendSettings:
+    """The backend's own settings from what the camera gave, or one line saying what is wrong
+    (an unknown backend, a setting it does not take, a value out of bounds)."""
+    plugin = _plugin(name)
+    try:
+        return check(plugin.settings, given)
+    except ConfigError as exc:
+        raise ConfigError(f"backend {name}: {exc}") from None
+
+
+def create(name: str, model_path: Path, settings: BackendSettings, devices: Devices) -> Backend:
+    """Load `model_path` with the backend `name`, given settings `configure` made for it; a
+    backend that runs on a device opens it in `devices`, shared with whoever else needs it."""
+    return _plugin(name).factory(model_path, settings, devices)
+
+
+def _plugin(name: str) -> Plugin:
+    """The registered backend `name`; an unknown name is a configuration error."""
+    _discover()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown backend '{name[:100]}' (known: {', '.join(names())})")
-    return _REGISTRY[name](model_path, options)
+    return _REGISTRY[name]
 
 
-def _load_builtin() -> None:
-    """The built-in backends register on import; optional device libraries load later, lazily."""
-    import camapp.inference.backends  # noqa: F401
+@functools.cache
+def _discover() -> None:
+    """Import every module of `camapp.inference.backends`: each registers itself. Device
+    libraries are imported only when a backend loads, so this costs no optional import."""
+    from camapp.inference import backends
+
+    for module in pkgutil.iter_modules(backends.__path__, f"{backends.__name__}."):
+        importlib.import_module(module.name)

@@ -55,7 +55,7 @@ def build(
     setups, costs, loaded = [setup], [_cost(own)], [own]
     for name in names_for(camera, setup):
         rung = camera.model_copy(update={"model": name, "labels": None})
-        candidate = loader.for_camera(rung, threads)
+        candidate = loader.for_camera(rung, threads, setup.devices)
         if candidate.classes != setup.classes:
             raise ConfigError(f"ladder: {name} has other classes than {setup.name}")
         classifier = loader.load(candidate)

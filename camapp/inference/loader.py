@@ -10,7 +10,7 @@ model once, so a model that cannot run fails before capture too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,10 @@ import numpy as np
 
 from camapp import models
 from camapp.config.schema import CameraSettings
+from camapp.devices import Devices
 from camapp.errors import ConfigError, shorten
 from camapp.inference import backend as backends
-from camapp.inference.backend import BackendOptions
+from camapp.inference.backend import BackendSettings
 from camapp.inference.classifier import Classifier
 from camapp.inference.preprocess import Roi
 from camapp.tflite import graph
@@ -40,7 +41,7 @@ class ModelSetup:
     # not known until the backend says how many classes it has
     name: str  # what `classification` messages report: the manifest name, else the file stem
     backend: str
-    options: BackendOptions
+    options: BackendSettings  # the backend's own settings model (inference/backend.py)
     top_k: int
     # Input normalisation, the model sees (pixel - mean) / std; None: the backend's own.
     mean: tuple[float, ...] | None
@@ -51,6 +52,8 @@ class ModelSetup:
     roi: Roi | None = None
     sha256: str | None = None  # the file's content, where camapp read it (TFLite models)
     base: str | None = None  # the model a camapp-trained one was cut from; None: not trained
+    # Where its backend opens a device (a Hailo, the AI Camera): the app's, else its own.
+    devices: Devices = field(default_factory=Devices)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -82,6 +85,7 @@ def plan(
     mean: float | None = None,
     std: float | None = None,
     numbered: bool = False,
+    devices: Devices | None = None,
 ) -> ModelSetup:
     """Resolve and check a model setting; the backend is the one asked for, else the
     manifest's, else the one the file's kind implies; the normalisation the one asked for,
@@ -89,9 +93,10 @@ def plan(
     path = models.resolve_model(model)
     name = models.display_name(path)
     chosen = backend or _default_backend(path, name, delegate)
-    options = BackendOptions(threads, None if delegate == "edgetpu" else delegate)
-    if chosen not in backends.names():
-        backends.create(chosen, path, options)  # raises the one-line unknown-backend error
+    given: dict[str, object] = {"threads": threads}
+    if delegate is not None and not (delegate == "edgetpu" == chosen):
+        given["delegate"] = delegate  # refused by a backend that takes no delegate
+    options = backends.configure(chosen, given)
     file = open_model(path) if backends.reads_tflite(chosen) else None
     spec = file.classifier(()) if file else None  # a model, and an image classifier
     if labels is None and chosen in DEVICE_LABELS:
@@ -104,7 +109,7 @@ def plan(
     stds = (std,) if std is not None else spec.std if spec else None
     return ModelSetup(
         path, tuple(names), offset, name, chosen, options, top_k, means, stds,
-        **_recorded(file),
+        devices=devices or Devices(), **_recorded(file),
     )  # fmt: skip
 
 
@@ -129,7 +134,9 @@ def _recorded(file: ModelFile | None) -> dict[str, Any]:
     return {"crop": record.get("crop"), "roi": roi, "sha256": file.sha256, "base": base}
 
 
-def for_camera(camera: CameraSettings, threads: int = 1) -> ModelSetup:
+def for_camera(
+    camera: CameraSettings, threads: int = 1, devices: Devices | None = None
+) -> ModelSetup:
     setup = plan(
         camera.model,
         camera.labels,
@@ -139,6 +146,7 @@ def for_camera(camera: CameraSettings, threads: int = 1) -> ModelSetup:
         camera.top_k,
         camera.input_mean,
         camera.input_std,
+        devices=devices,
     )
     # The AI Camera classifies on its sensor: it is the one source, and the one backend, for it.
     if (camera.source == "imx500") != (setup.backend == "imx500"):
@@ -171,7 +179,7 @@ def load(setup: ModelSetup, check: bool = True) -> Classifier:
     """One classifier (one backend instance) for one worker. With `check`, run once: a model
     that fails on its first invoke (an op the runtime lacks) is a set-up error, found before
     capture (the workers' own copies of a model checked so need not run again)."""
-    backend = backends.create(setup.backend, setup.path, setup.options)
+    backend = backends.create(setup.backend, setup.path, setup.options, setup.devices)
     labels = list(setup.labels) or list(getattr(backend, "labels", None) or [])
     if not labels:
         raise ConfigError(f"model {setup.path} has no labels of its own; pass --labels FILE")

@@ -135,7 +135,8 @@ class ModelSwitch:
         settings = self._settings.model_copy(update={"model": model, "labels": None})
         try:
             self._check_size(models.resolve_model(model))
-            setup = loader.for_camera(settings, self._threads)
+            devices = self._camera.ladder[0].devices  # the app's: a device is opened once
+            setup = loader.for_camera(settings, self._threads, devices)
             loader.load(setup)
         except CamappError as exc:
             raise ControlError(f"model: {exc}") from None

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from camapp.inference.backend import BackendOptions, InputSpec, OutputSpec, register
+from camapp.devices import Devices
+from camapp.inference.backend import BackendSettings, InputSpec, OutputSpec, register
 
 
 @register("colour")
 class ColourBackend:
-    def __init__(self, model_path: Path, options: BackendOptions) -> None:
+    def __init__(self, model_path: Path, settings: BackendSettings, devices: Devices) -> None:
         # Raw pixels in: scale 1/127.5, zero point 127 make the preprocessor write them as is.
         self.input = InputSpec(8, 8, np.dtype(np.uint8), 1 / 127.5, 127)
         self.output = OutputSpec(classes=3, scale=1 / 255, zero_point=0)

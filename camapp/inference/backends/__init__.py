@@ -1,5 +1,2 @@
-"""Built-in backends; each module registers itself (see camapp/inference/backend.py)."""
-
-from camapp.inference.backends import edgetpu, hailo, imx500, litert, onnx
-
-__all__ = ["edgetpu", "hailo", "imx500", "litert", "onnx"]
+"""Built-in backends, one module each, found by camapp/inference/backend.py with pkgutil: each
+registers itself on import, with its own settings model."""

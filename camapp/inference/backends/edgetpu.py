@@ -6,13 +6,15 @@ Chosen by `backend = "edgetpu"`, or by itself for a manifest model whose entry s
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
-from camapp.inference.backend import BackendOptions, register
-from camapp.inference.backends.litert import LiteRtBackend
+from camapp.devices import Devices
+from camapp.inference.backend import BackendSettings, register
+from camapp.inference.backends.litert import LiteRtBackend, LiteRtSettings
 
 
 @register("edgetpu", tflite=True)
-def edgetpu_backend(model_path: Path, options: BackendOptions) -> LiteRtBackend:
-    return LiteRtBackend(model_path, replace(options, delegate="edgetpu"))
+def edgetpu_backend(model_path: Path, settings: BackendSettings, devices: Devices) -> LiteRtBackend:
+    """libedgetpu shares the Coral between interpreters itself: nothing to hold in `devices`."""
+    edgetpu = LiteRtSettings(threads=settings.threads, delegate="edgetpu")
+    return LiteRtBackend(model_path, edgetpu, devices)

@@ -5,14 +5,12 @@ H x W x 3 uint8 frame (the normalisation is compiled into the network) and retur
 as float32 (dequantized by HailoRT). Chosen by `backend = "hailo"`, or by itself for a `.hef`
 model, and fed from any source at the network's input size by the usual preprocessor.
 
-One device for the process: every worker of every camera uses one Hailo object per network,
-one frame at a time, and it is released when the process exits.
+One device for the app: every worker of every camera uses one Hailo object per network, one
+frame at a time, held in the app's `Devices` (camapp/devices.py) and released when it stops.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import math
 import threading
 from dataclasses import dataclass, field
@@ -21,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from camapp.devices import Devices
 from camapp.errors import ConfigError
-from camapp.inference.backend import BackendOptions, InputSpec, OutputSpec, register
+from camapp.inference.backend import BackendSettings, InputSpec, OutputSpec, register
 
 INSTALL_HINT = "picamera2's Hailo support is missing: sudo apt install hailo-all python3-picamera2"
 DEVICE_HINT = (
@@ -39,28 +38,11 @@ class Device:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-_devices: dict[Path, Device] = {}
-_registry = threading.Lock()
-
-
-def device(path: Path) -> Device:
-    """The network at `path`, loaded on the Hailo once per process."""
+def device(devices: Devices, path: Path) -> Device:
+    """The network at `path` on the Hailo, loaded once for the owner of `devices`, and
+    released when it closes them (so the next process, or a restart, can open it)."""
     path = Path(path).resolve()
-    with _registry:
-        if path not in _devices:
-            if not _devices:
-                atexit.register(close_all)
-            _devices[path] = Device(_open(path))
-        return _devices[path]
-
-
-def close_all() -> None:
-    """Release the device, so the next process (or a restart) can open it."""
-    with _registry:
-        for loaded in _devices.values():
-            with contextlib.suppress(Exception):  # at exit: nothing left to report to
-                loaded.hailo.close()
-        _devices.clear()
+    return devices.get(("hailo", path), lambda: Device(_open(path)), lambda d: d.hailo.close())
 
 
 def _open(path: Path) -> Any:
@@ -87,8 +69,8 @@ def _format(kind: Any) -> str:
 class HailoBackend:
     """A worker's view of the shared device: its own input and output buffers."""
 
-    def __init__(self, model_path: Path, options: BackendOptions) -> None:
-        self._device = device(model_path)
+    def __init__(self, model_path: Path, settings: BackendSettings, devices: Devices) -> None:
+        self._device = device(devices, model_path)
         inputs, outputs = self._device.hailo.describe()
         shape, kind = tuple(inputs[0][1]), _format(inputs[0][2])
         if len(inputs) != 1 or len(shape) != 3 or shape[2] != 3 or kind != "UINT8":

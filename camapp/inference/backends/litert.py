@@ -1,14 +1,20 @@
 """LiteRT (TensorFlow Lite) on the CPU, with an optional delegate library.
 
-`tflite_runtime` is used instead on old Pi images without LiteRT.
+`tflite_runtime` is used instead on old Pi images without LiteRT. The Edge TPU's delegate
+is tried in a child process first (`probe_edgetpu`): a libedgetpu built for another
+TensorFlow version crashes the runtime, and only a child can turn that into one line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
+import importlib.metadata
 import logging
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -18,8 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from camapp.errors import ConfigError
-from camapp.inference.backend import BackendOptions, InputSpec, OutputSpec, register
+from camapp.config.schema import NonEmpty, setting
+from camapp.devices import Devices
+from camapp.errors import EXIT_USAGE, ConfigError
+from camapp.inference.backend import BackendSettings, InputSpec, OutputSpec, register
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,8 @@ def _without_noise() -> Iterator[None]:
                 os.write(2, b"".join(kept))
 
 
+# Seconds the Edge TPU probe's child may take to load the delegate and run the model once.
+PROBE_TIMEOUT = 60.0
 # libedgetpu loads but creates no delegate: it found no Edge TPU. A USB Accelerator shows in
 # lsusb as 1a6e:089a until its firmware is loaded, then as 18d1:9302.
 NO_EDGETPU = (
@@ -91,7 +101,84 @@ def load_delegate(spec: str) -> Any:
         raise ConfigError(f"cannot load delegate '{spec}': {' '.join(str(exc).split())}") from None
 
 
-@register("litert", tflite=True)
+class LiteRtSettings(BackendSettings):
+    delegate: NonEmpty | None = setting(
+        None, "a TFLite delegate library: 'edgetpu' or its path", metavar="DELEGATE"
+    )
+
+
+def _interpreter(model_path: Path, settings: LiteRtSettings) -> Any:
+    """A LiteRT interpreter for the model, its tensors allocated, or one line saying why not."""
+    interpreter_cls, _ = interpreter_api()
+    delegates = [load_delegate(settings.delegate)] if settings.delegate else None
+    try:
+        with _without_noise():
+            interp = interpreter_cls(
+                model_path=str(model_path),
+                num_threads=settings.threads,
+                experimental_delegates=delegates,
+            )
+            interp.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "edgetpu-custom-op" in str(exc):
+            first = "it is compiled for the Edge TPU: use --backend edgetpu"
+        raise ConfigError(f"cannot load model {model_path}: {first}") from None
+    return interp
+
+
+@functools.cache
+def probe_edgetpu(model_path: Path, threads: int) -> None:
+    """Make the first Edge TPU interpreter of a model, and run it once, in a child process.
+
+    libedgetpu1-std 16.0 is built against TensorFlow 2.5; runtimes from TensorFlow 2.12 on
+    read a delegate field it does not fill, and users report segfaults: in this process that
+    would be a crash, not a one-line error. A child that dies of a signal becomes one; any
+    other failure is left to this process, which reports it as it always does.
+    """
+    command = [sys.executable, "-m", __name__, str(model_path), str(threads)]
+    try:
+        child = subprocess.run(command, capture_output=True, timeout=PROBE_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"the Edge TPU did not answer within {PROBE_TIMEOUT:g} s ({_versions()})"
+        ) from None
+    if child.returncode < 0:
+        why = signal.Signals(-child.returncode).name
+        raise ConfigError(
+            f"the Edge TPU runtime crashed ({why}) making its first interpreter ({_versions()}):"
+            " libedgetpu1-std 16.0 is built for TensorFlow 2.5, newer runtimes crash with it: "
+            "install a libedgetpu built for the runtime's TensorFlow version (docs/accelerators.md)"
+        )
+
+
+def _versions() -> str:
+    """The runtime's and libedgetpu's versions, as an error shows them."""
+    runtime = "unknown runtime"
+    for package in ("ai-edge-litert", "tflite-runtime"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            runtime = f"{package} {importlib.metadata.version(package)}"
+            break
+    try:
+        version = ctypes.CDLL(DELEGATES["edgetpu"]).edgetpu_version
+        version.restype = ctypes.c_char_p
+        library = version().decode(errors="replace")
+    except (OSError, AttributeError):  # an older libedgetpu without its C API's version call
+        library = "version unknown"
+    return f"{runtime}, {DELEGATES['edgetpu']} {' '.join(library.split())[:100]}"
+
+
+def _probe_child(model_path: str, threads: str) -> int:
+    """The child of probe_edgetpu: what the parent is about to do, where a crash is cheap."""
+    try:
+        settings = LiteRtSettings(threads=int(threads), delegate="edgetpu")
+        _interpreter(Path(model_path), settings).invoke()
+    except (ConfigError, ValueError, RuntimeError):  # the parent meets and reports it itself
+        return EXIT_USAGE
+    return 0
+
+
+@register("litert", LiteRtSettings, tflite=True)
 class LiteRtBackend:
     """One LiteRT interpreter. Not thread-safe: each worker owns one.
 
@@ -99,22 +186,10 @@ class LiteRtBackend:
     into its buffers, so preprocessing writes in place and a frame allocates nothing.
     """
 
-    def __init__(self, model_path: Path, options: BackendOptions) -> None:
-        interpreter_cls, _ = interpreter_api()
-        delegates = [load_delegate(options.delegate)] if options.delegate else None
-        try:
-            with _without_noise():
-                interp = interpreter_cls(
-                    model_path=str(model_path),
-                    num_threads=options.threads,
-                    experimental_delegates=delegates,
-                )
-                interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if "edgetpu-custom-op" in str(exc):
-                first = "it is compiled for the Edge TPU: use --backend edgetpu"
-            raise ConfigError(f"cannot load model {model_path}: {first}") from None
+    def __init__(self, model_path: Path, settings: LiteRtSettings, devices: Devices) -> None:
+        if settings.delegate == "edgetpu":
+            probe_edgetpu(model_path, settings.threads)
+        interp = _interpreter(model_path, settings)
         inp = interp.get_input_details()[0]
         out = interp.get_output_details()[0]
         shape = tuple(int(d) for d in inp["shape"])
@@ -127,3 +202,7 @@ class LiteRtBackend:
         self.input_tensor = interp.tensor(inp["index"])
         self.invoke = interp.invoke
         self.output_tensor = interp.tensor(out["index"])
+
+
+if __name__ == "__main__":  # the child of probe_edgetpu
+    sys.exit(_probe_child(*sys.argv[1:3]))

@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from camapp.devices import Devices
 from camapp.errors import ConfigError
 from camapp.inference.backend import (
     DEFAULT_MEAN,
     DEFAULT_STD,
-    BackendOptions,
+    BackendSettings,
     InputSpec,
     OutputSpec,
     register,
@@ -132,9 +133,9 @@ def _output_spec(model_path: Path, out: Any) -> OutputSpec:
 class OnnxBackend:
     """One ONNX Runtime session. Like a LiteRT interpreter, each worker owns one."""
 
-    def __init__(self, model_path: Path, options: BackendOptions) -> None:
+    def __init__(self, model_path: Path, settings: BackendSettings, devices: Devices) -> None:
         ort = _import_ort()
-        session = _session(ort, model_path, options.threads)
+        session = _session(ort, model_path, settings.threads)
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ConfigError(
