@@ -33,11 +33,12 @@ class _Run:
     median_ms: float  # median invoke time, 0 when not timed
 
 
-def _run(model: Path, images: Sequence[np.ndarray], threads: int, repeats: int) -> _Run:
-    """Top-1 class and score of each RGB image, and the median invoke over `repeats` passes."""
+def _run(model: Path, images: Sequence[np.ndarray], threads: int, repeats: int = 0) -> _Run:
+    """Top-1 class and score of each RGB image, and the median invoke over `repeats` passes
+    (0: not timed)."""
     classifier = loader.load_file(model, top_k=1, threads=threads, numbered=True)
     tops = [classifier.classify(image).top_k[0] for image in images]
-    timed = median_invoke_ms(classifier, images, len(images) * repeats) if repeats > 1 else 0.0
+    timed = median_invoke_ms(classifier, images, len(images) * repeats) if repeats else 0.0
     return _Run([t.class_id for t in tops], [t.score for t in tops], timed)
 
 
@@ -67,7 +68,7 @@ def agreement(
     those `model_a` gives a top score of at least `min_score` (the app's state threshold
     ignores the rest)."""
     _check_images(images)
-    runs = _run(model_a, images, threads, 1), _run(model_b, images, threads, 1)
+    runs = _run(model_a, images, threads), _run(model_b, images, threads)
     return _agreement(*runs, min_score)
 
 
@@ -82,8 +83,7 @@ def compare(
     _check_images(images)
     if repeats < 1 or len(images) * repeats < 2:
         raise ConfigError("timing needs at least two invokes: more images or repeats")
-    timed = max(repeats, 2)
-    run_a, run_b = _run(model_a, images, threads, timed), _run(model_b, images, threads, timed)
+    run_a, run_b = _run(model_a, images, threads, repeats), _run(model_b, images, threads, repeats)
     median_a, median_b = run_a.median_ms, run_b.median_ms
     return Comparison(
         agreement=_agreement(run_a, run_b, 0.0),
