@@ -43,7 +43,10 @@ LAZY = {
     ("capture/__init__.py", "camapp.capture.imx500"): "the AI Camera's picamera2 parts",
     ("capture/__init__.py", "camapp.capture.memory"): "the bench's in-memory frames",
     ("cli/bench.py", "camapp.bench"): "matplotlib and the harness only for `camapp bench`",
-    ("inference/backend.py", "camapp.inference"): "the backend plugins, discovered when first asked",
+    (
+        "inference/backend.py",
+        "camapp.inference",
+    ): "backend plugins, found when first asked",
     ("web/labelling.py", "camapp.training"): "training (numpy head, graft) only on Train",
     ("web/labelling.py", "camapp.training.embed"): "training only on Train",
 }

@@ -258,3 +258,31 @@ def test_dequantize_takes_a_known_model_name(model_dir: Path, tmp_path: Path) ->
     proc = run_camapp(["model", "dequantize", "mobilenet_v2_int8", "--out", str(out)], model_dir)
     assert proc.returncode == 0, proc.stderr
     assert _io(out)[0]["dtype"] == np.float32
+
+
+def test_a_dequantized_detector_keeps_the_clamps_its_output_ranges_implied(
+    tmp_path: Path,
+) -> None:
+    """The quantization-aware SSD leaves each ReLU6 to its output range [0, 6] (its fused
+    activation is NONE): the float copy must clip there too, or every layer drifts (every
+    box scored 1.0). Its detections then match the uint8 model's on grace_hopper."""
+    import cv2
+
+    ssd = SHARED / "models" / "ssd_mobilenet_v1_coco_quant_detect.tflite"
+    dequantize_model(ssd, tmp_path / "ssd_float.tflite")
+    image = cv2.resize(cv2.imread(str(MEDIA / "grace_hopper.bmp"))[:, :, ::-1], (300, 300))
+    found = []
+    for path, pixels in [
+        (ssd, image[None]),
+        (tmp_path / "ssd_float.tflite", (image[None].astype(np.float32) - 128) / 128),
+    ]:
+        interpreter = interpreter_api()[0](model_path=str(path))
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels)
+        interpreter.invoke()
+        outputs = interpreter.get_output_details()
+        classes, scores = (interpreter.get_tensor(o["index"])[0] for o in outputs[1:3])
+        found.append((classes[:3].tolist(), scores[:3]))
+    (quantized_classes, quantized), (float_classes, floated) = found
+    assert float_classes == quantized_classes == [0.0, 31.0, 0.0]  # person, tie, person
+    assert np.abs(quantized - floated).max() < 0.05 and floated.max() < 0.9

@@ -95,6 +95,35 @@ def _drop_unused_codes(model: Any) -> None:
         op.opcodeIndex = new[op.opcodeIndex]
 
 
+def _keep_clamps(model: Any) -> None:
+    """Make explicit the clamp an 8-bit output range implies. A quantization-aware model
+    (TF1's SSD) leaves an op's ReLU6 to its output range [0, 6] and its fused activation
+    NONE; in float nothing would clip, and every later layer drifts (the SSD's scores all
+    reached 1.0). A range starting at 0 is a ReLU, one from 0 to 6 a ReLU6."""
+    none, relu, relu6 = (
+        getattr(schema.ActivationFunctionType, n) for n in ("NONE", "RELU", "RELU6")
+    )
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            options = op.builtinOptions
+            if getattr(options, "fusedActivationFunction", relu) != none or not op.outputs:
+                continue
+            bounds = _range(graph.tensors[op.outputs[0]])
+            if bounds is not None and abs(bounds[0]) < 1e-6:
+                options.fusedActivationFunction = relu6 if abs(bounds[1] - 6) < 0.06 else relu
+
+
+def _range(tensor: Any) -> tuple[float, float] | None:
+    """The real values an 8-bit per-tensor quantized tensor can hold; None for others."""
+    q = tensor.quantization
+    bits = {schema.TensorType.UINT8: (0, 255), schema.TensorType.INT8: (-128, 127)}
+    if tensor.type not in bits or q is None or q.scale is None or len(q.scale) != 1:
+        return None
+    zero = int(q.zeroPoint[0]) if q.zeroPoint is not None and len(q.zeroPoint) else 0
+    low, high = bits[tensor.type]
+    return (low - zero) * float(q.scale[0]), (high - zero) * float(q.scale[0])
+
+
 def _remove_conversions(model: Any) -> None:
     """Remove QUANTIZE/DEQUANTIZE ops and what only they used, keeping signatures right."""
     operators = schema.BuiltinOperator
@@ -120,6 +149,7 @@ def dequantize_model(int8_path: Path, out_path: Path) -> None:
     if not source.quantized:
         raise ConfigError(f"model {shorten(int8_path)} is not quantized: nothing to dequantize")
     model = source.editable()
+    _keep_clamps(model)
     _dequantize_tensors(model, source.path)
     _remove_conversions(model)
     write(out_path, model, bundle.pack(source.bundle.members))
