@@ -221,3 +221,29 @@ def test_screenshot(page: Any, tmp_path: Path) -> None:
     assert image is not None and image.shape[1] >= 1000 and image.std() > 20
     if keep:
         shutil.copyfile(shot, keep)
+
+
+def test_a_phone_sees_the_page_without_sideways_scrolling(page: Any) -> None:
+    """A 390 px wide phone: nothing wider than the screen (pictures, charts, controls, a full
+    strip), and the strip's scrollbar in the page's dark colours."""
+    page.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True},
+    )
+    try:
+        porch = card(page, "porch")
+        # The photo scores under the threshold: the strip fills wider than the screen.
+        wait(lambda: len(porch.find_elements("css selector", ".strip figure")) >= 4)
+        wait(lambda: int(porch.get_attribute("data-pictures")) >= 1)
+        widths = page.execute_script(
+            "const s = document.querySelector('.strip');"
+            "return [document.documentElement.scrollWidth, screen.width,"
+            " s.scrollWidth, s.clientWidth, getComputedStyle(s).scrollbarColor,"
+            " getComputedStyle(document.documentElement).colorScheme];"
+        )
+        document, screen, strip, shown, scrollbar, scheme = widths
+        assert screen == 390 and document <= 390, widths
+        assert strip > shown  # the strip scrolls inside the card, not the page
+        assert scheme == "dark" and scrollbar != "auto", widths
+    finally:
+        page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
