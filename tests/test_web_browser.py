@@ -23,6 +23,8 @@ from tests.mqtt_helpers import Broker, Subscriber
 from tests.web_helpers import LiveCamapp, browser, still_clip
 
 PASSWORD = "let me see"
+RANGES = SHARED_MEDIA.parent / "datasets" / "one-by-one-person-occupancy.json"
+ONE_BY_ONE = SHARED_MEDIA / "one-by-one-person-detection.mp4"
 TIMEOUT = 15
 
 
@@ -198,6 +200,39 @@ def test_class_buttons_and_the_strip_save_files_in_the_dataset(
     unsure[0].click()
     wait(lambda: len(saved()) == 3)
     wait(lambda: "saved frame" in status.text)  # the page's answer follows the file
+
+
+def test_the_training_status_says_how_it_ended(page: Any, porch_dataset: Path) -> None:
+    """A failed training says why, a finished one its accuracy and where its report is; and
+    neither still says it is training."""
+    from camapp.training import dataset_from_clip
+
+    porch = card(page, "porch")
+    status = porch.find_element("css selector", ".train-status")
+    labelling = porch.find_element("css selector", ".labelling")
+    shutil.rmtree(porch_dataset, ignore_errors=True)
+    (porch_dataset / "hopper").mkdir(parents=True)  # one class: refused
+    porch.find_element("css selector", "button.train").click()
+    wait(lambda: porch.get_attribute("data-training") == "failed")
+    wait(lambda: "at least 2 class folders" in status.text)
+    assert "training…" not in labelling.text
+    assert status.text.startswith("training failed: ")
+    assert not porch.find_element("css selector", ".train-report").is_displayed()
+    shutil.rmtree(porch_dataset)
+    dataset_from_clip(ONE_BY_ONE, RANGES, porch_dataset, 0, 700, 25)
+    porch.find_element("css selector", "button.train").click()
+    wait(lambda: porch.get_attribute("data-training") == "done", 120)
+    wait(lambda: "right on" in status.text)
+    assert status.text.startswith("trained ") and "%" in status.text, status.text
+    assert "training…" not in labelling.text and "training:" not in labelling.text
+    report = porch.find_element("css selector", ".train-report")
+    assert report.is_displayed() and report.get_attribute("target") == "_blank"
+    fetched = page.execute_script(
+        "return fetch(arguments[0]).then(async r => [r.status, await r.text()])",
+        report.get_attribute("href"),
+    )
+    assert fetched[0] == 200 and "porch-" in fetched[1]
+    assert porch.find_element("css selector", ".use-model").is_displayed()
 
 
 def test_screenshot(page: Any, tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ controls' declarations, the CSRF token), `/api/login`, `/api/logout`,
 `/api/cameras/<camera_id>/set` (settings, and the `capture` and `model` actions: the
 labelling's class buttons and its switch to a trained model), the labelling's
 `/api/cameras/<camera_id>/labelling` (classes, strip, training), `.../strip/<number>` (a
-strip thumbnail, from memory), `.../strip` (label a strip frame) and `.../train`, and `/ws`,
+strip thumbnail, from memory), `.../strip` (label a strip frame), `.../train` and
+`.../training/report|chart` (the finished training's report and chart), and `/ws`,
 a WebSocket that carries each camera's pictures
 (binary: one byte of camera index, then the JPEG) and its overlay, config and stats (JSON).
 
@@ -156,6 +157,7 @@ class LiveServer:
         app.router.add_get(r"/api/cameras/{camera_id}/strip/{number:\d{1,9}}", self._thumbnail)
         app.router.add_post("/api/cameras/{camera_id}/strip", self._label)
         app.router.add_post("/api/cameras/{camera_id}/train", self._train)
+        app.router.add_get("/api/cameras/{camera_id}/training/{kind:report|chart}", self._report)
         app.router.add_get("/ws", self._ws)
         app.on_shutdown.append(self._close_viewers)
         return app
@@ -305,6 +307,20 @@ class LiveServer:
         if not started:
             return _error(409, "a training is already running: one at a time")
         return web.json_response({"training": self._trainer.status.as_dict()}, status=202)
+
+    async def _report(self, request: web.Request) -> web.Response:
+        """The report (Markdown, as text) or chart of the camera's finished training."""
+        kind = request.match_info["kind"]
+        path = self._trainer.report(self._feed(request).camera_id, kind)
+        if path is None:
+            return _error(404, f"no {kind}: train first")
+        try:  # a few kB, off the loop all the same
+            body = await asyncio.get_running_loop().run_in_executor(None, path.read_bytes)
+        except OSError:
+            return _error(404, f"the {kind} has gone: {path.name}")
+        if kind == "chart":
+            return web.Response(body=body, content_type="image/png")
+        return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         if not _same_origin(request):
