@@ -14,6 +14,7 @@ import json
 import os
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 
@@ -22,7 +23,15 @@ import pytest
 from camapp.bench.broker import free_port
 from camapp.config.load import build
 from camapp.errors import ConfigError
-from camapp.web.auth import Sessions, hash_password, verify_password
+from camapp.web.auth import (
+    LOGIN_PER_CLIENT,
+    LOGIN_TOTAL,
+    LOGIN_WAITING,
+    LoginLimiter,
+    Sessions,
+    hash_password,
+    verify_password,
+)
 from tests.conftest import SHARED_MEDIA, run_camapp
 from tests.mqtt_helpers import Broker, Subscriber
 from tests.web_helpers import Http, LiveCamapp, still_clip
@@ -261,16 +270,68 @@ def test_password_hashes_and_the_web_password_command(model_dir: Path) -> None:
     build({"http": {"bind": "0.0.0.0:8080", "password_hash": printed}}, {}, "c.toml")
 
 
-def test_failed_logins_are_rate_limited() -> None:
+def test_concurrent_wrong_logins_cannot_pass_the_limit(guarded: LiveCamapp) -> None:
+    """300 wrong passwords sent at once from one address: at most LOGIN_PER_CLIENT are
+    checked, the rest refused before any check; the owner elsewhere still logs in."""
+    guesser = Http(guarded.port, source="127.0.0.9")
+    with ThreadPoolExecutor(64) as pool:
+        statuses = list(pool.map(lambda n: guesser.login(f"guess {n}"), range(300)))
+    checked = statuses.count(401)
+    assert 1 <= checked <= LOGIN_PER_CLIENT and statuses.count(429) == 300 - checked, statuses
+    # One at a time, the rest of this address's minute: then nothing more is checked.
+    more = [guesser.login("again") for _ in range(LOGIN_PER_CLIENT + 1 - checked)]
+    assert more == [401] * (LOGIN_PER_CLIENT - checked) + [429]
+    assert guesser.login(PASSWORD) == 429  # this address waits a minute, right or wrong
+    owner = Http(guarded.port, source="127.0.0.10")
+    assert owner.login(PASSWORD) == 200
+    assert owner.request("GET", "/api/session")[0] == 200
+    status, _, body = Http(guarded.port, source="127.0.0.9").request(
+        "POST", "/api/login", json.dumps({"password": "guess"}),
+        {"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert status == 429 and "this address" in json.loads(body)["error"]
+
+
+def test_logins_are_limited_per_address_under_a_ceiling() -> None:
     now = [0.0]
-    sessions = Sessions(clock=lambda: now[0])
-    for _ in range(10):
-        assert sessions.may_try()
-        sessions.failed()
-        now[0] += 1
-    assert not sessions.may_try()
-    now[0] += 51  # the oldest failure is a minute old
-    assert sessions.may_try()
+    limiter = LoginLimiter(clock=lambda: now[0])
+    for _ in range(LOGIN_PER_CLIENT - 2):
+        assert limiter.begin("192.0.2.1") is None
+        limiter.end("192.0.2.1", ok=False)
+    assert limiter.begin("192.0.2.1") is None and limiter.begin("192.0.2.1") is None
+    # The two still being checked count already: the 11th is refused at once.
+    assert "this address" in (limiter.begin("192.0.2.1") or "")
+    limiter.end("192.0.2.1", ok=False)
+    limiter.end("192.0.2.1", ok=False)
+    assert limiter.begin("192.0.2.1") is not None
+    assert limiter.begin("::ffff:192.0.2.1") is not None  # the same client
+    assert limiter.begin("192.0.2.2") is None  # another client
+    limiter.end("192.0.2.2", ok=True)  # a right password is not held against anyone
+    assert limiter.begin("192.0.2.2") is None
+    limiter.end("192.0.2.2", ok=True)
+    # One IPv6 host has a /64: it is one client.
+    for n in range(LOGIN_PER_CLIENT):
+        assert limiter.begin(f"2001:db8::{n + 1}") is None
+        limiter.end(f"2001:db8::{n + 1}", ok=False)
+    assert limiter.begin("2001:db8::ffff") is not None
+    assert limiter.begin("2001:db8:0:1::1") is None
+    limiter.end("2001:db8:0:1::1", ok=True)
+    # Many addresses: the ceiling. 20 failures so far.
+    for n in range(LOGIN_TOTAL - 2 * LOGIN_PER_CLIENT):
+        assert limiter.begin(f"198.51.100.{n}") is None
+        limiter.end(f"198.51.100.{n}", ok=False)
+    assert "wait a minute" in (limiter.begin("203.0.113.1") or "")
+    now[0] += 61  # a minute on, every address may try again
+    assert limiter.begin("192.0.2.1") is None and limiter.begin("203.0.113.1") is None
+
+
+def test_logins_waiting_for_the_check_are_capped() -> None:
+    limiter = LoginLimiter()
+    for n in range(LOGIN_WAITING):
+        assert limiter.begin(f"192.0.2.{n}") is None
+    assert "at once" in (limiter.begin("192.0.2.100") or "")
+    limiter.end("192.0.2.0", ok=True)
+    assert limiter.begin("192.0.2.100") is None
 
 
 def test_sessions_are_bounded_and_expire() -> None:

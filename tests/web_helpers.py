@@ -90,9 +90,10 @@ class LiveCamapp:
 class Http:
     """One request per connection, sent as given; keeps the session cookie it is handed."""
 
-    def __init__(self, port: int, host: str | None = None) -> None:
+    def __init__(self, port: int, host: str | None = None, source: str | None = None) -> None:
         self.port = port
         self.host = host or f"127.0.0.1:{port}"
+        self.source = (source, 0) if source else None  # another loopback address: another client
         self.cookie: str | None = None
         self.csrf: str | None = None
 
@@ -103,7 +104,9 @@ class Http:
         body: bytes | str | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn = http.client.HTTPConnection(
+            "127.0.0.1", self.port, timeout=10, source_address=self.source
+        )
         try:
             conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
             sent = {"Host": self.host, **(headers or {})}

@@ -40,6 +40,7 @@ from camapp.runtime.controls import ControlError
 from camapp.web.auth import (
     MAX_PASSWORD,
     SESSION_S,
+    LoginLimiter,
     Sessions,
     address,
     is_loopback,
@@ -99,6 +100,7 @@ class LiveServer:
         self._hosts = None if hashed else _loopback_hosts(host, self.port)
         self._files = {path: _asset(name) for path, (name, _) in ASSETS.items()}
         self._sessions = Sessions()
+        self._logins = LoginLimiter()
         self._scrypt = ThreadPoolExecutor(1, "web-login")  # one login at a time: bounded memory
         self._viewers: set[Viewer] = set()
         self._trainer = Trainer()
@@ -230,16 +232,22 @@ class LiveServer:
     async def _login(self, request: web.Request) -> web.Response:
         if self._hashed is None:
             return _error(400, "this server has no password")
-        if not self._sessions.may_try():
-            return _error(429, "too many failed logins: wait a minute")
         body = await _json(request)
         password = body.get("password") if body is not None else None
         if not isinstance(password, str) or not 0 < len(password) <= MAX_PASSWORD:
             return _error(400, 'expected {"password": "..."}')
-        loop = asyncio.get_running_loop()
-        if not await loop.run_in_executor(self._scrypt, verify_password, password, self._hashed):
-            self._sessions.failed()
-            log.warning("live view: wrong password from %s", request.remote)
+        client = request.remote
+        refused = self._logins.begin(client)  # counted before it waits for the check
+        if refused is not None:
+            return _error(429, refused)
+        ok = False
+        try:
+            loop = asyncio.get_running_loop()
+            ok = await loop.run_in_executor(self._scrypt, verify_password, password, self._hashed)
+        finally:
+            self._logins.end(client, ok)
+        if not ok:
+            log.warning("live view: wrong password from %s", client)
             return _error(401, "wrong password")
         response = web.json_response({"ok": True})
         self._new_session(response)
