@@ -13,7 +13,8 @@ import base64
 import json
 import os
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -23,6 +24,7 @@ import pytest
 from camapp.bench.broker import free_port
 from camapp.config.load import build
 from camapp.errors import ConfigError
+from camapp.logs import BURST
 from camapp.web.auth import (
     LOGIN_PER_CLIENT,
     LOGIN_TOTAL,
@@ -32,7 +34,8 @@ from camapp.web.auth import (
     hash_password,
     verify_password,
 )
-from tests.conftest import SHARED_MEDIA, run_camapp
+from camapp.web.door import HEADER_S, MAX_CONNECTIONS
+from tests.conftest import SHARED_MEDIA, SHARED_MODELS, run_camapp
 from tests.mqtt_helpers import Broker, Subscriber
 from tests.web_helpers import Http, LiveCamapp, still_clip
 
@@ -61,6 +64,13 @@ def guarded(module_broker: Broker, clip: Path, model_dir: Path) -> Iterator[Live
     live = LiveCamapp(args, model_dir, env={"CAMAPP_HTTP_PASSWORD": PASSWORD})
     yield live
     live.stop()
+
+
+def until(check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -274,7 +284,7 @@ def test_concurrent_wrong_logins_cannot_pass_the_limit(guarded: LiveCamapp) -> N
     """300 wrong passwords sent at once from one address: at most LOGIN_PER_CLIENT are
     checked, the rest refused before any check; the owner elsewhere still logs in."""
     guesser = Http(guarded.port, source="127.0.0.9")
-    with ThreadPoolExecutor(64) as pool:
+    with ThreadPoolExecutor(32) as pool:
         statuses = list(pool.map(lambda n: guesser.login(f"guess {n}"), range(300)))
     checked = statuses.count(401)
     assert 1 <= checked <= LOGIN_PER_CLIENT and statuses.count(429) == 300 - checked, statuses
@@ -290,6 +300,68 @@ def test_concurrent_wrong_logins_cannot_pass_the_limit(guarded: LiveCamapp) -> N
         {"Content-Type": "application/json"},
     )  # fmt: skip
     assert status == 429 and "this address" in json.loads(body)["error"]
+
+
+def test_idle_connections_cannot_take_the_page_down(
+    clip: Path, model_dir: Path, module_broker: Broker
+) -> None:
+    """More idle sockets than the process may open files (systemd's default, 1024): the
+    oldest idle ones are closed for new ones, a logged-in client is
+    served and can still switch models (which opens files), and the log says so in a few
+    lines, not one per socket."""
+    args = ["--source", str(clip), "--loop", "--mqtt-host", "127.0.0.1", "--mqtt-port",
+            str(module_broker.port), "--snapshot-interval", "0", "--workers", "1"]  # fmt: skip
+    env = {"CAMAPP_HTTP_PASSWORD": PASSWORD}
+    live = LiveCamapp(args, model_dir, env=env, files=1024)
+    where = ("127.0.0.1", live.port)
+    idle: list[socket.socket] = []
+    try:
+        owner = Http(live.port)
+        assert owner.login(PASSWORD) == 200
+        with ThreadPoolExecutor(8) as pool:
+            idle = list(pool.map(lambda _: socket.create_connection(where, 10), range(1050)))
+        until(lambda: owner.request("GET", "/api/session")[0] == 200, 5)  # idle for a second
+        assert owner.request("GET", "/")[0] == 200
+        model = str(SHARED_MODELS / "mobilenet_v2_1.0_224_quant.tflite")
+        status, body = owner.post("/api/cameras/cam0/set", {"model": model})
+        assert status == 200, body
+        until(lambda: open_ones(idle) <= MAX_CONNECTIONS, 5)  # the rest refused or closed
+        assert idle[0].recv(64) == b""  # the oldest: closed for a newer connection
+    finally:
+        for sock in idle:
+            sock.close()
+        code, err = live.stop()
+    assert code == 0, err[-500:]
+    assert "Too many open files" not in err and "accept" not in err, err[-500:]
+    door = [line for line in err.splitlines() if "live view:" in line and "connection" in line]
+    assert 1 <= len(door) <= 3 * BURST, door  # closed, refused, timed out: BURST lines each
+
+
+def open_ones(sockets: list[socket.socket]) -> int:
+    """How many of `sockets` the server keeps open: neither answered nor closed."""
+    count = 0
+    for sock in sockets:
+        sock.settimeout(0)
+        try:
+            sock.recv(64, socket.MSG_PEEK)
+        except BlockingIOError:
+            count += 1
+    return count
+
+
+def test_a_request_that_never_ends_is_cut_off(guarded: LiveCamapp) -> None:
+    """Headers sent slowly, or nothing at all: closed HEADER_S after the connection opened."""
+    silent = socket.create_connection(("127.0.0.1", guarded.port), timeout=HEADER_S + 5)
+    slow = socket.create_connection(("127.0.0.1", guarded.port), timeout=HEADER_S + 5)
+    try:
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        start = time.monotonic()
+        for sock in (silent, slow):
+            assert sock.recv(1024) == b""  # closed by the server, without a word
+        assert time.monotonic() - start < HEADER_S + 2
+    finally:
+        silent.close()
+        slow.close()
 
 
 def test_logins_are_limited_per_address_under_a_ceiling() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -56,14 +57,17 @@ class LiveCamapp:
     """`camapp run` with the page on; `url` once it answers."""
 
     def __init__(self, args: list[str], model_dir: Path, env: dict[str, str] | None = None,
-                 port: int | None = None) -> None:  # fmt: skip
+                 port: int | None = None, files: int | None = None) -> None:  # fmt: skip
+        """`files`: the most files the process may open (RLIMIT_NOFILE), else as inherited."""
         self.port = port or free_port()
+        limit = (resource.RLIMIT_NOFILE, (files, files)) if files else None
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "camapp", "run", "--http-bind", str(self.port), *args],
             env={**camapp_env(model_dir), **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=(lambda: resource.setrlimit(*limit)) if limit else None,
         )
         self.url = f"http://127.0.0.1:{self.port}"
         self._wait()

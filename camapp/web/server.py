@@ -46,6 +46,7 @@ from camapp.web.auth import (
     is_loopback,
     verify_password,
 )
+from camapp.web.door import ACCEPT_BATCH, HEADER_S, IDLE_S, Door
 from camapp.web.feed import CameraFeed
 from camapp.web.labelling import Trainer
 
@@ -104,6 +105,7 @@ class LiveServer:
         self._scrypt = ThreadPoolExecutor(1, "web-login")  # one login at a time: bounded memory
         self._viewers: set[Viewer] = set()
         self._trainer = Trainer()
+        self._door = Door()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
 
@@ -136,14 +138,19 @@ class LiveServer:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         app = self._app()
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0,
+                               keepalive_timeout=IDLE_S)  # fmt: skip
         loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.SockSite(runner, self._sock).start())
+        assert runner.server is not None
+        self._door.open_to(runner.server)
+        listening = loop.create_server(self._door, sock=self._sock, backlog=ACCEPT_BATCH)
+        listener = loop.run_until_complete(listening)
         ticker = loop.create_task(self._tick())
         self._loop = loop
         ready.set()
         loop.run_forever()
         ticker.cancel()
+        listener.close()
         loop.run_until_complete(runner.cleanup())
         loop.close()
 
@@ -169,7 +176,8 @@ class LiveServer:
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
         try:
-            response = await self._checked(request, handler)
+            with self._door.serving(request.protocol):
+                response = await self._checked(request, handler)
         except web.HTTPException as exc:
             response = exc
         response.headers.update(HEADERS)
@@ -452,7 +460,13 @@ def _same_origin(request: web.Request) -> bool:
 
 async def _json(request: web.Request) -> dict[str, Any] | None:
     """The request's JSON object (its size already bounded by MAX_BODY), or None."""
-    body = await request.read()
+    try:
+        async with asyncio.timeout(HEADER_S):  # a body sent slowly holds a connection busy
+            body = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            text='{"error": "request body too slow"}', content_type=JSON
+        ) from None
     try:
         value = json.loads(body)
     except (ValueError, RecursionError):
