@@ -114,9 +114,13 @@ def test_the_page_shows_every_camera_and_the_pictures_update(page: Any) -> None:
         wait(lambda s=section: int(s.get_attribute("data-pictures")) >= 3)
     first = porch.find_element("css selector", "img.frame").get_attribute("src")
     wait(lambda: porch.find_element("css selector", "img.frame").get_attribute("src") != first)
-    sizes = page.execute_script(
-        "return [...document.querySelectorAll('img.frame')]"
-        ".map(i => [i.naturalWidth, i.naturalHeight])"
+    # Read once both pictures have decoded (a new one is 0x0 while it loads).
+    sizes = wait(
+        lambda: page.execute_script(
+            "const s = [...document.querySelectorAll('img.frame')]"
+            ".map(i => [i.naturalWidth, i.naturalHeight]);"
+            "return s.every(([w]) => w > 0) && s"
+        )
     )
     assert sizes == [[640, 480], [640, 360]]  # the car clip (768x432) scaled to view_width
     # A grid: two cameras side by side.
