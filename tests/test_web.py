@@ -350,18 +350,25 @@ def open_ones(sockets: list[socket.socket]) -> int:
 
 
 def test_a_request_that_never_ends_is_cut_off(guarded: LiveCamapp) -> None:
-    """Headers sent slowly, or nothing at all: closed HEADER_S after the connection opened."""
-    silent = socket.create_connection(("127.0.0.1", guarded.port), timeout=HEADER_S + 5)
-    slow = socket.create_connection(("127.0.0.1", guarded.port), timeout=HEADER_S + 5)
+    """Headers sent slowly, or nothing at all: closed HEADER_S after the connection opened;
+    a body that stops half-way: answered 408 after HEADER_S."""
+    silent, slow, body = (
+        socket.create_connection(("127.0.0.1", guarded.port), timeout=HEADER_S + 5)
+        for _ in range(3)
+    )
     try:
         slow.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        host = f"127.0.0.1:{guarded.port}".encode()
+        body.sendall(b"POST /api/login HTTP/1.1\r\nHost: " + host + b"\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: 100\r\n\r\n{\"password\"")  # fmt: skip
         start = time.monotonic()
         for sock in (silent, slow):
             assert sock.recv(1024) == b""  # closed by the server, without a word
+        assert body.recv(1024).startswith(b"HTTP/1.1 408 ")
         assert time.monotonic() - start < HEADER_S + 2
     finally:
-        silent.close()
-        slow.close()
+        for sock in (silent, slow, body):
+            sock.close()
 
 
 def test_logins_are_limited_per_address_under_a_ceiling() -> None:
