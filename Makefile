@@ -65,7 +65,8 @@ DEMO_SOURCE ?= sample_videos/photos.mp4
 DEMO_ARGS ?=
 demo: setup
 	@PATH="$$PATH:/usr/sbin"; target="$(DEMO_BROKER)"; broker=; dir=; \
-	trap '[ -z "$$broker" ] || kill $$broker; [ -z "$$dir" ] || rm -rf "$$dir"' EXIT; \
+	trap '[ -z "$$broker" ] || { kill $$broker; wait $$broker; }; [ -z "$$dir" ] || rm -rf "$$dir"' \
+		EXIT; \
 	if [ -z "$$target" ]; then \
 		dir=$$(mktemp -d); port=$$($(BIN)/python -c \
 			'from camapp.bench.broker import free_port; print(free_port())'); \

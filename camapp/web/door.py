@@ -5,8 +5,9 @@ deploy/camapp.service raises it), which the cameras, the models and the broker n
 idle sockets must not be able to take them all:
 - at most MAX_CONNECTIONS stay open: past it, a new connection closes the oldest one idle
   for GRACE_S or more (one that never sent a request first); when there is none, the new
-  one is answered 503 and closed; so the connections hold at most MAX_CONNECTIONS +
-  ACCEPT_BATCH files;
+  one is answered 503 and closed; so the connections hold MAX_CONNECTIONS files, and
+  for a turn or two of the loop those just accepted (ACCEPT_BATCH a turn) and being
+  refused;
 - a connection whose first request has not arrived whole within HEADER_S is closed; between
   requests, aiohttp's keep-alive timeout (IDLE_S) closes an idle one.
 Each closing is logged; the log's repeat limit (camapp/logs.py) keeps a flood to a few lines.

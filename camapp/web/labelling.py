@@ -26,6 +26,7 @@ from typing import Any
 
 from camapp.capture.base import Frame
 from camapp.errors import CamappError, ConfigError
+from camapp.inference.loader import ModelSetup
 from camapp.runtime.camera import Camera, Result
 from camapp.runtime.tap import FrameTap
 
@@ -118,7 +119,7 @@ class Labels:
         self.camera = camera
         self.dataset = dataset
         self.strip = Strip(camera.tap)
-        self._model = camera.ladder[0]  # the model the strip's frames were named by
+        self._model: ModelSetup | None = None  # the model the strip's frames were named by
 
     def note(self, result: Result, threshold: float) -> None:
         """A classified frame for the strip. A switch to another model empties the strip
