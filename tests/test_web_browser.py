@@ -206,6 +206,28 @@ def test_class_buttons_and_the_strip_save_files_in_the_dataset(
     wait(lambda: "saved frame" in status.text)  # the page's answer follows the file
 
 
+def test_one_camera_fits_a_phone_too(driver: Any, model_dir: Path, tmp_path: Path) -> None:
+    """One camera lays its picture and its controls side by side on a wide screen; on a
+    phone the picture takes the screen's width."""
+    clip = still_clip(tmp_path / "hopper.mp4", SHARED_MEDIA / "grace_hopper.bmp")
+    # No broker: the page does not need one.
+    args = ["--source", str(clip), "--loop", "--snapshot-interval", "0", "--workers", "1",
+            "--mqtt-port", "1"]  # fmt: skip
+    app = LiveCamapp(args, model_dir, env={"CAMAPP_HTTP_PASSWORD": PASSWORD})
+    try:
+        log_in(driver, app.url, PASSWORD)
+        as_phone(driver)
+        section = wait(lambda: driver.find_elements("css selector", "section.camera"))[0]
+        wait(lambda: int(section.get_attribute("data-pictures")) >= 1)
+        width, picture = driver.execute_script(
+            "return [document.documentElement.scrollWidth,"
+            " document.querySelector('img.frame').getBoundingClientRect().width]"
+        )
+        assert width <= 390 and picture >= 340, (width, picture)
+    finally:
+        app.stop()
+
+
 def test_the_training_status_says_how_it_ended(page: Any, porch_dataset: Path) -> None:
     """A failed training says why, a finished one its accuracy and where its report is; and
     neither still says it is training."""
@@ -262,13 +284,18 @@ def test_screenshot(page: Any, tmp_path: Path) -> None:
         shutil.copyfile(shot, keep)
 
 
-def test_a_phone_sees_the_page_without_sideways_scrolling(page: Any) -> None:
-    """A 390 px wide phone: nothing wider than the screen (pictures, charts, controls, a full
-    strip), and the strip's scrollbar in the page's dark colours."""
-    page.execute_cdp_cmd(
+def as_phone(driver: Any) -> None:
+    """The page as a 390 px wide phone shows it."""
+    driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
         {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True},
     )
+
+
+def test_a_phone_sees_the_page_without_sideways_scrolling(page: Any) -> None:
+    """A 390 px wide phone: nothing wider than the screen (pictures, charts, controls, a full
+    strip), and the strip's scrollbar in the page's dark colours."""
+    as_phone(page)
     try:
         porch = card(page, "porch")
         # The photo scores under the threshold: the strip fills wider than the screen.
