@@ -55,14 +55,32 @@ model: $(BIN)/camapp
 samples: $(BIN)/camapp
 	$(BIN)/python sample_videos/build.py --shared $(SHARED)
 
-# Replays the sample clip at its own pace and prints each classification as it is published.
-# Uses the broker on localhost:1883, starting a throwaway one if none answers there.
+# Replays the sample clip at its own pace and prints each classification as it is published,
+# to a throwaway mosquitto of its own on a free loopback port, gone when the demo ends: no
+# Home Assistant, no other subscriber, keeps anything of it. DEMO_BROKER=HOST:PORT publishes
+# to that broker instead (Home Assistant discovery included); DEMO_SOURCE and DEMO_ARGS
+# change what `camapp run` replays and how.
+DEMO_BROKER ?=
+DEMO_SOURCE ?= sample_videos/photos.mp4
+DEMO_ARGS ?=
 demo: setup
-	@broker=; PATH="$$PATH:/usr/sbin"; \
-	if ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then \
-		mosquitto -p 1883 >/dev/null 2>&1 & broker=$$!; sleep 0.5; fi; \
-	$(BIN)/camapp run --source sample_videos/photos.mp4 --camera-id demo --print; rc=$$?; \
-	if [ -n "$$broker" ]; then kill $$broker; fi; exit $$rc
+	@PATH="$$PATH:/usr/sbin"; target="$(DEMO_BROKER)"; broker=; dir=; \
+	trap '[ -z "$$broker" ] || { kill $$broker; wait $$broker; }; [ -z "$$dir" ] || rm -rf "$$dir"' \
+		EXIT; \
+	if [ -z "$$target" ]; then \
+		dir=$$(mktemp -d); port=$$($(BIN)/python -c \
+			'from camapp.bench.broker import free_port; print(free_port())'); \
+		printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$$port" \
+			> "$$dir/mosquitto.conf"; \
+		mosquitto -c "$$dir/mosquitto.conf" >/dev/null 2>&1 & broker=$$!; \
+		for _ in $$(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$$port") 2>/dev/null && break; \
+			sleep 0.1; done; \
+		target="127.0.0.1:$$port"; \
+		echo "demo: publishing to a throwaway broker of its own, $$target, gone when it ends;" \
+			"watch with: mosquitto_sub -p $$port -t 'camapp/#' -v"; \
+	fi; \
+	$(BIN)/camapp run --source "$(DEMO_SOURCE)" --camera-id demo --print \
+		--mqtt-host "$${target%:*}" --mqtt-port "$${target##*:}" $(DEMO_ARGS)
 
 # camapp against the bare interpreter and a naive loop; report in benchmarks/results/.
 bench: setup

@@ -15,6 +15,7 @@ CAMAPP = Path(__file__).resolve().parents[1] / "camapp"
 LAYERS = [
     "errors",
     "devices",
+    "logs",
     "config",
     "charts",
     "capture",

@@ -13,7 +13,9 @@ import base64
 import json
 import os
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 
@@ -22,7 +24,17 @@ import pytest
 from camapp.bench.broker import free_port
 from camapp.config.load import build
 from camapp.errors import ConfigError
-from camapp.web.auth import Sessions, hash_password, verify_password
+from camapp.logs import BURST
+from camapp.web.auth import (
+    LOGIN_PER_CLIENT,
+    LOGIN_TOTAL,
+    LOGIN_WAITING,
+    LoginLimiter,
+    Sessions,
+    hash_password,
+    verify_password,
+)
+from camapp.web.door import HEADER_S, MAX_CONNECTIONS
 from tests.conftest import SHARED_MEDIA, run_camapp
 from tests.mqtt_helpers import Broker, Subscriber
 from tests.web_helpers import Http, LiveCamapp, still_clip
@@ -52,6 +64,13 @@ def guarded(module_broker: Broker, clip: Path, model_dir: Path) -> Iterator[Live
     live = LiveCamapp(args, model_dir, env={"CAMAPP_HTTP_PASSWORD": PASSWORD})
     yield live
     live.stop()
+
+
+def until(check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -261,16 +280,138 @@ def test_password_hashes_and_the_web_password_command(model_dir: Path) -> None:
     build({"http": {"bind": "0.0.0.0:8080", "password_hash": printed}}, {}, "c.toml")
 
 
-def test_failed_logins_are_rate_limited() -> None:
+def test_concurrent_wrong_logins_cannot_pass_the_limit(guarded: LiveCamapp) -> None:
+    """300 wrong passwords sent at once from one address: at most LOGIN_PER_CLIENT are
+    checked, the rest refused before any check; the owner elsewhere still logs in."""
+    guesser = Http(guarded.port, source="127.0.0.9")
+    with ThreadPoolExecutor(32) as pool:
+        statuses = list(pool.map(lambda n: guesser.login(f"guess {n}"), range(300)))
+    checked = statuses.count(401)
+    assert 1 <= checked <= LOGIN_PER_CLIENT and statuses.count(429) == 300 - checked, statuses
+    # One at a time, the rest of this address's minute: then nothing more is checked.
+    more = [guesser.login("again") for _ in range(LOGIN_PER_CLIENT + 1 - checked)]
+    assert more == [401] * (LOGIN_PER_CLIENT - checked) + [429]
+    assert guesser.login(PASSWORD) == 429  # this address waits a minute, right or wrong
+    owner = Http(guarded.port, source="127.0.0.10")
+    assert owner.login(PASSWORD) == 200
+    assert owner.request("GET", "/api/session")[0] == 200
+    status, _, body = Http(guarded.port, source="127.0.0.9").request(
+        "POST", "/api/login", json.dumps({"password": "guess"}),
+        {"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert status == 429 and "this address" in json.loads(body)["error"]
+
+
+def test_idle_connections_cannot_take_the_page_down(
+    clip: Path, model_dir: Path, module_broker: Broker
+) -> None:
+    """More idle sockets than the process may open files (systemd's default, 1024): the
+    oldest idle ones are closed for new ones, a logged-in client is
+    served and can still switch models (which opens files), and the log says so in a few
+    lines, not one per socket."""
+    args = ["--source", str(clip), "--loop", "--mqtt-host", "127.0.0.1", "--mqtt-port",
+            str(module_broker.port), "--snapshot-interval", "0", "--workers", "1"]  # fmt: skip
+    env = {"CAMAPP_HTTP_PASSWORD": PASSWORD}
+    live = LiveCamapp(args, model_dir, env=env, files=1024)
+    where = ("127.0.0.1", live.port)
+    idle: list[socket.socket] = []
+    try:
+        owner = Http(live.port)
+        assert owner.login(PASSWORD) == 200
+        idle = [socket.create_connection(where, 10)]  # the oldest
+        with ThreadPoolExecutor(8) as pool:
+            idle += pool.map(lambda _: socket.create_connection(where, 10), range(1049))
+        until(lambda: owner.request("GET", "/api/session")[0] == 200, 5)  # idle for a second
+        assert owner.request("GET", "/")[0] == 200
+        # A zoo model (a `set` takes models only from the places a camera offers).
+        status, body = owner.post("/api/cameras/cam0/set", {"model": "mobilenet_v2_int8"})
+        assert status == 200, body
+        until(lambda: open_ones(idle) <= MAX_CONNECTIONS, 5)  # the rest refused or closed
+        assert idle[0].recv(64) == b""  # the oldest: closed for a newer connection
+    finally:
+        for sock in idle:
+            sock.close()
+        code, err = live.stop()
+    assert code == 0, err[-500:]
+    assert "Too many open files" not in err and "accept" not in err, err[-500:]
+    door = [line for line in err.splitlines() if "live view:" in line and "connection" in line]
+    assert 1 <= len(door) <= 3 * BURST, door  # closed, refused, timed out: BURST lines each
+
+
+def open_ones(sockets: list[socket.socket]) -> int:
+    """How many of `sockets` the server keeps open: neither answered nor closed."""
+    count = 0
+    for sock in sockets:
+        sock.settimeout(0)
+        try:
+            sock.recv(64, socket.MSG_PEEK)
+        except BlockingIOError:
+            count += 1
+    return count
+
+
+def test_a_request_that_never_ends_is_cut_off(guarded: LiveCamapp) -> None:
+    """Headers sent slowly, or nothing at all: closed HEADER_S after the connection opened;
+    a body that stops half-way: answered 408 after HEADER_S."""
+    silent, slow, body = (
+        socket.create_connection(("127.0.0.1", guarded.port), timeout=HEADER_S + 5)
+        for _ in range(3)
+    )
+    try:
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        host = f"127.0.0.1:{guarded.port}".encode()
+        body.sendall(b"POST /api/login HTTP/1.1\r\nHost: " + host + b"\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: 100\r\n\r\n{\"password\"")  # fmt: skip
+        start = time.monotonic()
+        for sock in (silent, slow):
+            assert sock.recv(1024) == b""  # closed by the server, without a word
+        assert body.recv(1024).startswith(b"HTTP/1.1 408 ")
+        assert time.monotonic() - start < HEADER_S + 2
+    finally:
+        for sock in (silent, slow, body):
+            sock.close()
+
+
+def test_logins_are_limited_per_address_under_a_ceiling() -> None:
     now = [0.0]
-    sessions = Sessions(clock=lambda: now[0])
-    for _ in range(10):
-        assert sessions.may_try()
-        sessions.failed()
-        now[0] += 1
-    assert not sessions.may_try()
-    now[0] += 51  # the oldest failure is a minute old
-    assert sessions.may_try()
+    limiter = LoginLimiter(clock=lambda: now[0])
+    for _ in range(LOGIN_PER_CLIENT - 2):
+        assert limiter.begin("192.0.2.1") is None
+        limiter.end("192.0.2.1", ok=False)
+    assert limiter.begin("192.0.2.1") is None and limiter.begin("192.0.2.1") is None
+    # The two still being checked count already: the 11th is refused at once.
+    assert "this address" in (limiter.begin("192.0.2.1") or "")
+    limiter.end("192.0.2.1", ok=False)
+    limiter.end("192.0.2.1", ok=False)
+    assert limiter.begin("192.0.2.1") is not None
+    assert limiter.begin("::ffff:192.0.2.1") is not None  # the same client
+    assert limiter.begin("192.0.2.2") is None  # another client
+    limiter.end("192.0.2.2", ok=True)  # a right password is not held against anyone
+    assert limiter.begin("192.0.2.2") is None
+    limiter.end("192.0.2.2", ok=True)
+    # One IPv6 host has a /64: it is one client.
+    for n in range(LOGIN_PER_CLIENT):
+        assert limiter.begin(f"2001:db8::{n + 1}") is None
+        limiter.end(f"2001:db8::{n + 1}", ok=False)
+    assert limiter.begin("2001:db8::ffff") is not None
+    assert limiter.begin("2001:db8:0:1::1") is None
+    limiter.end("2001:db8:0:1::1", ok=True)
+    # Many addresses: the ceiling. 20 failures so far.
+    for n in range(LOGIN_TOTAL - 2 * LOGIN_PER_CLIENT):
+        assert limiter.begin(f"198.51.100.{n}") is None
+        limiter.end(f"198.51.100.{n}", ok=False)
+    assert "wait a minute" in (limiter.begin("203.0.113.1") or "")
+    now[0] += 61  # a minute on, every address may try again
+    assert limiter.begin("192.0.2.1") is None and limiter.begin("203.0.113.1") is None
+
+
+def test_logins_waiting_for_the_check_are_capped() -> None:
+    limiter = LoginLimiter()
+    for n in range(LOGIN_WAITING):
+        assert limiter.begin(f"192.0.2.{n}") is None
+    assert "at once" in (limiter.begin("192.0.2.100") or "")
+    limiter.end("192.0.2.0", ok=True)
+    assert limiter.begin("192.0.2.100") is None
 
 
 def test_sessions_are_bounded_and_expire() -> None:

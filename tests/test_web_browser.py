@@ -23,6 +23,8 @@ from tests.mqtt_helpers import Broker, Subscriber
 from tests.web_helpers import LiveCamapp, browser, still_clip
 
 PASSWORD = "let me see"
+RANGES = SHARED_MEDIA.parent / "datasets" / "one-by-one-person-occupancy.json"
+ONE_BY_ONE = SHARED_MEDIA / "one-by-one-person-detection.mp4"
 TIMEOUT = 15
 
 
@@ -112,9 +114,13 @@ def test_the_page_shows_every_camera_and_the_pictures_update(page: Any) -> None:
         wait(lambda s=section: int(s.get_attribute("data-pictures")) >= 3)
     first = porch.find_element("css selector", "img.frame").get_attribute("src")
     wait(lambda: porch.find_element("css selector", "img.frame").get_attribute("src") != first)
-    sizes = page.execute_script(
-        "return [...document.querySelectorAll('img.frame')]"
-        ".map(i => [i.naturalWidth, i.naturalHeight])"
+    # Read once both pictures have decoded (a new one is 0x0 while it loads).
+    sizes = wait(
+        lambda: page.execute_script(
+            "const s = [...document.querySelectorAll('img.frame')]"
+            ".map(i => [i.naturalWidth, i.naturalHeight]);"
+            "return s.every(([w]) => w > 0) && s"
+        )
     )
     assert sizes == [[640, 480], [640, 360]]  # the car clip (768x432) scaled to view_width
     # A grid: two cameras side by side.
@@ -200,6 +206,61 @@ def test_class_buttons_and_the_strip_save_files_in_the_dataset(
     wait(lambda: "saved frame" in status.text)  # the page's answer follows the file
 
 
+def test_one_camera_fits_a_phone_too(driver: Any, model_dir: Path, tmp_path: Path) -> None:
+    """One camera lays its picture and its controls side by side on a wide screen; on a
+    phone the picture takes the screen's width."""
+    clip = still_clip(tmp_path / "hopper.mp4", SHARED_MEDIA / "grace_hopper.bmp")
+    # No broker: the page does not need one.
+    args = ["--source", str(clip), "--loop", "--snapshot-interval", "0", "--workers", "1",
+            "--mqtt-port", "1"]  # fmt: skip
+    app = LiveCamapp(args, model_dir, env={"CAMAPP_HTTP_PASSWORD": PASSWORD})
+    try:
+        log_in(driver, app.url, PASSWORD)
+        as_phone(driver)
+        section = wait(lambda: driver.find_elements("css selector", "section.camera"))[0]
+        wait(lambda: int(section.get_attribute("data-pictures")) >= 1)
+        width, picture = driver.execute_script(
+            "return [document.documentElement.scrollWidth,"
+            " document.querySelector('img.frame').getBoundingClientRect().width]"
+        )
+        assert width <= 390 and picture >= 340, (width, picture)
+    finally:
+        app.stop()
+
+
+def test_the_training_status_says_how_it_ended(page: Any, porch_dataset: Path) -> None:
+    """A failed training says why, a finished one its accuracy and where its report is; and
+    neither still says it is training."""
+    from camapp.training import dataset_from_clip
+
+    porch = card(page, "porch")
+    status = porch.find_element("css selector", ".train-status")
+    labelling = porch.find_element("css selector", ".labelling")
+    shutil.rmtree(porch_dataset, ignore_errors=True)
+    (porch_dataset / "hopper").mkdir(parents=True)  # one class: refused
+    porch.find_element("css selector", "button.train").click()
+    wait(lambda: porch.get_attribute("data-training") == "failed")
+    wait(lambda: "at least 2 class folders" in status.text)
+    assert "training…" not in labelling.text
+    assert status.text.startswith("training failed: ")
+    assert not porch.find_element("css selector", ".train-report").is_displayed()
+    shutil.rmtree(porch_dataset)
+    dataset_from_clip(ONE_BY_ONE, RANGES, porch_dataset, 0, 700, 25)
+    porch.find_element("css selector", "button.train").click()
+    wait(lambda: porch.get_attribute("data-training") == "done", 120)
+    wait(lambda: "right on" in status.text)
+    assert status.text.startswith("trained ") and "%" in status.text, status.text
+    assert "training…" not in labelling.text and "training:" not in labelling.text
+    report = porch.find_element("css selector", ".train-report")
+    assert report.is_displayed() and report.get_attribute("target") == "_blank"
+    fetched = page.execute_script(
+        "return fetch(arguments[0]).then(async r => [r.status, await r.text()])",
+        report.get_attribute("href"),
+    )
+    assert fetched[0] == 200 and "porch-" in fetched[1]
+    assert porch.find_element("css selector", ".use-model").is_displayed()
+
+
 def test_screenshot(page: Any, tmp_path: Path) -> None:
     """The README's picture: the page with pictures, overlays and a few points of charts."""
     keep = os.environ.get("CAMAPP_SCREENSHOT")
@@ -221,3 +282,34 @@ def test_screenshot(page: Any, tmp_path: Path) -> None:
     assert image is not None and image.shape[1] >= 1000 and image.std() > 20
     if keep:
         shutil.copyfile(shot, keep)
+
+
+def as_phone(driver: Any) -> None:
+    """The page as a 390 px wide phone shows it."""
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True},
+    )
+
+
+def test_a_phone_sees_the_page_without_sideways_scrolling(page: Any) -> None:
+    """A 390 px wide phone: nothing wider than the screen (pictures, charts, controls, a full
+    strip), and the strip's scrollbar in the page's dark colours."""
+    as_phone(page)
+    try:
+        porch = card(page, "porch")
+        # The photo scores under the threshold: the strip fills wider than the screen.
+        wait(lambda: len(porch.find_elements("css selector", ".strip figure")) >= 4)
+        wait(lambda: int(porch.get_attribute("data-pictures")) >= 1)
+        widths = page.execute_script(
+            "const s = document.querySelector('.strip');"
+            "return [document.documentElement.scrollWidth, screen.width,"
+            " s.scrollWidth, s.clientWidth, getComputedStyle(s).scrollbarColor,"
+            " getComputedStyle(document.documentElement).colorScheme];"
+        )
+        document, screen, strip, shown, scrollbar, scheme = widths
+        assert screen == 390 and document <= 390, widths
+        assert strip > shown  # the strip scrolls inside the card, not the page
+        assert scheme == "dark" and scrollbar != "auto", widths
+    finally:
+        page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -19,7 +19,7 @@ import pytest
 
 from camapp.training import dataset_from_clip
 from tests.conftest import SHARED_MEDIA
-from tests.mqtt_helpers import Broker
+from tests.mqtt_helpers import Broker, Subscriber
 from tests.web_helpers import Http, LiveCamapp, decode_jpeg, still_clip
 
 PASSWORD = "label me"
@@ -38,7 +38,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[
             str(broker.port), "--snapshot-interval", "0", "--workers", "1",
             "--dataset", str(dataset)]  # fmt: skip
     app = LiveCamapp(args, model_dir, env={"CAMAPP_HTTP_PASSWORD": PASSWORD})
-    yield app, dataset
+    yield app, dataset, broker
     code, err = app.stop()
     broker.stop()
     assert code == 0, err[-500:]
@@ -102,6 +102,10 @@ def test_labelling_routes_need_a_session_and_the_csrf_token(
         refused = client.post(f"/api/cameras/cam0/{path}", body, Origin="http://evil.example")
         assert refused[0] == 403
     assert client.post("/api/cameras/nope/train", {})[0] == 404
+    for kind in ("report", "chart"):  # nothing trained yet
+        assert anonymous.request("GET", f"/api/cameras/cam0/training/{kind}")[0] == 401
+        assert client.request("GET", f"/api/cameras/cam0/training/{kind}")[0] == 404
+    assert client.request("GET", "/api/cameras/cam0/training/..%2f..%2fetc%2fpasswd")[0] == 404
     assert client.request("GET", "/api/cameras/cam0/strip/..%2f..%2fetc%2fpasswd")[0] == 404
     assert labelling(client)["training"]["state"] == "idle"  # nothing started by the above
 
@@ -177,6 +181,40 @@ def test_training_reports_progress_and_its_model_can_be_switched_to(
     assert ("running", "embed") in states or ("running", "fit") in states, states
     model = Path(training["model"])
     assert model.parent == dataset.parent and model.name.startswith("cam0-")
-    status, body = client.post("/api/cameras/cam0/set", {"model": str(model)})
-    assert status == 200 and body["config"]["model"] == model.stem
+    check_report(client, training, model)
+    switch_clears_the_strip(live, client, model)
     assert labelling(client)["classes"] == ["empty", "person"]  # the trained model's
+
+
+def check_report(client: Http, training: dict[str, Any], model: Path) -> None:
+    """The page shows the accuracy and links the report (and chart) of the model it made."""
+    assert training["accuracy_on"] in ("validation", "training")
+    assert 0.5 <= training["accuracy"] <= 1.0, training
+    status, head, body = client.request("GET", "/api/cameras/cam0/training/report")
+    assert status == 200 and head["Content-Type"].startswith("text/plain")
+    assert body == Path(training["report"]).read_bytes() and model.name.encode() in body
+    status, head, body = client.request("GET", "/api/cameras/cam0/training/chart")
+    assert status == 200 and head["Content-Type"] == "image/png"
+    assert body[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def switch_clears_the_strip(live: tuple[Any, ...], client: Http, model: Path) -> None:
+    """Frames named by ImageNet leave the strip once the camera classifies with its model."""
+    assert client.post("/api/cameras/cam0/set", {"threshold": 1.0})[0] == 200
+    viewer = Viewer(client)
+    sub = Subscriber(live[2].port, ["camapp/cam0/classification"])
+    try:
+        until(lambda: labelling(client)["strip"])
+        status, body = client.post("/api/cameras/cam0/set", {"model": str(model)})
+        assert status == 200 and body["config"]["model"] == model.stem
+
+        def mine() -> int:
+            return sum(json.loads(m.payload)["model"] == model.stem for m in sub.messages)
+
+        sub.wait_for(lambda: mine() >= 2)  # the frame before the second went to every sink
+        labels = {d["label"] for d in labelling(client)["strip"]}
+        assert labels <= {"empty", "person"}, labels
+    finally:
+        sub.close()
+        viewer.close()
+        assert client.post("/api/cameras/cam0/set", {"threshold": 0.5})[0] == 200

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -56,14 +57,17 @@ class LiveCamapp:
     """`camapp run` with the page on; `url` once it answers."""
 
     def __init__(self, args: list[str], model_dir: Path, env: dict[str, str] | None = None,
-                 port: int | None = None) -> None:  # fmt: skip
+                 port: int | None = None, files: int | None = None) -> None:  # fmt: skip
+        """`files`: the most files the process may open (RLIMIT_NOFILE), else as inherited."""
         self.port = port or free_port()
+        limit = (resource.RLIMIT_NOFILE, (files, files)) if files else None
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "camapp", "run", "--http-bind", str(self.port), *args],
             env={**camapp_env(model_dir), **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=(lambda: resource.setrlimit(*limit)) if limit else None,
         )
         self.url = f"http://127.0.0.1:{self.port}"
         self._wait()
@@ -90,9 +94,10 @@ class LiveCamapp:
 class Http:
     """One request per connection, sent as given; keeps the session cookie it is handed."""
 
-    def __init__(self, port: int, host: str | None = None) -> None:
+    def __init__(self, port: int, host: str | None = None, source: str | None = None) -> None:
         self.port = port
         self.host = host or f"127.0.0.1:{port}"
+        self.source = (source, 0) if source else None  # another loopback address: another client
         self.cookie: str | None = None
         self.csrf: str | None = None
 
@@ -103,7 +108,9 @@ class Http:
         body: bytes | str | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn = http.client.HTTPConnection(
+            "127.0.0.1", self.port, timeout=10, source_address=self.source
+        )
         try:
             conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
             sent = {"Host": self.host, **(headers or {})}

@@ -17,6 +17,7 @@ from camapp.capture.opencv_setup import configure_opencv
 from camapp.cli import bench, classify, dataset, ha, model, run, train, web
 from camapp.cli.common import EPILOG, Parser
 from camapp.errors import EXIT_RUNTIME, EXIT_USAGE, CamappError, os_reason
+from camapp.logs import configure as configure_logging
 
 log = logging.getLogger("camapp")
 
@@ -38,11 +39,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        format="camapp: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.debug)
     configure_opencv(args.debug)
     try:
         code = args.handler(args)

@@ -82,7 +82,7 @@ class CameraFeed:
         """The sink: keep the latest result (called in frame order by a worker)."""
         self.latest = result
         if self.viewers:
-            self.labels.strip.note(result, self.controls.get("threshold"))
+            self.labels.note(result, self.controls.get("threshold"))
 
     def add_stats(self, stats: dict[str, Any]) -> None:
         """A `stats` message from the governor thread."""

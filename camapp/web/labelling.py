@@ -27,6 +27,7 @@ from typing import Any
 from camapp.capture.base import Frame
 from camapp.datasets import check_label, class_dirs
 from camapp.errors import CamappError, ConfigError
+from camapp.inference.loader import ModelSetup
 from camapp.runtime.camera import Camera, Result
 from camapp.runtime.tap import FrameTap
 
@@ -119,6 +120,18 @@ class Labels:
         self.camera = camera
         self.dataset = dataset
         self.strip = Strip(camera.tap)
+        self._model: ModelSetup | None = None  # the model the strip's frames were named by
+
+    def note(self, result: Result, threshold: float) -> None:
+        """A classified frame for the strip. A switch to another model empties the strip
+        (its frames are named in the old model's classes), and the old model's results
+        still in flight are not kept."""
+        ladder = self.camera.ladder
+        if ladder[0] is not self._model:
+            self._model = ladder[0]
+            self.strip.clear()
+        if any(result.classification.model == setup.name for setup in ladder):
+            self.strip.note(result, threshold)
 
     def classes(self) -> list[str]:
         """The trained model's classes, else the dataset's class folders (maybe none)."""
@@ -158,7 +171,8 @@ class Labels:
 
 @dataclass(frozen=True)
 class TrainingStatus:
-    """What the page shows: idle, running (stage, done of total), done (model) or failed."""
+    """What the page shows: idle, running (stage, done of total), done (the model, its
+    accuracy and its report) or failed (why)."""
 
     state: str = "idle"
     camera: str | None = None
@@ -167,6 +181,10 @@ class TrainingStatus:
     total: int = 0
     model: str | None = None
     error: str | None = None
+    accuracy: float | None = None  # the int8 model's on the validation images, else training
+    accuracy_on: str | None = None  # "validation" or "training"
+    report: str | None = None  # MODEL.report.md
+    chart: str | None = None  # MODEL.report.png, when matplotlib is there
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -199,7 +217,7 @@ class Trainer:
 
         lower_priority()
         try:
-            train(dataset, out, settings, self._progress)
+            report = train(dataset, out, settings, self._progress)
         except CamappError as exc:
             self._end("failed", error=str(exc)[:300])
         except Exception as exc:  # the camera goes on: the page says what went wrong
@@ -207,7 +225,11 @@ class Trainer:
             self._end("failed", error=f"training failed: {str(exc)[:200]}")
         else:
             log.info("live view: trained %s", out)
-            self._end("done", model=str(out))
+            validated = report["val"]["accuracy"] is not None
+            accuracy = report["val" if validated else "train"]["accuracy"]
+            on = "validation" if validated else "training"
+            self._end("done", model=str(out), accuracy=accuracy, accuracy_on=on,
+                      report=report["report"], chart=report["chart"])  # fmt: skip
 
     def _progress(self, stage: str, done: int, total: int) -> None:
         self.status = replace(self.status, stage=stage, done=done, total=total)
@@ -215,3 +237,11 @@ class Trainer:
     def _end(self, state: str, **what: Any) -> None:
         with self._lock:
             self.status = replace(self.status, state=state, **what)
+
+    def report(self, camera_id: str, kind: str) -> Path | None:
+        """The report ("report") or chart ("chart") of the camera's finished training."""
+        status = self.status
+        if status.state != "done" or status.camera != camera_id:
+            return None
+        path = status.report if kind == "report" else status.chart
+        return Path(path) if path else None

@@ -6,7 +6,8 @@ controls' declarations, the CSRF token), `/api/login`, `/api/logout`,
 `/api/cameras/<camera_id>/set` (settings, and the `capture` and `model` actions: the
 labelling's class buttons and its switch to a trained model), the labelling's
 `/api/cameras/<camera_id>/labelling` (classes, strip, training), `.../strip/<number>` (a
-strip thumbnail, from memory), `.../strip` (label a strip frame) and `.../train`, and `/ws`,
+strip thumbnail, from memory), `.../strip` (label a strip frame), `.../train` and
+`.../training/report|chart` (the finished training's report and chart), and `/ws`,
 a WebSocket that carries each camera's pictures
 (binary: one byte of camera index, then the JPEG) and its overlay, config and stats (JSON).
 
@@ -39,11 +40,13 @@ from camapp.runtime.controls import ControlError
 from camapp.web.auth import (
     MAX_PASSWORD,
     SESSION_S,
+    LoginLimiter,
     Sessions,
     address,
     is_loopback,
     verify_password,
 )
+from camapp.web.door import ACCEPT_BATCH, HEADER_S, IDLE_S, Door
 from camapp.web.feed import CameraFeed
 from camapp.web.labelling import Trainer
 
@@ -98,9 +101,11 @@ class LiveServer:
         self._hosts = None if hashed else _loopback_hosts(host, self.port)
         self._files = {path: _asset(name) for path, (name, _) in ASSETS.items()}
         self._sessions = Sessions()
+        self._logins = LoginLimiter()
         self._scrypt = ThreadPoolExecutor(1, "web-login")  # one login at a time: bounded memory
         self._viewers: set[Viewer] = set()
         self._trainer = Trainer()
+        self._door = Door()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
 
@@ -133,14 +138,19 @@ class LiveServer:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         app = self._app()
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0,
+                               keepalive_timeout=IDLE_S)  # fmt: skip
         loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.SockSite(runner, self._sock).start())
+        assert runner.server is not None
+        self._door.open_to(runner.server)
+        listening = loop.create_server(self._door, sock=self._sock, backlog=ACCEPT_BATCH)
+        listener = loop.run_until_complete(listening)
         ticker = loop.create_task(self._tick())
         self._loop = loop
         ready.set()
         loop.run_forever()
         ticker.cancel()
+        listener.close()
         loop.run_until_complete(runner.cleanup())
         loop.close()
 
@@ -156,6 +166,7 @@ class LiveServer:
         app.router.add_get(r"/api/cameras/{camera_id}/strip/{number:\d{1,9}}", self._thumbnail)
         app.router.add_post("/api/cameras/{camera_id}/strip", self._label)
         app.router.add_post("/api/cameras/{camera_id}/train", self._train)
+        app.router.add_get("/api/cameras/{camera_id}/training/{kind:report|chart}", self._report)
         app.router.add_get("/ws", self._ws)
         app.on_shutdown.append(self._close_viewers)
         return app
@@ -165,7 +176,8 @@ class LiveServer:
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
         try:
-            response = await self._checked(request, handler)
+            with self._door.serving(request.protocol):
+                response = await self._checked(request, handler)
         except web.HTTPException as exc:
             response = exc
         response.headers.update(HEADERS)
@@ -228,16 +240,22 @@ class LiveServer:
     async def _login(self, request: web.Request) -> web.Response:
         if self._hashed is None:
             return _error(400, "this server has no password")
-        if not self._sessions.may_try():
-            return _error(429, "too many failed logins: wait a minute")
         body = await _json(request)
         password = body.get("password") if body is not None else None
         if not isinstance(password, str) or not 0 < len(password) <= MAX_PASSWORD:
             return _error(400, 'expected {"password": "..."}')
-        loop = asyncio.get_running_loop()
-        if not await loop.run_in_executor(self._scrypt, verify_password, password, self._hashed):
-            self._sessions.failed()
-            log.warning("live view: wrong password from %s", request.remote)
+        client = request.remote
+        refused = self._logins.begin(client)  # counted before it waits for the check
+        if refused is not None:
+            return _error(429, refused)
+        ok = False
+        try:
+            loop = asyncio.get_running_loop()
+            ok = await loop.run_in_executor(self._scrypt, verify_password, password, self._hashed)
+        finally:
+            self._logins.end(client, ok)
+        if not ok:
+            log.warning("live view: wrong password from %s", client)
             return _error(401, "wrong password")
         response = web.json_response({"ok": True})
         self._new_session(response)
@@ -305,6 +323,20 @@ class LiveServer:
         if not started:
             return _error(409, "a training is already running: one at a time")
         return web.json_response({"training": self._trainer.status.as_dict()}, status=202)
+
+    async def _report(self, request: web.Request) -> web.Response:
+        """The report (Markdown, as text) or chart of the camera's finished training."""
+        kind = request.match_info["kind"]
+        path = self._trainer.report(self._feed(request).camera_id, kind)
+        if path is None:
+            return _error(404, f"no {kind}: train first")
+        try:  # a few kB, off the loop all the same
+            body = await asyncio.get_running_loop().run_in_executor(None, path.read_bytes)
+        except OSError:
+            return _error(404, f"the {kind} has gone: {path.name}")
+        if kind == "chart":
+            return web.Response(body=body, content_type="image/png")
+        return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         if not _same_origin(request):
@@ -428,7 +460,13 @@ def _same_origin(request: web.Request) -> bool:
 
 async def _json(request: web.Request) -> dict[str, Any] | None:
     """The request's JSON object (its size already bounded by MAX_BODY), or None."""
-    body = await request.read()
+    try:
+        async with asyncio.timeout(HEADER_S):  # a body sent slowly holds a connection busy
+            body = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            text='{"error": "request body too slow"}', content_type=JSON
+        ) from None
     try:
         value = json.loads(body)
     except (ValueError, RecursionError):

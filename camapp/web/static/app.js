@@ -243,7 +243,7 @@ function setUpLabelling(card) {
   });
   node.querySelector(".train").addEventListener("click", async () => {
     const response = await post(`${cameraPath(card)}/train`, {});
-    if (!await said(card, response, "training…")) return;
+    if (!await said(card, response, "")) return;  // the status beside the button says more
     showTraining(card, (await response.json()).training);
   });
   node.querySelector(".use-model").addEventListener("click", async (event) => {
@@ -327,12 +327,23 @@ function showTraining(card, t) {
   progress.max = Math.max(t.total, 1);
   progress.value = t.done;
   let text = "";
-  if (t.state === "running") text = mine ? `${t.stage} ${t.done}/${t.total}` : `${t.camera} is training`;
-  else if (mine && t.state === "done") text = `trained ${t.model}`;
-  else if (mine && t.state === "failed") text = t.error;
+  if (t.state === "running") text = mine ? `training: ${t.stage} ${t.done}/${t.total}` : `${t.camera} is training`;
+  else if (mine && t.state === "done") text = `trained ${t.model}: ${percent(t.accuracy)} right on ${t.accuracy_on} images`;
+  else if (mine && t.state === "failed") text = `training failed: ${t.error}`;
   node.querySelector(".train-status").textContent = text;
-  use.hidden = !(mine && t.state === "done");
+  const done = mine && t.state === "done";
+  use.hidden = !done;
   use.dataset.model = t.model || "";
+  for (const kind of ["report", "chart"]) {
+    const link = node.querySelector(`.train-${kind}`);
+    link.hidden = !(done && t[kind]);
+    if (link.hidden) link.removeAttribute("href");
+    else link.href = `${cameraPath(card)}/training/${kind}`;
+  }
+}
+
+function percent(value) {
+  return value === null || value === undefined ? "n/a" : `${(value * 100).toFixed(1)}%`;
 }
 
 start();
