@@ -510,8 +510,14 @@ def _protocol(settings: MqttSettings) -> mqtt.MQTTProtocolVersion:
 
 
 def _publish_properties(expiry: int) -> Properties:
+    """PUBLISH properties packed once: paho packs a message's properties again at every send,
+    which cost more than the rest of a classification's hand-over to paho (docs/benchmarks.md).
+    They never change after this, so the packed bytes stand in for paho's `pack()`."""
     properties = Properties(PacketTypes.PUBLISH)
     properties.MessageExpiryInterval = expiry
+    packed = properties.pack()
+    # Properties.__setattr__ accepts only MQTT property names: set the instance's own `pack`.
+    object.__setattr__(properties, "pack", lambda: packed)
     return properties
 
 
