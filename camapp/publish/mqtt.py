@@ -29,6 +29,7 @@ Topics (base topic `camapp` by default): see docs/mqtt.md.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import socket
@@ -565,4 +566,5 @@ dumps: Callable[[Any], str] = _COMPACT.encode
 # The payload published for every frame (a classification), serialised once, straight to
 # bytes: orjson's compact output is json's byte for byte for its str, int and float values
 # (non-ASCII text as UTF-8 rather than escaped) at a tenth of the CPU (docs/benchmarks.md).
-dumpb: Callable[[Any], bytes] = orjson.dumps
+# numpy scalars (a plugin backend's own figures) are numbers too, as json took float64.
+dumpb: Callable[[Any], bytes] = functools.partial(orjson.dumps, option=orjson.OPT_SERIALIZE_NUMPY)
