@@ -6,6 +6,7 @@ revision alike. CPU per classification is the figure to trust on a shared machin
 classifications/s is also given, with the cores other processes took meanwhile.
 
     python benchmarks/compare_revisions.py 6602be4 587a8df HEAD [--rounds 3] [--seconds 8]
+        [--memory] [--realtime]
 """
 
 from __future__ import annotations
@@ -45,12 +46,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--realtime", action="store_true", help="at the clip's pace (latency)")
+    parser.add_argument(
+        "--memory", action="store_true", help="frames held in memory (Pi-like), not decoded"
+    )
     args = parser.parse_args()
     plan = Plan(default_clip(), None, default_workers(), 1, os.cpu_count() or 1, warmup_s=1.0)
     model = models.resolve_model(None)
     # The exported trees have no models/ of their own: they use this checkout's.
     os.environ["CAMAPP_MODEL_DIR"] = str(model.parent)
     rows: dict[str, list[Row]] = {r: [] for r in args.revisions}
+    source = f"memory:{plan.clip}" if args.memory else None
     with tempfile.TemporaryDirectory(prefix="camapp-compare-") as tmp:
         trees = {r: export(r, Path(tmp)) for r in args.revisions}
         broker = Broker(Path(tmp)).start()
@@ -60,7 +65,9 @@ def main() -> int:
                     say(f"round {round_}/{args.rounds}: {revision}")
                     # `python -m` imports from the working directory first.
                     os.chdir(tree)
-                    row, _ = run_camapp(revision, plan, model, broker, args.realtime, args.seconds)
+                    row = run_camapp(
+                        revision, plan, model, broker, args.realtime, args.seconds, source
+                    )[0]
                     rows[revision].append(row)
         finally:
             os.chdir(REPO)

@@ -54,6 +54,22 @@ def test_three_workers_publish_in_frame_order(model_path, labels, photos_clip) -
     assert stats.captured == stats.classified == meta["frames"] and not errors
 
 
+def test_results_out_of_order_reach_the_sinks_in_ticket_order(
+    model_path, labels, photos_clip
+) -> None:
+    """The reorder buffer alone: results handed in as workers finish them, out of order,
+    leave in ticket order, each the moment every earlier one is in."""
+    video, _ = photos_clip
+    _, camera, sink = make(model_path, labels, video, workers=2)
+    top = make_classifier(model_path, labels).classify(np.zeros((224, 224, 3), np.uint8))
+    emitted = []
+    for ticket in (2, 0, 1, 4, 3, 5):
+        camera.deliver(ticket, Result(ticket, 0.0, 0.0, top))
+        emitted.append([r.frame for r in sink.results])
+    assert emitted == [[], [0], [0, 1, 2], [0, 1, 2], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4, 5]]
+    assert camera.stats.classified == 6
+
+
 def test_stride_classifies_one_frame_in_n(model_path, labels, photos_clip) -> None:
     video, meta = photos_clip
     pipeline, _, sink = make(model_path, labels, video, 2, controls=Controls(stride=4))

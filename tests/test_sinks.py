@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from camapp.cli.classify import line
 from camapp.inference.classifier import Classification, Prediction
-from camapp.publish.sinks import PrintSink
+from camapp.publish.sinks import ClassificationSink, PrintSink
 from camapp.runtime.camera import Result
 
 LONG = "Athene cunicularia (Burrowing Owl), a small long-legged owl"
@@ -29,6 +31,8 @@ def test_classify_text_quotes_labels_that_hold_commas() -> None:
 
 class Recorder:
     """Stands in for a camera's Channel: keeps what is published."""
+
+    camera_id = "cam0"
 
     def __init__(self) -> None:
         self.published: list[tuple[str, str]] = []
@@ -55,3 +59,17 @@ def test_state_becomes_none_when_no_label_holds_and_never_sticks() -> None:
     # two bus frames are not enough; three car frames are.
     assert [(s["label"], s["since"]) for s in states] == [("car", 0.0), (None, 6.0), ("car", 11.0)]
     assert states[1]["score"] is None
+
+
+def test_classification_payload_is_json_with_numpy_figures_and_any_label() -> None:
+    """The classification's JSON, written straight to bytes: numpy scalars a plugin backend
+    may report are numbers, and a label outside ASCII comes back as it was."""
+    top = [Prediction(np.int64(3), "Tétras lyre", np.float32(0.5)), Prediction(1, "b", 0.25)]
+    result = Result(7, 1700000000.5, time.monotonic(), Classification(top, np.float64(3.25), "m"))
+    recorder = Recorder()
+    ClassificationSink(recorder).send(result)  # type: ignore[arg-type]
+    [(name, payload)] = recorder.published
+    message = json.loads(payload)
+    assert name == "classification" and message["label"] == "Tétras lyre"
+    assert (message["class_id"], message["score"], message["inference_ms"]) == (3, 0.5, 3.25)
+    assert [p["class_id"] for p in message["top_k"]] == [3, 1] and message["ts"] == 1700000000.5

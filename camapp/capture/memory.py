@@ -7,7 +7,9 @@ that a benchmark measures camapp's own cost per frame with decoding and scaling 
 
 from __future__ import annotations
 
+import functools
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -24,25 +26,10 @@ class MemorySource:
     fps = 0.0
 
     def __init__(self, path: str, model_size: int, loop: bool = False) -> None:
-        video = FileSource(path, realtime=False)
-        self.name = f"memory:{video.name}"
+        self._frames = _frames(path, model_size)
+        self.name = f"memory:{Path(path).name}"
         self.loop = loop
-        try:
-            self._frames = self._load(video, model_size)
-        finally:
-            video.close()
         self._seq = 0
-
-    @staticmethod
-    def _load(video: FileSource, model_size: int) -> list[np.ndarray]:
-        frames = []
-        while len(frames) < MAX_FRAMES and (frame := video.read()) is not None:
-            h, w = frame.image.shape[:2]
-            scale = model_size / min(h, w)
-            size = (round(w * scale), round(h * scale))
-            small = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
-            frames.append(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
-        return frames
 
     def read(self) -> Frame | None:
         index = self._seq % len(self._frames) if self.loop else self._seq
@@ -54,3 +41,21 @@ class MemorySource:
 
     def close(self) -> None:
         """Nothing to release: the frames go with the source."""
+
+
+@functools.lru_cache(maxsize=4)
+def _frames(path: str, model_size: int) -> tuple[np.ndarray, ...]:
+    """Decoded once per process: the cameras of one file (the bench's rows of up to 8
+    cameras) share its frames, which no one writes."""
+    video = FileSource(path, realtime=False)
+    frames = []
+    try:
+        while len(frames) < MAX_FRAMES and (frame := video.read()) is not None:
+            h, w = frame.image.shape[:2]
+            scale = model_size / min(h, w)
+            size = (round(w * scale), round(h * scale))
+            small = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
+            frames.append(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+    finally:
+        video.close()
+    return tuple(frames)

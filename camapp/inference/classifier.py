@@ -66,6 +66,9 @@ class Classifier:
         self._invoke = backend.invoke
         self._output = backend.output_tensor
         self._out_scale, self._out_zero = backend.output.scale, backend.output.zero_point
+        # Every 8-bit score's published value, computed once: a frame then dequantizes and
+        # rounds its top-k by lookups, without numpy temporaries or round() per score.
+        self._score_of = quantized_scores(backend.output.scale, backend.output.zero_point)
 
     def classify(
         self,
@@ -104,10 +107,26 @@ class Classifier:
         k = self.top_k
         best = scores.argpartition(-k)[-k:]
         best = best[scores[best].argsort()[::-1]]
+        labels = self.labels
+        if self._score_of is not None and scores.itemsize == 1:
+            score_of = self._score_of
+            return [
+                Prediction(i, labels[i + offset], score_of[v])
+                for i, v in zip(best.tolist(), scores[best].tolist(), strict=True)
+            ]
         values = scores[best].astype(np.float64)
         if self._out_scale:
             values = (values - self._out_zero) * self._out_scale
         return [
-            Prediction(i, self.labels[i + offset], round(v, 4))
+            Prediction(i, labels[i + offset], round(v, 4))
             for i, v in zip(best.tolist(), values.tolist(), strict=True)
         ]
+
+
+def quantized_scores(scale: float, zero_point: int) -> dict[int, float] | None:
+    """The published score of each 8-bit output value (uint8 and int8 alike), or None for an
+    output that is not quantized."""
+    if not scale:
+        return None
+    zero, step = float(zero_point), float(scale)
+    return {v: round((v - zero) * step, 4) for v in range(-128, 256)}

@@ -29,6 +29,7 @@ Topics (base topic `camapp` by default): see docs/mqtt.md.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import socket
@@ -40,6 +41,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -521,8 +523,14 @@ def _protocol(settings: MqttSettings) -> mqtt.MQTTProtocolVersion:
 
 
 def _publish_properties(expiry: int) -> Properties:
+    """PUBLISH properties packed once: paho packs a message's properties again at every send,
+    which cost more than the rest of a classification's hand-over to paho (docs/benchmarks.md).
+    They never change after this, so the packed bytes stand in for paho's `pack()`."""
     properties = Properties(PacketTypes.PUBLISH)
     properties.MessageExpiryInterval = expiry
+    packed = properties.pack()
+    # Properties.__setattr__ accepts only MQTT property names: set the instance's own `pack`.
+    object.__setattr__(properties, "pack", lambda: packed)
     return properties
 
 
@@ -566,3 +574,8 @@ def _why(exc: BaseException) -> str:
 # separators builds a new one per call), called through its bound method: no wrapper call.
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 dumps: Callable[[Any], str] = _COMPACT.encode
+# The payload published for every frame (a classification), serialised once, straight to
+# bytes: orjson's compact output is json's byte for byte for its str, int and float values
+# (non-ASCII text as UTF-8 rather than escaped) at a tenth of the CPU (docs/benchmarks.md).
+# numpy scalars (a plugin backend's own figures) are numbers too, as json took float64.
+dumpb: Callable[[Any], bytes] = functools.partial(orjson.dumps, option=orjson.OPT_SERIALIZE_NUMPY)

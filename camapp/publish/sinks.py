@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from camapp.publish.mqtt import dumps
+from camapp.publish.mqtt import dumpb
 from camapp.publish.outbox import Kind
 from camapp.publish.topics import Channel
 from camapp.runtime.camera import Result
@@ -40,7 +40,7 @@ class ClassificationSink:
 
     def send(self, result: Result) -> None:
         message = classification_message(result, self._channel.camera_id)
-        self._channel.publish("classification", dumps(message), kind=Kind.BULK)
+        self._channel.publish("classification", dumpb(message), kind=Kind.BULK)
 
 
 class PrintSink:

@@ -243,21 +243,24 @@ class Camera:
 
         That worker emits the whole run of consecutive results while the others go back to
         classifying: frame order without a publisher thread, whose queue and thread switch
-        cost CPU and latency on every frame. Sinks are still called one at a time.
+        cost CPU and latency on every frame. Sinks are still called one at a time. A result
+        that is the next one goes straight to the sinks, without a stop in `_pending`.
         """
         with self._order:
-            self._pending[ticket] = result
-            if self._emitting:
+            if self._emitting or ticket != self._next_ticket:
+                self._pending[ticket] = result  # the worker emitting, or the next one's, will
                 return
             self._emitting = True
+            self._next_ticket += 1
         while True:
+            self._emit(result)
             with self._order:
                 ready = self._pending.pop(self._next_ticket, None)
                 if ready is None:
                     self._emitting = False
                     return
                 self._next_ticket += 1
-            self._emit(ready)
+            result = ready
 
     def _broken(self) -> int:
         return getattr(self.source, "undecodable", 0)  # only files have frames that do not

@@ -34,6 +34,7 @@ class FrameQueue(Generic[Owner]):
         self._drop = drop_oldest
         self._freed = threading.Condition(hub.lock)  # only this camera's capture thread waits
         self._ticket = 0
+        self._blocked = False  # the capture thread waits for room: take() must wake it
         self.closed = False
         self.dropped = 0
         self.discarded = 0
@@ -47,19 +48,23 @@ class FrameQueue(Generic[Owner]):
                 self._items.popleft()
                 self.dropped += 1
             while len(self._items) >= self._max and not self.closed:
+                self._blocked = True
                 self._freed.wait()
+            self._blocked = False
             if self.closed:  # a forced stop or a failure closed the queue under us
                 self.discarded += 1
                 return
             self._items.append(frame)
-            self.hub.filled.notify()
+            if self.hub.idle:  # a notify() is Python code and a futex call: only if someone waits
+                self.hub.filled.notify()
 
     def take(self) -> tuple[int, Frame]:
         """The oldest frame and its ticket; called by the hub with the lock held."""
         frame = self._items.popleft()
         ticket = self._ticket
         self._ticket += 1
-        self._freed.notify()
+        if self._blocked:
+            self._freed.notify()
         return ticket, frame
 
     def close(self, discard: bool = False) -> None:
@@ -91,6 +96,7 @@ class Hub(Generic[Owner]):
         self.parked = threading.Condition(self.lock)
         self._active = self.workers
         self._next = 0  # round-robin position
+        self.idle = 0  # workers waiting on `filled`: a put notifies only if there is one
 
     def queue(self, owner: Owner, maxsize: int, drop_oldest: bool) -> FrameQueue[Owner]:
         made = FrameQueue(self, owner, maxsize, drop_oldest)
@@ -117,7 +123,12 @@ class Hub(Generic[Owner]):
                         return ready
                     if self._all_closed():
                         return None
-                (self.parked if worker >= self._active else self.filled).wait()
+                if worker >= self._active:
+                    self.parked.wait()
+                else:
+                    self.idle += 1
+                    self.filled.wait()
+                    self.idle -= 1
 
     def _pick(self) -> tuple[FrameQueue[Owner], int, Frame] | None:
         count = len(self.queues)
