@@ -17,6 +17,7 @@ LAYERS = [
     "config",
     "charts",
     "capture",
+    "detect",
     "datasets",
     "tflite",
     "models",

@@ -18,10 +18,13 @@ import numpy as np
 
 from camapp import models
 from camapp.config.schema import CameraSettings
-from camapp.errors import ConfigError
+from camapp.detect.labels import class_names
+from camapp.errors import CamappError, ConfigError, shorten
 from camapp.inference import backend as backends
+from camapp.inference import detector
 from camapp.inference.backend import BackendOptions
 from camapp.inference.classifier import Classifier
+from camapp.inference.detector import Detector, DetectorSpec
 from camapp.inference.preprocess import Roi
 from camapp.tflite import graph
 from camapp.tflite.modelfile import ModelFile, open_model
@@ -200,3 +203,39 @@ def load_file(
     `numbered`, a model without labels gets its class numbers as labels (tools that compare
     classes, not names)."""
     return load(plan(str(path), threads=threads, top_k=top_k, numbered=numbered))
+
+
+def plan_detector(
+    model: str | None,
+    labels: str | None = None,
+    delegate: str | None = None,
+    threads: int = 1,
+    min_score: float = 0.5,
+    min_area: float = 0.0,
+) -> DetectorSpec:
+    """Resolve and check a detector (default: the manifest's default detector): a model
+    whose outputs fit neither family, or labels that do not fit its classes, fail here with
+    one line. Labels: the file asked for, else the model's own, else the manifest's file."""
+    path = models.resolve_model(model or models.DEFAULT_DETECTOR)
+    file = open_model(path)
+    options = BackendOptions(threads, delegate)
+    outputs = detector.outputs(path, options)
+    found = detector.layout(file, outputs)  # before the labels: a classifier is refused so
+    lines = _names(file, labels, 0)
+    names = class_names(lines, found.classes or None, shorten(labels or path))
+    mean, std = detector.normalisation(file, found.family)
+    return DetectorSpec(
+        path, models.display_name(path), tuple(names), found, tuple(outputs), mean, std,
+        options, min_score, min_area,
+    )  # fmt: skip
+
+
+def load_detector(spec: DetectorSpec) -> Detector:
+    """One detector for one worker, run once: a model that fails on its first invoke is a
+    set-up error, found before capture."""
+    found = Detector(spec)
+    try:
+        found.detect(np.zeros((8, 8, 3), np.uint8))
+    except CamappError as exc:
+        raise ConfigError(f"model {shorten(spec.path)} fails on its first run: {exc}") from None
+    return found
