@@ -331,11 +331,15 @@ class CameraSettings(Settings):
     )
     top_k: int = setting(5, "how many classes to report", ge=1, le=100)
     min_score: float = setting(
-        0.5, "detectors: the least score of an object reported", ge=0.01, le=1, metavar="X"
+        0.5,
+        "detectors (camapp detect): the least score of an object reported",
+        ge=0.01,
+        le=1,
+        metavar="X",
     )
     min_area: float = setting(
         0.0,
-        "detectors: the least area of an object's box, as a fraction of the frame",
+        "detectors (camapp detect): the least area of an object's box, as a fraction of the frame",
         ge=0,
         le=1,
         metavar="X",

@@ -96,6 +96,11 @@ def plan(
     if chosen not in backends.names():
         backends.create(chosen, path, options)  # raises the one-line unknown-backend error
     file = open_model(path) if backends.reads_tflite(chosen) else None
+    if file is not None and file.kind == graph.Kind.DETECTOR:
+        raise ConfigError(
+            f"{shorten(path)} is an {file.why}: run it with camapp detect; "
+            "camapp run and classify take image classifiers"
+        )
     spec = file.classifier(()) if file else None  # a model, and an image classifier
     if labels is None and chosen in DEVICE_LABELS:
         names: list[str] = []  # from the network, once its device is open (see load)
