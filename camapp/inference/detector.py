@@ -53,7 +53,7 @@ class DetectionResult:
 @dataclass(frozen=True, eq=False)
 class DetectorSpec:
     """Everything checked about a detector before capture: its family, class names and how
-    its input is prepared; `load()` makes a Detector of it."""
+    its input is prepared; `loader.load_detector()` makes a Detector of it."""
 
     path: Path
     name: str  # the manifest name, else the file stem
@@ -113,7 +113,7 @@ class Detector:
         # Views of its output buffers, in the model's order (the spec's `outputs`).
         self._outputs = [interpreter.tensor(d["index"]) for d in interpreter.get_output_details()]
         self.decoder = Decoder(spec.outputs, self.size, spec.min_score)
-        self._views: dict[tuple[tuple[int, ...], Roi | None], View] = {}
+        self._view_of: tuple[tuple[tuple[int, ...], Roi | None], View] | None = None
 
     def detect(
         self, image: np.ndarray, bgr: bool = False, roi: Roi | None = None
@@ -133,13 +133,14 @@ class Detector:
         return DetectionResult(self._named(found, geometry), inference_ms, self.model)
 
     def _view(self, shape: tuple[int, ...], roi: Roi | None) -> View:
-        """The pixels a frame size and ROI give the model, and how they fit: worked out once."""
+        """The pixels a frame size and ROI give the model, and how they fit: worked out once
+        for a camera's frames (the last one kept: image files each come in their own size)."""
         key = (shape, roi)
-        if key not in self._views:
+        if self._view_of is None or self._view_of[0] != key:
             rows, cols = region(shape, self.size, "stretch", roi)
             geometry = fit(shape, (rows, cols), self.size, self.spec.letterbox)
-            self._views[key] = (rows, cols, geometry)
-        return self._views[key]
+            self._view_of = (key, (rows, cols, geometry))
+        return self._view_of[1]
 
     def _named(self, found: Detections, geometry: Geometry) -> list[Detection]:
         """Boxes back to the frame, small ones dropped, class ids named."""
