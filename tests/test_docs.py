@@ -123,7 +123,7 @@ def _commands() -> list[tuple[Path, str]]:
 
 def test_the_documents_show_commands() -> None:
     shown = {command.split()[0] for _, command in _commands()}
-    assert {"run", "train", "dataset", "model", "classify", "ha", "web", "bench"} <= shown
+    assert {"run", "train", "dataset", "model", "classify", "detect", "ha", "web", "bench"} <= shown
 
 
 @pytest.mark.parametrize(("path", "command"), _commands())

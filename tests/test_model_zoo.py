@@ -64,15 +64,24 @@ def test_fetch_all_then_list(tmp_path: Path) -> None:
     manifest = models.load_manifest()
     assert proc.stdout.split() == [str(tmp_path / s.file) for s in manifest.values()]
     labels = {s.labels.file for s in manifest.values() if s.labels}
-    assert labels == {"inat_bird_labels.txt", "imagenet_labels.txt"}
+    assert labels == {
+        "inat_bird_labels.txt", "imagenet_labels.txt", "ssd_mobilenet_v1_coco_labelmap.txt",
+        "yolov8n_coco_labels.txt",
+    }  # fmt: skip
     assert {p.name for p in tmp_path.iterdir()} == {s.file for s in manifest.values()} | labels
     listed = run_camapp(["model", "list"], tmp_path)
     assert listed.returncode == 0, listed.stderr
-    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:8]}
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1 : 1 + len(manifest)]}
     assert set(rows) == set(manifest)
-    assert re.search(r"160x160\s+imagenet\s+3\s+1\.33\s+fetched\s+— \(camapp model compare\)",
-                     rows["mobilenet_v1_0.5_160"])  # fmt: skip
-    assert re.search(r"224x224\s+inat-birds\s+—\s+3\.41\s+fetched", rows["mobilenet_v2_inat_bird"])
+    assert re.search(r"classifier\s+160x160\s+imagenet\s+3\s+Apache-2.0\s+1\.33\s+fetched"
+                     r"\s+— \(camapp model compare\)", rows["mobilenet_v1_0.5_160"])  # fmt: skip
+    assert re.search(r"224x224\s+inat-birds\s+—\s+Apache-2.0\s+3\.41\s+fetched",
+                     rows["mobilenet_v2_inat_bird"])  # fmt: skip
+    assert re.search(r"detector\s+640x640\s+coco\s+—\s+AGPL-3.0\s+3\.14\s+fetched",
+                     rows["yolov8n_coco"])  # fmt: skip
+    assert re.search(
+        r"detector\s+300x300\s+coco\s+—\s+Apache-2.0.*fetched\s+—$", rows["ssd_mobilenet_v1_coco"]
+    )
 
 
 def test_fetch_several_names_or_all_but_not_both(tmp_path: Path) -> None:
@@ -340,8 +349,9 @@ def test_default_models_are_the_fetched_cpu_ones(zoo_dir: Path, tmp_path: Path) 
         zoo_dir / s.file for s in manifest.values() if s.name in SMALL
     ]
     models.fetch("mobilenet_v2_edgetpu", tmp_path, mirror=SHARED_MODELS)
+    models.fetch("yolov8n_coco", tmp_path, mirror=SHARED_MODELS)
     with pytest.raises(ConfigError, match="run `camapp model fetch --all`"):
-        zoo.default_models(tmp_path)  # the Edge TPU build does not run on a CPU
+        zoo.default_models(tmp_path)  # the Edge TPU build needs its TPU; a detector has no classes
 
 
 def _half_and_half(root: Path, n: int) -> Path:

@@ -38,7 +38,10 @@ SHAS = {
     "mobilenet_v1_0.25_128": "cb273c23ee76374b05b9583177e28aa19744858a7679c56a250e83d0333da785",
     "mobilenet_v2_inat_bird": "350fcd8cf1df1560060d464595dfed8b174b05792788052896004848d9ad04f9",
     "mobilenet_v2_edgetpu": "a20b5112542b2e14e46a30c365ba03f25deb1c81b9ea42ec7b7dc2a59620f267",
+    "ssd_mobilenet_v1_coco": "e4b118e5e4531945de2e659742c7c590f7536f8d0ed26d135abcfe83b4779d13",
+    "yolov8n_coco": "5469a1079dfd35ab4ee681806542ea2668b85aa4b31a2b96a971543fe1ed9414",
 }
+DETECTORS = {"ssd_mobilenet_v1_coco", "yolov8n_coco"}
 # The labels files fetched with a model: (file, sha256) as ../shared/README.md lists them.
 LABEL_FILES = {
     "mobilenet_v2_inat_bird": (
@@ -48,6 +51,14 @@ LABEL_FILES = {
     "mobilenet_v2_edgetpu": (
         "imagenet_labels.txt",
         "b8aaeb5630c62626a7d124a05c0e14230a7ffdd2136a31d0190a4fb71c1d82f1",
+    ),
+    "ssd_mobilenet_v1_coco": (
+        "ssd_mobilenet_v1_coco_labelmap.txt",
+        "c7e79c855f73cbba9f33d649d60e1676eb0a974021a41696d1ac0d4b7f7e0211",
+    ),
+    "yolov8n_coco": (
+        "yolov8n_coco_labels.txt",
+        "d7654b26101572841ed1cd80aa03aa60e35f1b8acb4aea6906c4066886f16e07",
     ),
 }
 BIRD = SHARED_MODELS / "mobilenet_v2_1.0_224_inat_bird_quant.tflite"
@@ -69,6 +80,12 @@ def test_manifest_lists_the_zoo_with_their_shas() -> None:
     for spec in manifest.values():
         shared = SHARED_MODELS / spec.file
         assert spec.size == shared.stat().st_size
+        labels = (spec.labels.file, spec.labels.sha256) if spec.labels else None
+        assert labels == LABEL_FILES.get(spec.name)
+        if spec.labels:
+            assert spec.labels.size == (SHARED_MODELS / spec.labels.file).stat().st_size
+        if spec.kind == "detector":
+            continue  # their URLs and inputs: test_detector_entries
         assert spec.url.startswith("https://github.com/google-coral/")
         assert spec.url.endswith("/" + spec.file)
         if spec.delegate is None:  # the graph says what the manifest claims
@@ -78,10 +95,7 @@ def test_manifest_lists_the_zoo_with_their_shas() -> None:
             assert ("INT8" if info.inputs[0].zero_point == (127,) else "UINT8") == (
                 spec.quantization.upper()
             )
-        labels = (spec.labels.file, spec.labels.sha256) if spec.labels else None
-        assert labels == LABEL_FILES.get(spec.name)
         if spec.labels:
-            assert spec.labels.size == (SHARED_MODELS / spec.labels.file).stat().st_size
             assert (
                 spec.labels.url
                 == f"https://github.com/google-coral/test_data/raw/master/{spec.labels.file}"
@@ -92,10 +106,29 @@ def test_manifest_lists_the_zoo_with_their_shas() -> None:
     assert manifest["mobilenet_v2_int8"].delegate is None
 
 
+def test_detector_entries() -> None:
+    """The two COCO detectors: their kind, licence, input and quantization as the graph has
+    them, the kind the model file is judged to be, and a pinned public URL."""
+    manifest = load_manifest()
+    assert {n for n, s in manifest.items() if s.kind == "detector"} == DETECTORS
+    assert {s.kind for n, s in manifest.items() if n not in DETECTORS} == {"classifier"}
+    assert {n: s.licence for n, s in manifest.items() if s.licence != "Apache-2.0"} == {
+        "yolov8n_coco": "AGPL-3.0"
+    }
+    for name in DETECTORS:
+        spec = manifest[name]
+        model = open_model(SHARED_MODELS / spec.file)
+        assert model.kind == "detector" and spec.labels_set == "coco" and spec.ladder is None
+        assert model.info.inputs[0].shape == (1, spec.input_size, spec.input_size, 3)
+        assert model.info.inputs[0].dtype == spec.quantization
+        assert spec.url.startswith("https://github.com/") and "/raw/" in spec.url
+
+
 def test_label_sets_and_the_imagenet_ladder() -> None:
     manifest = load_manifest()
     sets = {name: spec.labels_set for name, spec in manifest.items()}
     assert sets.pop("mobilenet_v2_inat_bird") == "inat-birds"
+    assert {sets.pop(name) for name in DETECTORS} == {"coco"}
     assert set(sets.values()) == {"imagenet"}
     # Top first, each rung fewer MACs than the one above (counted from the graph).
     ladder = ladder_models("imagenet")
@@ -134,6 +167,8 @@ def _entry(name: str = DEFAULT_MODEL) -> dict:
         ),
         ({"labels": {"file": "../l.txt", "url": "u", "sha256": "s", "size": 1}}, "bare file name"),
         ({"quantization": "float"}, "quantization must be"),
+        ({"kind": "segmenter"}, "kind must be one of classifier, detector"),
+        ({"licence": 3}, "licence must be a str"),
     ],
 )
 def test_manifest_rejects_a_bad_entry(change: dict, message: str) -> None:

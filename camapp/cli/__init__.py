@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from camapp import __version__
 from camapp.capture.opencv_setup import configure_opencv
-from camapp.cli import bench, classify, dataset, ha, model, run, train, web
+from camapp.cli import bench, classify, dataset, detect, ha, model, run, train, web
 from camapp.cli.common import EPILOG, Parser
 from camapp.errors import EXIT_RUNTIME, EXIT_USAGE, CamappError, os_reason
 from camapp.logs import configure as configure_logging
@@ -32,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"camapp {__version__}")
     p.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
-    for command in (run, classify, model, dataset, train, ha, bench, web):
+    for command in (run, classify, detect, model, dataset, train, ha, bench, web):
         command.add(sub)
     return p
 

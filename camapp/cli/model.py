@@ -35,7 +35,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     i.add_argument("path", help="a model file or a known model name")
     i.set_defaults(handler=info)
     actions.add_parser(
-        "list", help="the known models: input, label set, size, latency measured here"
+        "list", help="the known models: kind, input, label set, licence, size, latency here"
     ).set_defaults(handler=list_models)
     _add_compare(actions)
     _add_quantize(actions)
@@ -127,19 +127,24 @@ def list_models(args: argparse.Namespace) -> int:
     model_dir = models.default_model_dir()
     seen = measured.read(model_dir)
     specs = models.load_manifest().values()
-    head = ("model", "input", "label set", "ladder", "MiB", "on disk", "latency measured here")
+    head = (
+        "model", "kind", "input", "label set", "ladder", "licence", "MiB", "on disk",
+        "latency measured here",
+    )  # fmt: skip
     rows = [head]
     for spec in specs:
         got = seen.get(spec.sha256)
         rows.append(
             (
                 spec.name + (" (default)" if spec.name == models.DEFAULT_MODEL else ""),
+                spec.kind,
                 f"{spec.input_size}x{spec.input_size}",
                 spec.labels_set,
                 str(spec.ladder or "—"),
+                spec.licence,
                 f"{spec.size / 2**20:.2f}",
                 "fetched" if (model_dir / spec.file).is_file() else "not fetched",
-                got.brief() if got else "— (camapp model compare)",
+                got.brief() if got else _unmeasured(spec),
             )
         )
     widths = [max(len(row[k]) for row in rows) for k in range(len(head))]
@@ -149,6 +154,11 @@ def list_models(args: argparse.Namespace) -> int:
     for spec in specs:
         print(f"{spec.name}: {spec.description}")
     return EXIT_OK
+
+
+def _unmeasured(spec: models.ModelSpec) -> str:
+    """What stands for a latency not measured yet: how to measure it, where compare can."""
+    return "— (camapp model compare)" if spec.kind == "classifier" else "—"
 
 
 def compare(args: argparse.Namespace) -> int:

@@ -330,6 +330,20 @@ class CameraSettings(Settings):
         128.0, "largest model file a `set` command may switch to", ge=1, le=2048, metavar="MB"
     )
     top_k: int = setting(5, "how many classes to report", ge=1, le=100)
+    min_score: float = setting(
+        0.5,
+        "detectors (camapp detect): the least score of an object reported",
+        ge=0.01,
+        le=1,
+        metavar="X",
+    )
+    min_area: float = setting(
+        0.0,
+        "detectors (camapp detect): the least area of an object's box, as a fraction of the frame",
+        ge=0,
+        le=1,
+        metavar="X",
+    )
     backend: NonEmpty | None = setting(
         None,
         "inference backend: litert, edgetpu, onnx, hailo or imx500 (default: the model's "

@@ -18,11 +18,14 @@ import numpy as np
 
 from camapp import models
 from camapp.config.schema import CameraSettings
+from camapp.detect.labels import class_names
 from camapp.devices import Devices
-from camapp.errors import ConfigError, shorten
+from camapp.errors import CamappError, ConfigError, shorten
 from camapp.inference import backend as backends
+from camapp.inference import detector
 from camapp.inference.backend import BackendSettings
 from camapp.inference.classifier import Classifier
+from camapp.inference.detector import Detector, DetectorSpec
 from camapp.inference.preprocess import Roi
 from camapp.tflite import graph
 from camapp.tflite.modelfile import ModelFile, open_model
@@ -98,6 +101,11 @@ def plan(
         given["delegate"] = delegate  # refused by a backend that takes no delegate
     options = backends.configure(chosen, given)
     file = open_model(path) if backends.reads_tflite(chosen) else None
+    if file is not None and file.kind == graph.Kind.DETECTOR:
+        raise ConfigError(
+            f"{shorten(path)} is an {file.why}: run it with camapp detect; "
+            "camapp run and classify take image classifiers"
+        )
     spec = file.classifier(()) if file else None  # a model, and an image classifier
     if labels is None and chosen in DEVICE_LABELS:
         names: list[str] = []  # from the network, once its device is open (see load)
@@ -208,3 +216,42 @@ def load_file(
     `numbered`, a model without labels gets its class numbers as labels (tools that compare
     classes, not names)."""
     return load(plan(str(path), threads=threads, top_k=top_k, numbered=numbered))
+
+
+def plan_detector(
+    model: str | None,
+    labels: str | None = None,
+    delegate: str | None = None,
+    threads: int = 1,
+    min_score: float = 0.5,
+    min_area: float = 0.0,
+) -> DetectorSpec:
+    """Resolve and check a detector (default: the manifest's default detector): a model
+    whose outputs fit neither family, or labels that do not fit its classes, fail here with
+    one line. Labels: the file asked for, else the model's own, else the manifest's file."""
+    path = models.resolve_model(model or models.DEFAULT_DETECTOR)
+    file = open_model(path)
+    given: dict[str, object] = {"threads": threads}
+    if delegate is not None:
+        given["delegate"] = delegate
+    options = backends.configure("litert", given)
+    outputs = detector.outputs(path, options)
+    found = detector.layout(file, outputs)  # before the labels: a classifier is refused so
+    lines = _names(file, labels, 0)
+    names = class_names(lines, found.classes or None, shorten(labels or path))
+    mean, std = detector.normalisation(file, found.family)
+    return DetectorSpec(
+        path, models.display_name(path), tuple(names), found, tuple(outputs), mean, std,
+        options, min_score, min_area,
+    )  # fmt: skip
+
+
+def load_detector(spec: DetectorSpec) -> Detector:
+    """One detector for one worker, run once: a model that fails on its first invoke is a
+    set-up error, found before capture."""
+    found = Detector(spec)
+    try:
+        found.detect(np.zeros((8, 8, 3), np.uint8))
+    except CamappError as exc:
+        raise ConfigError(f"model {shorten(spec.path)} fails on its first run: {exc}") from None
+    return found

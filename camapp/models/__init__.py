@@ -3,6 +3,7 @@
 from camapp.models.info import format_model_info, model_info
 from camapp.models.labels import read_labels
 from camapp.models.manifest import (
+    DEFAULT_DETECTOR,
     DEFAULT_MODEL,
     ModelSpec,
     display_name,
@@ -12,6 +13,7 @@ from camapp.models.manifest import (
 from camapp.models.store import default_model_dir, fetch, fetched, resolve_model
 
 __all__ = [
+    "DEFAULT_DETECTOR",
     "DEFAULT_MODEL",
     "ModelSpec",
     "default_model_dir",

@@ -8,6 +8,7 @@ rewritten, since re-serialising a flatbuffer drops whatever follows it.
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import zipfile
@@ -54,11 +55,25 @@ def read(data: bytes | bytearray, origin: str) -> Bundle:
         return Bundle()
     files = dict(members)
     texts = [name for name, _ in members if name.endswith(".txt")]
-    try:
-        labels = label_lines(files[texts[0]].decode("utf-8")) if texts else []
-    except UnicodeDecodeError:
-        labels = []
+    labels = _labels(files[texts[0]]) if texts else []
     return Bundle(tuple(labels), _record(files.get(RECORD_FILE), origin), members)
+
+
+def _labels(raw: bytes) -> list[str]:
+    """A labels file's lines; from an Ultralytics export's metadata (a Python dict with
+    `names`: {class id: name}, appended as the only .txt), its class names."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return []
+    if text.startswith("{"):
+        try:
+            names = ast.literal_eval(text).get("names")
+        except (ValueError, TypeError, SyntaxError, AttributeError, MemoryError, RecursionError):
+            names = None
+        if isinstance(names, dict) and sorted(names) == list(range(len(names))):
+            return [str(names[i]) for i in range(len(names))]
+    return label_lines(text)
 
 
 def _record(raw: bytes | None, origin: str) -> dict[str, Any]:

@@ -142,12 +142,13 @@ def _check_count(count: int) -> None:
 
 
 def default_models(model_dir: Path | None = None) -> list[Path]:
-    """Every fetched model of the manifest that runs on the CPU, in manifest order."""
+    """Every fetched classifier of the manifest that runs on the CPU, in manifest order
+    (compare measures classifiers: a detector answers in boxes, not classes)."""
     model_dir = default_model_dir() if model_dir is None else model_dir
     found = [
         model_dir / spec.file
         for spec in load_manifest().values()
-        if spec.delegate is None and (model_dir / spec.file).is_file()
+        if spec.delegate is None and spec.kind == "classifier" and (model_dir / spec.file).is_file()
     ]
     if not found:
         raise ConfigError(

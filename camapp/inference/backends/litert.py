@@ -199,6 +199,7 @@ class LiteRtBackend:
         self.input = InputSpec(shape[1], shape[2], np.dtype(inp["dtype"]), scale, int(zero_point))
         out_scale, out_zero = out["quantization"]
         self.output = OutputSpec(int(out["shape"][-1]), out_scale, int(out_zero))
+        self.interpreter = interp  # every output, for models with several (detectors)
         self.input_tensor = interp.tensor(inp["index"])
         self.invoke = interp.invoke
         self.output_tensor = interp.tensor(out["index"])
