@@ -39,7 +39,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from camapp import charts, models
 from camapp.bench.broker import Broker
 from camapp.capture.opencv import FileSource
-from camapp.errors import CamappError, ConfigError
+from camapp.errors import CamappError, ConfigError, os_reason
 from camapp.governor.sensors import machine_jiffies, process_jiffies
 from camapp.inference import loader
 from camapp.inference.backends.litert import interpreter_api
@@ -368,7 +368,7 @@ class Receiver:
         try:
             prober.connect("127.0.0.1", port, keepalive=30)
         except OSError as exc:  # the broker died: a runtime failure, not the user's input
-            raise CamappError(f"benchmark broker unreachable: {exc.strerror or exc}") from None
+            raise CamappError(f"benchmark broker unreachable: {os_reason(exc)}") from None
         prober.loop_start()
         try:
             deadline = time.monotonic() + 10

@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from camapp.errors import shorten
+
 TOPIC_LEVEL = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TOPIC = re.compile(r"[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,7}")
 SIZE = re.compile(r"([0-9]{1,5})x([0-9]{1,5})")
@@ -103,7 +105,7 @@ def _host(value: str) -> str:
 
 def _file(value: str) -> str:
     if not os.path.isfile(value):
-        raise ValueError(f"file not found: {value[:100]}")
+        raise ValueError(f"file not found: {shorten(value)}")
     return value
 
 

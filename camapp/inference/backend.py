@@ -23,7 +23,7 @@ import numpy as np
 from camapp.config.load import check
 from camapp.config.schema import Settings, setting
 from camapp.devices import Devices
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, echo
 
 DEFAULT_MEAN = 127.5  # MobileNet's normalisation: (pixel - 127.5) / 127.5 lies in [-1, 1]
 DEFAULT_STD = 127.5
@@ -128,7 +128,7 @@ def _plugin(name: str) -> Plugin:
     """The registered backend `name`; an unknown name is a configuration error."""
     _discover()
     if name not in _REGISTRY:
-        raise ConfigError(f"unknown backend '{name[:100]}' (known: {', '.join(names())})")
+        raise ConfigError(f"unknown backend {echo(name)} (known: {', '.join(names())})")
     return _REGISTRY[name]
 
 

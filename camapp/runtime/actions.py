@@ -22,7 +22,7 @@ import cv2
 from camapp import datasets, models
 from camapp.capture.base import Frame
 from camapp.config.schema import CameraSettings
-from camapp.errors import CamappError, ConfigError
+from camapp.errors import CamappError, ConfigError, os_reason, shorten
 from camapp.inference import loader
 from camapp.runtime.camera import Camera
 from camapp.runtime.controls import ControlError
@@ -164,10 +164,10 @@ class ModelSwitch:
         try:
             size, limit = path.stat().st_size, self._settings.model_max_mb
         except OSError as exc:
-            raise ConfigError(f"cannot read model {path.name[:100]}: {exc.strerror}") from None
+            raise ConfigError(f"cannot read model {shorten(path.name)}: {os_reason(exc)}") from None
         if size > limit * MIB:
             raise ConfigError(
-                f"{path.name[:100]} is {size / MIB:.0f} MiB, over model_max_mb ({limit:g} MiB)"
+                f"{shorten(path.name)} is {size / MIB:.0f} MiB, over model_max_mb ({limit:g} MiB)"
             )
 
     def _switch(self, setup: loader.ModelSetup) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from camapp.config.load import read_secret
 from camapp.config.schema import MAX_SCRYPT_BYTES, HttpSettings
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, shorten
 
 PASSWORD_ENV = "CAMAPP_HTTP_PASSWORD"
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # 16 MiB and ~50 ms per login on a PC
@@ -94,7 +94,7 @@ def check_exposure(settings: HttpSettings, hashed: str | None) -> None:
     host, _ = address(settings.bind)
     if hashed is None and not is_loopback(host):
         raise ConfigError(
-            f"http.bind: {settings.bind[:100]} is reachable from other machines: set "
+            f"http.bind: {shorten(settings.bind)} is reachable from other machines: set "
             f"http.password_hash, http.password_file or ${PASSWORD_ENV}, or bind to 127.0.0.1"
         )
 

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSCloseCode, web
 
 from camapp.config.schema import RUNTIME_KEYS, CameraSettings, HttpSettings, unwrap
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, shorten
 from camapp.runtime.controls import ControlError
 from camapp.web.auth import (
     MAX_PASSWORD,
@@ -440,7 +440,7 @@ def _listen(host: str, port: int, bind: str) -> socket.socket:
         return socket.create_server((host, port), family=family, reuse_port=False)
     except (OSError, UnicodeError) as exc:
         why = getattr(exc, "strerror", None) or str(exc)
-        raise ConfigError(f"http.bind: cannot listen on {bind[:100]}: {why}") from None
+        raise ConfigError(f"http.bind: cannot listen on {shorten(bind)}: {why}") from None
 
 
 def _loopback_hosts(host: str, port: int) -> frozenset[str]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from camapp.config.schema import NonEmpty, setting
 from camapp.devices import Devices
-from camapp.errors import EXIT_USAGE, ConfigError
+from camapp.errors import EXIT_USAGE, ConfigError, shorten
 from camapp.inference.backend import BackendSettings, InputSpec, OutputSpec, register
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def _versions() -> str:
         library = version().decode(errors="replace")
     except (OSError, AttributeError):  # an older libedgetpu without its C API's version call
         library = "version unknown"
-    return f"{runtime}, {DELEGATES['edgetpu']} {' '.join(library.split())[:100]}"
+    return f"{runtime}, {DELEGATES['edgetpu']} {shorten(library)}"
 
 
 def _probe_child(model_path: str, threads: str) -> int:
