@@ -114,6 +114,6 @@ def test_run_and_classify_send_a_detector_to_camapp_detect(command, tmp_path: Pa
     proc = run_camapp([*command, str(HOPPER), "--model", str(YOLO)], tmp_path)
     assert proc.returncode == EXIT_USAGE and proc.stdout == ""
     assert proc.stderr == (
-        f"camapp: error: {YOLO} is an object detection model (raw output 1x84x8400): run it "
-        "with camapp detect; camapp run and classify take image classifiers\n"
+        f"camapp: error: {YOLO} is not an image classifier: it is an object detection model "
+        "(raw output 1x84x8400); run it with camapp detect\n"
     )

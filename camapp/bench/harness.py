@@ -39,7 +39,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from camapp import charts, models
 from camapp.bench.broker import Broker
 from camapp.capture.opencv import FileSource
-from camapp.errors import CamappError, ConfigError, os_reason
+from camapp.errors import CamappError, ConfigError, os_reason, shorten
 from camapp.governor.sensors import machine_jiffies, process_jiffies
 from camapp.inference import loader
 from camapp.inference.backends.litert import interpreter_api
@@ -721,7 +721,7 @@ def run(plan: Plan, out_dir: Path) -> Report:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"cannot create {out_dir}: {exc.strerror}") from None
+        raise ConfigError(f"cannot create {shorten(out_dir)}: {os_reason(exc)}") from None
     steps = plan.rounds * (4 + len(limit_configs(plan))) + 3 + len(CAMERA_COUNTS)
     step = iter(range(1, steps + 1))
 

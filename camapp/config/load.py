@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from camapp.config.schema import CAMERA_KEYS, AppSettings, CameraSettings, MqttSettings
-from camapp.errors import ConfigError, echo
+from camapp.errors import ConfigError, echo, read_error
 
 PASSWORD_ENV = "CAMAPP_MQTT_PASSWORD"
 MAX_VALUES = 10_000  # values a config may hold once YAML aliases are expanded
@@ -46,7 +46,7 @@ def read_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise read_error("config file", path, exc) from None
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} is not UTF-8 text") from None
     try:

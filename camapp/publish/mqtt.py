@@ -49,7 +49,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from camapp.config.schema import MqttSettings
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, first_line, os_reason
 from camapp.publish.outbox import Kind, Message, Outbox
 
 log = logging.getLogger(__name__)
@@ -565,9 +565,7 @@ def _why(exc: BaseException) -> str:
     """The short reason of an OSError or SSLError, without errno noise."""
     if isinstance(exc, ssl.SSLError):
         return exc.reason or str(exc)
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc)
+    return os_reason(exc) if isinstance(exc, OSError) else first_line(exc)
 
 
 # Compact JSON, as every camapp payload is written. One shared encoder (json.dumps() with
