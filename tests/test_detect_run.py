@@ -16,8 +16,12 @@ import pytest
 from camapp import models
 from camapp.errors import EXIT_USAGE
 from camapp.training.clip import frame_labels
-from tests.conftest import SHARED, SHARED_MEDIA, SHARED_MODELS, run_camapp
+from tests.conftest import SHARED, SHARED_MEDIA, SHARED_MODELS, run_camapp, start_camapp
 from tests.mqtt_helpers import Broker, Subscriber
+from tests.test_commands import send
+from tests.test_ha import stop
+
+pytest_plugins = ["tests.stream_servers"]  # the RTSP server
 
 CLIP = SHARED_MEDIA / "one-by-one-person-detection.mp4"
 TRUTH = frame_labels(SHARED / "datasets" / "one-by-one-person-occupancy.json")
@@ -201,3 +205,56 @@ def test_bad_detector_settings_are_one_line(
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("camapp: error: "), proc.stderr
     assert re.search(message, lines[0]), lines[0]
+
+
+def test_a_detector_and_a_classifier_camera_share_one_process(
+    detectors: Path, broker, subscriber_factory, tmp_path: Path
+) -> None:
+    """Each camera gets its own kind of output from the one pool; only the classifier is
+    announced to Home Assistant; the detector's `set` takes settings, not a model."""
+    models.fetch(models.DEFAULT_MODEL, detectors, mirror=SHARED_MODELS)
+    config = tmp_path / "camapp.toml"
+    config.write_text(
+        f"stride = 3\nloop = true\nmqtt.port = {broker.port}\n"
+        f'[[cameras]]\ncamera_id = "door"\nsource = "{CLIP}"\n'
+        f'[[cameras]]\ncamera_id = "yard"\nsource = "{CLIP}"\nmodel = "ssd_mobilenet_v1_coco"\n'
+    )
+    sub = subscriber_factory(broker.port, ["camapp/#", "homeassistant/#"])
+    proc = start_camapp(["run", "--config", str(config)], detectors)
+    try:
+        sub.wait_for(lambda: sub.on("camapp/door/classification") and sub.on("camapp/yard/objects"))
+        assert send(sub, "yard", {"model": "mobilenet_v2_int8"}).startswith(
+            "unknown setting 'model' (known: "
+        )
+        assert send(sub, "yard", {"stride": 2}) is None
+    finally:
+        stop(proc)
+    sub.sync("camapp/sync")
+    topics = {m.topic for m in sub.messages}
+    assert "camapp/yard/classification" not in topics and "camapp/door/objects" not in topics
+    announced = {t.split("/")[2] for t in topics if t.startswith("homeassistant/")}
+    assert announced == {"camapp-door"}
+
+
+def test_a_lost_stream_makes_the_counts_unknown_then_fresh(
+    detectors: Path, rtsp_server, broker, subscriber_factory
+) -> None:
+    """A detector camera's state, like a classifier's, does not outlive its source: after
+    `source_timeout` it says the source is offline, and counts start afresh once it is back."""
+    state = "camapp/street/state"
+    sub = subscriber_factory(broker.port, ["camapp/street/objects", state])
+    args = ["run", "--source", rtsp_server.url, "--camera-id", "street", "--source-timeout", "1",
+            "--model", "ssd_mobilenet_v1_coco", "--mqtt-port", str(broker.port)]  # fmt: skip
+    proc = start_camapp(args, detectors)
+    try:
+        sub.wait_for(lambda: len(sub.on(state)) >= 1)
+        rtsp_server.stop()
+        sub.wait_for(lambda: any(b"source offline" in m.payload for m in sub.on(state)))
+        rtsp_server.start()
+        sub.wait_for(lambda: b"source offline" not in sub.on(state)[-1].payload)
+    finally:
+        stop(proc)
+    states = [json.loads(m.payload) for m in sub.on(state)]
+    lost = next(s for s in states if s.get("reason") == "source offline")
+    assert lost["counts"] is None and lost["zones"] is None and lost["frame"] is None
+    assert isinstance(states[-1]["counts"]["person"], int)
