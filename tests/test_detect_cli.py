@@ -110,11 +110,12 @@ def test_labels_in_either_convention(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", [["classify"], ["run", "--backend", "edgetpu", "--source"]])
-def test_classify_sends_a_detector_to_camapp_detect(command, tmp_path: Path) -> None:
+def test_classify_and_run_off_litert_send_a_detector_to_camapp_detect(
+    command, tmp_path: Path
+) -> None:
     proc = run_camapp([*command, str(HOPPER), "--model", str(YOLO)], tmp_path)
     assert proc.returncode == EXIT_USAGE and proc.stdout == ""
     assert proc.stderr == (
-        f"camapp: error: {YOLO} is an object detection model (raw output 1x84x8400): run it "
-        "with camapp detect, or camapp run on the litert backend; camapp classify takes image "
-        "classifiers\n"
+        f"camapp: error: {YOLO} is not an image classifier: it is an object detection model "
+        "(raw output 1x84x8400); run it with camapp detect\n"
     )

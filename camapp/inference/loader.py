@@ -107,8 +107,8 @@ def plan(
     file = open_model(path) if backends.reads_tflite(chosen) else None
     if file is not None and file.kind == graph.Kind.DETECTOR:
         raise ConfigError(
-            f"{shorten(path)} is an {file.why}: run it with camapp detect, or camapp run on "
-            "the litert backend; camapp classify takes image classifiers"
+            f"{shorten(path)} is not an image classifier: it is an {file.why}; "
+            "run it with camapp detect"
         )
     spec = file.classifier(()) if file else None  # a model, and an image classifier
     if labels is None and chosen in DEVICE_LABELS:
