@@ -44,10 +44,16 @@ def parse_zones(entries: Iterable[tuple[object, object]]) -> list[Zone]:
     return zones
 
 
+# How far inside the frame's bottom edge a box that reaches it stands: a point on a zone's
+# border is outside it, and a zone drawn down to that edge must hold who is cut off by it.
+EDGE = 1e-6
+
+
 def footpoints(boxes: np.ndarray) -> np.ndarray:
-    """The bottom centre of each box (n, 4: x1, y1, x2, y2): where an object stands."""
+    """The bottom centre of each box (n, 4: x1, y1, x2, y2): where an object stands, just
+    inside the frame when the box reaches its bottom edge."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]], axis=1)
+    return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, np.minimum(boxes[:, 3], 1 - EDGE)], axis=1)
 
 
 def inside(points: np.ndarray, zones: Sequence[Zone]) -> np.ndarray:
