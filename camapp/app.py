@@ -21,6 +21,7 @@ from camapp.capture import Reconnecting, Source, imx500, open_source
 from camapp.capture.motion import MotionGate
 from camapp.config.load import RunConfig
 from camapp.config.schema import CameraSettings
+from camapp.detect.zones import parse_zones
 from camapp.devices import Devices
 from camapp.errors import EXIT_OK, CamappError, ConfigError
 from camapp.governor.controller import Controller, SourceInfo
@@ -28,9 +29,12 @@ from camapp.governor.loop import Governor
 from camapp.governor.sensors import Sensors
 from camapp.inference import ladder, loader
 from camapp.inference.classifier import Classifier
+from camapp.inference.detector import DetectorSpec
+from camapp.inference.preprocess import Roi
 from camapp.publish import ha
-from camapp.publish.commands import CommandHandler
+from camapp.publish.commands import Action, CommandHandler
 from camapp.publish.mqtt import MqttPublisher, default_client_id, dumps
+from camapp.publish.objects import ObjectsSink
 from camapp.publish.sinks import ClassificationSink, PrintSink
 from camapp.publish.snapshot import Snapshots
 from camapp.publish.source import SourceWatch
@@ -53,10 +57,11 @@ Switched = Callable[[loader.ModelSetup], None]  # told of a model switched by `s
 
 @dataclass(frozen=True)
 class Offers:
-    """What a camera's `set` commands act within: the models it offers, its dataset's
-    limits, and who follows a model switch (Home Assistant's entities)."""
+    """What a camera's `set` commands act within: the models it offers (None: a detector
+    camera, which switches no model yet), its dataset's limits, and who follows a model
+    switch (Home Assistant's entities)."""
 
-    known: actions.KnownModels
+    known: actions.KnownModels | None
     limits: actions.DatasetLimits
     switched: Switched | None
 
@@ -66,7 +71,7 @@ class Wired:
     """One camera's parts, as the app keeps them for the run."""
 
     settings: CameraSettings
-    setup: loader.ModelSetup
+    setup: loader.Planned
     channel: Channel
     controls: Controls
     camera: Camera
@@ -87,7 +92,12 @@ class App:
             auth.check_exposure(http, self.http_password)
         threads = config.app.threads_per_worker
         self.devices = Devices()  # a Hailo's or the AI Camera's network: closed when run() ends
-        setups = _shared([loader.for_camera(camera, threads, self.devices) for camera in cameras])
+        # A camera whose model file is a detector detects; the others classify.
+        setups = _shared([
+            loader.detector_for_camera(camera, threads)
+            or loader.for_camera(camera, threads, self.devices)
+            for camera in cameras
+        ])  # fmt: skip
         mqtt = config.mqtt
         client_id = mqtt.client_id or default_client_id(cameras[0].camera_id)
         own = [f"{mqtt.base_topic}/{c.camera_id}/availability" for c in cameras]
@@ -101,7 +111,7 @@ class App:
         self.pipeline = Pipeline(config.app.duration, self.stop)
         self.pool = self.pipeline.add_pool(config.app.workers, loader.load_checked)
         # Each model loaded and run once before capture; the workers are handed that copy.
-        first = {setup.key: loader.load(setup) for setup in dict.fromkeys(setups)}
+        first = {setup.key: loader.load_any(setup) for setup in dict.fromkeys(setups)}
         for setup in setups:
             self.pool.seed(setup, [first[setup.key]])
         self.snapshots: list[Snapshots] = []
@@ -116,8 +126,8 @@ class App:
     def _camera(
         self,
         settings: CameraSettings,
-        setup: loader.ModelSetup,
-        loaded: Classifier,
+        setup: loader.Planned,
+        loaded: loader.Model,
         shared: list[str],
     ) -> Wired:
         """One camera wired: its channel, controls, source, sinks, commands and pictures;
@@ -129,21 +139,17 @@ class App:
             **{k: getattr(settings, k) for k in ("stride", "threshold", "paused")},
             **{k: getattr(settings, k) for k in ("cpu_budget", "power_budget", "temp_limit")},
         )
+        if isinstance(setup, DetectorSpec):
+            return self._detector(settings, setup, max(loaded.size), channel, controls)
         state = StateSink(channel, controls, settings.state_frames)
         self.publisher.on_connected(state.republish)
         watch = SourceWatch(channel, state, settings.source_timeout)
         source = self._open(settings, setup, max(loaded.size), watch)
         known = actions.KnownModels(settings.camera_id, dataset_of(settings), (setup,))
         sinks, switched = self._sinks(settings, setup, channel, state, source.live, known)
-        motion = None
-        if settings.motion_threshold:
-            # After a change, let enough frames through for the debounced state to confirm it.
-            follow = settings.state_frames - 1
-            motion = MotionGate(settings.motion_threshold, settings.motion_refresh, follow)
         crop, roi = loader.view(settings, setup)
         offers = Offers(known, actions.DatasetLimits.of(settings, dataset_of(settings)), switched)
-        save = functools.partial(actions.save_frame, offers.limits)
-        plan = CameraPlan(settings.camera_id, crop, roi, settings.max_frames, motion, save)
+        plan = _plan(settings, crop, roi, offers.limits)
         # Frames are dropped only where they go stale: live cameras and paced replays.
         drop = settings.drop and source.paced
         rungs = self._ladder(settings, setup, loaded)
@@ -156,6 +162,31 @@ class App:
         view = ModelView(setup.name, loaded.size, crop, roi)
         feed = self._pictures(settings, view, camera, commands, state)
         return Wired(settings, setup, channel, controls, camera, rungs.costs, feed)
+
+    def _detector(
+        self,
+        settings: CameraSettings,
+        spec: DetectorSpec,
+        model_size: int,
+        channel: Channel,
+        controls: Controls,
+    ) -> Wired:
+        """A detector camera: the same capture, queues, workers, stop and governor (stride
+        only: no model ladder), its results published by one ObjectsSink. No Home Assistant
+        entities, snapshots, live view or model switch yet: none would be right."""
+        zones = parse_zones((zone.name, zone.points) for zone in settings.zones)
+        objects = ObjectsSink(channel, settings.track, zones, settings.state_frames)
+        self.publisher.on_connected(objects.republish)
+        watch = SourceWatch(channel, objects, settings.source_timeout)
+        source = self._open(settings, spec, model_size, watch)
+        offers = Offers(None, actions.DatasetLimits.of(settings, dataset_of(settings)), None)
+        crop, roi = loader.view(settings, spec)
+        plan = _plan(settings, crop, roi, offers.limits)
+        drop = settings.drop and source.paced
+        sinks: list[Sink] = [objects]
+        camera = self.pipeline.add_camera(plan, (spec,), source, sinks, controls, self.pool, drop)
+        self._commands(settings, channel, controls, camera, offers)
+        return Wired(settings, spec, channel, controls, camera, (1.0,), None)
 
     def _ladder(
         self, settings: CameraSettings, setup: loader.ModelSetup, loaded: Classifier
@@ -180,12 +211,15 @@ class App:
         offers: Offers,
     ) -> CommandHandler:
         """The camera's `set` topic: runtime settings, and switching model (on the handler's
-        own thread: it loads) or saving a frame."""
-        threads = self.config.app.threads_per_worker
-        switch = actions.ModelSwitch(camera, settings, threads, offers.known, offers.switched)
-        capture = actions.Capture(camera, offers.limits, settings.capture_per_minute)
-        doings = {"model": switch, "capture": capture}
-        commands = CommandHandler(channel, controls, doings, switch.state, slow=("model",))
+        own thread: it loads; not for a detector camera) or saving a frame."""
+        doings: dict[str, Action] = {}
+        state = None
+        if offers.known is not None:
+            threads = self.config.app.threads_per_worker
+            switch = actions.ModelSwitch(camera, settings, threads, offers.known, offers.switched)
+            doings["model"], state = switch, switch.state
+        doings["capture"] = actions.Capture(camera, offers.limits, settings.capture_per_minute)
+        commands = CommandHandler(channel, controls, doings, state, slow=("model",))
         channel.subscribe("set", commands.handle)
         self.publisher.on_connected(commands.publish_config)
         return commands
@@ -237,7 +271,7 @@ class App:
     def _open(
         self,
         settings: CameraSettings,
-        setup: loader.ModelSetup,
+        setup: loader.Planned,
         model_size: int,
         watch: SourceWatch,
     ) -> Source:
@@ -251,7 +285,7 @@ class App:
             settings.picamera,
             model_size,
             # The AI Camera's own network, which its backend handed to the sensor.
-            imx500.network(setup.devices, setup.path) if setup.backend == "imx500" else None,
+            imx500.network(setup.devices, setup.path) if _on_sensor(setup) else None,
             settings.crop,
         )
         source = opener()
@@ -362,7 +396,8 @@ class App:
         mqtt = self.config.mqtt
         for wired in self.wired:
             log.info(
-                "classifying %s with %s on %d worker(s); publishing to %s:%d under %s",
+                "%s %s with %s on %d worker(s); publishing to %s:%d under %s",
+                "detecting in" if isinstance(wired.setup, DetectorSpec) else "classifying",
                 wired.camera.source.name,
                 wired.setup.name,
                 self.config.app.workers,
@@ -423,9 +458,28 @@ class App:
             log.warning("%s", warning)
 
 
-def _shared(setups: list[loader.ModelSetup]) -> list[loader.ModelSetup]:
+def _plan(
+    settings: CameraSettings, crop: str, roi: Roi | None, limits: actions.DatasetLimits
+) -> CameraPlan:
+    """What the camera does with its frames: its view, frame limit, motion gate, and where a
+    `capture` saves a frame."""
+    motion = None
+    if settings.motion_threshold:
+        # After a change, let enough frames through for the debounced state to confirm it.
+        follow = settings.state_frames - 1
+        motion = MotionGate(settings.motion_threshold, settings.motion_refresh, follow)
+    save = functools.partial(actions.save_frame, limits)
+    return CameraPlan(settings.camera_id, crop, roi, settings.max_frames, motion, save)
+
+
+def _on_sensor(setup: loader.Planned) -> bool:
+    """The AI Camera's network runs on its sensor, which opens it (never a detector yet)."""
+    return isinstance(setup, loader.ModelSetup) and setup.backend == "imx500"
+
+
+def _shared(setups: list[loader.Planned]) -> list[loader.Planned]:
     """Cameras with the same model get the same setup, so that the workers load it once."""
-    by_key: dict[tuple[object, ...], loader.ModelSetup] = {}
+    by_key: dict[tuple[object, ...], loader.Planned] = {}
     return [by_key.setdefault(setup.key, setup) for setup in setups]
 
 

@@ -109,8 +109,10 @@ def test_labels_in_either_convention(tmp_path: Path) -> None:
     assert json.loads(runs[0].stdout)["counts"] == {"person": 1, "tie": 1}
 
 
-@pytest.mark.parametrize("command", [["classify"], ["run", "--source"]])
-def test_run_and_classify_send_a_detector_to_camapp_detect(command, tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [["classify"], ["run", "--backend", "edgetpu", "--source"]])
+def test_classify_and_run_off_litert_send_a_detector_to_camapp_detect(
+    command, tmp_path: Path
+) -> None:
     proc = run_camapp([*command, str(HOPPER), "--model", str(YOLO)], tmp_path)
     assert proc.returncode == EXIT_USAGE and proc.stdout == ""
     assert proc.stderr == (

@@ -55,6 +55,7 @@ def test_an_object_is_where_it_stands() -> None:
             [0.8, 0.0, 0.9, 0.3],  # feet in the L's upright strip
             [0.55, 0.0, 0.65, 0.3],  # feet in the L's notch: in neither
             [0.4, 0.8, 0.8, 0.9],  # feet at x 0.6: in the L's foot
+            [0.1, 0.5, 0.3, 1.0],  # cut off by the frame's bottom edge: still in the porch
         ]
     )
     np.testing.assert_allclose(footpoints(boxes[:1]), [[0.2, 0.6]])
@@ -65,6 +66,7 @@ def test_an_object_is_where_it_stands() -> None:
         [False, True],
         [False, False],
         [False, True],
+        [True, False],
     ]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from camapp.config.flags import Flag, flags
+from camapp.config.flags import Flag, flags, joined
 from camapp.config.schema import AppSettings, CameraSettings, unwrap
 from camapp.config.training import DistillSettings, TrainSettings
 
@@ -112,7 +112,7 @@ def _default(field: FieldInfo) -> str:
     if value is None:
         return "none"
     if isinstance(value, tuple):
-        return "x".join(str(v) for v in value)
+        return joined(value)
     return f"`{str(value).lower() if isinstance(value, bool) else value}`"
 
 

@@ -97,13 +97,18 @@ def _add(group: Any, flag: Flag) -> None:
     )
 
 
+def joined(value: tuple[Any, ...]) -> str:
+    """A tuple default as it is written: names "a,b", sizes "WxH"."""
+    return ("," if all(isinstance(v, str) for v in value) else "x").join(str(v) for v in value)
+
+
 def _help(field: FieldInfo) -> str:
     text = field.description or ""
     default = field.default
     if "(default" in text or default is None or field.default_factory is not None:
         return text
     if isinstance(default, tuple):
-        default = "x".join(str(v) for v in default)
+        default = joined(default)
     return f"{text} (default {default})"
 
 

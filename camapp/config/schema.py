@@ -156,6 +156,48 @@ def _names(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+def zone_points(value: Any) -> tuple[tuple[float, float], ...]:
+    """A zone's polygon: at least 3 [x, y] points, each within [0, 1] (fractions of the frame,
+    so it survives a change of resolution). The one check of a zone's points, for config files
+    here and for camapp.detect.zones.parse_zone."""
+    try:
+        pairs = tuple(_pair(point) for point in value)
+    except (TypeError, ValueError):
+        raise ValueError("points must be [x, y] pairs of numbers") from None
+    if len(pairs) < 3:
+        raise ValueError(f"needs at least 3 points, got {len(pairs)}")
+    for i, (x, y) in enumerate(pairs, 1):
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):  # NaN fails too
+            raise ValueError(
+                f"point {i} ({x:g}, {y:g}) is outside [0, 1] (points are fractions of the frame)"
+            )
+    return pairs
+
+
+def _pair(point: Any) -> tuple[float, float]:
+    x, y = point
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (x, y)):
+        raise ValueError("not a number")
+    return float(x), float(y)
+
+
+def unique_zones(names: list[str]) -> None:
+    """Zone names are what counts and events name: each once."""
+    if twice := sorted({n for n in names if names.count(n) > 1}):
+        raise ValueError(f"zone {twice[0]!r:.40} is defined more than once")
+
+
+def _zones(value: list[ZoneSettings]) -> list[ZoneSettings]:
+    unique_zones([zone.name for zone in value])
+    return value
+
+
+def _some(value: tuple[str, ...]) -> tuple[str, ...]:
+    if not value:
+        raise ValueError("must name at least one label")
+    return value
+
+
 def _even(value: tuple[int, int]) -> tuple[int, int]:
     if not all(n > 0 and n % 2 == 0 for n in value):
         raise ValueError("width and height must be even (YUV420) and greater than 0")
@@ -309,6 +351,15 @@ class PiCameraSettings(Settings):
         return self
 
 
+class ZoneSettings(Settings):
+    """A named polygon of a camera's frame; an object standing in it counts for it."""
+
+    name: NonEmpty = setting(..., "the zone's name, in counts and events")
+    points: Annotated[tuple[tuple[float, float], ...], BeforeValidator(zone_points)] = setting(
+        ..., "at least 3 [x, y] points, fractions of the frame"
+    )
+
+
 class CameraSettings(Settings):
     """What each camera may set for itself; at the top level, the default for every camera."""
 
@@ -334,17 +385,28 @@ class CameraSettings(Settings):
     top_k: int = setting(5, "how many classes to report", ge=1, le=100)
     min_score: float = setting(
         0.5,
-        "detectors (camapp detect): the least score of an object reported",
+        "detectors: the least score of an object reported",
         ge=0.01,
         le=1,
         metavar="X",
     )
     min_area: float = setting(
         0.0,
-        "detectors (camapp detect): the least area of an object's box, as a fraction of the frame",
+        "detectors: the least area of an object's box, as a fraction of the frame",
         ge=0,
         le=1,
         metavar="X",
+    )
+    track: Annotated[tuple[str, ...], BeforeValidator(_names), AfterValidator(_some)] = setting(
+        ("person", "car", "dog", "cat"),
+        "detectors: the labels tracked, counted and published",
+        metavar="L1,L2",
+    )
+    zones: Annotated[list[ZoneSettings], AfterValidator(_zones)] = setting(
+        list,
+        "detectors: named polygons, [[cameras.zones]] tables with name and points "
+        "[[x, y], ...] (fractions of the frame, at least 3)",
+        flag=False,
     )
     backend: NonEmpty | None = setting(
         None,

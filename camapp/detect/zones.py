@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from camapp.config.schema import unique_zones, zone_points
 from camapp.errors import ConfigError
 
 
@@ -22,37 +23,37 @@ class Zone:
 
 
 def parse_zone(name: object, points: object) -> Zone:
-    """A zone from config or a `set` command; a one-line ConfigError when it is not one."""
+    """A zone from config or a `set` command; a one-line ConfigError when it is not one (the
+    points are checked by the settings' own `zone_points`: one check for both)."""
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"zone name must be a non-empty string, got {name!r:.40}")
     try:
-        pairs = [(float(x), float(y)) for x, y in points]  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise ConfigError(f"zone {name!r:.40}: points must be [x, y] pairs of numbers") from None
-    if len(pairs) < 3:
-        raise ConfigError(f"zone {name!r:.40}: needs at least 3 points, got {len(pairs)}")
-    for i, (x, y) in enumerate(pairs, 1):
-        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):  # NaN fails too
-            raise ConfigError(
-                f"zone {name!r:.40}: point {i} ({x:g}, {y:g}) is outside [0, 1]"
-                " (points are fractions of the frame)"
-            )
+        pairs = zone_points(points)
+    except ValueError as exc:
+        raise ConfigError(f"zone {name!r:.40}: {exc}") from None
     return Zone(name, np.array(pairs, np.float64))
 
 
 def parse_zones(entries: Iterable[tuple[object, object]]) -> list[Zone]:
     """Zones from (name, points) pairs; names must be unique."""
     zones = [parse_zone(name, points) for name, points in entries]
-    names = [z.name for z in zones]
-    if twice := sorted({n for n in names if names.count(n) > 1}):
-        raise ConfigError(f"zone {twice[0]!r:.40} is defined more than once")
+    try:
+        unique_zones([z.name for z in zones])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return zones
 
 
+# How far inside the frame's bottom edge a box that reaches it stands: a point on a zone's
+# border is outside it, and a zone drawn down to that edge must hold who is cut off by it.
+EDGE = 1e-6
+
+
 def footpoints(boxes: np.ndarray) -> np.ndarray:
-    """The bottom centre of each box (n, 4: x1, y1, x2, y2): where an object stands."""
+    """The bottom centre of each box (n, 4: x1, y1, x2, y2): where an object stands, just
+    inside the frame when the box reaches its bottom edge."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]], axis=1)
+    return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, np.minimum(boxes[:, 3], 1 - EDGE)], axis=1)
 
 
 def inside(points: np.ndarray, zones: Sequence[Zone]) -> np.ndarray:

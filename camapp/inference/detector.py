@@ -68,6 +68,13 @@ class DetectorSpec:
     min_area: float  # fraction of the frame a box must cover
 
     @property
+    def key(self) -> tuple[object, ...]:
+        """Equal for specs whose detectors a worker may share (the pool's caches are keyed
+        by it, as by `ModelSetup.key`)."""
+        return (self.path, self.names, self.options, self.mean, self.std, self.min_score,
+                self.min_area)  # fmt: skip
+
+    @property
     def letterbox(self) -> bool:
         """YOLO models are trained on letterboxed images; SSDs on stretched ones."""
         return self.layout.family == RAW

@@ -78,6 +78,10 @@ class ModelSetup:
         )  # fmt: skip
 
 
+Planned = ModelSetup | DetectorSpec  # what a camera runs: its frames classified, or detected
+Model = Classifier | Detector  # a Planned as a worker loads it
+
+
 def plan(
     model: str | None,
     labels: str | None = None,
@@ -165,10 +169,33 @@ def for_camera(
     return setup
 
 
-def view(camera: CameraSettings, setup: ModelSetup) -> tuple[str, Roi | None]:
+def detector_for_camera(camera: CameraSettings, threads: int = 1) -> DetectorSpec | None:
+    """The camera's detector when its model file is one (a TFLite file whose kind is
+    detector, run by LiteRT), else None: the camera classifies."""
+    if camera.backend not in (None, "litert"):
+        return None
+    path = models.resolve_model(camera.model)
+    if path.suffix.lower() != ".tflite" or open_model(path).kind != graph.Kind.DETECTOR:
+        return None
+    where = f"camera {camera.camera_id}"
+    if camera.source == "imx500":
+        raise ConfigError(f"{where}: the AI Camera runs its own network, not a detector")
+    if camera.adapt == "model":
+        raise ConfigError(
+            f"{where}: adapt = 'model' steps down a model ladder, which detectors do not have"
+            " yet: use adapt = 'stride'"
+        )
+    return plan_detector(
+        str(path), camera.labels, camera.delegate, threads, camera.min_score, camera.min_area
+    )
+
+
+def view(camera: CameraSettings, setup: Planned) -> tuple[str, Roi | None]:
     """The crop and region of interest frames are classified with: the camera's own where it
     sets them, else the ones its model was trained with, so that a trained model never runs
-    on another view than the one it learnt by accident."""
+    on another view than the one it learnt by accident. A detector sees the camera's ROI."""
+    if isinstance(setup, DetectorSpec):
+        return camera.crop, camera.roi
     given = camera.model_fields_set
     crop = camera.crop if "crop" in given else setup.crop or camera.crop
     return crop, camera.roi if "roi" in given else setup.roi
@@ -204,9 +231,14 @@ def load(setup: ModelSetup, check: bool = True) -> Classifier:
     return classifier
 
 
-def load_checked(setup: ModelSetup) -> Classifier:
+def load_any(setup: Planned) -> Model:
+    """A camera's model for one worker, run once (before capture)."""
+    return load_detector(setup) if isinstance(setup, DetectorSpec) else load(setup)
+
+
+def load_checked(setup: Planned) -> Model:
     """What a worker loads: a model already checked when it was planned and loaded once."""
-    return load(setup, check=False)
+    return Detector(setup) if isinstance(setup, DetectorSpec) else load(setup, check=False)
 
 
 def load_file(

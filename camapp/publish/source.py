@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 
+from camapp.publish.objects import ObjectsSink
 from camapp.publish.state import StateSink
 from camapp.publish.topics import Channel
 
@@ -16,7 +17,7 @@ class SourceWatch:
     """`changed(up)` is registered with the camera's reconnecting source (capture thread);
     `republish` with the publisher's `on_connected`."""
 
-    def __init__(self, channel: Channel, state: StateSink, timeout: float) -> None:
+    def __init__(self, channel: Channel, state: StateSink | ObjectsSink, timeout: float) -> None:
         self._channel = channel
         self._state = state
         self._timeout = timeout

@@ -18,7 +18,8 @@ from camapp.capture import Frame, Source
 from camapp.capture.motion import MotionGate
 from camapp.errors import CamappError
 from camapp.inference.classifier import Classification
-from camapp.inference.loader import ModelSetup
+from camapp.inference.detector import DetectionResult
+from camapp.inference.loader import Planned
 from camapp.runtime.controls import Controls
 from camapp.runtime.frames import Hub
 from camapp.runtime.tap import FrameTap
@@ -53,12 +54,13 @@ class Counters:
 
 @dataclass(slots=True)
 class Result:
-    """A classified frame, as handed to the sinks in frame order."""
+    """A frame's answer, as handed to the sinks in frame order: a classifier camera's
+    classification, or a detector camera's detections (each camera's sinks know which)."""
 
     frame: int
     ts: float
     mono: float
-    classification: Classification
+    classification: Classification | DetectionResult
 
 
 class Sink(Protocol):
@@ -103,12 +105,13 @@ class CameraPlan:
 
 class Camera:
     """`ladder` is the camera's model first, then cheaper models with the same labels that
-    the governor may step down to; `current` is the one its frames are classified with."""
+    the governor may step down to (a detector: itself alone); `current` is the one its frames
+    are classified (or detected) with."""
 
     def __init__(
         self,
         plan: CameraPlan,
-        ladder: tuple[ModelSetup, ...],
+        ladder: tuple[Planned, ...],
         source: Source,
         sinks: list[Sink],
         controls: Controls,
@@ -159,7 +162,7 @@ class Camera:
         self.current = self.ladder[min(knobs.rung, len(self.ladder) - 1)]
         self.frames.hub.set_demand(self.frames, knobs.workers)
 
-    def switch(self, ladder: tuple[ModelSetup, ...]) -> None:
+    def switch(self, ladder: tuple[Planned, ...]) -> None:
         """Another model (a `set` command): its ladder replaces the old, from the top rung."""
         self.ladder = ladder
         self.current = ladder[0]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from camapp.capture import Source
 from camapp.errors import CamappError
-from camapp.inference.loader import ModelSetup
+from camapp.inference.loader import Planned
 from camapp.runtime.camera import Camera, CameraPlan, RunStats, Sink
 from camapp.runtime.controls import Controls
 from camapp.runtime.pool import Loader, WorkerPool
@@ -48,7 +48,7 @@ class Pipeline:
     def add_camera(
         self,
         plan: CameraPlan,
-        ladder: tuple[ModelSetup, ...],
+        ladder: tuple[Planned, ...],
         source: Source,
         sinks: list[Sink],
         controls: Controls,

@@ -1,15 +1,16 @@
 """The pool of inference workers, shared by every camera of the process.
 
-Each worker thread owns its classifiers (backends are not thread-safe; LiteRT's invoke()
+Each worker thread owns its models (backends are not thread-safe; LiteRT's invoke()
 releases the GIL, so N workers use N cores): one per model it has been asked for, loaded on
 first use and kept while a camera may still use it. A worker's cache is keyed by what the
-model is (`ModelSetup.key`: file, content, labels, backend), so cameras and switches back to
-a model share one copy; when a worker loads a new model it first releases those no camera's
-ladder names any more, so switching models at run time does not grow memory. Workers take
-frames from the cameras' queues through the hub, fairly,
-classify each with the model its camera uses at that moment (`Camera.current`: a switch of
-model, by the governor's ladder or a `set` command, takes effect at the next frame while
-frames in flight finish on the old one) and hand each result back to its camera.
+model is (`ModelSetup.key`: file, content, labels, backend; `DetectorSpec.key` likewise), so
+cameras and switches back to a model share one copy; when a worker loads a new model it
+first releases those no camera's ladder names any more, so switching models at run time does
+not grow memory. Workers take frames from the cameras' queues through the hub, fairly,
+classify each (a detector camera's: `detect`) with the model its camera uses at that moment
+(`Camera.current`: a switch of model, by the governor's ladder or a `set` command, takes
+effect at the next frame while frames in flight finish on the old one) and hand each result
+back to its camera.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from camapp.inference.classifier import Classifier
-from camapp.inference.loader import ModelSetup
+from camapp.inference.detector import Detector
+from camapp.inference.loader import Model, Planned
 from camapp.runtime.camera import Camera, FailHook, Result, as_error
 from camapp.runtime.frames import Hub
 
-Loader = Callable[[ModelSetup], Classifier]
+Loader = Callable[[Planned], Model]
 
 
 class WorkerPool:
@@ -31,14 +32,14 @@ class WorkerPool:
         self._load = load
         self._fail = fail
         # Worker i's classifiers, by model key; only worker i touches caches[i] once running.
-        self.caches: list[dict[tuple[object, ...], Classifier]] = [{} for _ in range(workers)]
+        self.caches: list[dict[tuple[object, ...], Model]] = [{} for _ in range(workers)]
         self.threads: list[threading.Thread] = []
 
     @property
     def workers(self) -> int:
         return len(self.caches)
 
-    def seed(self, setup: ModelSetup, classifiers: list[Classifier]) -> None:
+    def seed(self, setup: Planned, classifiers: list[Model]) -> None:
         """Give workers classifiers already loaded (and checked) for `setup`, before start."""
         for cache, classifier in zip(self.caches, classifiers, strict=False):
             cache[setup.key] = classifier
@@ -69,8 +70,10 @@ class WorkerPool:
                 if classifier is None:  # a model this worker does not hold: load it once
                     self._release(cache)
                     classifier = cache[setup.key] = self._load(setup)
-                if frame.scores is None:
-                    plan = camera.plan
+                plan = camera.plan
+                if isinstance(classifier, Detector):  # a detector camera's model
+                    result = classifier.detect(frame.image, frame.bgr, plan.roi)
+                elif frame.scores is None:
                     result = classifier.classify(frame.image, frame.bgr, plan.crop, plan.roi)
                 else:  # classified on the sensor
                     result = classifier.rank(frame.scores, frame.inference_ms)
@@ -80,7 +83,7 @@ class WorkerPool:
                 return
             camera.deliver(ticket, Result(frame.seq, frame.ts, frame.mono, result))
 
-    def _release(self, cache: dict[tuple[object, ...], Classifier]) -> None:
+    def _release(self, cache: dict[tuple[object, ...], Model]) -> None:
         """Drop the classifiers of models no camera's ladder names any more (a model switched
         away from). Only this worker uses its cache, so none is in use meanwhile."""
         wanted = {setup.key for queue in list(self.hub.queues) for setup in queue.owner.ladder}
