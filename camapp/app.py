@@ -93,11 +93,7 @@ class App:
         threads = config.app.threads_per_worker
         self.devices = Devices()  # a Hailo's or the AI Camera's network: closed when run() ends
         # A camera whose model file is a detector detects; the others classify.
-        setups = _shared([
-            loader.detector_for_camera(camera, threads)
-            or loader.for_camera(camera, threads, self.devices)
-            for camera in cameras
-        ])  # fmt: skip
+        setups = _shared([loader.plan_camera(c, threads, self.devices) for c in cameras])
         mqtt = config.mqtt
         client_id = mqtt.client_id or default_client_id(cameras[0].camera_id)
         own = [f"{mqtt.base_topic}/{c.camera_id}/availability" for c in cameras]

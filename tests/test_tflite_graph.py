@@ -561,7 +561,8 @@ def test_tensors_agree_with_the_litert_interpreter(path: Path) -> None:
 def test_a_model_is_read_once_per_load(tmp_path: Path) -> None:
     """Planning and loading a camera's model opens its file once in camapp (open_model: graph,
     metadata, labels, record, content hash); the interpreter maps it on its own. It was four
-    times: the graph, the labels, the record and the loader's checks each read it again."""
+    times: the graph, the labels, the record and the loader's checks each read it again. A
+    camera's plan, which first tells a detector from a classifier, reads it once too."""
     script = tmp_path / "count.py"
     script.write_text(
         "import sys\n"
@@ -576,9 +577,13 @@ def test_a_model_is_read_once_per_load(tmp_path: Path) -> None:
         "sys.addaudithook(hook)\n"
         "loader.load(loader.plan(str(model)))\n"
         "print(len(opens))\n"
+        "from camapp.config.schema import CameraSettings\n"
+        "opens.clear()\n"
+        "loader.load_any(loader.plan_camera(CameraSettings(model=str(model))))\n"
+        "print(len(opens))\n"
     )
     for model in (V1_025, BIRD):
         done = subprocess.run(
             [sys.executable, str(script), str(model)], capture_output=True, text=True, check=True
         )
-        assert done.stdout.strip() == "1", (model.name, done.stdout, done.stderr[-300:])
+        assert done.stdout.split() == ["1", "1"], (model.name, done.stdout, done.stderr[-300:])

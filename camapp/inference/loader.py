@@ -93,10 +93,12 @@ def plan(
     std: float | None = None,
     numbered: bool = False,
     devices: Devices | None = None,
+    file: ModelFile | None = None,
 ) -> ModelSetup:
     """Resolve and check a model setting; the backend is the one asked for, else the
     manifest's, else the one the file's kind implies; the normalisation the one asked for,
-    else the model's metadata, else MobileNet's (127.5, 127.5)."""
+    else the model's metadata, else MobileNet's (127.5, 127.5). `file`: the model as read
+    already (a camera's plan reads it once to tell a detector)."""
     path = models.resolve_model(model)
     name = models.display_name(path)
     chosen = backend or _default_backend(path, name, delegate)
@@ -104,7 +106,10 @@ def plan(
     if delegate is not None and not (delegate == "edgetpu" == chosen):
         given["delegate"] = delegate  # refused by a backend that takes no delegate
     options = backends.configure(chosen, given)
-    file = open_model(path) if backends.reads_tflite(chosen) else None
+    if not backends.reads_tflite(chosen):
+        file = None
+    elif file is None:
+        file = open_model(path)
     if file is not None and file.kind == graph.Kind.DETECTOR:
         raise ConfigError(
             f"{shorten(path)} is not an image classifier: it is an {file.why}; "
@@ -147,8 +152,12 @@ def _recorded(file: ModelFile | None) -> dict[str, Any]:
 
 
 def for_camera(
-    camera: CameraSettings, threads: int = 1, devices: Devices | None = None
+    camera: CameraSettings,
+    threads: int = 1,
+    devices: Devices | None = None,
+    file: ModelFile | None = None,
 ) -> ModelSetup:
+    """The camera's classifier (`file`: its model as read already, if it was)."""
     setup = plan(
         camera.model,
         camera.labels,
@@ -159,6 +168,7 @@ def for_camera(
         camera.input_mean,
         camera.input_std,
         devices=devices,
+        file=file,
     )
     # The AI Camera classifies on its sensor: it is the one source, and the one backend, for it.
     if (camera.source == "imx500") != (setup.backend == "imx500"):
@@ -169,14 +179,17 @@ def for_camera(
     return setup
 
 
-def detector_for_camera(camera: CameraSettings, threads: int = 1) -> DetectorSpec | None:
-    """The camera's detector when its model file is one (a TFLite file whose kind is
-    detector, run by LiteRT), else None: the camera classifies."""
-    if camera.backend not in (None, "litert"):
-        return None
-    path = models.resolve_model(camera.model)
-    if path.suffix.lower() != ".tflite" or open_model(path).kind != graph.Kind.DETECTOR:
-        return None
+def plan_camera(
+    camera: CameraSettings, threads: int = 1, devices: Devices | None = None
+) -> Planned:
+    """A camera's model as it starts: its detector when the model file is one (a TFLite file
+    whose kind is detector, run by LiteRT), else its classifier; the file is read once."""
+    file = None
+    if camera.backend in (None, "litert"):
+        path = models.resolve_model(camera.model)
+        file = open_model(path) if path.suffix.lower() == ".tflite" else None
+    if file is None or file.kind != graph.Kind.DETECTOR:
+        return for_camera(camera, threads, devices, file)
     where = f"camera {camera.camera_id}"
     if camera.source == "imx500":
         raise ConfigError(f"{where}: the AI Camera runs its own network, not a detector")
@@ -186,8 +199,9 @@ def detector_for_camera(camera: CameraSettings, threads: int = 1) -> DetectorSpe
             " yet: use adapt = 'stride'"
         )
     return plan_detector(
-        str(path), camera.labels, camera.delegate, threads, camera.min_score, camera.min_area
-    )
+        str(file.path), camera.labels, camera.delegate, threads, camera.min_score,
+        camera.min_area, file,
+    )  # fmt: skip
 
 
 def view(camera: CameraSettings, setup: Planned) -> tuple[str, Roi | None]:
@@ -257,12 +271,14 @@ def plan_detector(
     threads: int = 1,
     min_score: float = 0.5,
     min_area: float = 0.0,
+    file: ModelFile | None = None,
 ) -> DetectorSpec:
     """Resolve and check a detector (default: the manifest's default detector): a model
     whose outputs fit neither family, or labels that do not fit its classes, fail here with
-    one line. Labels: the file asked for, else the model's own, else the manifest's file."""
+    one line. Labels: the file asked for, else the model's own, else the manifest's file.
+    `file`: the model as read already."""
     path = models.resolve_model(model or models.DEFAULT_DETECTOR)
-    file = open_model(path)
+    file = file or open_model(path)
     given: dict[str, object] = {"threads": threads}
     if delegate is not None:
         given["delegate"] = delegate

@@ -26,7 +26,7 @@ from camapp.errors import CamappError, ConfigError, os_reason, shorten
 from camapp.inference import loader
 from camapp.runtime.camera import Camera
 from camapp.runtime.controls import ControlError
-from camapp.tflite.modelfile import open_model
+from camapp.tflite.modelfile import ModelFile, open_model
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class KnownModels:
         found = [*self._dataset.glob("*.tflite"),
                  *self._dataset.parent.glob(f"{self._camera_id}-*.tflite")]  # fmt: skip
         newest = sorted(found, key=_mtime, reverse=True)[:MAX_TRAINED]
-        return {models.display_name(path): path for path in newest if _is_trained(path)}
+        return {models.display_name(path): path for path in newest if _trained(path)}
 
     def named(self) -> dict[str, Path]:
         """Every model known by name; a model the camera ran wins over a trained file of the
@@ -80,7 +80,7 @@ class KnownModels:
         """The classes of every trained model the camera has run: its capture buttons."""
         with self._lock:
             paths = list(self._run.values())
-        classes = (_trained_labels(path) for path in paths)
+        classes = (file.labels for file in map(_trained, paths) if file)
         return tuple(dict.fromkeys(label for labels in classes for label in labels))
 
 
@@ -91,20 +91,14 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _is_trained(path: Path) -> bool:
-    try:
-        return path.is_file() and bool(open_model(path).record)  # a FIFO would block the read
-    except ConfigError:
-        return False
-
-
-def _trained_labels(path: Path) -> list[str]:
-    """A trained model's classes; none for any other model."""
+def _trained(path: Path) -> ModelFile | None:
+    """The model file when `camapp train` made it; None for any other model or file
+    (open_model refuses a FIFO before opening it)."""
     try:
         file = open_model(path)
     except ConfigError:
-        return []
-    return list(file.labels) if file.record else []
+        return None
+    return file if file.record else None
 
 
 class ModelSwitch:
