@@ -6,9 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from camapp.capture.imagefile import read_image
-from camapp.cli.common import EPILOG, run_config
-from camapp.config import flags
+from camapp.cli.common import image_command, images_and_camera
 from camapp.errors import EXIT_OK
 from camapp.inference import loader
 from camapp.inference.classifier import Classification
@@ -19,18 +17,11 @@ MODEL_SETTINGS = {
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("classify", help="classify image files", epilog=EPILOG)
-    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    flags.add_flags(p, only=MODEL_SETTINGS)
-    p.add_argument("--json", action="store_true", help="one JSON object per image per line")
-    p.set_defaults(handler=command)
+    image_command(sub, "classify", MODEL_SETTINGS, command, help="classify image files")
 
 
 def command(args: argparse.Namespace) -> int:
-    [camera] = run_config(args).cameras
-    images = []
-    for path in args.images:
-        images.append((path, read_image(path)))
+    camera, images = images_and_camera(args)
     setup = loader.plan(
         camera.model, camera.labels, camera.backend, camera.delegate, 1, camera.top_k
     )

@@ -8,9 +8,7 @@ import json
 from pathlib import Path
 
 from camapp import models
-from camapp.capture.imagefile import read_image
-from camapp.cli.common import EPILOG, run_config
-from camapp.config import flags
+from camapp.cli.common import image_command, images_and_camera
 from camapp.errors import EXIT_OK
 from camapp.inference import loader
 from camapp.inference.detector import DetectionResult
@@ -19,23 +17,17 @@ MODEL_SETTINGS = {"model", "labels", "delegate", "roi", "min_score", "min_area"}
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "detect",
+    image_command(
+        sub, "detect", MODEL_SETTINGS, command,
         help="find, count and locate objects in image files",
         description=f"Object detection on image files; --model defaults to the detector "
         f"{models.DEFAULT_DETECTOR}.",
-        epilog=EPILOG,
-    )
-    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    flags.add_flags(p, only=MODEL_SETTINGS)
-    p.add_argument("--json", action="store_true", help="one JSON object per image per line")
-    p.set_defaults(handler=command)
+    )  # fmt: skip
 
 
 def command(args: argparse.Namespace) -> int:
     """Every image and the model are checked before the first line is printed."""
-    [camera] = run_config(args).cameras
-    images = [(path, read_image(path)) for path in args.images]
+    camera, images = images_and_camera(args)
     spec = loader.plan_detector(
         camera.model, camera.labels, camera.delegate, 1, camera.min_score, camera.min_area
     )
