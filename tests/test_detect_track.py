@@ -58,6 +58,19 @@ def test_an_object_gone_for_good_ends_with_its_times_and_top_score() -> None:
     assert end.start == 0.0 and end.end == 0.5 and end.top_score == 0.505
 
 
+def test_events_name_the_frame_and_box_of_the_top_score_even_before_confirmation() -> None:
+    """What a snapshot shows: the first frame of the top score (ties keep the first)."""
+    tracker = Tracker(confirm_frames=3)
+    path = walk((0.1, 0.2, 0.3, 0.8), (0.01, 0), 6)
+    scores = [0.4, 0.9, 0.5, 0.9, 0.6, 0.7]
+    events = []
+    for n, (box, score) in enumerate(zip(path, scores, strict=True)):
+        events += tracker.update(n, n / 10, np.array([box]), np.array([score]), ["person"])
+    assert [(e.type, e.best_frame) for e in events] == [("new", 1)]
+    assert events[0].best_box == tuple(round(v, 4) for v in path[1])
+    assert tracker.tracks[0].best_frame == 1 and tracker.live == tracker.tracks
+
+
 def test_a_detection_in_fewer_frames_than_confirm_frames_makes_no_event() -> None:
     frames = [[(0.1, 0.1, 0.2, 0.2)], [(0.1, 0.1, 0.2, 0.2)], [], [], [], [], [], [], []]
     events, counted = feed(Tracker(confirm_frames=3), frames)

@@ -52,6 +52,8 @@ class Track:
     entered: list[str] = field(default_factory=list)  # every zone it has been in, in order
     stationary: bool = False
     still: int = 0  # frames its box has stayed near `anchor`
+    best_frame: int = -1  # the frame of its top score (a snapshot shows that frame)
+    best_box: np.ndarray = field(default_factory=lambda: np.zeros(4))  # its box there
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,8 @@ class Event:
     zones: tuple[str, ...]
     entered: tuple[str, ...]
     stationary: bool
+    best_frame: int = -1  # the frame of its top score
+    best_box: tuple[float, ...] = ()  # its box there
 
 
 class Tracker:
@@ -96,6 +100,12 @@ class Tracker:
     def tracks(self) -> list[Track]:
         """The objects there now: confirmed tracks, including those missed for a few frames."""
         return [t for t in self._tracks if t.confirmed]
+
+    @property
+    def live(self) -> list[Track]:
+        """Every track followed now, confirmed or not (a track's top score may come before
+        it is confirmed)."""
+        return list(self._tracks)
 
     def update(
         self,
@@ -164,7 +174,8 @@ class Tracker:
             track.hits += 1
             track.box, track.score = moved[i], float(scores[d])
             track.missed, track.last_seen = 0, ts
-            track.top_score = max(track.top_score, track.score)
+            if track.score > track.top_score or track.best_frame < 0:  # the first of a tie
+                track.top_score, track.best_frame, track.best_box = track.score, frame, track.box
             zones = tuple(z.name for z, yes in zip(self.zones, where[i], strict=True) if yes)
             changed = self._place(track, zones) | self._settle(track, bool(stays[i]))
             if not track.confirmed and track.hits >= self.confirm_frames:
@@ -235,4 +246,6 @@ def _event(kind: str, frame: int, track: Track, end: float | None = None) -> Eve
         zones=track.zones,
         entered=tuple(track.entered),
         stationary=track.stationary,
+        best_frame=track.best_frame,
+        best_box=tuple(round(float(v), 4) for v in track.best_box),
     )
