@@ -12,7 +12,7 @@ import functools
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ from camapp.publish.commands import Action, CommandHandler
 from camapp.publish.mqtt import MqttPublisher, default_client_id, dumps
 from camapp.publish.objects import ObjectsSink
 from camapp.publish.sinks import ClassificationSink, PrintSink
-from camapp.publish.snapshot import Snapshots
+from camapp.publish.snapshot import EventSnapshots, Snapshots, objects_drawer
 from camapp.publish.source import SourceWatch
 from camapp.publish.state import StateSink
 from camapp.publish.topics import Channel, process_topic
@@ -53,17 +53,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("camapp")
 Switched = Callable[[loader.ModelSetup], None]  # told of a model switched by `set`
+Rezoned = Callable[[Sequence[str]], None]  # told of a detector camera's zones, by name
 
 
 @dataclass(frozen=True)
 class Offers:
     """What a camera's `set` commands act within: the models it offers (None: a detector
     camera, which switches no model yet), its dataset's limits, and who follows a model
-    switch (Home Assistant's entities)."""
+    switch or, on a detector camera, a change of its zones (Home Assistant's entities)."""
 
     known: actions.KnownModels | None
     limits: actions.DatasetLimits
     switched: Switched | None
+    rezoned: Rezoned | None = None
 
 
 @dataclass
@@ -110,7 +112,7 @@ class App:
         first = {setup.key: loader.load_any(setup) for setup in dict.fromkeys(setups)}
         for setup in setups:
             self.pool.seed(setup, [first[setup.key]])
-        self.snapshots: list[Snapshots] = []
+        self.snapshots: list[Snapshots | EventSnapshots] = []
         self.wired = [
             self._camera(settings, setup, first[setup.key], shared)
             for settings, setup in zip(cameras, setups, strict=True)
@@ -168,21 +170,72 @@ class App:
         controls: Controls,
     ) -> Wired:
         """A detector camera: the same capture, queues, workers, stop and governor (stride
-        only: no model ladder), its results published by one ObjectsSink. No Home Assistant
-        entities, snapshots, live view or model switch yet: none would be right."""
+        only: no model ladder), its results published by one ObjectsSink, its pictures with
+        their boxes, its Home Assistant entities those of its counts. No live view or model
+        switch yet."""
         zones = parse_zones((zone.name, zone.points) for zone in settings.zones)
         objects = ObjectsSink(channel, settings.track, zones, settings.state_frames)
         self.publisher.on_connected(objects.republish)
         watch = SourceWatch(channel, objects, settings.source_timeout)
         source = self._open(settings, spec, model_size, watch)
-        offers = Offers(None, actions.DatasetLimits.of(settings, dataset_of(settings)), None)
+        names = [zone.name for zone in zones]
+        rezoned = self._counting_ha(settings, spec, channel, source.live, names)
+        limits = actions.DatasetLimits.of(settings, dataset_of(settings))
+        offers = Offers(None, limits, None, rezoned)
         crop, roi = loader.view(settings, spec)
         plan = _plan(settings, crop, roi, offers.limits)
         drop = settings.drop and source.paced
         sinks: list[Sink] = [objects]
         camera = self.pipeline.add_camera(plan, (spec,), source, sinks, controls, self.pool, drop)
-        self._commands(settings, channel, controls, camera, offers)
+        commands = self._commands(settings, channel, controls, camera, offers)
+        if settings.snapshot_interval:
+            self._counted_pictures(settings, commands.channel, camera, objects)
         return Wired(settings, spec, channel, controls, camera, (1.0,), None)
+
+    def _counting_ha(
+        self,
+        settings: CameraSettings,
+        spec: DetectorSpec,
+        channel: Channel,
+        live: bool,
+        zones: Sequence[str],
+    ) -> Rezoned | None:
+        """A detector camera's Home Assistant entities, a function of its zones: announced
+        for `zones` at every connection; the function returned announces them again for the
+        zones it is given (a change of zones at run time), removing those of zones gone."""
+        if not self.config.app.ha.discovery:
+            return None
+
+        def described(zones: Sequence[str]) -> ha.Camera:
+            counting = ha.Counting(tuple(settings.track), tuple(zones))
+            return ha.Camera(
+                channel, self.config.mqtt.qos, spec.name, (),
+                temperature=self._sensors.temperature().value is not None,
+                area=settings.area, live=live, snapshots=bool(settings.snapshot_interval),
+                counting=counting,
+            )  # fmt: skip
+
+        discovery = ha.Discovery(described(zones), self.config.app.ha)
+        self.publisher.on_connected(discovery.announce)
+        self.publisher.subscribe(discovery.status_topic, discovery.on_status)
+        self.publisher.watch(discovery.filter, discovery.note)
+        return lambda zones: discovery.update(described(zones))
+
+    def _counted_pictures(
+        self, settings: CameraSettings, channel: Channel, camera: Camera, objects: ObjectsSink
+    ) -> None:
+        """A detector camera's snapshots, after its ObjectsSink: the latest frame with the
+        boxes it tracks now, and each label's best frame of its latest object."""
+        http = self.config.app.http
+        camera.tap.set_rate(http.view_fps)
+        latest = Snapshots(
+            channel, camera.tap, lambda: objects.states or None,  # None: no state yet
+            settings.snapshot_interval, http.view_width,
+            objects_drawer(objects),
+        )  # fmt: skip
+        best = EventSnapshots(channel, camera.tap, objects, http.view_width)
+        camera.sinks += [latest, best]
+        self.snapshots += [latest, best]
 
     def _ladder(
         self, settings: CameraSettings, setup: loader.ModelSetup, loaded: Classifier
@@ -235,7 +288,11 @@ class App:
         camera.tap.set_rate(http.view_fps)
         if settings.snapshot_interval:
             snapshots = Snapshots(
-                commands.channel, camera.tap, state, settings.snapshot_interval, http.view_width
+                commands.channel,
+                camera.tap,
+                functools.partial(getattr, state, "label"),
+                settings.snapshot_interval,
+                http.view_width,
             )
             camera.sinks.append(snapshots)
             self.snapshots.append(snapshots)

@@ -210,8 +210,8 @@ def test_bad_detector_settings_are_one_line(
 def test_a_detector_and_a_classifier_camera_share_one_process(
     detectors: Path, broker, subscriber_factory, tmp_path: Path
 ) -> None:
-    """Each camera gets its own kind of output from the one pool; only the classifier is
-    announced to Home Assistant; the detector's `set` takes settings, not a model."""
+    """Each camera gets its own kind of output from the one pool, and its own kind of Home
+    Assistant entities; the detector's `set` takes settings, not a model."""
     models.fetch(models.DEFAULT_MODEL, detectors, mirror=SHARED_MODELS)
     config = tmp_path / "camapp.toml"
     config.write_text(
@@ -233,7 +233,10 @@ def test_a_detector_and_a_classifier_camera_share_one_process(
     topics = {m.topic for m in sub.messages}
     assert "camapp/yard/classification" not in topics and "camapp/door/objects" not in topics
     announced = {t.split("/")[2] for t in topics if t.startswith("homeassistant/")}
-    assert announced == {"camapp-door"}
+    assert announced == {"camapp-door", "camapp-yard"}
+    yard = {t.split("/")[3] for t in topics if t.startswith("homeassistant/") and "-yard/" in t}
+    assert {"count_person", "occupied_person", "trigger_person_appeared"} <= yard
+    assert not {"label", "model", "threshold"} & yard  # a classifier's
 
 
 def test_a_lost_stream_makes_the_counts_unknown_then_fresh(

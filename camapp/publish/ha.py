@@ -16,10 +16,20 @@ save training frames, and the controls of its `set` topic (pause, threshold, CPU
 model). A model switch adds entities and never deletes one: automations on a binary sensor or
 a button outlive a switch to another model. Every config carries the configured QoS, so Home
 Assistant subscribes as reliably as camapp publishes.
+
+A detector camera (`Camera.counting`) offers what its retained `state` counts instead: a
+count `sensor` and an occupancy `binary_sensor` per tracked label and per zone and label, an
+`image` of the latest frame with its boxes and one per label of the best frame of its latest
+object, and device triggers (`device_automation`) on its `triggers` topic: a label appeared
+or left, entered or left a zone. Its entities are a function of its track and zones
+(`Discovery.update` re-announces them when those change), so it also removes the configs
+retained under its node that it no longer announces (`Discovery.note`): a zone gone, or the
+entities of a classifier the camera used to be.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -28,13 +38,22 @@ from camapp import __version__
 from camapp.config.schema import HaSettings
 from camapp.datasets import is_label
 from camapp.publish.mqtt import MqttPublisher, default_client_id, dumps
-from camapp.publish.topics import Channel
+from camapp.publish.objects import APPEARED, ENTERED, LEFT, trigger
+from camapp.publish.topics import Channel, slug
 
 # Seconds from Home Assistant's birth message to the re-announcement it triggers; the births
 # that arrive meanwhile are answered by that one.
 REANNOUNCE_DELAY = 1.0
 ENUM_MAX = 50  # classes up to which the label is an enum sensor with its options
 DIAGNOSTIC = {"entity_category": "diagnostic"}
+
+
+@dataclass(frozen=True)
+class Counting:
+    """What a detector camera counts: its tracked labels, and its zones (as they are now)."""
+
+    track: tuple[str, ...]
+    zones: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,7 @@ class Camera:
     url: str | None = None  # the live view, when camapp serves one
     live: bool = True  # a camera or stream, which says on `source` whether it delivers
     snapshots: bool = True  # pictures on `snapshot` (snapshot_interval > 0)
+    counting: Counting | None = None  # a detector camera's: counts, not a label
 
 
 def node_id(camera_id: str) -> str:
@@ -72,26 +92,34 @@ def configs_filter(prefix: str, camera_id: str) -> str:
 
 def discovery_configs(camera: Camera, prefix: str) -> dict[str, dict[str, Any]]:
     """Config topic -> config payload for every entity of this camera."""
-    entities = [
-        *_sensors(camera),
-        *_binary_sensors(camera),
-        *_controls(camera),
-        *_buttons(camera),
-    ]
+    if camera.counting is not None:
+        entities = _counting(camera, camera.counting)
+    else:
+        entities = [
+            *_sensors(camera),
+            *_binary_sensors(camera),
+            *_controls(camera),
+            _model_select(camera),
+            *_buttons(camera),
+        ]
     if camera.snapshots:
-        image = {"name": "Snapshot", "image_topic": camera.channel.topic("snapshot"),
-                 "content_type": "image/jpeg"}  # fmt: skip
-        entities.append(("image", "snapshot", image))
+        entities.append(_image(camera, "snapshot", "Snapshot", "snapshot"))
     return {
         config_topic(prefix, camera.channel.camera_id, component, object_id): {
-            **_common(camera, object_id),
+            **_common(camera, object_id, component),
             **config,
         }
         for component, object_id, config in entities
     }
 
 
-def _common(camera: Camera, object_id: str) -> dict[str, Any]:
+def _image(camera: Camera, object_id: str, name: str, topic: str) -> Entity:
+    config = {"name": name, "image_topic": camera.channel.topic(topic),
+              "content_type": "image/jpeg"}  # fmt: skip
+    return ("image", object_id, config)
+
+
+def _common(camera: Camera, object_id: str, component: str) -> dict[str, Any]:
     camera_id = camera.channel.camera_id
     device = {
         "identifiers": [node_id(camera_id)],
@@ -104,10 +132,13 @@ def _common(camera: Camera, object_id: str) -> dict[str, Any]:
         device["suggested_area"] = camera.area
     if camera.url:
         device["configuration_url"] = camera.url
+    origin = {"name": "camapp", "sw_version": __version__}
+    if component == "device_automation":  # a trigger has no unique id, state or availability
+        return {"device": device, "origin": origin, "qos": camera.qos}
     return {
         "unique_id": f"{node_id(camera_id)}_{object_id}",
         "device": device,
-        "origin": {"name": "camapp", "sw_version": __version__},
+        "origin": origin,
         "qos": camera.qos,
         **_availability(camera.channel),
     }
@@ -140,9 +171,9 @@ def _label(camera: Camera, state: str) -> dict[str, Any]:
 
 
 def _sensors(camera: Camera) -> list[Entity]:
-    state, stats = camera.channel.topic("state"), camera.channel.topic("stats")
+    state = camera.channel.topic("state")
     score = "{{ value_json.score }}"
-    entities: list[Entity] = [
+    return [
         ("sensor", "label", _label(camera, state)),
         # A confidence of whichever label is in force: no long-term statistics of it.
         (
@@ -158,6 +189,14 @@ def _sensors(camera: Camera) -> list[Entity]:
                 **DIAGNOSTIC,
             },
         ),
+        *_stats(camera),
+    ]
+
+
+def _stats(camera: Camera) -> list[Entity]:
+    """The diagnostic sensors of `stats`, which every camera publishes."""
+    stats = camera.channel.topic("stats")
+    entities: list[Entity] = [
         (
             "sensor",
             "classification_rate",
@@ -205,13 +244,17 @@ def _stat(name: str, topic: str, key: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def _source(camera: Camera) -> list[Entity]:
+    if not camera.live:  # a video file never goes away: nothing to say on `source`
+        return []
+    problem = {"name": "Source problem", "state_topic": camera.channel.topic("source"),
+               "payload_on": "offline", "payload_off": "online", "device_class": "problem",
+               **DIAGNOSTIC}  # fmt: skip
+    return [("binary_sensor", "source_problem", problem)]
+
+
 def _binary_sensors(camera: Camera) -> list[Entity]:
-    entities: list[Entity] = []
-    if camera.live:  # a video file never goes away: nothing to say on `source`
-        problem = {"name": "Source problem", "state_topic": camera.channel.topic("source"),
-                   "payload_on": "offline", "payload_off": "online", "device_class": "problem",
-                   **DIAGNOSTIC}  # fmt: skip
-        entities.append(("binary_sensor", "source_problem", problem))
+    entities = _source(camera)
     if len(camera.labels) == 2:
         on = camera.on_label or camera.labels[1]
         # Unknown (None), not off, while the source is lost: nothing is known of the scene.
@@ -232,7 +275,8 @@ def _binary_sensors(camera: Camera) -> list[Entity]:
 
 
 def _controls(camera: Camera) -> list[Entity]:
-    """The `set` topic's controls; their state is the retained `config`."""
+    """The `set` topic's controls; their state is the retained `config`. A detector camera
+    has no threshold (its `min_score` is a setting)."""
     command, config = camera.channel.topic("set"), camera.channel.topic("config")
     base = {"command_topic": command, "state_topic": config}
     budget = "{{ value_json.cpu_budget if value_json.cpu_budget is not none else 100 }}"
@@ -281,11 +325,13 @@ def _controls(camera: Camera) -> list[Entity]:
             },
         ),
     ]
-    return [*entities, _model_select(camera, base)]
+    return [e for e in entities if camera.counting is None or e[1] != "threshold"]
 
 
-def _model_select(camera: Camera, base: dict[str, str]) -> Entity:
+def _model_select(camera: Camera) -> Entity:
     """The camera's model, and the fetched ones it can switch to."""
+    base = {"command_topic": camera.channel.topic("set"),
+            "state_topic": camera.channel.topic("config")}  # fmt: skip
     options = list(dict.fromkeys((camera.model, *camera.models)))
     select = {
         **base,
@@ -315,6 +361,98 @@ def _while_running(camera: Camera) -> dict[str, Any]:
     }
 
 
+def _counting(camera: Camera, counting: Counting) -> list[Entity]:
+    """A detector camera's entities: its counts, pictures and triggers, its stats and
+    controls (no model select: it switches no model yet)."""
+    entities = [_count(camera, label, None) for label in counting.track]
+    entities += [_count(camera, label, zone) for zone in counting.zones for label in counting.track]
+    entities += [_occupied(camera, label, None) for label in counting.track]
+    entities += [
+        _occupied(camera, label, zone) for zone in counting.zones for label in counting.track
+    ]
+    entities += [*_stats(camera), *_source(camera), *_controls(camera)]
+    entities += [
+        _image(camera, f"snapshot_{slug(label)}", f"{_title(label)} snapshot",
+               f"snapshot/{slug(label)}")
+        for label in counting.track
+    ]  # fmt: skip
+    return entities + _triggers(camera, counting)
+
+
+def _counted(label: str, zone: str | None) -> str:
+    """A template expression for one count of the `state` (None while the source is lost,
+    or for a zone the state does not count: Home Assistant's unknown)."""
+    counts = (
+        "(value_json.counts or {})"
+        if zone is None
+        else f"((value_json.zones or {{}}).get({json.dumps(zone)}) or {{}})"
+    )
+    return f"{counts}.get({json.dumps(label)})"
+
+
+def _where(label: str, zone: str | None) -> tuple[str, str]:
+    """(object id part, name) of a count: `person`, Person; `porch_person`, Porch person."""
+    if zone is None:
+        return slug(label), _title(label)
+    return f"{slug(zone)}_{slug(label)}", f"{_title(zone)} {label}"
+
+
+def _title(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def _count(camera: Camera, label: str, zone: str | None) -> Entity:
+    key, name = _where(label, zone)
+    config = {
+        "name": f"{name} count",
+        "state_topic": camera.channel.topic("state"),
+        "value_template": f"{{{{ {_counted(label, zone)} }}}}",
+        "state_class": "measurement",
+        "icon": "mdi:counter",
+    }
+    return ("sensor", f"count_{key}", config)
+
+
+def _occupied(camera: Camera, label: str, zone: str | None) -> Entity:
+    key, name = _where(label, zone)
+    template = (
+        f"{{% set n = {_counted(label, zone)} %}}"
+        "{{ None if n is none else ('ON' if n > 0 else 'OFF') }}"
+    )
+    config = {
+        "name": name,
+        "state_topic": camera.channel.topic("state"),
+        "value_template": template,
+        "device_class": "occupancy",
+    }
+    return ("binary_sensor", f"occupied_{key}", config)
+
+
+def _triggers(camera: Camera, counting: Counting) -> list[Entity]:
+    """Device triggers, each matching one `triggers` payload; Home Assistant shows one as
+    `subtype type`: "person appeared", "person entered porch"."""
+    made = [(label, kind, None) for label in counting.track for kind in (APPEARED, LEFT)]
+    made += [
+        (label, kind, zone)
+        for zone in counting.zones
+        for label in counting.track
+        for kind in (ENTERED, LEFT)
+    ]
+    topic = camera.channel.topic("triggers")
+    entities: list[Entity] = []
+    for label, kind, zone in made:
+        key = f"{slug(label)}_{kind}" if zone is None else f"{slug(label)}_{kind}_{slug(zone)}"
+        config = {
+            "automation_type": "trigger",
+            "topic": topic,
+            "type": kind if zone is None else f"{kind} {zone}",
+            "subtype": label,
+            "payload": trigger(label, kind, zone),
+        }
+        entities.append(("device_automation", f"trigger_{key}", config))
+    return entities
+
+
 def _buttons(camera: Camera) -> list[Entity]:
     """Save a training frame of each class of the models camapp trained that the camera ran,
     whose classes are the user's own."""
@@ -323,7 +461,7 @@ def _buttons(camera: Camera) -> list[Entity]:
     return [
         (
             "button",
-            f"capture_{_slug(label)}",
+            f"capture_{slug(label)}",
             {
                 "name": f"Capture {label}",
                 "command_topic": command,
@@ -335,10 +473,6 @@ def _buttons(camera: Camera) -> list[Entity]:
         for label in camera.buttons
         if is_label(label)  # not a distilled model's "(other)": no folder can hold it
     ]
-
-
-def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in label.lower())[:40]
 
 
 def _availability(channel: Channel) -> dict[str, Any]:
@@ -360,12 +494,15 @@ def _availability(channel: Channel) -> dict[str, Any]:
 
 class Discovery:
     """Announces this camera's entities: register `announce` with the publisher's
-    `on_connected`, and `on_status` for `<prefix>/status` (Home Assistant's birth message)."""
+    `on_connected`, `on_status` for `<prefix>/status` (Home Assistant's birth message), and
+    for a detector camera `note` to watch `filter`."""
 
     def __init__(self, camera: Camera, settings: HaSettings) -> None:
         self._publisher = camera.channel.publisher
         self._prefix = settings.prefix
         self.status_topic = f"{settings.prefix}/status"
+        self.filter = configs_filter(settings.prefix, camera.channel.camera_id)
+        self._prune = camera.counting is not None  # what it announces is all it has
         self._configs = self._render(camera)
         self._lock = threading.Lock()
         self._pending = False  # a re-announcement is scheduled
@@ -380,13 +517,27 @@ class Discovery:
             self._publisher.publish(topic, payload, retain=True)
 
     def update(self, camera: Camera) -> None:
-        """The camera now runs another model (a `set` command): its entities follow its
-        classes. Entities the new model lacks stay (a binary sensor, unavailable until its
-        model runs again; capture buttons, which still save frames of their class)."""
+        """The camera now runs another model (a `set` command), or counts in other zones:
+        its entities follow. A classifier camera's entities the new model lacks stay (a
+        binary sensor, unavailable until its model runs again; capture buttons, which still
+        save frames of their class); a detector camera's that it no longer counts go."""
         configs = self._render(camera)
         with self._lock:
-            self._configs = self._configs | configs
+            gone = set(self._configs) - set(configs) if self._prune else set()
+            self._configs = configs if self._prune else self._configs | configs
+        for topic in sorted(gone):
+            self._publisher.publish(topic, b"", retain=True)
         self.announce()
+
+    def note(self, topic: str, payload: bytes, retained: bool) -> None:
+        """A detector camera watches `filter`: a config retained there that it does not
+        announce (a zone gone since the last run, a classifier's entities) is removed."""
+        if not (self._prune and retained and payload):
+            return
+        with self._lock:
+            stale = topic not in self._configs
+        if stale:
+            self._publisher.publish(topic, b"", retain=True)
 
     def on_status(self, payload: bytes) -> None:
         """On the network thread: schedule one re-announcement, unless one is pending."""

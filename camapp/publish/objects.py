@@ -5,6 +5,9 @@ a debounced state (docs/detection.md, docs/mqtt.md).
   label, score, box as fractions of the frame, the zones they stand in) and their counts per
   tracked label; shed first when the outbox is full, as `classification` is.
 - `<base>/<camera_id>/events`: `new`, `update` and `end` of each tracked object.
+- `<base>/<camera_id>/triggers`: what Home Assistant's device triggers match, one plain-text
+  message per thing an event says happened (`person appeared`, `person entered porch`,
+  `person left porch`, `person left`).
 - `<base>/<camera_id>/state` (retained): the counts per tracked label and per zone, which
   change only when a count has held for `state_frames` processed frames, with the frame at
   which the change began.
@@ -20,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from camapp.detect.draw import Drawn, drawn
 from camapp.detect.track import Event, Track, Tracker
 from camapp.detect.zones import CountDebouncer, Counts, Zone, count
 from camapp.inference.detector import DetectionResult
@@ -55,6 +59,7 @@ def event_message(event: Event) -> dict[str, Any]:
         "sub_label": None,
         "score": event.score,
         "top_score": event.top_score,
+        "best": {"frame": event.best_frame, "box": list(event.best_box)},
         "box": list(event.box),
         "start": round(event.start, 3),
         "end": None if event.end is None else round(event.end, 3),
@@ -62,6 +67,28 @@ def event_message(event: Event) -> dict[str, Any]:
         "entered": list(event.entered),
         "stationary": event.stationary,
     }
+
+
+APPEARED, ENTERED, LEFT = "appeared", "entered", "left"  # what a trigger says of an object
+
+
+def trigger(label: str, kind: str, zone: str | None = None) -> str:
+    """A `triggers` payload, the one string a Home Assistant device trigger matches:
+    `person appeared`, `person entered porch`, `person left porch`, `person left`."""
+    return f"{label} {kind} {zone}" if zone is not None else f"{label} {kind}"
+
+
+def triggers(event: Event, before: Sequence[str]) -> list[str]:
+    """What an event fires, given the zones its object stood in before: a new object
+    appears (and enters the zones it stands in), an update enters and leaves zones, an ended
+    one leaves its zones, then leaves."""
+    now = () if event.type == "end" else event.zones
+    fired = [trigger(event.label, APPEARED)] if event.type == "new" else []
+    fired += [trigger(event.label, ENTERED, zone) for zone in now if zone not in before]
+    fired += [trigger(event.label, LEFT, zone) for zone in before if zone not in now]
+    if event.type == "end":
+        fired.append(trigger(event.label, LEFT))
+    return fired
 
 
 class ObjectsSink:
@@ -78,6 +105,12 @@ class ObjectsSink:
         self._frames = frames
         self.tracker = Tracker(zones)
         self._debouncer = CountDebouncer(frames)
+        # For the sinks after this one (snapshots), swapped whole each frame: the last
+        # frame's events, and its tracked objects as drawn.
+        self.events: list[Event] = []
+        self.drawn: tuple[Drawn, ...] = ()
+        self.states = 0  # states published: a change tells the snapshots to take one
+        self._zones_of: dict[int, tuple[str, ...]] = {}  # live track id -> its zones
         # The last state, re-sent after each connection (as StateSink's, under a lock so that
         # a re-send never overtakes a newer state).
         self._payload: bytes | None = None
@@ -95,12 +128,23 @@ class ObjectsSink:
         counts = count(((t.label, t.zones) for t in tracks), self._track, zones)
         message = objects_message(result, tracks, counts)
         self._channel.publish("objects", dumpb(message), kind=Kind.BULK)
+        self.events, self.drawn = events, drawn(tracks)
         for event in events:
             self._channel.publish("events", dumpb(event_message(event)))
+            self._fire(event)
         state = self._debouncer.update(result.frame, counts)
         if state is not None:
             labels_now, by_zone = state.counts.labels, state.counts.zones
             self._publish_state({"frame": state.frame, "counts": labels_now, "zones": by_zone})
+
+    def _fire(self, event: Event) -> None:
+        """Publish the triggers an event fires; the zones of ended objects are forgotten."""
+        if event.type == "end":
+            before = self._zones_of.pop(event.id, ())
+        else:
+            before, self._zones_of[event.id] = self._zones_of.get(event.id, ()), event.zones
+        for payload in triggers(event, before):
+            self._channel.publish("triggers", payload)
 
     def lost(self, since: float) -> None:
         """The source has been down too long to trust the counts: the state says so (counts
@@ -114,6 +158,7 @@ class ObjectsSink:
         with self._lock:
             self._payload = dumpb(state)
             self._channel.publish("state", self._payload, retain=True)
+            self.states += 1
 
     def republish(self) -> None:
         with self._lock:

@@ -1,13 +1,21 @@
-"""JPEG snapshots for Home Assistant's MQTT `image` entity.
+"""JPEG snapshots for Home Assistant's MQTT `image` entities.
 
 `<base>/<camera_id>/snapshot` gets a picture (raw JPEG bytes, retained, so that Home Assistant
 shows the latest one after a restart) when the debounced state changes, its first value
-included, and otherwise every `snapshot_interval` seconds; 0 turns snapshots off.
+included, and otherwise every `snapshot_interval` seconds; 0 turns snapshots off. The picture
+is the next frame the camera captures after the trigger, taken from its `FrameTap`
+(runtime/tap.py), so a paused camera still gets its periodic snapshots; a detector camera's
+has the boxes of the objects it tracks now drawn on it.
 
-The picture is the next frame the camera captures after the trigger, taken from its
-`FrameTap` (runtime/tap.py), so a paused camera still gets its periodic snapshots. Encoding
-runs on this module's own thread, never on a worker or the capture thread, and is counted
-with the camera's CPU by the governor.
+A detector camera also gets `<base>/<camera_id>/snapshot/<label>` (`EventSnapshots`; the
+label made a topic level by `topics.slug`): the frame at which a tracked object of that
+label scored best since it was confirmed, with the boxes of that frame, when the object is
+confirmed, when an update of it comes with a better score, and when it ends with a better
+one. One candidate frame is kept per live track (a reference to the captured frame, never a
+copy), dropped when the track ends.
+
+Encoding runs on this module's own threads, never on a worker or the capture thread, and is
+counted with the camera's CPU by the governor.
 """
 
 from __future__ import annotations
@@ -15,9 +23,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from camapp.publish.state import StateSink
-from camapp.publish.topics import Channel
+import numpy as np
+
+from camapp.capture.base import Frame
+from camapp.detect.draw import Drawn, draw_objects, drawn
+from camapp.detect.track import Track
+from camapp.publish.objects import ObjectsSink
+from camapp.publish.topics import Channel, slug
 from camapp.runtime.camera import Result
 from camapp.runtime.tap import FrameTap
 
@@ -26,38 +41,48 @@ log = logging.getLogger(__name__)
 FRAME_WAIT_S = 5.0  # a source that delivers nothing for this long is skipped until next time
 
 
-class Snapshots:
-    """One camera's snapshots. As a sink (after the StateSink, in frame order on a worker
-    thread) it only notices that the state changed; `run` takes and publishes the pictures on
-    its own thread; `stop` ends it."""
+class Shooter:
+    """A camera's picture thread: `run` it, wake it with `_wake`, `stop` ends it."""
+
+    def __init__(self, channel: Channel, tap: FrameTap, max_width: int) -> None:
+        self._channel = channel
+        self.camera_id = channel.camera_id
+        self._tap = tap
+        self._max_width = max_width
+        self._wake = threading.Event()
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+
+class Snapshots(Shooter):
+    """One camera's snapshots. As a sink (after the sink that publishes the state, in frame
+    order on a worker thread) it only notices that the state changed (`state()`'s value
+    did); `run` takes and publishes the pictures on its own thread, with what `draw` draws
+    on them."""
 
     def __init__(
         self,
         channel: Channel,
         tap: FrameTap,
-        state: StateSink,
+        state: Callable[[], object],
         interval: float,
         max_width: int,
+        draw: Callable[[np.ndarray], None] | None = None,
     ) -> None:
-        self._channel = channel
-        self.camera_id = channel.camera_id
-        self._tap = tap
+        super().__init__(channel, tap, max_width)
         self._state = state
         self._interval = interval
-        self._max_width = max_width
-        self._seen: str | None = None  # the state label the last trigger was for
-        self._wake = threading.Event()
-        self._stopping = False
+        self._draw = draw
+        self._seen: object = None  # the state the last trigger was for
 
     def send(self, result: Result) -> None:
-        label = self._state.label
-        if label != self._seen:
-            self._seen = label
+        state = self._state()
+        if state != self._seen:
+            self._seen = state
             self._wake.set()
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
 
     def run(self) -> None:
         due = time.monotonic() + self._interval
@@ -79,7 +104,82 @@ class Snapshots:
             got = tap.next(tap.version, FRAME_WAIT_S)
         if got is None:
             return not tap.closed
-        picture = tap.encode(got[1], self._max_width)
+        picture = tap.encode(got[1], self._max_width, self._draw)
         self._channel.publish("snapshot", picture.jpeg, retain=True)
         log.debug("snapshot of %s frame %d", self.camera_id, picture.seq)
         return True
+
+
+@dataclass(slots=True)
+class Best:
+    """A live track's best frame so far, and the score its label's topic last got from it."""
+
+    score: float
+    frame: Frame
+    objects: tuple[Drawn, ...]  # the tracked objects of that frame
+    published: float = 0.0
+
+
+class EventSnapshots(Shooter):
+    """A detector camera's picture of each tracked object at its best: a sink after the
+    ObjectsSink (reading its tracker and the events of the same frame), which keeps one
+    candidate frame per live track and hands the pictures to publish to `run`'s thread, one
+    slot per label (a newer picture of a label replaces one not yet sent)."""
+
+    def __init__(
+        self, channel: Channel, tap: FrameTap, objects: ObjectsSink, max_width: int
+    ) -> None:
+        super().__init__(channel, tap, max_width)
+        self._objects = objects
+        self._best: dict[int, Best] = {}  # live track id -> its best frame
+        self._due: dict[str, tuple[Frame, tuple[Drawn, ...]]] = {}  # label -> to publish
+        self._lock = threading.Lock()
+
+    def send(self, result: Result) -> None:
+        live = self._objects.tracker.live
+        if result.image is not None:
+            self._note(result, live)
+        for event in self._objects.events:
+            best = self._best.get(event.id)
+            if best is not None and best.score > best.published:
+                best.published = best.score
+                with self._lock:
+                    self._due[event.label] = (best.frame, best.objects)
+                self._wake.set()
+        ids = {t.id for t in live}
+        for gone in [i for i in self._best if i not in ids]:  # ended: its frame goes
+            del self._best[gone]
+
+    def _note(self, result: Result, live: list[Track]) -> None:
+        """Keep this frame for each track whose top score it is (the tracker's
+        `best_frame`), with the confirmed objects matched in it (and the track itself)."""
+        assert result.image is not None
+        shown = [t for t in live if t.confirmed and not t.missed]
+        for track in live:
+            if track.best_frame == result.frame:
+                objects = drawn(shown if track.confirmed else [*shown, track])
+                before = self._best.get(track.id)
+                published = before.published if before is not None else 0.0
+                self._best[track.id] = Best(track.top_score, result.image, objects, published)
+
+    def run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                due, self._due = self._due, {}
+            for label, (frame, objects) in due.items():
+                picture = self._tap.encode(frame, self._max_width, _drawer(objects))
+                self._channel.publish(f"snapshot/{slug(label)}", picture.jpeg, retain=True)
+                log.debug("snapshot of %s's %s at frame %d", self.camera_id, label, frame.seq)
+            if self._stopping:
+                return
+
+
+def _drawer(objects: tuple[Drawn, ...]) -> Callable[[np.ndarray], None]:
+    return lambda image: draw_objects(image, objects)
+
+
+def objects_drawer(objects: ObjectsSink) -> Callable[[np.ndarray], None]:
+    """Draws a detector camera's tracked objects as they are when the picture is taken."""
+    return lambda image: draw_objects(image, objects.drawn)

@@ -36,3 +36,9 @@ class Channel:
 def process_topic(base_topic: str, client_id: str) -> str:
     """The process's own availability topic, used when it serves several cameras."""
     return f"{base_topic}/{client_id}/availability"
+
+
+def slug(name: str) -> str:
+    """A name (a label, a zone) as one topic level or discovery object id: letters and
+    digits, lower case, anything else `_`, at most 40 characters."""
+    return "".join(c if c.isascii() and c.isalnum() else "_" for c in name.lower())[:40]

@@ -61,6 +61,9 @@ class Result:
     ts: float
     mono: float
     classification: Classification | DetectionResult
+    # The frame itself, for a sink that draws on it (a detector camera's event snapshots);
+    # never written to, held only until the sinks are done with it.
+    image: Frame | None = None
 
 
 class Sink(Protocol):

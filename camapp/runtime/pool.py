@@ -81,7 +81,7 @@ class WorkerPool:
                 self._fail(as_error("inference", exc))
                 self.close(discard=True)
                 return
-            camera.deliver(ticket, Result(frame.seq, frame.ts, frame.mono, result))
+            camera.deliver(ticket, Result(frame.seq, frame.ts, frame.mono, result, frame))
 
     def _release(self, cache: dict[tuple[object, ...], Model]) -> None:
         """Drop the classifiers of models no camera's ladder names any more (a model switched

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
+import numpy as np
 
 from camapp.capture.base import Frame
 
@@ -95,8 +96,12 @@ class FrameTap:
             self._closed = True
             self._cond.notify_all()
 
-    def encode(self, frame: Frame, max_width: int) -> Picture:
-        """The frame as a JPEG, no wider than `max_width`; its cost is counted in `spent_ms`."""
+    def encode(
+        self, frame: Frame, max_width: int, draw: Callable[[np.ndarray], None] | None = None
+    ) -> Picture:
+        """The frame as a JPEG, no wider than `max_width`, with what `draw` draws on its
+        scaled BGR copy (the frame itself is never written to); the cost is counted in
+        `spent_ms`."""
         start = time.perf_counter()
         image = frame.image
         height, width = image.shape[:2]
@@ -105,6 +110,9 @@ class FrameTap:
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
         if not frame.bgr:
             image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        if draw is not None:
+            image = image.copy() if image is frame.image else image
+            draw(image)
         ok, data = cv2.imencode(".jpg", image, (cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY))
         if not ok:
             raise ValueError("JPEG encoding failed")
