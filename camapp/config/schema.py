@@ -517,7 +517,7 @@ class CameraSettings(Settings):
     snapshot_interval: float = setting(
         60.0,
         "seconds between JPEG snapshots on `snapshot`, also sent when the state changes "
-        "(0: no snapshots)",
+        "(0: no snapshots, nor a detector camera's `snapshot/<label>`)",
         ge=0,
         le=86400,
         metavar="S",
