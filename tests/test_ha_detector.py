@@ -18,11 +18,19 @@ import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from camapp import models
+from camapp.capture.base import Frame
 from camapp.config.schema import HaSettings, MqttSettings
 from camapp.detect.draw import COLOURS
+from camapp.detect.zones import parse_zones
+from camapp.inference import loader
 from camapp.publish import ha
 from camapp.publish.mqtt import MqttPublisher
+from camapp.publish.objects import ObjectsSink
+from camapp.publish.snapshot import EventSnapshots
 from camapp.publish.topics import Channel
+from camapp.runtime.camera import Result
+from camapp.runtime.tap import FrameTap
+from camapp.training.clip import clip_frames
 from tests.conftest import SHARED_MEDIA, SHARED_MODELS, run_camapp
 from tests.mqtt_helpers import Broker, Subscriber
 from tests.web_helpers import decode_jpeg
@@ -238,3 +246,29 @@ def test_a_change_of_zones_reannounces_and_removes_the_zones_gone() -> None:
         "trigger_car_left_gate",
     }  # fmt: skip
     assert queued["count_street_car"] and queued["count_drive_car"]
+
+
+def test_one_candidate_frame_per_live_track_each_dropped_when_its_track_goes(run: Run) -> None:
+    """The snapshots' memory: the real SSD on the clip, in process, through the real sinks
+    (the publisher never started: it queues). At every frame the frames kept belong to live
+    tracks only, and each label's picture is the frame its events name."""
+    spec = loader.plan_detector(str(models.resolve_model("ssd_mobilenet_v1_coco", run.folder)))
+    detector = loader.load_detector(spec)
+    publisher = MqttPublisher(MqttSettings(), "camapp-t")
+    channel = Channel(publisher, "camapp", "t", ("camapp/t/availability",))
+    objects = ObjectsSink(channel, ("person",), parse_zones([("right", RIGHT)]), 2)
+    shots = EventSnapshots(channel, FrameTap(), objects, 1024)
+    kept, ended = 0, set()
+    for n, image in clip_frames(CLIP, stride=STRIDE, last=FRAMES - 1):
+        frame = Frame(n, n / 10, image, n / 10, bgr=True)
+        result = Result(n, n / 10, n / 10, detector.detect(image, True), frame)
+        objects.send(result)
+        shots.send(result)
+        ended |= {e.id for e in objects.events if e.type == "end"}
+        assert set(shots._best) <= {t.id for t in objects.tracker.live}
+        kept = max(kept, len({id(best.frame) for best in shots._best.values()}))
+    assert ended and not ended & set(shots._best) and 1 <= kept <= 3
+    shots.stop()
+    shots.run()  # publishes what is due, then returns
+    queued = [m for m in publisher._outbox._queued if m.topic == "camapp/t/snapshot/person"]
+    assert len(queued) == 1 and decode_jpeg(queued[0].payload).shape == (432, 768, 3)
