@@ -53,7 +53,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("camapp")
 Switched = Callable[[loader.ModelSetup], None]  # told of a model switched by `set`
-Rezoned = Callable[[Sequence[str]], None]  # told of a detector camera's zones, by name
+# Told of a detector camera's zones (names) and, if they change too, its tracked labels.
+Rezoned = Callable[[Sequence[str], Sequence[str] | None], None]
 
 
 @dataclass(frozen=True)
@@ -200,14 +201,15 @@ class App:
         live: bool,
         zones: Sequence[str],
     ) -> Rezoned | None:
-        """A detector camera's Home Assistant entities, a function of its zones: announced
-        for `zones` at every connection; the function returned announces them again for the
-        zones it is given (a change of zones at run time), removing those of zones gone."""
+        """A detector camera's Home Assistant entities, a function of its zones and tracked
+        labels: announced for `zones` at every connection; the function returned announces
+        them again for the zones (and labels) it is given, a change at run time, removing
+        those of zones and labels gone."""
         if not self.config.app.ha.discovery:
             return None
 
-        def described(zones: Sequence[str]) -> ha.Camera:
-            counting = ha.Counting(tuple(settings.track), tuple(zones))
+        def described(zones: Sequence[str], track: Sequence[str] | None = None) -> ha.Camera:
+            counting = ha.Counting(tuple(track or settings.track), tuple(zones))
             return ha.Camera(
                 channel, self.config.mqtt.qos, spec.name, (),
                 temperature=self._sensors.temperature().value is not None,
@@ -219,7 +221,7 @@ class App:
         self.publisher.on_connected(discovery.announce)
         self.publisher.subscribe(discovery.status_topic, discovery.on_status)
         self.publisher.watch(discovery.filter, discovery.note)
-        return lambda zones: discovery.update(described(zones))
+        return lambda zones, track=None: discovery.update(described(zones, track))
 
     def _counted_pictures(
         self, settings: CameraSettings, channel: Channel, camera: Camera, objects: ObjectsSink
