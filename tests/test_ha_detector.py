@@ -229,6 +229,19 @@ def test_ha_remove_leaves_nothing_retained(run: Run) -> None:
     assert retained(run.broker.port) == {}
 
 
+def test_without_snapshots_no_image_is_announced() -> None:
+    publisher = MqttPublisher(MqttSettings(), "camapp-garage")  # never started
+    channel = Channel(publisher, "camapp", "garage", ("camapp/garage/availability",))
+    counting = ha.Counting(("car",), ("drive",))
+    on = ha.Camera(channel, 1, "ssd", (), counting=counting)
+    off = ha.Camera(channel, 1, "ssd", (), snapshots=False, counting=counting)
+    images = [
+        [t for t in ha.discovery_configs(camera, "homeassistant") if "/image/" in t]
+        for camera in (on, off)
+    ]
+    assert len(images[0]) == 2 and images[1] == []
+
+
 def test_a_change_of_zones_reannounces_and_removes_the_zones_gone() -> None:
     """The path a change of zones at run time takes: the entities of a zone gone are
     deleted (empty retained configs), those of a new one announced."""

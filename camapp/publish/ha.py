@@ -375,6 +375,7 @@ def _counting(camera: Camera, counting: Counting) -> list[Entity]:
         _image(camera, f"snapshot_{slug(label)}", f"{_title(label)} snapshot",
                f"snapshot/{slug(label)}")
         for label in counting.track
+        if camera.snapshots
     ]  # fmt: skip
     return entities + _triggers(camera, counting)
 
