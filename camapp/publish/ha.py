@@ -386,9 +386,9 @@ def _counted(label: str, zone: str | None) -> str:
     counts = (
         "(value_json.counts or {})"
         if zone is None
-        else f"((value_json.zones or {{}}).get({json.dumps(zone)}) or {{}})"
+        else f"((value_json.zones or {{}}).get({json.dumps(zone, ensure_ascii=False)}) or {{}})"
     )
-    return f"{counts}.get({json.dumps(label)})"
+    return f"{counts}.get({json.dumps(label, ensure_ascii=False)})"
 
 
 def _where(label: str, zone: str | None) -> tuple[str, str]:
