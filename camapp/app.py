@@ -12,7 +12,7 @@ import functools
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ from camapp.capture import Reconnecting, Source, imx500, open_source
 from camapp.capture.motion import MotionGate
 from camapp.config.load import RunConfig
 from camapp.config.schema import CameraSettings
-from camapp.detect.zones import parse_zones
+from camapp.detect.zones import Zone, parse_zones
 from camapp.devices import Devices
 from camapp.errors import EXIT_OK, CamappError, ConfigError
 from camapp.governor.controller import Controller, SourceInfo
@@ -59,11 +59,12 @@ Switched = Callable[[loader.ModelSetup], None]  # told of a model switched by `s
 class Offers:
     """What a camera's `set` commands act within: the models it offers (None: a detector
     camera, which switches no model yet), its dataset's limits, and who follows a model
-    switch (Home Assistant's entities)."""
+    switch or, on a detector camera, a zone change (Home Assistant's entities)."""
 
     known: actions.KnownModels | None
     limits: actions.DatasetLimits
     switched: Switched | None
+    zoned: Callable[[Sequence[Zone]], None] | None = None
 
 
 @dataclass
@@ -136,7 +137,7 @@ class App:
             **{k: getattr(settings, k) for k in ("cpu_budget", "power_budget", "temp_limit")},
         )
         if isinstance(setup, DetectorSpec):
-            return self._detector(settings, setup, max(loaded.size), channel, controls)
+            return self._detector(settings, setup, loaded.size, channel, controls)
         state = StateSink(channel, controls, settings.state_frames)
         self.publisher.on_connected(state.republish)
         watch = SourceWatch(channel, state, settings.source_timeout)
@@ -163,25 +164,29 @@ class App:
         self,
         settings: CameraSettings,
         spec: DetectorSpec,
-        model_size: int,
+        model_size: tuple[int, int],
         channel: Channel,
         controls: Controls,
     ) -> Wired:
         """A detector camera: the same capture, queues, workers, stop and governor (stride
-        only: no model ladder), its results published by one ObjectsSink. No Home Assistant
-        entities, snapshots, live view or model switch yet: none would be right."""
+        only: no model ladder), its results published by one ObjectsSink, its zones set by
+        `set`. No Home Assistant entities, snapshots, live view or model switch yet: none
+        would be right."""
         zones = parse_zones((zone.name, zone.points) for zone in settings.zones)
         objects = ObjectsSink(channel, settings.track, zones, settings.state_frames)
         self.publisher.on_connected(objects.republish)
         watch = SourceWatch(channel, objects, settings.source_timeout)
-        source = self._open(settings, spec, model_size, watch)
+        source = self._open(settings, spec, max(model_size), watch)
+        # `zoned`: the seam where Home Assistant's detector entities will follow a zone
+        # change (discovery.update, as a model switch's `switched`); none are announced yet.
         offers = Offers(None, actions.DatasetLimits.of(settings, dataset_of(settings)), None)
         crop, roi = loader.view(settings, spec)
         plan = _plan(settings, crop, roi, offers.limits)
         drop = settings.drop and source.paced
         sinks: list[Sink] = [objects]
         camera = self.pipeline.add_camera(plan, (spec,), source, sinks, controls, self.pool, drop)
-        self._commands(settings, channel, controls, camera, offers)
+        setter = actions.SetZones(zones, objects.set_zones, offers.zoned)
+        self._commands(settings, channel, controls, camera, offers, setter)
         return Wired(settings, spec, channel, controls, camera, (1.0,), None)
 
     def _ladder(
@@ -205,15 +210,19 @@ class App:
         controls: Controls,
         camera: Camera,
         offers: Offers,
+        zones: actions.SetZones | None = None,
     ) -> CommandHandler:
         """The camera's `set` topic: runtime settings, and switching model (on the handler's
-        own thread: it loads; not for a detector camera) or saving a frame."""
+        own thread: it loads; not for a detector camera), saving a frame, or (a detector
+        camera's) setting its zones."""
         doings: dict[str, Action] = {}
         state = None
         if offers.known is not None:
             threads = self.config.app.threads_per_worker
             switch = actions.ModelSwitch(camera, settings, threads, offers.known, offers.switched)
             doings["model"], state = switch, switch.state
+        if zones is not None:
+            doings["zones"], state = zones, zones.state
         doings["capture"] = actions.Capture(camera, offers.limits, settings.capture_per_minute)
         commands = CommandHandler(channel, controls, doings, state, slow=("model",))
         channel.subscribe("set", commands.handle)

@@ -44,6 +44,12 @@ def parse_zones(entries: Iterable[tuple[object, object]]) -> list[Zone]:
     return zones
 
 
+def as_settings(zones: Iterable[Zone]) -> list[dict[str, object]]:
+    """Zones as settings and commands write them (`name`, `points` rounded to 1e-4): what
+    `config` and the live view show."""
+    return [{"name": z.name, "points": z.points.round(4).tolist()} for z in zones]
+
+
 # How far inside the frame's bottom edge a box that reaches it stands: a point on a zone's
 # border is outside it, and a zone drawn down to that edge must hold who is cut off by it.
 EDGE = 1e-6

@@ -77,6 +77,12 @@ class ObjectsSink:
         self._tracked = frozenset(track)
         self._frames = frames
         self.tracker = Tracker(zones)
+        # Zones handed over by `set` without a lock on the hot path: the command's thread
+        # writes `_wanted` (one tuple, replaced whole; commands are applied one at a time),
+        # the worker emitting in order compares it with `_applied` before each frame and alone
+        # touches the tracker and the debounce. A zone change lands between two frames.
+        self._wanted: tuple[Zone, ...] = tuple(zones)
+        self._applied = self._wanted
         self._debouncer = CountDebouncer(frames)
         # The last state, re-sent after each connection (as StateSink's, under a lock so that
         # a re-send never overtakes a newer state).
@@ -89,7 +95,8 @@ class ObjectsSink:
         boxes = np.array([o.box for o in kept], np.float64).reshape(-1, 4)
         scores = np.array([o.score for o in kept], np.float64)
         labels = [o.label for o in kept]
-        events = self.tracker.update(result.frame, result.ts, boxes, scores, labels)
+        events = self._rezone(result.frame)
+        events += self.tracker.update(result.frame, result.ts, boxes, scores, labels)
         tracks = self.tracker.tracks
         zones = [zone.name for zone in self.tracker.zones]
         counts = count(((t.label, t.zones) for t in tracks), self._track, zones)
@@ -101,6 +108,20 @@ class ObjectsSink:
         if state is not None:
             labels_now, by_zone = state.counts.labels, state.counts.zones
             self._publish_state({"frame": state.frame, "counts": labels_now, "zones": by_zone})
+
+    def set_zones(self, zones: Sequence[Zone]) -> None:
+        """From a `set` command (already checked): the zones from the next frame on."""
+        self._wanted = tuple(zones)
+
+    def _rezone(self, frame: int) -> list[Event]:
+        """On the worker, before a frame: the zones a `set` handed over, if any. The debounce
+        drops a deleted zone's counts at once; a new zone's join the state once they have held
+        for `state_frames` frames, and the retained state is published again then."""
+        wanted = self._wanted
+        if wanted is self._applied:
+            return []
+        self._applied = wanted
+        return self.tracker.set_zones(wanted, frame)
 
     def lost(self, since: float) -> None:
         """The source has been down too long to trust the counts: the state says so (counts
