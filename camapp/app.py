@@ -170,8 +170,8 @@ class App:
     ) -> Wired:
         """A detector camera: the same capture, queues, workers, stop and governor (stride
         only: no model ladder), its results published by one ObjectsSink, its zones set by
-        `set`. No Home Assistant entities, snapshots, live view or model switch yet: none
-        would be right."""
+        `set`, the live view's feed when the page is on. No Home Assistant entities,
+        snapshots or model switch yet: none would be right."""
         zones = parse_zones((zone.name, zone.points) for zone in settings.zones)
         objects = ObjectsSink(channel, settings.track, zones, settings.state_frames)
         self.publisher.on_connected(objects.republish)
@@ -186,8 +186,11 @@ class App:
         sinks: list[Sink] = [objects]
         camera = self.pipeline.add_camera(plan, (spec,), source, sinks, controls, self.pool, drop)
         setter = actions.SetZones(zones, objects.set_zones, offers.zoned)
-        self._commands(settings, channel, controls, camera, offers, setter)
-        return Wired(settings, spec, channel, controls, camera, (1.0,), None)
+        commands = self._commands(settings, channel, controls, camera, offers, setter)
+        view = ModelView(spec.name, model_size, "stretch", roi)  # a detector sees its whole ROI
+        camera.tap.set_rate(self.config.app.http.view_fps)
+        feed = self._feed(settings, view, camera, commands, objects)
+        return Wired(settings, spec, channel, controls, camera, (1.0,), feed)
 
     def _ladder(
         self, settings: CameraSettings, setup: loader.ModelSetup, loaded: Classifier
@@ -248,12 +251,25 @@ class App:
             )
             camera.sinks.append(snapshots)
             self.snapshots.append(snapshots)
+        return self._feed(settings, model, camera, commands)
+
+    def _feed(
+        self,
+        settings: CameraSettings,
+        model: ModelView,
+        camera: Camera,
+        commands: CommandHandler,
+        objects: ObjectsSink | None = None,
+    ) -> CameraFeed | None:
+        """The live view's feed of a camera, a sink after the others, when the page is on;
+        a detector camera's shows the tracked objects and zones of its `objects` sink."""
+        http = self.config.app.http
         if http.bind is None:
             return None
         interval = self.config.app.stats_interval
         feed = CameraFeed(
             settings.camera_id, camera.tap, camera.controls, commands, model, http.view_width,
-            interval, Labels(camera, dataset_of(settings)),
+            interval, Labels(camera, dataset_of(settings)), objects,
         )  # fmt: skip
         camera.sinks.append(feed)
         return feed

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from camapp.detect.track import Event, Track, Tracker
-from camapp.detect.zones import CountDebouncer, Counts, Zone, count
+from camapp.detect.zones import CountDebouncer, Counts, Zone, as_settings, count
 from camapp.inference.detector import DetectionResult
 from camapp.publish.mqtt import dumpb
 from camapp.publish.outbox import Kind
@@ -83,6 +83,7 @@ class ObjectsSink:
         # touches the tracker and the debounce. A zone change lands between two frames.
         self._wanted: tuple[Zone, ...] = tuple(zones)
         self._applied = self._wanted
+        self.latest: dict[str, Any] | None = None  # the last `objects` message (live view)
         self._debouncer = CountDebouncer(frames)
         # The last state, re-sent after each connection (as StateSink's, under a lock so that
         # a re-send never overtakes a newer state).
@@ -100,7 +101,7 @@ class ObjectsSink:
         tracks = self.tracker.tracks
         zones = [zone.name for zone in self.tracker.zones]
         counts = count(((t.label, t.zones) for t in tracks), self._track, zones)
-        message = objects_message(result, tracks, counts)
+        message = self.latest = objects_message(result, tracks, counts)
         self._channel.publish("objects", dumpb(message), kind=Kind.BULK)
         for event in events:
             self._channel.publish("events", dumpb(event_message(event)))
@@ -112,6 +113,10 @@ class ObjectsSink:
     def set_zones(self, zones: Sequence[Zone]) -> None:
         """From a `set` command (already checked): the zones from the next frame on."""
         self._wanted = tuple(zones)
+
+    def zones(self) -> list[dict[str, Any]]:
+        """The zones in force (the latest set), as `config` and the live view show them."""
+        return as_settings(self._wanted)
 
     def _rezone(self, frame: int) -> list[Event]:
         """On the worker, before a frame: the zones a `set` handed over, if any. The debounce

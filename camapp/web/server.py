@@ -232,7 +232,10 @@ class LiveServer:
                 "csrf": self._sessions.csrf(token),
                 "password": self._hashed is not None,
                 "view_fps": self._view_fps,
-                "cameras": [{"id": f.camera_id, "model": f.model, "crop": f.crop} for f in feeds],
+                "cameras": [
+                    {"id": f.camera_id, "model": f.model, "crop": f.crop, "kind": f.kind}
+                    for f in feeds
+                ],
                 "controls": control_fields(),
             }
         )

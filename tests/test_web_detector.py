@@ -1,0 +1,90 @@
+"""A detector camera's live view in a real browser (Debian's Chromium, headless, through the
+system chromedriver) against the real `camapp run` with the real SSD on the clip of people
+walking in, and a real mosquitto: the page draws the tracked person's box, and a zone drawn
+by clicking on the picture is sent through the page's `set` and published by the camera."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from camapp import models
+from tests.conftest import SHARED_MEDIA, SHARED_MODELS
+from tests.test_web_browser import as_phone, wait
+from tests.web_helpers import LiveCamapp, browser
+
+CLIP = SHARED_MEDIA / "one-by-one-person-detection.mp4"
+# The zone clicked: the right half, as fractions of the picture.
+CORNERS = [(0.5, 0.1), (0.95, 0.1), (0.95, 0.9), (0.5, 0.9)]
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> Iterator[Any]:
+    chrome = browser(tmp_path / "profile")
+    yield chrome
+    chrome.quit()
+
+
+def test_the_page_draws_the_person_and_a_clicked_zone_is_published(
+    driver: Any, broker, subscriber_factory, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    folder = tmp_path / "models"
+    models.fetch("ssd_mobilenet_v1_coco", folder, mirror=SHARED_MODELS)
+    sub = subscriber_factory(broker.port, ["camapp/hall/config", "camapp/hall/state"])
+    args = ["--source", str(CLIP), "--loop", "--model", "ssd_mobilenet_v1_coco", "--stride",
+            "3", "--camera-id", "hall", "--mqtt-host", "127.0.0.1",
+            "--mqtt-port", str(broker.port)]  # fmt: skip
+    app = LiveCamapp(args, folder)
+    try:
+        driver.get(app.url + "/")
+        hall = wait(lambda: driver.find_elements("css selector", 'section[data-camera="hall"]'))[0]
+        assert not hall.find_element("css selector", ".labelling").is_displayed()
+        # The person's box, with its label, score and id, over the picture.
+        box = wait(lambda: hall.find_elements("css selector", "svg.marks rect.box"))[0]
+        label = hall.find_element("css selector", "svg.marks text.box-label").text
+        assert label.startswith("person ") and "% #" in label, label
+        picture = hall.find_element("css selector", "img.frame").rect
+        assert 0.05 < box.rect["height"] / picture["height"] <= 1.0, (box.rect, picture)
+        assert picture["x"] <= box.rect["x"] < picture["x"] + picture["width"]
+        # Draw a zone: four clicks on the picture, a name, save.
+        hall.find_element("css selector", "button.zone-draw").click()
+        img = hall.find_element("css selector", "img.frame")
+        w, h = img.rect["width"], img.rect["height"]
+        for x, y in CORNERS:
+            ActionChains(driver).move_to_element_with_offset(
+                img, round((x - 0.5) * w), round((y - 0.5) * h)
+            ).click().perform()
+        hall.find_element("css selector", ".zone-form input[name=name]").send_keys("door")
+        hall.find_element("css selector", "button.zone-save").click()
+        wait(lambda: hall.find_elements("css selector", 'svg.shapes polygon[data-zone="door"]'))
+        sub.wait_for(lambda: _zones(sub, "config") and _zones(sub, "config")[0]["name"] == "door")
+        [zone] = _zones(sub, "config")
+        assert all(abs(a - b) < 0.02 for p, q in zip(zone["points"], CORNERS, strict=True)
+                   for a, b in zip(p, q, strict=True)), zone  # fmt: skip
+        sub.wait_for(lambda: "door" in (_zones(sub, "state") or {}))
+        # A 390 px phone: the picture fills the screen's width, nothing scrolls sideways.
+        as_phone(driver)
+        width, shown = driver.execute_script(
+            "return [document.documentElement.scrollWidth,"
+            " document.querySelector('img.frame').getBoundingClientRect().width]"
+        )
+        assert width <= 390 and shown >= 340, (width, shown)
+        # Delete it: the camera has no zone left.
+        hall.find_element("css selector", '.zone-list li[data-zone="door"] button').click()
+        sub.wait_for(lambda: _zones(sub, "config") == [])
+        assert "deleted door" in hall.find_element("css selector", ".zone-note").text
+    finally:
+        code, err = app.stop()
+    assert code == 0, err[-500:]
+
+
+def _zones(sub: Any, topic: str) -> Any:
+    """The `zones` of the latest message on the camera's `topic` (None before any)."""
+    got = sub.on(f"camapp/hall/{topic}")
+    return json.loads(got[-1].payload)["zones"] if got else None
