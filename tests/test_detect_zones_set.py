@@ -16,7 +16,8 @@ import pytest
 from camapp import models
 from camapp.detect.track import Tracker
 from camapp.detect.zones import parse_zones
-from tests.conftest import SHARED_MEDIA, SHARED_MODELS, start_camapp
+from camapp.errors import EXIT_USAGE
+from tests.conftest import SHARED_MEDIA, SHARED_MODELS, run_camapp, start_camapp
 from tests.test_commands import send
 from tests.test_ha import stop
 
@@ -34,6 +35,10 @@ BAD = [
     ({"zones": [{"name": "", "points": ALL}]}, r"^zones: zone name must be a non-empty string"),
     ({"zones": {"name": "a", "points": ALL}}, r"^zones: must be a list of "),
     ({"zones": [{"name": "a", "points": ALL, "colour": "red"}]}, r"^zones: must be a list of "),
+    ({"zones": [{"name": "a", "points": [[0.5, 0.5]] * 101}]},
+     r"^zones: zone 'a': needs at most 100 points, got 101$"),
+    ({"zones": [{"name": f"z{i}", "points": ALL} for i in range(33)]},
+     r"^zones: at most 32 zones, got 33$"),
     ({"zones": [], "stride": 0}, r"^stride: "),  # all or nothing: the good part is not applied
 ]  # fmt: skip
 
@@ -123,3 +128,14 @@ def test_new_zones_place_every_live_track_at_once() -> None:
     assert [t.zones for t in tracker.tracks] == [("left",), ()]
     # No zones: the car leaves its zone; the person's, none already, makes no event.
     assert [(e.label, e.zones) for e in tracker.set_zones([], 5)] == [("car", ())]
+
+
+def test_too_many_zones_in_a_config_file_are_one_line(detectors: Path, tmp_path: Path) -> None:
+    """The bound a `set` meets is the settings' own: a config file meets it too."""
+    config = tmp_path / "zones.toml"
+    config.write_text("".join(f'[[zones]]\nname = "z{i}"\npoints = {ALL}\n' for i in range(33)))
+    proc = run_camapp(["run", "--config", str(config), "--source", str(CLIP), "--model",
+                       "ssd_mobilenet_v1_coco", "--mqtt-port", "1"], detectors)  # fmt: skip
+    assert proc.returncode == EXIT_USAGE and proc.stdout == ""
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(f"camapp: error: {config}: zones: at most 32 zones, got 33"), line

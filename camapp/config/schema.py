@@ -156,6 +156,12 @@ def _names(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+# Every zone is tested against every tracked object of every processed frame, and counted in
+# every `state`: a camera's zones, and a zone's points, are bounded (a `set` may send them).
+MAX_ZONES = 32
+MAX_ZONE_POINTS = 100
+
+
 def zone_points(value: Any) -> tuple[tuple[float, float], ...]:
     """A zone's polygon: at least 3 [x, y] points, each within [0, 1] (fractions of the frame,
     so it survives a change of resolution). The one check of a zone's points, for config files
@@ -164,8 +170,9 @@ def zone_points(value: Any) -> tuple[tuple[float, float], ...]:
         pairs = tuple(_pair(point) for point in value)
     except (TypeError, ValueError):
         raise ValueError("points must be [x, y] pairs of numbers") from None
-    if len(pairs) < 3:
-        raise ValueError(f"needs at least 3 points, got {len(pairs)}")
+    if not 3 <= len(pairs) <= MAX_ZONE_POINTS:
+        most = "at least 3" if len(pairs) < 3 else f"at most {MAX_ZONE_POINTS}"
+        raise ValueError(f"needs {most} points, got {len(pairs)}")
     for i, (x, y) in enumerate(pairs, 1):
         if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):  # NaN fails too
             raise ValueError(
@@ -182,7 +189,9 @@ def _pair(point: Any) -> tuple[float, float]:
 
 
 def unique_zones(names: list[str]) -> None:
-    """Zone names are what counts and events name: each once."""
+    """Zone names are what counts and events name: each once; and at most MAX_ZONES."""
+    if len(names) > MAX_ZONES:
+        raise ValueError(f"at most {MAX_ZONES} zones, got {len(names)}")
     if twice := sorted({n for n in names if names.count(n) > 1}):
         raise ValueError(f"zone {twice[0]!r:.40} is defined more than once")
 
@@ -404,8 +413,8 @@ class CameraSettings(Settings):
     )
     zones: Annotated[list[ZoneSettings], AfterValidator(_zones)] = setting(
         list,
-        "detectors: named polygons, [[cameras.zones]] tables with name and points "
-        "[[x, y], ...] (fractions of the frame, at least 3)",
+        f"detectors: named polygons (at most {MAX_ZONES}), [[cameras.zones]] tables with name "
+        f"and points [[x, y], ...] (fractions of the frame, 3 to {MAX_ZONE_POINTS})",
         flag=False,
     )
     backend: NonEmpty | None = setting(
