@@ -53,21 +53,32 @@ def test_the_page_draws_the_person_and_a_clicked_zone_is_published(
         assert 0.05 < box.rect["height"] / picture["height"] <= 1.0, (box.rect, picture)
         assert picture["x"] <= box.rect["x"] < picture["x"] + picture["width"]
         # Draw a zone: four clicks on the picture, a name, save.
-        hall.find_element("css selector", "button.zone-draw").click()
         img = hall.find_element("css selector", "img.frame")
         w, h = img.rect["width"], img.rect["height"]
-        for x, y in CORNERS:
-            ActionChains(driver).move_to_element_with_offset(
-                img, round((x - 0.5) * w), round((y - 0.5) * h)
-            ).click().perform()
-        hall.find_element("css selector", ".zone-form input[name=name]").send_keys("door")
-        hall.find_element("css selector", "button.zone-save").click()
+
+        def draw(name: str) -> None:
+            hall.find_element("css selector", "button.zone-draw").click()
+            for x, y in CORNERS:
+                ActionChains(driver).move_to_element_with_offset(
+                    img, round((x - 0.5) * w), round((y - 0.5) * h)
+                ).click().perform()
+            hall.find_element("css selector", ".zone-form input[name=name]").send_keys(name)
+            hall.find_element("css selector", "button.zone-save").click()
+
+        draw("door")
         wait(lambda: hall.find_elements("css selector", 'svg.shapes polygon[data-zone="door"]'))
         sub.wait_for(lambda: _zones(sub, "config") and _zones(sub, "config")[0]["name"] == "door")
         [zone] = _zones(sub, "config")
         assert all(abs(a - b) < 0.02 for p, q in zip(zone["points"], CORNERS, strict=True)
                    for a, b in zip(p, q, strict=True)), zone  # fmt: skip
         sub.wait_for(lambda: "door" in (_zones(sub, "state") or {}))
+        # The same name again: refused with the `set` topic's line, nothing changed.
+        configs = len(sub.on("camapp/hall/config"))
+        draw("door")
+        note = hall.find_element("css selector", ".zone-note")
+        wait(lambda: note.text == "zones: zone 'door' is defined more than once")
+        assert len(sub.on("camapp/hall/config")) == configs
+        hall.find_element("css selector", "button.zone-cancel").click()
         # A 390 px phone: the picture fills the screen's width, nothing scrolls sideways.
         as_phone(driver)
         width, shown = driver.execute_script(
