@@ -1,11 +1,15 @@
 """A detector camera's live view in a real browser (Debian's Chromium, headless, through the
 system chromedriver) against the real `camapp run` with the real SSD on the clip of people
 walking in, and a real mosquitto: the page draws the tracked person's box, and a zone drawn
-by clicking on the picture is sent through the page's `set` and published by the camera."""
+by clicking on the picture is sent through the page's `set` and published by the camera.
+
+`CAMAPP_SCREENSHOT=docs/live-view-detector.png` keeps the README's picture of it there
+(`make screenshot`)."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,7 +53,11 @@ def test_the_page_draws_the_person_and_a_clicked_zone_is_published(
         box = wait(lambda: hall.find_elements("css selector", "svg.marks rect.box"))[0]
         label = hall.find_element("css selector", "svg.marks text.box-label").text
         assert label.startswith("person ") and "% #" in label, label
+        # What is drawn lies over the picture exactly (its fractions are the picture's), on a
+        # wide screen where the card's side column is the taller.
         picture = hall.find_element("css selector", "img.frame").rect
+        marks = hall.find_element("css selector", "svg.marks").rect
+        assert all(abs(marks[k] - picture[k]) < 1 for k in picture), (marks, picture)
         assert 0.05 < box.rect["height"] / picture["height"] <= 1.0, (box.rect, picture)
         assert picture["x"] <= box.rect["x"] < picture["x"] + picture["width"]
         # Draw a zone: four clicks on the picture, a name, save.
@@ -72,6 +80,9 @@ def test_the_page_draws_the_person_and_a_clicked_zone_is_published(
         assert all(abs(a - b) < 0.02 for p, q in zip(zone["points"], CORNERS, strict=True)
                    for a, b in zip(p, q, strict=True)), zone  # fmt: skip
         sub.wait_for(lambda: "door" in (_zones(sub, "state") or {}))
+        if keep := os.environ.get("CAMAPP_SCREENSHOT"):
+            wait(lambda: hall.find_elements("css selector", "svg.marks rect.box"))
+            assert driver.save_screenshot(keep)
         # The same name again: refused with the `set` topic's line, nothing changed.
         configs = len(sub.on("camapp/hall/config"))
         draw("door")
