@@ -49,6 +49,15 @@ def test_the_page_draws_the_person_and_a_clicked_zone_is_published(
         driver.get(app.url + "/")
         hall = wait(lambda: driver.find_elements("css selector", 'section[data-camera="hall"]'))[0]
         assert not hall.find_element("css selector", ".labelling").is_displayed()
+        for path in ("labelling", "strip/1", "training/report"):  # and no labelling routes
+            status, body = driver.execute_script(
+                "return fetch(arguments[0]).then(async r => [r.status, await r.text()])",
+                f"{app.url}/api/cameras/hall/{path}",
+            )
+            assert (status, json.loads(body)) == (
+                404,
+                {"error": "a detector camera has no labelling"},
+            )
         # The person's box, with its label, score and id, over the picture.
         box = wait(lambda: hall.find_elements("css selector", "svg.marks rect.box"))[0]
         label = hall.find_element("css selector", "svg.marks text.box-label").text
