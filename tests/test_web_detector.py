@@ -26,6 +26,18 @@ CLIP = SHARED_MEDIA / "one-by-one-person-detection.mp4"
 CORNERS = [(0.5, 0.1), (0.95, 0.1), (0.95, 0.9), (0.5, 0.9)]
 
 
+# The first box drawn, its label, the drawn layer and the picture (x, y, width, height), once
+# the picture has loaded.
+DRAWN = """
+const card = arguments[0], img = card.querySelector('img.frame');
+const box = card.querySelector('svg.marks rect.box');
+if (!box || !img.naturalWidth) return null;
+const at = (e) => { const b = e.getBoundingClientRect(); return [b.x, b.y, b.width, b.height]; };
+return {box: at(box), label: card.querySelector('svg.marks text.box-label').textContent,
+        marks: at(card.querySelector('svg.marks')), picture: at(img)};
+"""
+
+
 @pytest.fixture
 def driver(tmp_path: Path) -> Iterator[Any]:
     chrome = browser(tmp_path / "profile")
@@ -58,17 +70,16 @@ def test_the_page_draws_the_person_and_a_clicked_zone_is_published(
                 404,
                 {"error": "a detector camera has no labelling"},
             )
-        # The person's box, with its label, score and id, over the picture.
-        box = wait(lambda: hall.find_elements("css selector", "svg.marks rect.box"))[0]
-        label = hall.find_element("css selector", "svg.marks text.box-label").text
-        assert label.startswith("person ") and "% #" in label, label
-        # What is drawn lies over the picture exactly (its fractions are the picture's), on a
-        # wide screen where the card's side column is the taller.
-        picture = hall.find_element("css selector", "img.frame").rect
-        marks = hall.find_element("css selector", "svg.marks").rect
-        assert all(abs(marks[k] - picture[k]) < 1 for k in picture), (marks, picture)
-        assert 0.05 < box.rect["height"] / picture["height"] <= 1.0, (box.rect, picture)
-        assert picture["x"] <= box.rect["x"] < picture["x"] + picture["width"]
+        # The person's box, with its label, score and id, over the picture, read at one
+        # moment (the page redraws them at every objects message). What is drawn lies over
+        # the picture exactly (its fractions are the picture's), on a wide screen where the
+        # card's side column is the taller.
+        drawn = wait(lambda: driver.execute_script(DRAWN, hall))
+        x, y, width, height = drawn["box"]
+        px, py, pw, ph = drawn["picture"]
+        assert drawn["label"].startswith("person ") and "% #" in drawn["label"], drawn
+        assert all(abs(a - b) < 1 for a, b in zip(drawn["marks"], drawn["picture"], strict=True))
+        assert 0.05 < height / ph <= 1.0 and px <= x < px + pw and py - 1 <= y < py + ph, drawn
         # Draw a zone: four clicks on the picture, a name, save.
         img = hall.find_element("css selector", "img.frame")
         w, h = img.rect["width"], img.rect["height"]
