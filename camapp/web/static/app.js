@@ -383,7 +383,7 @@ function showDetections(card, message) {
   z.objects = found ? found.objects : [];
   card.node.dataset.frame = found ? String(found.frame) : "";
   const counts = Object.entries(found ? found.counts : {}).filter(([, n]) => n > 0);
-  card.label.textContent = counts.map(([label, n]) => `${n} ${label}`).join(", ") || "nobody";
+  card.label.textContent = counts.map(([label, n]) => `${n} ${label}`).join(", ") || "nothing tracked";
   card.score.textContent = "";
   showZones(card, message.zones || []);
 }
