@@ -33,6 +33,8 @@ BAD = [
     ({"zones": [{"name": "a", "points": ALL}, {"name": "a", "points": RIGHT}]},
      r"^zones: zone 'a' is defined more than once$"),
     ({"zones": [{"name": "", "points": ALL}]}, r"^zones: zone name must be a non-empty string"),
+    ({"zones": [{"name": "n" * 65, "points": ALL}]},
+     r"^zones: zone name must be at most 64 characters, got 'nnnn"),
     ({"zones": {"name": "a", "points": ALL}}, r"^zones: must be a list of "),
     ({"zones": [{"name": "a", "points": ALL, "colour": "red"}]}, r"^zones: must be a list of "),
     ({"zones": [{"name": "a", "points": [[0.5, 0.5]] * 101}]},
@@ -130,12 +132,21 @@ def test_new_zones_place_every_live_track_at_once() -> None:
     assert [(e.label, e.zones) for e in tracker.set_zones([], 5)] == [("car", ())]
 
 
-def test_too_many_zones_in_a_config_file_are_one_line(detectors: Path, tmp_path: Path) -> None:
-    """The bound a `set` meets is the settings' own: a config file meets it too."""
+@pytest.mark.parametrize(
+    ("zones", "message"),
+    [
+        ([(f"z{i}", ALL) for i in range(33)], "zones: at most 32 zones, got 33"),
+        ([("n" * 65, ALL)], "zones.0.name: must be at most 64 characters"),
+    ],
+)
+def test_zone_bounds_in_a_config_file_are_one_line(
+    zones: list[tuple[str, list[list[float]]]], message: str, detectors: Path, tmp_path: Path
+) -> None:
+    """The bounds a `set` meets are the settings' own: a config file meets them too."""
     config = tmp_path / "zones.toml"
-    config.write_text("".join(f'[[zones]]\nname = "z{i}"\npoints = {ALL}\n' for i in range(33)))
+    config.write_text("".join(f'[[zones]]\nname = "{n}"\npoints = {p}\n' for n, p in zones))
     proc = run_camapp(["run", "--config", str(config), "--source", str(CLIP), "--model",
                        "ssd_mobilenet_v1_coco", "--mqtt-port", "1"], detectors)  # fmt: skip
     assert proc.returncode == EXIT_USAGE and proc.stdout == ""
     [line] = proc.stderr.splitlines()
-    assert line.startswith(f"camapp: error: {config}: zones: at most 32 zones, got 33"), line
+    assert line.startswith(f"camapp: error: {config}: {message}"), line

@@ -160,6 +160,17 @@ def _names(value: Any) -> Any:
 # every `state`: a camera's zones, and a zone's points, are bounded (a `set` may send them).
 MAX_ZONES = 32
 MAX_ZONE_POINTS = 100
+MAX_ZONE_NAME = 64  # characters: a name is in every state and event
+
+
+def zone_name(value: Any) -> str:
+    """A zone's name, as counts, events and the live view show it. The one check of a zone's
+    name, for config files here and for camapp.detect.zones.parse_zone."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    if len(value) > MAX_ZONE_NAME:
+        raise ValueError(f"must be at most {MAX_ZONE_NAME} characters")
+    return value
 
 
 def zone_points(value: Any) -> tuple[tuple[float, float], ...]:
@@ -363,7 +374,9 @@ class PiCameraSettings(Settings):
 class ZoneSettings(Settings):
     """A named polygon of a camera's frame; an object standing in it counts for it."""
 
-    name: NonEmpty = setting(..., "the zone's name, in counts and events")
+    name: Annotated[str, BeforeValidator(zone_name)] = setting(
+        ..., f"the zone's name (at most {MAX_ZONE_NAME} characters), in counts and events"
+    )
     points: Annotated[tuple[tuple[float, float], ...], BeforeValidator(zone_points)] = setting(
         ..., "at least 3 [x, y] points, fractions of the frame"
     )
