@@ -45,85 +45,94 @@ def driver(tmp_path: Path) -> Iterator[Any]:
     chrome.quit()
 
 
-def test_the_page_draws_the_person_and_a_clicked_zone_is_published(
-    driver: Any, broker, subscriber_factory, tmp_path: Path
-) -> None:
-    from selenium.webdriver.common.action_chains import ActionChains
-
+@pytest.fixture
+def hall(tmp_path: Path, broker) -> Iterator[LiveCamapp]:
+    """`camapp run` of the SSD on the clip (looping), camera `hall`, with the page on."""
     folder = tmp_path / "models"
     models.fetch("ssd_mobilenet_v1_coco", folder, mirror=SHARED_MODELS)
-    sub = subscriber_factory(broker.port, ["camapp/hall/config", "camapp/hall/state"])
     args = ["--source", str(CLIP), "--loop", "--model", "ssd_mobilenet_v1_coco", "--stride",
             "3", "--camera-id", "hall", "--mqtt-host", "127.0.0.1",
             "--mqtt-port", str(broker.port)]  # fmt: skip
     app = LiveCamapp(args, folder)
-    try:
-        driver.get(app.url + "/")
-        hall = wait(lambda: driver.find_elements("css selector", 'section[data-camera="hall"]'))[0]
-        assert not hall.find_element("css selector", ".labelling").is_displayed()
-        for path in ("labelling", "strip/1", "training/report"):  # and no labelling routes
-            status, body = driver.execute_script(
-                "return fetch(arguments[0]).then(async r => [r.status, await r.text()])",
-                f"{app.url}/api/cameras/hall/{path}",
-            )
-            assert (status, json.loads(body)) == (
-                404,
-                {"error": "a detector camera has no labelling"},
-            )
-        # The person's box, with its label, score and id, over the picture, read at one
-        # moment (the page redraws them at every objects message). What is drawn lies over
-        # the picture exactly (its fractions are the picture's), on a wide screen where the
-        # card's side column is the taller.
-        drawn = wait(lambda: driver.execute_script(DRAWN, hall))
-        x, y, width, height = drawn["box"]
-        px, py, pw, ph = drawn["picture"]
-        assert drawn["label"].startswith("person ") and "% #" in drawn["label"], drawn
-        assert all(abs(a - b) < 1 for a, b in zip(drawn["marks"], drawn["picture"], strict=True))
-        assert 0.05 < height / ph <= 1.0 and px <= x < px + pw and py - 1 <= y < py + ph, drawn
-        # Draw a zone: four clicks on the picture, a name, save.
-        img = hall.find_element("css selector", "img.frame")
-        w, h = img.rect["width"], img.rect["height"]
-
-        def draw(name: str) -> None:
-            hall.find_element("css selector", "button.zone-draw").click()
-            for x, y in CORNERS:
-                ActionChains(driver).move_to_element_with_offset(
-                    img, round((x - 0.5) * w), round((y - 0.5) * h)
-                ).click().perform()
-            hall.find_element("css selector", ".zone-form input[name=name]").send_keys(name)
-            hall.find_element("css selector", "button.zone-save").click()
-
-        draw("door")
-        wait(lambda: hall.find_elements("css selector", 'svg.shapes polygon[data-zone="door"]'))
-        sub.wait_for(lambda: _zones(sub, "config") and _zones(sub, "config")[0]["name"] == "door")
-        [zone] = _zones(sub, "config")
-        assert all(abs(a - b) < 0.02 for p, q in zip(zone["points"], CORNERS, strict=True)
-                   for a, b in zip(p, q, strict=True)), zone  # fmt: skip
-        sub.wait_for(lambda: "door" in (_zones(sub, "state") or {}))
-        if keep := os.environ.get("CAMAPP_SCREENSHOT"):
-            wait(lambda: hall.find_elements("css selector", "svg.marks rect.box"))
-            assert driver.save_screenshot(keep)
-        # The same name again: refused with the `set` topic's line, nothing changed.
-        configs = len(sub.on("camapp/hall/config"))
-        draw("door")
-        note = hall.find_element("css selector", ".zone-note")
-        wait(lambda: note.text == "zones: zone 'door' is defined more than once")
-        assert len(sub.on("camapp/hall/config")) == configs
-        hall.find_element("css selector", "button.zone-cancel").click()
-        # A 390 px phone: the picture fills the screen's width, nothing scrolls sideways.
-        as_phone(driver)
-        width, shown = driver.execute_script(
-            "return [document.documentElement.scrollWidth,"
-            " document.querySelector('img.frame').getBoundingClientRect().width]"
-        )
-        assert width <= 390 and shown >= 340, (width, shown)
-        # Delete it: the camera has no zone left.
-        hall.find_element("css selector", '.zone-list li[data-zone="door"] button').click()
-        sub.wait_for(lambda: _zones(sub, "config") == [])
-        assert "deleted door" in hall.find_element("css selector", ".zone-note").text
-    finally:
-        code, err = app.stop()
+    yield app
+    code, err = app.stop()
     assert code == 0, err[-500:]
+
+
+def test_the_page_draws_the_person_and_a_clicked_zone_is_published(
+    driver: Any, hall: LiveCamapp, broker, subscriber_factory
+) -> None:
+    sub = subscriber_factory(broker.port, ["camapp/hall/config", "camapp/hall/state"])
+    driver.get(hall.url + "/")
+    card = wait(lambda: driver.find_elements("css selector", 'section[data-camera="hall"]'))[0]
+    _has_no_labelling(driver, card, hall.url)
+    _draws_the_person(driver, card)
+    _draw(driver, card, "door")
+    wait(lambda: card.find_elements("css selector", 'svg.shapes polygon[data-zone="door"]'))
+    sub.wait_for(lambda: _zones(sub, "config") and _zones(sub, "config")[0]["name"] == "door")
+    [zone] = _zones(sub, "config")
+    assert all(abs(a - b) < 0.02 for p, q in zip(zone["points"], CORNERS, strict=True)
+               for a, b in zip(p, q, strict=True)), zone  # fmt: skip
+    sub.wait_for(lambda: "door" in (_zones(sub, "state") or {}))
+    if keep := os.environ.get("CAMAPP_SCREENSHOT"):
+        wait(lambda: card.find_elements("css selector", "svg.marks rect.box"))
+        assert driver.save_screenshot(keep)
+    # The same name again: refused with the `set` topic's line, nothing changed.
+    configs = len(sub.on("camapp/hall/config"))
+    _draw(driver, card, "door")
+    note = card.find_element("css selector", ".zone-note")
+    wait(lambda: note.text == "zones: zone 'door' is defined more than once")
+    assert len(sub.on("camapp/hall/config")) == configs
+    card.find_element("css selector", "button.zone-cancel").click()
+    # A 390 px phone: the picture fills the screen's width, nothing scrolls sideways.
+    as_phone(driver)
+    width, shown = driver.execute_script(
+        "return [document.documentElement.scrollWidth,"
+        " document.querySelector('img.frame').getBoundingClientRect().width]"
+    )
+    assert width <= 390 and shown >= 340, (width, shown)
+    # Delete it: the camera has no zone left.
+    card.find_element("css selector", '.zone-list li[data-zone="door"] button').click()
+    sub.wait_for(lambda: _zones(sub, "config") == [])
+    assert "deleted door" in note.text
+
+
+def _has_no_labelling(driver: Any, card: Any, url: str) -> None:
+    """A detector's card has no labelling, and its labelling routes say so in one line."""
+    assert not card.find_element("css selector", ".labelling").is_displayed()
+    for path in ("labelling", "strip/1", "training/report"):
+        status, body = driver.execute_script(
+            "return fetch(arguments[0]).then(async r => [r.status, await r.text()])",
+            f"{url}/api/cameras/hall/{path}",
+        )
+        assert (status, json.loads(body)) == (404, {"error": "a detector camera has no labelling"})
+
+
+def _draws_the_person(driver: Any, card: Any) -> None:
+    """The person's box, with its label, score and id, over the picture, read at one moment
+    (the page redraws them at every objects message). What is drawn lies over the picture
+    exactly (its fractions are the picture's), on a wide screen where the card's side column
+    is the taller."""
+    drawn = wait(lambda: driver.execute_script(DRAWN, card))
+    x, y, _, height = drawn["box"]
+    px, py, pw, ph = drawn["picture"]
+    assert drawn["label"].startswith("person ") and "% #" in drawn["label"], drawn
+    assert all(abs(a - b) < 1 for a, b in zip(drawn["marks"], drawn["picture"], strict=True))
+    assert 0.05 < height / ph <= 1.0 and px <= x < px + pw and py - 1 <= y < py + ph, drawn
+
+
+def _draw(driver: Any, card: Any, name: str) -> None:
+    """Draw a zone as a person does: four clicks on the picture, a name, save."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    img = card.find_element("css selector", "img.frame")
+    w, h = img.rect["width"], img.rect["height"]
+    card.find_element("css selector", "button.zone-draw").click()
+    for x, y in CORNERS:
+        offset = round((x - 0.5) * w), round((y - 0.5) * h)  # from the picture's centre
+        ActionChains(driver).move_to_element_with_offset(img, *offset).click().perform()
+    card.find_element("css selector", ".zone-form input[name=name]").send_keys(name)
+    card.find_element("css selector", "button.zone-save").click()
 
 
 def _zones(sub: Any, topic: str) -> Any:
