@@ -90,6 +90,8 @@ bench: setup
 screenshot: setup
 	CAMAPP_SCREENSHOT=docs/live-view.png PATH="$$PATH:/usr/sbin" \
 		$(BIN)/python -m pytest -q tests/test_web_browser.py -k screenshot
+	CAMAPP_SCREENSHOT=docs/live-view-detector.png PATH="$$PATH:/usr/sbin" \
+		$(BIN)/python -m pytest -q tests/test_web_detector.py
 
 # The Pi install checked under emulation (deploy/check-arm64.sh): Debian bookworm arm64 under
 # qemu-user, installed as deploy/install.sh does, every module imported, the shared photos

@@ -21,7 +21,7 @@ from camapp.capture import Reconnecting, Source, imx500, open_source
 from camapp.capture.motion import MotionGate
 from camapp.config.load import RunConfig
 from camapp.config.schema import CameraSettings
-from camapp.detect.zones import parse_zones
+from camapp.detect.zones import Zone, parse_zones
 from camapp.devices import Devices
 from camapp.errors import EXIT_OK, CamappError, ConfigError
 from camapp.governor.controller import Controller, SourceInfo
@@ -139,7 +139,7 @@ class App:
             **{k: getattr(settings, k) for k in ("cpu_budget", "power_budget", "temp_limit")},
         )
         if isinstance(setup, DetectorSpec):
-            return self._detector(settings, setup, max(loaded.size), channel, controls)
+            return self._detector(settings, setup, loaded.size, channel, controls)
         state = StateSink(channel, controls, settings.state_frames)
         self.publisher.on_connected(state.republish)
         watch = SourceWatch(channel, state, settings.source_timeout)
@@ -166,19 +166,19 @@ class App:
         self,
         settings: CameraSettings,
         spec: DetectorSpec,
-        model_size: int,
+        model_size: tuple[int, int],
         channel: Channel,
         controls: Controls,
     ) -> Wired:
         """A detector camera: the same capture, queues, workers, stop and governor (stride
-        only: no model ladder), its results published by one ObjectsSink, its pictures with
-        their boxes, its Home Assistant entities those of its counts. No live view or model
-        switch yet."""
+        only: no model ladder), its results published by one ObjectsSink, its zones set by
+        `set`, its pictures with their boxes, its Home Assistant entities those of its counts,
+        the live view's feed when the page is on. No model switch yet."""
         zones = parse_zones((zone.name, zone.points) for zone in settings.zones)
         objects = ObjectsSink(channel, settings.track, zones, settings.state_frames)
         self.publisher.on_connected(objects.republish)
         watch = SourceWatch(channel, objects, settings.source_timeout)
-        source = self._open(settings, spec, model_size, watch)
+        source = self._open(settings, spec, max(model_size), watch)
         names = [zone.name for zone in zones]
         rezoned = self._counting_ha(settings, spec, channel, source.live, names)
         limits = actions.DatasetLimits.of(settings, dataset_of(settings))
@@ -188,10 +188,14 @@ class App:
         drop = settings.drop and source.paced
         sinks: list[Sink] = [objects]
         camera = self.pipeline.add_camera(plan, (spec,), source, sinks, controls, self.pool, drop)
-        commands = self._commands(settings, channel, controls, camera, offers)
+        setter = actions.SetZones(zones, objects.set_zones, _zone_names(offers.rezoned))
+        commands = self._commands(settings, channel, controls, camera, offers, setter)
         if settings.snapshot_interval:
             self._counted_pictures(settings, commands.channel, camera, objects)
-        return Wired(settings, spec, channel, controls, camera, (1.0,), None)
+        view = ModelView(spec.name, model_size, "stretch", roi)  # a detector sees its whole ROI
+        camera.tap.set_rate(self.config.app.http.view_fps)
+        feed = self._feed(settings, view, camera, commands, objects)
+        return Wired(settings, spec, channel, controls, camera, (1.0,), feed)
 
     def _counting_ha(
         self,
@@ -260,15 +264,19 @@ class App:
         controls: Controls,
         camera: Camera,
         offers: Offers,
+        zones: actions.SetZones | None = None,
     ) -> CommandHandler:
         """The camera's `set` topic: runtime settings, and switching model (on the handler's
-        own thread: it loads; not for a detector camera) or saving a frame."""
+        own thread: it loads; not for a detector camera), saving a frame, or (a detector
+        camera's) setting its zones."""
         doings: dict[str, Action] = {}
         state = None
         if offers.known is not None:
             threads = self.config.app.threads_per_worker
             switch = actions.ModelSwitch(camera, settings, threads, offers.known, offers.switched)
             doings["model"], state = switch, switch.state
+        if zones is not None:
+            doings["zones"], state = zones, zones.state
         doings["capture"] = actions.Capture(camera, offers.limits, settings.capture_per_minute)
         commands = CommandHandler(channel, controls, doings, state, slow=("model",))
         channel.subscribe("set", commands.handle)
@@ -298,12 +306,25 @@ class App:
             )
             camera.sinks.append(snapshots)
             self.snapshots.append(snapshots)
+        return self._feed(settings, model, camera, commands)
+
+    def _feed(
+        self,
+        settings: CameraSettings,
+        model: ModelView,
+        camera: Camera,
+        commands: CommandHandler,
+        objects: ObjectsSink | None = None,
+    ) -> CameraFeed | None:
+        """The live view's feed of a camera, a sink after the others, when the page is on;
+        a detector camera's shows the tracked objects and zones of its `objects` sink."""
+        http = self.config.app.http
         if http.bind is None:
             return None
         interval = self.config.app.stats_interval
         feed = CameraFeed(
             settings.camera_id, camera.tap, camera.controls, commands, model, http.view_width,
-            interval, Labels(camera, dataset_of(settings)),
+            interval, Labels(camera, dataset_of(settings)), objects,
         )  # fmt: skip
         camera.sinks.append(feed)
         return feed
@@ -525,6 +546,13 @@ def _plan(
         motion = MotionGate(settings.motion_threshold, settings.motion_refresh, follow)
     save = functools.partial(actions.save_frame, limits)
     return CameraPlan(settings.camera_id, crop, roi, settings.max_frames, motion, save)
+
+
+def _zone_names(rezoned: Rezoned | None) -> Callable[[Sequence[Zone]], None] | None:
+    """`set` hands over zones; Home Assistant's entities follow their names."""
+    if rezoned is None:
+        return None
+    return lambda zones: rezoned([zone.name for zone in zones], None)
 
 
 def _on_sensor(setup: loader.Planned) -> bool:

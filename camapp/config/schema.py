@@ -156,6 +156,23 @@ def _names(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+# Every zone is tested against every tracked object of every processed frame, and counted in
+# every `state`: a camera's zones, and a zone's points, are bounded (a `set` may send them).
+MAX_ZONES = 32
+MAX_ZONE_POINTS = 100
+MAX_ZONE_NAME = 64  # characters: a name is in every state and event
+
+
+def zone_name(value: Any) -> str:
+    """A zone's name, as counts, events and the live view show it. The one check of a zone's
+    name, for config files here and for camapp.detect.zones.parse_zone."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    if len(value) > MAX_ZONE_NAME:
+        raise ValueError(f"must be at most {MAX_ZONE_NAME} characters")
+    return value
+
+
 def zone_points(value: Any) -> tuple[tuple[float, float], ...]:
     """A zone's polygon: at least 3 [x, y] points, each within [0, 1] (fractions of the frame,
     so it survives a change of resolution). The one check of a zone's points, for config files
@@ -164,8 +181,9 @@ def zone_points(value: Any) -> tuple[tuple[float, float], ...]:
         pairs = tuple(_pair(point) for point in value)
     except (TypeError, ValueError):
         raise ValueError("points must be [x, y] pairs of numbers") from None
-    if len(pairs) < 3:
-        raise ValueError(f"needs at least 3 points, got {len(pairs)}")
+    if not 3 <= len(pairs) <= MAX_ZONE_POINTS:
+        most = "at least 3" if len(pairs) < 3 else f"at most {MAX_ZONE_POINTS}"
+        raise ValueError(f"needs {most} points, got {len(pairs)}")
     for i, (x, y) in enumerate(pairs, 1):
         if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):  # NaN fails too
             raise ValueError(
@@ -182,7 +200,9 @@ def _pair(point: Any) -> tuple[float, float]:
 
 
 def unique_zones(names: list[str]) -> None:
-    """Zone names are what counts and events name: each once."""
+    """Zone names are what counts and events name: each once; and at most MAX_ZONES."""
+    if len(names) > MAX_ZONES:
+        raise ValueError(f"at most {MAX_ZONES} zones, got {len(names)}")
     if twice := sorted({n for n in names if names.count(n) > 1}):
         raise ValueError(f"zone {twice[0]!r:.40} is defined more than once")
 
@@ -354,7 +374,9 @@ class PiCameraSettings(Settings):
 class ZoneSettings(Settings):
     """A named polygon of a camera's frame; an object standing in it counts for it."""
 
-    name: NonEmpty = setting(..., "the zone's name, in counts and events")
+    name: Annotated[str, BeforeValidator(zone_name)] = setting(
+        ..., f"the zone's name (at most {MAX_ZONE_NAME} characters), in counts and events"
+    )
     points: Annotated[tuple[tuple[float, float], ...], BeforeValidator(zone_points)] = setting(
         ..., "at least 3 [x, y] points, fractions of the frame"
     )
@@ -404,8 +426,8 @@ class CameraSettings(Settings):
     )
     zones: Annotated[list[ZoneSettings], AfterValidator(_zones)] = setting(
         list,
-        "detectors: named polygons, [[cameras.zones]] tables with name and points "
-        "[[x, y], ...] (fractions of the frame, at least 3)",
+        f"detectors: named polygons (at most {MAX_ZONES}), [[cameras.zones]] tables with name "
+        f"and points [[x, y], ...] (fractions of the frame, 3 to {MAX_ZONE_POINTS})",
         flag=False,
     )
     backend: NonEmpty | None = setting(

@@ -89,12 +89,27 @@ class Tracker:
         still_frames: int = 10,
         still_iou: float = 0.8,
     ) -> None:
-        self.zones = list(zones)  # replaceable at run time (a `set` of zones)
+        self.zones = list(zones)  # replaced at run time by set_zones (a `set` of zones)
         self.iou, self.confirm_frames, self.lost_frames = iou, confirm_frames, lost_frames
         self.parked_lost_frames = parked_lost_frames
         self.still_frames, self.still_iou = still_frames, still_iou
         self._tracks: list[Track] = []
         self._next_id = 1
+
+    def set_zones(self, zones: Sequence[Zone], frame: int) -> list[Event]:
+        """Replace the zones (a `set` at run time), placing every live track in them by the
+        box it has now, so a parked object missed this frame counts where it stands at once;
+        `update` events for the confirmed tracks whose zones changed."""
+        self.zones = list(zones)
+        if not self._tracks:
+            return []
+        boxes = np.array([t.box for t in self._tracks])
+        where = inside(footpoints(boxes), self.zones)
+        events = []
+        for track, row in zip(self._tracks, where, strict=True):
+            if self._place(track, _named(self.zones, row)) and track.confirmed:
+                events.append(_event("update", frame, track))
+        return events
 
     @property
     def tracks(self) -> list[Track]:
@@ -176,8 +191,8 @@ class Tracker:
             track.missed, track.last_seen = 0, ts
             if track.score > track.top_score or track.best_frame < 0:  # the first of a tie
                 track.top_score, track.best_frame, track.best_box = track.score, frame, track.box
-            zones = tuple(z.name for z, yes in zip(self.zones, where[i], strict=True) if yes)
-            changed = self._place(track, zones) | self._settle(track, bool(stays[i]))
+            placed = self._place(track, _named(self.zones, where[i]))
+            changed = placed | self._settle(track, bool(stays[i]))
             if not track.confirmed and track.hits >= self.confirm_frames:
                 track.confirmed = True
                 events.append(_event("new", frame, track))
@@ -226,6 +241,11 @@ def _greedy(affinity: np.ndarray, minimum: float) -> list[tuple[int, int]]:
         pairs.append((int(t), int(d)))
         affinity[t], affinity[:, d] = -1.0, -1.0
     return pairs
+
+
+def _named(zones: Sequence[Zone], inside_each: np.ndarray) -> tuple[str, ...]:
+    """The names of the zones a row of `inside` says a point is in."""
+    return tuple(z.name for z, yes in zip(zones, inside_each, strict=True) if yes)
 
 
 def _centres(boxes: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from camapp.config.schema import unique_zones, zone_points
+from camapp.config.schema import unique_zones, zone_name, zone_points
 from camapp.errors import ConfigError
 
 
@@ -24,9 +24,12 @@ class Zone:
 
 def parse_zone(name: object, points: object) -> Zone:
     """A zone from config or a `set` command; a one-line ConfigError when it is not one (the
-    points are checked by the settings' own `zone_points`: one check for both)."""
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"zone name must be a non-empty string, got {name!r:.40}")
+    name and points are checked by the settings' own `zone_name` and `zone_points`: one check
+    for both)."""
+    try:
+        name = zone_name(name)
+    except ValueError as exc:
+        raise ConfigError(f"zone name {exc}, got {name!r:.40}") from None
     try:
         pairs = zone_points(points)
     except ValueError as exc:
@@ -42,6 +45,12 @@ def parse_zones(entries: Iterable[tuple[object, object]]) -> list[Zone]:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return zones
+
+
+def as_settings(zones: Iterable[Zone]) -> list[dict[str, object]]:
+    """Zones as settings and commands write them (`name`, `points` rounded to 1e-4): what
+    `config` and the live view show."""
+    return [{"name": z.name, "points": z.points.round(4).tolist()} for z in zones]
 
 
 # How far inside the frame's bottom edge a box that reaches it stands: a point on a zone's

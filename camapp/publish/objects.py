@@ -25,7 +25,7 @@ import numpy as np
 
 from camapp.detect.draw import Drawn, drawn
 from camapp.detect.track import Event, Track, Tracker
-from camapp.detect.zones import CountDebouncer, Counts, Zone, count
+from camapp.detect.zones import CountDebouncer, Counts, Zone, as_settings, count
 from camapp.inference.detector import DetectionResult
 from camapp.publish.mqtt import dumpb
 from camapp.publish.outbox import Kind
@@ -104,6 +104,13 @@ class ObjectsSink:
         self._tracked = frozenset(track)
         self._frames = frames
         self.tracker = Tracker(zones)
+        # Zones handed over by `set` without a lock on the hot path: the command's thread
+        # writes `_wanted` (one tuple, replaced whole; commands are applied one at a time),
+        # the worker emitting in order compares it with `_applied` before each frame and alone
+        # touches the tracker and the debounce. A zone change lands between two frames.
+        self._wanted: tuple[Zone, ...] = tuple(zones)
+        self._applied = self._wanted
+        self.latest: dict[str, Any] | None = None  # the last `objects` message (live view)
         self._debouncer = CountDebouncer(frames)
         # For the sinks after this one (snapshots), swapped whole each frame: the last
         # frame's events, and its tracked objects as drawn.
@@ -122,11 +129,12 @@ class ObjectsSink:
         boxes = np.array([o.box for o in kept], np.float64).reshape(-1, 4)
         scores = np.array([o.score for o in kept], np.float64)
         labels = [o.label for o in kept]
-        events = self.tracker.update(result.frame, result.ts, boxes, scores, labels)
+        events = self._rezone(result.frame)
+        events += self.tracker.update(result.frame, result.ts, boxes, scores, labels)
         tracks = self.tracker.tracks
         zones = [zone.name for zone in self.tracker.zones]
         counts = count(((t.label, t.zones) for t in tracks), self._track, zones)
-        message = objects_message(result, tracks, counts)
+        message = self.latest = objects_message(result, tracks, counts)
         self._channel.publish("objects", dumpb(message), kind=Kind.BULK)
         self.events, self.drawn = events, drawn(tracks)
         for event in events:
@@ -145,6 +153,24 @@ class ObjectsSink:
             before, self._zones_of[event.id] = self._zones_of.get(event.id, ()), event.zones
         for payload in triggers(event, before):
             self._channel.publish("triggers", payload)
+
+    def set_zones(self, zones: Sequence[Zone]) -> None:
+        """From a `set` command (already checked): the zones from the next frame on."""
+        self._wanted = tuple(zones)
+
+    def zones(self) -> list[dict[str, Any]]:
+        """The zones in force (the latest set), as `config` and the live view show them."""
+        return as_settings(self._wanted)
+
+    def _rezone(self, frame: int) -> list[Event]:
+        """On the worker, before a frame: the zones a `set` handed over, if any. The debounce
+        drops a deleted zone's counts at once; a new zone's join the state once they have held
+        for `state_frames` frames, and the retained state is published again then."""
+        wanted = self._wanted
+        if wanted is self._applied:
+            return []
+        self._applied = wanted
+        return self.tracker.set_zones(wanted, frame)
 
     def lost(self, since: float) -> None:
         """The source has been down too long to trust the counts: the state says so (counts

@@ -1,7 +1,8 @@
-"""What a `set` command can do besides changing settings: switch a camera's model, or save
-its next frame into its dataset. Each checks its value first (`prepare`) and returns what
-applies it, so that a command is applied all or nothing. A `capture` is checked on the MQTT
-network thread; a `model` loads, so its command waits for the handler's own thread
+"""What a `set` command can do besides changing settings: switch a camera's model, save its
+next frame into its dataset, or replace a detector camera's zones. Each checks its value
+first (`prepare`) and returns what applies it, so that a command is applied all or nothing.
+A `capture` or `zones` is checked and applied on the MQTT network thread (or the live
+view's); a `model` loads, so its command waits for the handler's own thread
 (publish/commands.py)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import shutil
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import cv2
 from camapp import datasets, models
 from camapp.capture.base import Frame
 from camapp.config.schema import CameraSettings
+from camapp.detect.zones import Zone, as_settings, parse_zones
 from camapp.errors import CamappError, ConfigError, os_reason, shorten
 from camapp.inference import loader
 from camapp.runtime.camera import Camera
@@ -284,6 +286,47 @@ class Capture:
     def _take(self, label: str) -> None:
         self._taken.append(time.monotonic())
         self._camera.request_capture(label)
+
+
+class SetZones:
+    """`{"zones": [{"name": ..., "points": [[x, y], ...]}, ...]}`: a detector camera's zones,
+    all of them at once (an empty list: none). Checked as the settings' zones are
+    (`parse_zones`: `zone_points`, unique names); `apply` hands them to the camera's sink,
+    which takes them between two frames; `changed` (Home Assistant's entities, as a model
+    switch's `switched`) is told after."""
+
+    def __init__(
+        self,
+        zones: Sequence[Zone],
+        apply: Callable[[Sequence[Zone]], None],
+        changed: Callable[[Sequence[Zone]], None] | None = None,
+    ) -> None:
+        self._zones = tuple(zones)
+        self._apply = apply
+        self._changed = changed
+
+    def prepare(self, value: Any) -> Callable[[], None]:
+        shape = 'zones: must be a list of {"name": ..., "points": [[x, y], ...]} objects'
+        if not isinstance(value, list):
+            raise ControlError(shape)
+        if not all(isinstance(entry, dict) and set(entry) == {"name", "points"} for entry in value):
+            raise ControlError(shape)
+        try:
+            zones = parse_zones((entry["name"], entry["points"]) for entry in value)
+        except ConfigError as exc:
+            raise ControlError(f"zones: {exc}") from None
+        return lambda: self._set(tuple(zones))
+
+    def _set(self, zones: tuple[Zone, ...]) -> None:
+        self._zones = zones
+        self._apply(zones)
+        log.info("zones now %s", ", ".join(z.name for z in zones) or "none")
+        if self._changed is not None:
+            self._changed(zones)
+
+    def state(self) -> dict[str, Any]:
+        """What `config` says of the zones in force."""
+        return {"zones": as_settings(self._zones)}
 
 
 def save_frame(limits: DatasetLimits, camera: Camera, frame: Frame, label: str) -> None:

@@ -6,6 +6,9 @@ history and its controls, each handed over from the thread that owns it in one b
   the JPEG in `picture` (one reference, replaced whole) and wakes the server's event loop.
 - Classification: a pipeline sink; the worker emitting in order stores the latest result in
   `latest` (one reference). The loop reads it when it sends a picture.
+- Detections (a detector camera): its `ObjectsSink` keeps the latest `objects` message (one
+  reference) and the zones in force; the overlay carries both, and the page draws the boxes
+  and zones over the picture itself (no frame is re-encoded per viewer).
 - Stats: the governor's `stats` messages, the last `HISTORY_S` seconds of them, in a bounded
   deque under a lock.
 - Labelling (web/labelling.py): while a viewer is connected, the sink notes results under
@@ -26,6 +29,7 @@ from typing import Any, NamedTuple
 
 from camapp.inference.preprocess import Roi, region
 from camapp.publish.commands import CommandHandler
+from camapp.publish.objects import ObjectsSink
 from camapp.runtime.camera import Result
 from camapp.runtime.controls import Controls
 from camapp.runtime.tap import FrameTap, Picture
@@ -63,7 +67,9 @@ class CameraFeed:
         max_width: int,
         stats_interval: float,
         labels: Labels,
+        objects: ObjectsSink | None = None,
     ) -> None:
+        """`objects`: a detector camera's sink (None: the camera classifies)."""
         self.camera_id = camera_id
         self.tap = tap
         self.controls = controls
@@ -71,6 +77,8 @@ class CameraFeed:
         self.model, self._model_size, self.crop, self.roi = model
         self._max_width = max_width
         self.labels = labels
+        self.objects = objects
+        self.kind = "classifier" if objects is None else "detector"
         self.viewers = 0  # written on the server's loop, read by the encoder thread
         self.latest: Result | None = None
         self.picture: View | None = None
@@ -81,7 +89,7 @@ class CameraFeed:
     def send(self, result: Result) -> None:
         """The sink: keep the latest result (called in frame order by a worker)."""
         self.latest = result
-        if self.viewers:
+        if self.viewers and self.objects is None:
             self.labels.note(result, self.controls.get("threshold"))
 
     def add_stats(self, stats: dict[str, Any]) -> None:
@@ -126,7 +134,12 @@ class CameraFeed:
             notify()
 
     def overlay(self) -> dict[str, Any]:
-        """What the page shows beside the picture: the latest classification and config."""
+        """What the page shows beside the picture: the latest classification (or a detector's
+        objects and zones) and config."""
+        view = self.picture
+        shared = {"config": self.controls.snapshot(), "region": view.region if view else None}
+        if self.objects is not None:
+            return {"objects": self.objects.latest, "zones": self.objects.zones(), **shared}
         result = self.latest
         classification = None
         if result is not None:
@@ -137,9 +150,4 @@ class CameraFeed:
                 "score": top[0].score,
                 "top_k": [{"label": p.label, "score": p.score} for p in top],
             }
-        view = self.picture
-        return {
-            "classification": classification,
-            "config": self.controls.snapshot(),
-            "region": view.region if view else None,
-        }
+        return {"classification": classification, **shared}

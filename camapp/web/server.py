@@ -232,7 +232,10 @@ class LiveServer:
                 "csrf": self._sessions.csrf(token),
                 "password": self._hashed is not None,
                 "view_fps": self._view_fps,
-                "cameras": [{"id": f.camera_id, "model": f.model, "crop": f.crop} for f in feeds],
+                "cameras": [
+                    {"id": f.camera_id, "model": f.model, "crop": f.crop, "kind": f.kind}
+                    for f in feeds
+                ],
                 "controls": control_fields(),
             }
         )
@@ -287,8 +290,18 @@ class LiveServer:
 
     # -- labelling -------------------------------------------------------------------------
 
+    def _labelled(self, request: web.Request) -> CameraFeed:
+        """The camera of a labelling route: a classifier's (a detector's classes are not its
+        scene's, and it has no strip or training: one line, not a server error)."""
+        feed = self._feed(request)
+        if feed.kind == "detector":
+            raise web.HTTPNotFound(
+                text='{"error": "a detector camera has no labelling"}', content_type=JSON
+            )
+        return feed
+
     async def _labelling(self, request: web.Request) -> web.Response:
-        labels = self._feed(request).labels
+        labels = self._labelled(request).labels
         strip = [{"number": d.number, "label": d.label, "score": round(d.score, 4)}
                  for d in labels.strip.entries()]  # fmt: skip
         status = self._trainer.status.as_dict()
@@ -296,13 +309,13 @@ class LiveServer:
 
     async def _thumbnail(self, request: web.Request) -> web.Response:
         number = int(request.match_info["number"])
-        for doubt in self._feed(request).labels.strip.entries():
+        for doubt in self._labelled(request).labels.strip.entries():
             if doubt.number == number:
                 return web.Response(body=doubt.jpeg, content_type="image/jpeg")
         return _error(404, "that frame has left the strip")
 
     async def _label(self, request: web.Request) -> web.Response:
-        labels = self._feed(request).labels
+        labels = self._labelled(request).labels
         body = await _json(request) or {}
         number, label = body.get("number"), body.get("label")
         if type(number) is not int or not isinstance(label, str):
@@ -315,7 +328,7 @@ class LiveServer:
         return web.json_response({"saved": label})
 
     async def _train(self, request: web.Request) -> web.Response:
-        feed = self._feed(request)
+        feed = self._labelled(request)
         try:
             started = self._trainer.start(feed.camera_id, feed.labels)
         except ConfigError as exc:  # the camera's model cannot tell its base
@@ -327,7 +340,7 @@ class LiveServer:
     async def _report(self, request: web.Request) -> web.Response:
         """The report (Markdown, as text) or chart of the camera's finished training."""
         kind = request.match_info["kind"]
-        path = self._trainer.report(self._feed(request).camera_id, kind)
+        path = self._trainer.report(self._labelled(request).camera_id, kind)
         if path is None:
             return _error(404, f"no {kind}: train first")
         try:  # a few kB, off the loop all the same

@@ -3,6 +3,9 @@
 // (one byte of camera index, then a JPEG); text messages are JSON overlays and stats.
 // Controls POST to /api/cameras/<id>/set with the session's CSRF token. Labelling (class
 // buttons, the strip of unsure frames, training) polls /api/cameras/<id>/labelling.
+// A detector camera's card draws its tracked objects and zones over the picture (SVG, from
+// the overlay's `objects` message: no frame is re-encoded per viewer) and edits its zones
+// through the same /set as every control.
 
 const session = {csrf: null, cameras: [], controls: []};
 const cards = [];
@@ -46,7 +49,8 @@ function makeCard(main, index, camera) {
     inputs: {},
   };
   buildControls(card, node.querySelector(".controls"));
-  setUpLabelling(card);
+  if (camera.kind === "detector") setUpZones(card);
+  else setUpLabelling(card);
   main.appendChild(node);
   return card;
 }
@@ -135,7 +139,8 @@ function onMessage(message) {
     drawCharts(card);
     return;
   }
-  showClassification(card, message.classification);
+  if (card.zones) showDetections(card, message);
+  else showClassification(card, message.classification);
   showConfig(card, message.config, false);
   showRegion(card, message.region);
 }
@@ -272,7 +277,7 @@ async function labelDoubt(card, number, label) {
 }
 
 async function pollLabelling() {
-  for (const card of cards) {
+  for (const card of cards.filter((c) => c.labelling)) {
     const response = await fetch(`${cameraPath(card)}/labelling`, {credentials: "same-origin"})
       .catch(() => null);
     if (response && response.ok) showLabelling(card, await response.json());
@@ -344,6 +349,147 @@ function showTraining(card, t) {
 
 function percent(value) {
   return value === null || value === undefined ? "n/a" : `${(value * 100).toFixed(1)}%`;
+}
+
+
+// -- a detector's objects and zones ---------------------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function setUpZones(card) {
+  const node = card.node;
+  node.classList.add("detector");
+  node.querySelector(".labelling").hidden = true;
+  node.querySelector(".top-k").hidden = true;
+  node.querySelector(".zones").hidden = false;
+  const form = node.querySelector(".zone-form");
+  card.zones = {
+    list: [], objects: [], draft: null,
+    marks: node.querySelector("svg.marks"),
+    shapes: node.querySelector("svg.shapes"),
+    items: node.querySelector(".zone-list"),
+    form, name: form.elements.name,
+    note: node.querySelector(".zone-note"),
+  };
+  node.querySelector(".zone-draw").addEventListener("click", () => drawing(card, []));
+  node.querySelector(".zone-cancel").addEventListener("click", () => drawing(card, null));
+  form.addEventListener("submit", (event) => { event.preventDefault(); saveZone(card); });
+  node.querySelector(".picture").addEventListener("click", (event) => addPoint(card, event));
+}
+
+function showDetections(card, message) {
+  const z = card.zones;
+  const found = message.objects;
+  z.objects = found ? found.objects : [];
+  card.node.dataset.frame = found ? String(found.frame) : "";
+  const counts = Object.entries(found ? found.counts : {}).filter(([, n]) => n > 0);
+  card.label.textContent = counts.map(([label, n]) => `${n} ${label}`).join(", ") || "nothing tracked";
+  card.score.textContent = "";
+  showZones(card, message.zones || []);
+}
+
+function showZones(card, list) {
+  const z = card.zones;
+  if (JSON.stringify(list) !== JSON.stringify(z.list)) {
+    z.list = list;
+    z.items.replaceChildren(...list.map((zone) => zoneItem(card, zone)));
+  }
+  drawMarks(card);
+}
+
+function zoneItem(card, zone) {
+  const item = document.createElement("li");
+  item.dataset.zone = zone.name;
+  const remove = button("Delete", () => sendZones(card, card.zones.list.filter((z) => z !== zone),
+    `deleted ${zone.name}`));
+  item.append(`${zone.name} (${zone.points.length} points) `, remove);
+  return item;
+}
+
+// Boxes and names by percentages in the outer SVG (text keeps its shape); the zones'
+// polygons in the inner one, whose 0..1 box is stretched over the picture.
+function drawMarks(card) {
+  const z = card.zones;
+  const polygons = z.list.map((zone) => shape("polygon", {class: "zone", "data-zone": zone.name,
+    points: zone.points.map(([x, y]) => `${x},${y}`).join(" ")}));
+  const names = z.list.map((zone) => text(zone.points[0], zone.name, "zone-name"));
+  if (z.draft) {
+    polygons.push(shape("polyline", {class: "draft", points: z.draft.map((p) => p.join(",")).join(" ")}));
+  }
+  const dots = (z.draft || []).map(([x, y]) => shape("circle", {class: "dot", cx: pct(x), cy: pct(y), r: 4}));
+  const boxes = z.objects.flatMap((o) => {
+    const [x1, y1, x2, y2] = o.box;
+    const rect = shape("rect", {class: "box", "data-id": o.id, "data-label": o.label,
+      x: pct(x1), y: pct(y1), width: pct(x2 - x1), height: pct(y2 - y1)});
+    const sub = o.sub_label ? ` (${o.sub_label})` : "";
+    return [rect, text([x1, y1], `${o.label}${sub} ${(o.score * 100).toFixed(0)}% #${o.id}`, "box-label")];
+  });
+  z.shapes.replaceChildren(...polygons);
+  z.marks.replaceChildren(z.shapes, ...names, ...boxes, ...dots);
+}
+
+function shape(name, attributes) {
+  const element = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(value));
+  return element;
+}
+
+function text([x, y], words, kind) {
+  const element = shape("text", {class: kind, x: pct(x), y: pct(y), dx: 3, dy: "1.1em"});
+  element.textContent = words;
+  return element;
+}
+
+function pct(fraction) {
+  return `${(fraction * 100).toFixed(2)}%`;
+}
+
+// Drawing: null (not drawing), or the points clicked so far, as fractions of the picture.
+function drawing(card, draft) {
+  const z = card.zones;
+  z.draft = draft;
+  card.node.classList.toggle("drawing", draft !== null);
+  z.form.querySelector(".zone-draw").hidden = draft !== null;
+  for (const part of [z.name, ...z.form.querySelectorAll(".zone-save, .zone-cancel")]) {
+    part.hidden = draft === null;
+  }
+  z.note.textContent = draft === null ? "" : "click the picture to place the zone's corners";
+  drawMarks(card);
+}
+
+function addPoint(card, event) {
+  const z = card.zones;
+  if (!z.draft) return;
+  const r = card.img.getBoundingClientRect();
+  const at = (v, start, size) => Math.round(Math.min(Math.max((v - start) / size, 0), 1) * 1e4) / 1e4;
+  z.draft.push([at(event.clientX, r.left, r.width), at(event.clientY, r.top, r.height)]);
+  z.note.textContent = `${z.draft.length} point${z.draft.length === 1 ? "" : "s"}` +
+    (z.draft.length < 3 ? ": at least 3" : ": name it and save");
+  drawMarks(card);
+}
+
+async function saveZone(card) {
+  const z = card.zones;
+  const name = z.name.value.trim();
+  if (!name || z.draft.length < 3) {
+    z.note.textContent = "a zone needs a name and at least 3 points";
+    return;
+  }
+  if (await sendZones(card, [...z.list, {name, points: z.draft}], `saved ${name}`)) {
+    z.name.value = "";
+    drawing(card, null);
+  }
+}
+
+// The whole list goes through /set, as `{"zones": [...]}` on MQTT: checked there, or refused
+// with its reason.
+async function sendZones(card, list, ok) {
+  const zones = list.map(({name, points}) => ({name, points}));
+  const response = await post(`${cameraPath(card)}/set`, {zones});
+  const body = await response.json().catch(() => ({}));
+  card.zones.note.textContent = response.ok ? ok : (body.error || `refused (${response.status})`);
+  if (response.ok && body.config) showZones(card, body.config.zones);
+  return response.ok;
 }
 
 start();
