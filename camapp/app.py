@@ -64,6 +64,7 @@ class Offers:
     known: actions.KnownModels | None
     limits: actions.DatasetLimits
     switched: Switched | None
+    crops: actions.Crops | None = None  # a detector camera's tracked objects
 
 
 @dataclass
@@ -175,14 +176,35 @@ class App:
         self.publisher.on_connected(objects.republish)
         watch = SourceWatch(channel, objects, settings.source_timeout)
         source = self._open(settings, spec, model_size, watch)
-        offers = Offers(None, actions.DatasetLimits.of(settings, dataset_of(settings)), None)
+        offers = Offers(
+            None, actions.DatasetLimits.of(settings, dataset_of(settings)), None, objects
+        )
         crop, roi = loader.view(settings, spec)
         plan = _plan(settings, crop, roi, offers.limits)
+        plan.classify = self._crop_classifiers(settings)
+        plan.classify_every = settings.classify_every
+        objects.classified, objects.eager = frozenset(plan.classify), plan.eager
         drop = settings.drop and source.paced
         sinks: list[Sink] = [objects]
         camera = self.pipeline.add_camera(plan, (spec,), source, sinks, controls, self.pool, drop)
+        objects.save_crop = functools.partial(actions.save_frame, offers.limits, camera)
         self._commands(settings, channel, controls, camera, offers)
         return Wired(settings, spec, channel, controls, camera, (1.0,), None)
+
+    def _crop_classifiers(self, settings: CameraSettings) -> dict[str, loader.ModelSetup]:
+        """Detect, then classify: each label's classifier planned, loaded and run once before
+        capture (a model that is not an image classifier is one line, exit 2), and handed to
+        the workers."""
+        chosen = {}
+        for label, model in settings.classify.items():
+            try:
+                setup = loader.plan(model, threads=self.config.app.threads_per_worker)
+                classifier = loader.load(setup)
+            except ConfigError as exc:
+                raise ConfigError(f"camera {settings.camera_id}: classify {label}: {exc}") from None
+            self.pool.seed(setup, [classifier])
+            chosen[label] = setup
+        return chosen
 
     def _ladder(
         self, settings: CameraSettings, setup: loader.ModelSetup, loaded: Classifier
@@ -214,7 +236,9 @@ class App:
             threads = self.config.app.threads_per_worker
             switch = actions.ModelSwitch(camera, settings, threads, offers.known, offers.switched)
             doings["model"], state = switch, switch.state
-        doings["capture"] = actions.Capture(camera, offers.limits, settings.capture_per_minute)
+        doings["capture"] = actions.Capture(
+            camera, offers.limits, settings.capture_per_minute, offers.crops
+        )
         commands = CommandHandler(channel, controls, doings, state, slow=("model",))
         channel.subscribe("set", commands.handle)
         self.publisher.on_connected(commands.publish_config)
