@@ -132,8 +132,10 @@ def tracked_run(video: Path, model: Path, every: int, port: int, work: Path) -> 
 
 
 def tracked_share(messages: list[dict], kept: list[int], test: dict[int, str]) -> tuple:
-    """Right, judged (test frames with a tracked person) and with no sub_label yet."""
+    """Right, judged (test frames with a tracked person), with no sub_label yet, and the
+    wrong frames (frame, truth, published)."""
     right = judged = unnamed = 0
+    wrong = []
     for message in messages:
         index = kept[message["frame"]]
         people = [o for o in message["objects"] if o["label"] == "person"]
@@ -143,7 +145,9 @@ def tracked_share(messages: list[dict], kept: list[int], test: dict[int, str]) -
         judged += 1
         right += best["sub_label"] == test[index]
         unnamed += best["sub_label"] is None
-    return right, judged, unnamed
+        if best["sub_label"] != test[index]:
+            wrong.append((index, test[index], best["sub_label"]))
+    return right, judged, unnamed, wrong
 
 
 def per_crop(model: Path, test: dict[int, str]) -> tuple[int, int]:
@@ -187,11 +191,12 @@ def main() -> int:
             )
         finally:
             broker.stop()
-        right, judged, unnamed = tracked_share(messages, kept, test)
+        right, judged, unnamed, wrong = tracked_share(messages, kept, test)
         crop_right, crop_total = per_crop(work / "people.tflite", test)
     print(f"tracked, published sub_label right: {right}/{judged} = {right / judged:.1%} "
           f"of test frames with a tracked person ({unnamed} with no sub_label yet; "
           f"target {TARGET:.0%}; {len(test)} test frames)")  # fmt: skip
+    print("wrong (frame, truth, published):", wrong)
     print(f"per crop, no tracking: {crop_right}/{crop_total} = {crop_right / crop_total:.1%}")
     return 0 if right / judged >= TARGET else 1
 
