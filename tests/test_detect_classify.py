@@ -12,16 +12,21 @@ import cv2
 import numpy as np
 import pytest
 
+from camapp.capture.opencv import FileSource
 from camapp.detect.track import MAX_VOTES, Tracker, vote
 from camapp.errors import EXIT_USAGE
 from camapp.inference import loader
 from camapp.inference.detector import classify_crops
 from camapp.inference.preprocess import roi_slices
+from camapp.runtime.camera import CameraPlan
+from camapp.runtime.controls import Controls
+from camapp.runtime.pipeline import Pipeline
 from tests.conftest import SHARED_MEDIA, SHARED_MODELS, run_camapp, start_camapp
 from tests.detect_helpers import CLIP, SSD, SSD_LABELS, YOLO
 from tests.mqtt_helpers import Broker, Subscriber
 from tests.test_commands import send
 from tests.test_ha import stop
+from tests.test_pipeline import ListSink
 
 IMAGENET = SHARED_MODELS / "mobilenet_v2_1.0_224_quant.tflite"
 HOPPER = SHARED_MEDIA / "grace_hopper.bmp"
@@ -163,3 +168,29 @@ def test_capture_object_is_refused_by_a_classifier_camera(
     refused = send(sub, "door", {"capture": "x", "object": "person"})
     assert refused == "capture: object: only a detector camera saves an object's crop"
     stop(proc)
+
+
+@pytest.mark.parametrize("eager", [False, True])
+def test_the_workers_classify_crops_every_n_frames_or_every_frame_when_eager(eager: bool) -> None:
+    """In the worker pool, right after detect: the person crops of every `classify_every`-th
+    processed frame only, unless the sink has set `eager` (a new track wants its first votes);
+    each detector result carries its frame, for a crop to be cut from."""
+    setup = loader.plan(str(IMAGENET), top_k=1)
+    spec = loader.plan_detector(str(SSD), str(SSD_LABELS))
+    pipeline = Pipeline()
+    pool = pipeline.add_pool(2, loader.load_checked)
+    plan = CameraPlan("door", "stretch", None, 110, None, None, {"person": setup}, 5)
+    if eager:
+        plan.eager.set()
+    sink = ListSink()
+    source = FileSource(CLIP, realtime=False)
+    pipeline.add_camera(plan, (spec,), source, [sink], Controls(), pool, False)
+    report = pipeline.run()
+    assert not report.errors and len(sink.results) == 110
+    people = {
+        r.frame for r in sink.results if any(o.label == "person" for o in r.classification.objects)
+    }
+    named = {r.frame for r in sink.results if any(o.guess for o in r.classification.objects)}
+    assert len(people) > 30, people
+    assert named == (people if eager else {f for f in people if f % 5 == 0})
+    assert all(r.picture is not None and r.picture.seq == r.frame for r in sink.results)
