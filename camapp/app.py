@@ -198,7 +198,7 @@ class App:
         chosen = {}
         for label, model in settings.classify.items():
             try:
-                setup = loader.plan(model, threads=self.config.app.threads_per_worker)
+                setup = loader.plan(model, threads=self.config.app.threads_per_worker, top_k=1)
                 classifier = loader.load(setup)
             except ConfigError as exc:
                 raise ConfigError(f"camera {settings.camera_id}: classify {label}: {exc}") from None
