@@ -67,6 +67,7 @@ class Offers:
     limits: actions.DatasetLimits
     switched: Switched | None
     rezoned: Rezoned | None = None
+    crops: actions.Crops | None = None  # a detector camera's tracked objects
 
 
 @dataclass
@@ -182,12 +183,16 @@ class App:
         names = [zone.name for zone in zones]
         rezoned = self._counting_ha(settings, spec, channel, source.live, names)
         limits = actions.DatasetLimits.of(settings, dataset_of(settings))
-        offers = Offers(None, limits, None, rezoned)
+        offers = Offers(None, limits, None, rezoned, objects)
         crop, roi = loader.view(settings, spec)
         plan = _plan(settings, crop, roi, offers.limits)
+        plan.classify = self._crop_classifiers(settings)
+        plan.classify_every = settings.classify_every
+        objects.classified, objects.eager = frozenset(plan.classify), plan.eager
         drop = settings.drop and source.paced
         sinks: list[Sink] = [objects]
         camera = self.pipeline.add_camera(plan, (spec,), source, sinks, controls, self.pool, drop)
+        objects.save_crop = functools.partial(actions.save_frame, offers.limits, camera)
         setter = actions.SetZones(zones, objects.set_zones, _zone_names(offers.rezoned))
         commands = self._commands(settings, channel, controls, camera, offers, setter)
         if settings.snapshot_interval:
@@ -243,6 +248,21 @@ class App:
         camera.sinks += [latest, best]
         self.snapshots += [latest, best]
 
+    def _crop_classifiers(self, settings: CameraSettings) -> dict[str, loader.ModelSetup]:
+        """Detect, then classify: each label's classifier planned, loaded and run once before
+        capture (a model that is not an image classifier is one line, exit 2), and handed to
+        the workers."""
+        chosen = {}
+        for label, model in settings.classify.items():
+            try:
+                setup = loader.plan(model, threads=self.config.app.threads_per_worker, top_k=1)
+                classifier = loader.load(setup)
+            except ConfigError as exc:
+                raise ConfigError(f"camera {settings.camera_id}: classify {label}: {exc}") from None
+            self.pool.seed(setup, [classifier])
+            chosen[label] = setup
+        return chosen
+
     def _ladder(
         self, settings: CameraSettings, setup: loader.ModelSetup, loaded: Classifier
     ) -> ladder.Ladder:
@@ -277,7 +297,9 @@ class App:
             doings["model"], state = switch, switch.state
         if zones is not None:
             doings["zones"], state = zones, zones.state
-        doings["capture"] = actions.Capture(camera, offers.limits, settings.capture_per_minute)
+        doings["capture"] = actions.Capture(
+            camera, offers.limits, settings.capture_per_minute, offers.crops
+        )
         commands = CommandHandler(channel, controls, doings, state, slow=("model",))
         channel.subscribe("set", commands.handle)
         self.publisher.on_connected(commands.publish_config)

@@ -13,7 +13,7 @@ from camapp.errors import EXIT_OK
 from camapp.inference import loader
 from camapp.inference.detector import DetectionResult
 
-MODEL_SETTINGS = {"model", "labels", "delegate", "roi", "min_score", "min_area"}
+MODEL_SETTINGS = {"model", "labels", "delegate", "roi", "min_score", "min_area", "min_scores"}
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -29,8 +29,9 @@ def command(args: argparse.Namespace) -> int:
     """Every image and the model are checked before the first line is printed."""
     camera, images = images_and_camera(args)
     spec = loader.plan_detector(
-        camera.model, camera.labels, camera.delegate, 1, camera.min_score, camera.min_area
-    )
+        camera.model, camera.labels, camera.delegate, 1, camera.min_score, camera.min_area,
+        min_scores=camera.min_scores,
+    )  # fmt: skip
     detector = loader.load_detector(spec)
     for path, image in images:
         print(line(path, detector.detect(image, True, camera.roi), args.json))

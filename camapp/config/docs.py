@@ -96,7 +96,7 @@ def _type(field: FieldInfo) -> str:
     kind = unwrap(field.annotation)
     if typing.get_origin(kind) is typing.Literal:
         return "one of " + ", ".join(typing.get_args(kind))
-    names = {bool: "bool", int: "int", float: "float", str: "string"}
+    names = {bool: "bool", int: "int", float: "float", str: "string", dict: "table of labels"}
     if typing.get_origin(kind) is tuple:
         args = typing.get_args(kind)
         if args[-1] is Ellipsis:

@@ -173,6 +173,41 @@ def zone_name(value: Any) -> str:
     return value
 
 
+def _table(value: Any) -> Any:
+    """A table of label -> value, or "a=x,b=y" on the command line."""
+    if not isinstance(value, str):
+        return value
+    pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+    if not all(len(pair) == 2 and pair[0].strip() for pair in pairs):
+        raise ValueError('must be "label=value" pairs, e.g. "person=people.tflite,car=car.tflite"')
+    return {key.strip(): text.strip() for key, text in pairs}
+
+
+def _scores(value: Any) -> Any:
+    """Per-label scores: numbers in a table; "person=0.6" on the command line."""
+    value = _table(value)
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        try:
+            return {key: float(text) for key, text in value.items()}
+        except ValueError:
+            raise ValueError('must be "label=score" pairs, e.g. "person=0.6,car=0.4"') from None
+    return value
+
+
+def _score_range(value: dict[str, float]) -> dict[str, float]:
+    for label, score in value.items():
+        if not 0.01 <= score <= 1:  # NaN fails too
+            raise ValueError(f"{label!r:.40}: {score:g} is not within 0.01..1")
+    return value
+
+
+def _nonempty_values(value: dict[str, str]) -> dict[str, str]:
+    for label, text in value.items():
+        if not text.strip():
+            raise ValueError(f"{label!r:.40}: must name a model")
+    return value
+
+
 def zone_points(value: Any) -> tuple[tuple[float, float], ...]:
     """A zone's polygon: at least 3 [x, y] points, each within [0, 1] (fractions of the frame,
     so it survives a change of resolution). The one check of a zone's points, for config files
@@ -424,6 +459,24 @@ class CameraSettings(Settings):
         "detectors: the labels tracked, counted and published",
         metavar="L1,L2",
     )
+    min_scores: Annotated[
+        dict[str, float], BeforeValidator(_scores), AfterValidator(_score_range)
+    ] = setting(
+        dict,
+        "detectors: the least score of a label's objects, instead of min_score (e.g. person=0.6)",
+        metavar="L=X,...",
+    )
+    classify: Annotated[
+        dict[str, str], BeforeValidator(_table), AfterValidator(_nonempty_values)
+    ] = setting(
+        dict,
+        "detectors: a classifier per tracked label, whose crops it names as their sub_label "
+        "(e.g. person=people.tflite)",
+        metavar="L=MODEL,...",
+    )
+    classify_every: int = setting(
+        5, "detectors: classify each tracked object's crop every N processed frames", ge=1, le=1000
+    )
     zones: Annotated[list[ZoneSettings], AfterValidator(_zones)] = setting(
         list,
         f"detectors: named polygons (at most {MAX_ZONES}), [[cameras.zones]] tables with name "
@@ -545,6 +598,18 @@ class CameraSettings(Settings):
         metavar="S",
     )
     picamera: PiCameraSettings = setting(PiCameraSettings, "Pi camera settings")
+
+    @model_validator(mode="after")
+    def _classify_tracked(self, info: ValidationInfo) -> CameraSettings:
+        """Only a tracked object has a crop followed long enough to be classified."""
+        if partial(info):
+            return self
+        if untracked := [label for label in self.classify if label not in self.track]:
+            raise ValueError(
+                f"classify: {untracked[0]!r:.40} is not a tracked label "
+                f"(track: {', '.join(self.track)})"
+            )
+        return self
 
 
 class AppSettings(CameraSettings):

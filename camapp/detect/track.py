@@ -8,7 +8,12 @@ one person) makes no event; it survives `lost_frames` frames without a match (so
 does not flicker on a missed detection), and `parked_lost_frames` once it is stationary
 (its box has stayed put for `still_frames` frames: a parked car, which detectors miss now
 and then, stays one object). Then it `end`s. `update` events say that the zones it is in
-changed, or that it stopped or moved on.
+changed, or that it stopped or moved on, or that its sub_label changed.
+
+Detect, then classify: a frame's detections may come with a guess of what each is (a
+classifier's best class and score for its crop); each matched track keeps a vote of them,
+score-weighted and decayed (`VOTE_DECAY` per vote, at most `MAX_VOTES` classes), so one
+wrong crop does not flip its `sub_label`, the vote's leader.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from camapp.detect.zones import Zone, footpoints, inside
+
+VOTE_DECAY = 0.9  # each earlier vote's weight, per new vote: a track's own recent crops count most
+MAX_VOTES = 8  # classes a track's vote holds (the weakest goes): bounded per track
+Guess = tuple[str, float] | None  # a detection's class from its crop, and its score
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -54,6 +63,9 @@ class Track:
     still: int = 0  # frames its box has stayed near `anchor`
     best_frame: int = -1  # the frame of its top score (a snapshot shows that frame)
     best_box: np.ndarray = field(default_factory=lambda: np.zeros(4))  # its box there
+    votes: dict[str, float] = field(default_factory=dict)  # class -> decayed sum of scores
+    sub_label: str | None = None  # the leader of `votes`
+    voted: int = 0  # crops classified
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +86,7 @@ class Event:
     stationary: bool
     best_frame: int = -1  # the frame of its top score
     best_box: tuple[float, ...] = ()  # its box there
+    sub_label: str | None = None
 
 
 class Tracker:
@@ -122,6 +135,10 @@ class Tracker:
         it is confirmed)."""
         return list(self._tracks)
 
+    def wanting(self, labels: frozenset[str], votes: int) -> bool:
+        """A track of `labels` (confirmed or not yet) has fewer than `votes` votes."""
+        return any(t.voted < votes and t.label in labels for t in self._tracks)
+
     def update(
         self,
         frame: int,
@@ -129,9 +146,11 @@ class Tracker:
         boxes: np.ndarray,
         scores: np.ndarray,
         labels: Sequence[str],
+        guesses: Sequence[Guess] | None = None,
     ) -> list[Event]:
-        """Match one frame's detections (boxes as fractions of the frame) to the tracks;
-        return the events this frame caused."""
+        """Match one frame's detections (boxes as fractions of the frame) to the tracks,
+        their `guesses` (if classified) to the tracks' votes; return the events this frame
+        caused."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         labels_arr = np.asarray(labels, dtype=object)
         pairs = self._match(boxes, labels_arr)
@@ -148,7 +167,7 @@ class Tracker:
             self._tracks.append(track)
             hits.append((track, d))
         events: list[Event] = []
-        self._hit(hits, boxes, scores, ts, frame, events)
+        self._hit(hits, boxes, scores, ts, frame, events, guesses or ())
         self._end_lost(frame, events)
         return events
 
@@ -176,9 +195,10 @@ class Tracker:
         ts: float,
         frame: int,
         events: list[Event],
+        guesses: Sequence[Guess],
     ) -> None:
         """The tracks matched in this frame (to detection indices): move them, note their
-        zones and stillness (both worked out for all of them at once), announce them."""
+        zones, stillness (both worked out for all of them at once) and votes, announce them."""
         if not hits:
             return
         moved = boxes[[d for _, d in hits]]
@@ -193,6 +213,8 @@ class Tracker:
                 track.top_score, track.best_frame, track.best_box = track.score, frame, track.box
             placed = self._place(track, _named(self.zones, where[i]))
             changed = placed | self._settle(track, bool(stays[i]))
+            if d < len(guesses) and guesses[d] is not None:
+                changed |= vote(track, *guesses[d])  # type: ignore[misc]
             if not track.confirmed and track.hits >= self.confirm_frames:
                 track.confirmed = True
                 events.append(_event("new", frame, track))
@@ -227,6 +249,20 @@ class Tracker:
             elif track.confirmed:
                 events.append(_event("end", frame, track, end=track.last_seen))
         self._tracks = live
+
+
+def vote(track: Track, sub_label: str, score: float) -> bool:
+    """Add one classified crop to the track's vote; True when its leader changed."""
+    votes = track.votes
+    for key in votes:
+        votes[key] *= VOTE_DECAY
+    votes[sub_label] = votes.get(sub_label, 0.0) + score
+    track.voted += 1
+    if len(votes) > MAX_VOTES:
+        del votes[min(votes, key=votes.__getitem__)]
+    leader = max(votes, key=votes.__getitem__)
+    changed, track.sub_label = leader != track.sub_label, leader
+    return changed
 
 
 def _greedy(affinity: np.ndarray, minimum: float) -> list[tuple[int, int]]:
@@ -268,4 +304,5 @@ def _event(kind: str, frame: int, track: Track, end: float | None = None) -> Eve
         stationary=track.stationary,
         best_frame=track.best_frame,
         best_box=tuple(round(float(v), 4) for v in track.best_box),
+        sub_label=track.sub_label,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from camapp.devices import Devices
 from camapp.errors import CamappError, ConfigError, shorten
 from camapp.inference import backend as backends
 from camapp.inference.backend import BackendSettings
+from camapp.inference.classifier import Classifier
 from camapp.inference.preprocess import Preprocessor, Roi, region
 from camapp.tflite.modelfile import ModelFile
 
@@ -32,11 +34,16 @@ Box = tuple[float, float, float, float]
 View = tuple[slice, slice, Geometry]  # the rows and columns the model sees, fitted so
 
 
+# Crops classified in one frame at most: detect-then-classify costs a bounded time a frame.
+MAX_CROPS = 10
+
+
 @dataclass(frozen=True, slots=True)
 class Detection:
     label: str
     score: float
     box: Box  # x1, y1, x2, y2 as fractions of the whole frame
+    guess: tuple[str, float] | None = None  # its crop's class and score, when classified
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +73,20 @@ class DetectorSpec:
     options: BackendSettings
     min_score: float
     min_area: float  # fraction of the frame a box must cover
+    min_scores: tuple[tuple[str, float], ...] = ()  # per label, instead of min_score
+
+    @property
+    def threshold(self) -> float:
+        """What the decoder keeps: the least of the scores asked for; `Detector` then holds
+        each label to its own."""
+        return min([self.min_score, *(score for _, score in self.min_scores)])
 
     @property
     def key(self) -> tuple[object, ...]:
         """Equal for specs whose detectors a worker may share (the pool's caches are keyed
         by it, as by `ModelSetup.key`)."""
         return (self.path, self.names, self.options, self.mean, self.std, self.min_score,
-                self.min_area)  # fmt: skip
+                self.min_area, self.min_scores)  # fmt: skip
 
     @property
     def letterbox(self) -> bool:
@@ -120,7 +134,12 @@ class Detector:
         self._invoke = backend.invoke
         # Views of its output buffers, in the model's order (the spec's `outputs`).
         self._outputs = [interpreter.tensor(d["index"]) for d in interpreter.get_output_details()]
-        self.decoder = Decoder(spec.outputs, self.size, spec.min_score)
+        self.decoder = Decoder(spec.outputs, self.size, spec.threshold)
+        # The least score of each class id (a label's own, else min_score); the last entry
+        # stands for the ids beyond the names (reported by number).
+        own = dict(spec.min_scores)
+        least = [own.get(name, spec.min_score) for name in spec.names]
+        self._least = np.array([*least, spec.min_score])
         self._view_of: tuple[tuple[tuple[int, ...], Roi | None], View] | None = None
 
     def detect(
@@ -154,7 +173,8 @@ class Detector:
         """Boxes back to the frame, small ones dropped, class ids named."""
         boxes = to_frame(found.boxes, geometry)
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        keep = np.flatnonzero(areas >= self.spec.min_area)
+        least = self._least[np.minimum(found.labels, len(self._least) - 1)]
+        keep = np.flatnonzero((areas >= self.spec.min_area) & (found.scores >= least))
         names = self.spec.names
         return [
             Detection(
@@ -169,3 +189,28 @@ class Detector:
                 strict=True,
             )
         ]
+
+
+def classify_crops(
+    result: DetectionResult,
+    image: np.ndarray,
+    bgr: bool,
+    classifiers: Mapping[str, tuple[Classifier, str]],
+) -> DetectionResult:
+    """Detect, then classify: each object of a label that has a classifier (and how it fits
+    its crop in, "stretch" or "center") gets the best class of its box's crop as its `guess`,
+    through the classifier's own preprocessing (the box is its region of interest); at most
+    MAX_CROPS a frame, best first. Their invokes add to the result's inference time."""
+    objects, spent, done = list(result.objects), result.inference_ms, 0
+    height, width = image.shape[:2]
+    for i, found in enumerate(objects):
+        chosen = classifiers.get(found.label)
+        x1, y1, x2, y2 = found.box
+        if chosen is None or done >= MAX_CROPS or min((x2 - x1) * width, (y2 - y1) * height) < 2:
+            continue  # a box under 2 px a side has no crop worth a class
+        classifier, crop = chosen
+        answer = classifier.classify(image, bgr, crop, found.box)
+        best = answer.top_k[0]
+        objects[i] = replace(found, guess=(best.label, best.score))
+        spent, done = spent + answer.inference_ms, done + 1
+    return replace(result, objects=objects, inference_ms=spent) if done else result

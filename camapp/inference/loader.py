@@ -10,6 +10,7 @@ model once, so a model that cannot run fails before capture too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,7 +201,7 @@ def plan_camera(
         )
     return plan_detector(
         str(file.path), camera.labels, camera.delegate, threads, camera.min_score,
-        camera.min_area, file,
+        camera.min_area, file, camera.min_scores,
     )  # fmt: skip
 
 
@@ -272,11 +273,12 @@ def plan_detector(
     min_score: float = 0.5,
     min_area: float = 0.0,
     file: ModelFile | None = None,
+    min_scores: Mapping[str, float] | None = None,
 ) -> DetectorSpec:
     """Resolve and check a detector (default: the manifest's default detector): a model
     whose outputs fit neither family, or labels that do not fit its classes, fail here with
     one line. Labels: the file asked for, else the model's own, else the manifest's file.
-    `file`: the model as read already."""
+    `file`: the model as read already; `min_scores`: per label, instead of `min_score`."""
     path = models.resolve_model(model or models.DEFAULT_DETECTOR)
     file = file or open_model(path)
     given: dict[str, object] = {"threads": threads}
@@ -290,7 +292,7 @@ def plan_detector(
     mean, std = detector.normalisation(file, found.family)
     return DetectorSpec(
         path, models.display_name(path), tuple(names), found, tuple(outputs), mean, std,
-        options, min_score, min_area,
+        options, min_score, min_area, tuple(sorted((min_scores or {}).items())),
     )  # fmt: skip
 
 

@@ -2,9 +2,10 @@
 
 A command is validated whole and applied all or nothing: the runtime settings by
 `Controls.update()`, and the actions (`model`: switch to another model; `capture`: save the
-next frame into the camera's dataset under a label) by their `prepare()`, which checks the
-value and returns what applies it. A command that switches model loads it on the handler's
-own thread (one at a time, one more waiting): the network thread never reads a model.
+next frame, or with `object` a tracked object's crop, into the camera's dataset under a
+label) by their `prepare()`, which checks the value and returns what applies it. A command
+that switches model loads it on the handler's own thread (one at a time, one more waiting):
+the network thread never reads a model.
 Applied: the settings in force are published retained on `config`. Rejected (larger than
 MAX_COMMAND_BYTES, bad JSON, not an object, unknown key, wrong type, out of range): nothing
 changes, and `error` gets `{"error": why, "payload": what was received}`, both clipped, as is
@@ -40,7 +41,9 @@ MAX_WAITING = 1
 
 
 class Action(Protocol):
-    """A command key that is not a setting: checks a value, returns what applies it."""
+    """A command key that is not a setting: checks a value, returns what applies it. Keys
+    named in an action's `options` (if it has any) come with its key only, as keywords of
+    `prepare` (`{"capture": "p1", "object": "person"}`)."""
 
     def prepare(self, value: Any) -> Callable[[], None]: ...
 
@@ -67,6 +70,10 @@ class CommandHandler:
         self.channel = channel
         self._controls = controls
         self._actions = dict(actions or {})
+        # option -> the action key it comes with
+        self._options = {option: key for key, action in self._actions.items()
+                         for option in getattr(action, "options", ())}  # fmt: skip
+        self._not_settings = frozenset(self._actions) | frozenset(self._options)
         self._state = state
         self._slow = frozenset(slow)
         self._later = Later(f"{channel.camera_id}-commands")
@@ -106,7 +113,7 @@ class CommandHandler:
         settings now in force on `config`, and return them. The live view calls it too."""
         commits = self._prepare(command)  # unlocked: a model loads while others' commands go on
         with self._lock:
-            self._controls.update({k: v for k, v in command.items() if k not in self._actions})
+            self._controls.update({k: v for k, v in command.items() if k not in self._not_settings})
             for commit in commits:
                 commit()
             log.info("applied command %s (%s)", dumps(dict(command)), via)
@@ -115,16 +122,21 @@ class CommandHandler:
     def _check(self, command: Mapping[str, Any]) -> None:
         """Every key known and every setting valid, else ControlError."""
         for key in command:
-            if key not in RUNTIME_KEYS and key not in self._actions:
+            if key not in RUNTIME_KEYS and key not in self._not_settings:
                 known = ", ".join((*RUNTIME_KEYS, *self._actions))
                 raise ControlError(f"unknown setting {echo(key)} (known: {known})")
-        self._controls.check({k: v for k, v in command.items() if k not in self._actions})
+            if key in self._options and self._options[key] not in command:
+                raise ControlError(f"{key}: only with {self._options[key]}")
+        self._controls.check({k: v for k, v in command.items() if k not in self._not_settings})
 
     def _prepare(self, command: Mapping[str, Any]) -> list[Callable[[], None]]:
         """Every action's value checked before anything is applied: all or nothing."""
         self._check(command)
-        return [action.prepare(command[key]) for key, action in self._actions.items()
-                if key in command]  # fmt: skip
+        return [
+            action.prepare(command[key], **{o: command[o] for o in
+                                            getattr(action, "options", ()) if o in command})
+            for key, action in self._actions.items() if key in command
+        ]  # fmt: skip
 
     def _reject(self, payload: bytes, why: str) -> None:
         why = clip(why, ECHO_LIMIT + 60)  # the reason around a quoted key or value

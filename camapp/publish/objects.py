@@ -13,28 +13,39 @@ a debounced state (docs/detection.md, docs/mqtt.md).
   which the change began.
 
 Only the labels in `track` are tracked and counted; detections of others are left out.
+Detect, then classify: a detection whose crop the workers classified brings its guess, which
+the track it matches adds to its vote; the vote's leader is the object's `sub_label` (null
+until its first crop is classified). A `capture` with `object` saves the crop of the best
+tracked object of that label in the next processed frame (`request_crop`).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from camapp.capture.base import Frame
 from camapp.detect.draw import Drawn, drawn
 from camapp.detect.track import Event, Track, Tracker
 from camapp.detect.zones import CountDebouncer, Counts, Zone, as_settings, count
-from camapp.inference.detector import DetectionResult
+from camapp.inference.detector import Box, DetectionResult
 from camapp.publish.mqtt import dumpb
 from camapp.publish.outbox import Kind
 from camapp.publish.topics import Channel
 from camapp.runtime.camera import Result
 
+log = logging.getLogger(__name__)
+
+CROP_WAIT = 10  # processed frames a `capture` of an object waits for one to be seen
+FIRST_VOTES = 3  # crops of a new track classified on every frame, before `classify_every`
+
 
 def objects_message(result: Result, tracks: Sequence[Track], counts: Counts) -> dict[str, Any]:
-    """The `objects` payload; `sub_label` is null until detected objects are classified."""
+    """The `objects` payload; `sub_label` is null unless the label's crops are classified."""
     return {
         "frame": result.frame,
         "ts": round(result.ts, 3),
@@ -46,7 +57,7 @@ def objects_message(result: Result, tracks: Sequence[Track], counts: Counts) -> 
 def _tracked(track: Track) -> dict[str, Any]:
     box = [round(float(v), 4) for v in track.box]
     return {"id": track.id, "label": track.label, "score": round(track.score, 4), "box": box,
-            "zones": list(track.zones), "sub_label": None}  # fmt: skip
+            "zones": list(track.zones), "sub_label": track.sub_label}  # fmt: skip
 
 
 def event_message(event: Event) -> dict[str, Any]:
@@ -56,7 +67,7 @@ def event_message(event: Event) -> dict[str, Any]:
         "frame": event.frame,
         "id": event.id,
         "label": event.label,
-        "sub_label": None,
+        "sub_label": event.sub_label,
         "score": event.score,
         "top_score": event.top_score,
         "best": {"frame": event.best_frame, "box": list(event.best_box)},
@@ -122,6 +133,14 @@ class ObjectsSink:
         # a re-send never overtakes a newer state).
         self._payload: bytes | None = None
         self._lock = threading.Lock()
+        # A `capture` of an object's crop: (dataset label, tracked label, frames left to find
+        # it), one at a time, set from the MQTT thread; and who saves it (the app's).
+        self._crop: tuple[str, str, int] | None = None
+        self.save_crop: Callable[[Frame, str, Box, str], None] | None = None
+        # Detect, then classify: the labels classified, and the flag that has the workers
+        # classify every frame while a track of them has fewer than FIRST_VOTES votes.
+        self.classified: frozenset[str] = frozenset()
+        self.eager = threading.Event()
 
     def send(self, result: Result) -> None:
         found: DetectionResult = result.classification  # type: ignore[assignment]
@@ -129,9 +148,15 @@ class ObjectsSink:
         boxes = np.array([o.box for o in kept], np.float64).reshape(-1, 4)
         scores = np.array([o.score for o in kept], np.float64)
         labels = [o.label for o in kept]
+        guesses = [o.guess for o in kept]
         events = self._rezone(result.frame)
-        events += self.tracker.update(result.frame, result.ts, boxes, scores, labels)
+        events += self.tracker.update(result.frame, result.ts, boxes, scores, labels, guesses)
         tracks = self.tracker.tracks
+        if self.classified:
+            wanting = self.tracker.wanting(self.classified, FIRST_VOTES)
+            (self.eager.set if wanting else self.eager.clear)()
+        if self._crop is not None and result.picture is not None:
+            self._take_crop(result.picture, tracks)
         zones = [zone.name for zone in self.tracker.zones]
         counts = count(((t.label, t.zones) for t in tracks), self._track, zones)
         message = self.latest = objects_message(result, tracks, counts)
@@ -171,6 +196,38 @@ class ObjectsSink:
             return []
         self._applied = wanted
         return self.tracker.set_zones(wanted, frame)
+
+    @property
+    def crop_pending(self) -> bool:
+        return self._crop is not None
+
+    def tracking(self, label: str) -> bool:
+        """An object of `label` is tracked now (a crop of it can be asked for)."""
+        return any(track.label == label for track in self.tracker.tracks)
+
+    def request_crop(self, label: str, of: str) -> None:
+        """From the MQTT thread: save the crop of the best `of` in the next processed frame
+        that shows one (within CROP_WAIT frames) under `label`."""
+        self._crop = (label, of, CROP_WAIT)
+
+    def _take_crop(self, picture: Frame, tracks: Sequence[Track]) -> None:
+        """The best object (highest score, then largest box) of the label asked for, seen in
+        this frame, is saved; none for CROP_WAIT frames: the request goes, said in the log."""
+        label, of, left = self._crop  # type: ignore[misc]
+        seen = [t for t in tracks if t.label == of and t.missed == 0]
+        if not seen:
+            self._crop = (label, of, left - 1) if left > 1 else None
+            if self._crop is None:
+                log.warning("capture: no %s seen in %d frames; nothing saved", of, CROP_WAIT)
+            return
+        self._crop = None
+        best = max(seen, key=lambda t: (t.score, float(np.prod(t.box[2:] - t.box[:2]))))
+        box = tuple(float(v) for v in best.box)
+        if self.save_crop is not None:
+            try:
+                self.save_crop(picture, label, box, of)  # type: ignore[arg-type]
+            except Exception as exc:  # a full disk must not stop the camera
+                log.warning("capture: cannot save the crop of %s: %s", of, exc)
 
     def lost(self, since: float) -> None:
         """The source has been down too long to trust the counts: the state says so (counts

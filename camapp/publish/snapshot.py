@@ -137,7 +137,7 @@ class EventSnapshots(Shooter):
 
     def send(self, result: Result) -> None:
         live = self._objects.tracker.live
-        if result.image is not None:
+        if result.picture is not None:
             self._note(result, live)
         for event in self._objects.events:
             best = self._best.get(event.id)
@@ -153,14 +153,14 @@ class EventSnapshots(Shooter):
     def _note(self, result: Result, live: list[Track]) -> None:
         """Keep this frame for each track whose top score it is (the tracker's
         `best_frame`), with the confirmed objects matched in it (and the track itself)."""
-        assert result.image is not None
+        assert result.picture is not None
         shown = [t for t in live if t.confirmed and not t.missed]
         for track in live:
             if track.best_frame == result.frame:
                 objects = drawn(shown if track.confirmed else [*shown, track])
                 before = self._best.get(track.id)
                 published = before.published if before is not None else 0.0
-                self._best[track.id] = Best(track.top_score, result.image, objects, published)
+                self._best[track.id] = Best(track.top_score, result.picture, objects, published)
 
     def run(self) -> None:
         while True:

@@ -16,16 +16,18 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
+import numpy as np
 
 from camapp import datasets, models
 from camapp.capture.base import Frame
 from camapp.config.schema import CameraSettings
 from camapp.detect.zones import Zone, as_settings, parse_zones
-from camapp.errors import CamappError, ConfigError, os_reason, shorten
+from camapp.errors import CamappError, ConfigError, echo, os_reason, shorten
 from camapp.inference import loader
+from camapp.inference.preprocess import Roi, roi_slices
 from camapp.runtime.camera import Camera
 from camapp.runtime.controls import ControlError
 from camapp.tflite.modelfile import ModelFile, open_model
@@ -255,37 +257,71 @@ def _size(folder: Path, limit: int) -> int:
     return total
 
 
+class Crops(Protocol):
+    """A detector camera's tracked objects, whose crops a `capture` with `object` saves
+    (publish/objects.py's ObjectsSink)."""
+
+    @property
+    def crop_pending(self) -> bool: ...
+
+    def tracking(self, label: str) -> bool: ...
+
+    def request_crop(self, label: str, of: str) -> None: ...
+
+
 class Capture:
     """`{"capture": LABEL}`: the camera's next frame goes into DATASET/LABEL/ (a Home
-    Assistant button can send it). At most `per_minute` a minute, within the dataset's
-    limits, and one at a time: each refusal says why, on `error`."""
+    Assistant button can send it); with `"object": "person"` (a detector camera's `crops`),
+    the crop of its best tracked person in the next processed frame does. At most
+    `per_minute` a minute, within the dataset's limits, and one at a time: each refusal says
+    why, on `error`."""
 
-    def __init__(self, camera: Camera, limits: DatasetLimits, per_minute: int) -> None:
+    options = ("object",)
+
+    def __init__(
+        self, camera: Camera, limits: DatasetLimits, per_minute: int, crops: Crops | None = None
+    ) -> None:
         self._camera = camera
         self._limits = limits
+        self._crops = crops
         self._taken: deque[float] = deque(maxlen=per_minute)  # when the latest were accepted
 
-    def prepare(self, value: Any) -> Callable[[], None]:
+    def prepare(self, value: Any, object: Any = None) -> Callable[[], None]:
         if not isinstance(value, str):
             raise ControlError("capture: must be a label (the class the frame shows)")
         try:
             label = datasets.check_label(value)
             self._check_rate()
+            self._check_object(object)
             self._limits.check(label)
         except ConfigError as exc:
             raise ControlError(f"capture: {exc}") from None
-        return lambda: self._take(label)
+        return lambda: self._take(label, object)
 
     def _check_rate(self) -> None:
         taken = self._taken
         if len(taken) == taken.maxlen and time.monotonic() - taken[0] < 60:
             raise ConfigError(f"more than {taken.maxlen} a minute (capture_per_minute)")
-        if self._camera.capture_pending:
+        if self._camera.capture_pending or (self._crops and self._crops.crop_pending):
             raise ConfigError("the previous capture still waits for a frame")
 
-    def _take(self, label: str) -> None:
+    def _check_object(self, of: Any) -> None:
+        """An object's crop: a label the camera tracks an object of now."""
+        if of is None:
+            return
+        if self._crops is None:
+            raise ConfigError("object: only a detector camera saves an object's crop")
+        if not isinstance(of, str):
+            raise ConfigError("object: must be a tracked label, e.g. person")
+        if not self._crops.tracking(of):
+            raise ConfigError(f"object: no {echo(of)} is tracked now")
+
+    def _take(self, label: str, of: str | None) -> None:
         self._taken.append(time.monotonic())
-        self._camera.request_capture(label)
+        if of is None:
+            self._camera.request_capture(label)
+        elif self._crops is not None:
+            self._crops.request_crop(label, of)
 
 
 class SetZones:
@@ -329,19 +365,29 @@ class SetZones:
         return {"zones": as_settings(self._zones)}
 
 
-def save_frame(limits: DatasetLimits, camera: Camera, frame: Frame, label: str) -> None:
+def save_frame(
+    limits: DatasetLimits,
+    camera: Camera,
+    frame: Frame,
+    label: str,
+    box: Roi | None = None,
+    of: str | None = None,
+) -> None:
     """What the capture thread (and the live view's labelling) calls with a frame to keep:
     the whole frame, with the view it is classified with in its sidecar (training applies the
-    same); refused past the dataset's limits."""
+    same); or the crop of an object's `box` (fractions of the frame), the pixels a crop
+    classifier is given (`roi_slices`), to be trained stretched. Refused past the dataset's
+    limits."""
     limits.check(label)
-    image = frame.image if frame.bgr else cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
+    image = frame.image
     plan = camera.plan
-    sidecar = {
-        "camera": camera.camera_id,
-        "frame": frame.seq,
-        "crop": plan.crop,
-        "roi": list(plan.roi) if plan.roi else None,
-        "model": camera.current.name,
-    }
-    path = datasets.save_frame(limits.folder, label, image, sidecar)
+    view = {"crop": plan.crop, "roi": list(plan.roi) if plan.roi else None}
+    if box is not None:
+        rows, cols = roi_slices(image.shape, box)
+        image = image[rows, cols]
+        view = {"crop": "stretch", "roi": None, "object": of, "box": list(box)}
+    image = image if frame.bgr else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    sidecar = {"camera": camera.camera_id, "frame": frame.seq, **view,
+               "model": camera.current.name}  # fmt: skip
+    path = datasets.save_frame(limits.folder, label, np.ascontiguousarray(image), sidecar)
     log.info("camera %s: saved frame %d as %s", camera.camera_id, frame.seq, path)

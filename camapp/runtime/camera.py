@@ -19,7 +19,7 @@ from camapp.capture.motion import MotionGate
 from camapp.errors import CamappError
 from camapp.inference.classifier import Classification
 from camapp.inference.detector import DetectionResult
-from camapp.inference.loader import Planned
+from camapp.inference.loader import ModelSetup, Planned
 from camapp.runtime.controls import Controls
 from camapp.runtime.frames import Hub
 from camapp.runtime.tap import FrameTap
@@ -61,9 +61,9 @@ class Result:
     ts: float
     mono: float
     classification: Classification | DetectionResult
-    # The frame itself, for a sink that draws on it (a detector camera's event snapshots);
-    # never written to, held only until the sinks are done with it.
-    image: Frame | None = None
+    # The frame itself, for a sink that cuts or draws on it (a detector camera's crops and
+    # event snapshots); never written to, held only until the sinks are done with it.
+    picture: Frame | None = None
 
 
 class Sink(Protocol):
@@ -104,6 +104,13 @@ class CameraPlan:
     motion: MotionGate | None = None
     # Saves a frame a `capture` command asked for (runtime/actions.py); None: no dataset.
     save: Callable[[Camera, Frame, str], None] | None = None
+    # Detect, then classify: a tracked label's classifier, whose crops of that label the
+    # workers classify every `classify_every` processed frames (the tracks vote).
+    classify: dict[str, ModelSetup] = field(default_factory=dict)
+    classify_every: int = 5
+    # Set (by the camera's ObjectsSink) while a track of those labels has too few votes: its
+    # crops are then classified every frame, so that a new object has its sub_label at once.
+    eager: threading.Event = field(default_factory=threading.Event)
 
 
 class Camera:

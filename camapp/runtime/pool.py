@@ -7,7 +7,9 @@ model is (`ModelSetup.key`: file, content, labels, backend; `DetectorSpec.key` l
 cameras and switches back to a model share one copy; when a worker loads a new model it
 first releases those no camera's ladder names any more, so switching models at run time does
 not grow memory. Workers take frames from the cameras' queues through the hub, fairly,
-classify each (a detector camera's: `detect`) with the model its camera uses at that moment
+classify each (a detector camera's: `detect`, then its tracked labels' crops classified every
+`classify_every` processed frames, or every frame while a new track has too few votes) with
+the model its camera uses at that moment
 (`Camera.current`: a switch of model, by the governor's ladder or a `set` command, takes
 effect at the next frame while frames in flight finish on the old one) and hand each result
 back to its camera.
@@ -18,9 +20,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from camapp.inference.detector import Detector
+from camapp.inference.classifier import Classifier
+from camapp.inference.detector import Detector, classify_crops
 from camapp.inference.loader import Model, Planned
-from camapp.runtime.camera import Camera, FailHook, Result, as_error
+from camapp.runtime.camera import Camera, CameraPlan, FailHook, Result, as_error
 from camapp.runtime.frames import Hub
 
 Loader = Callable[[Planned], Model]
@@ -73,6 +76,10 @@ class WorkerPool:
                 plan = camera.plan
                 if isinstance(classifier, Detector):  # a detector camera's model
                     result = classifier.detect(frame.image, frame.bgr, plan.roi)
+                    due = plan.eager.is_set() or ticket % plan.classify_every == 0
+                    if plan.classify and due:
+                        crops = self._crop_classifiers(cache, plan)
+                        result = classify_crops(result, frame.image, frame.bgr, crops)
                 elif frame.scores is None:
                     result = classifier.classify(frame.image, frame.bgr, plan.crop, plan.roi)
                 else:  # classified on the sensor
@@ -83,9 +90,27 @@ class WorkerPool:
                 return
             camera.deliver(ticket, Result(frame.seq, frame.ts, frame.mono, result, frame))
 
+    def _crop_classifiers(
+        self, cache: dict[tuple[object, ...], Model], plan: CameraPlan
+    ) -> dict[str, tuple[Classifier, str]]:
+        """The classifier of each label a detector camera classifies (loaded on first use,
+        as its detector), and how its crops fit in: as the model was trained, else stretched."""
+        chosen: dict[str, tuple[Classifier, str]] = {}
+        for label, setup in plan.classify.items():
+            classifier = cache.get(setup.key)
+            if classifier is None:
+                self._release(cache)
+                classifier = cache[setup.key] = self._load(setup)
+            chosen[label] = (classifier, setup.crop or "stretch")  # type: ignore[assignment]
+        return chosen
+
     def _release(self, cache: dict[tuple[object, ...], Model]) -> None:
         """Drop the classifiers of models no camera's ladder names any more (a model switched
         away from). Only this worker uses its cache, so none is in use meanwhile."""
-        wanted = {setup.key for queue in list(self.hub.queues) for setup in queue.owner.ladder}
+        wanted = {
+            setup.key
+            for queue in list(self.hub.queues)
+            for setup in (*queue.owner.ladder, *queue.owner.plan.classify.values())
+        }
         for key in [key for key in cache if key not in wanted]:
             del cache[key]
