@@ -24,6 +24,8 @@ from tests.test_ha import stop
 CLIP = SHARED_MEDIA / "one-by-one-person-detection.mp4"
 RIGHT = [[0.6, 0.0], [1.0, 0.0], [1.0, 1.0], [0.6, 1.0]]  # the zone the camera starts with
 ALL = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+HA_COUNTS = "homeassistant/sensor/camapp-porch/+/config"
+HA_RIGHT = HA_COUNTS.replace("+", "count_right_person")
 LABELS = {"person": 0, "car": 0, "dog": 0, "cat": 0}
 BAD = [
     ({"zones": [{"name": "a", "points": [[0, 0], [1, 1]]}]},
@@ -65,7 +67,7 @@ def test_set_zones_moves_the_published_zones_and_bad_ones_are_refused(
 ) -> None:
     config = tmp_path / "zones.toml"
     config.write_text(f'[[zones]]\nname = "right"\npoints = {json.dumps(RIGHT)}\n')
-    sub = subscriber_factory(broker.port, ["camapp/porch/#"])
+    sub = subscriber_factory(broker.port, ["camapp/porch/#", HA_COUNTS])
     args = ["run", "--config", str(config), "--source", str(CLIP), "--loop", "--model",
             "ssd_mobilenet_v1_coco", "--camera-id", "porch", "--stride", "3",
             "--state-frames", "3", "--mqtt-port", str(broker.port)]  # fmt: skip
@@ -90,6 +92,9 @@ def test_set_zones_moves_the_published_zones_and_bad_ones_are_refused(
         applied = json.loads(sub.on("camapp/porch/config")[-1].payload)
         assert applied["zones"] == [{"name": "all", "points": ALL}] and applied["stride"] == 3
         sub.wait_for(lambda: any(p["zones"] == ["all"] for p in persons()))
+        # Home Assistant's entities follow: the new zone's announced, the old zone's removed.
+        sub.wait_for(lambda: bool(sub.on(HA_COUNTS.replace("+", "count_all_person"))))
+        sub.wait_for(lambda: any(m.payload == b"" for m in sub.on(HA_RIGHT)))
         sub.wait_for(lambda: zones_of_state() == {"all": {**LABELS, "person": 1}})
         assert send(sub, "porch", {"zones": []}) is None  # no zones at all
         sub.wait_for(lambda: zones_of_state() == {})
