@@ -30,12 +30,15 @@ from camapp.runtime.camera import Result
 
 
 def objects_message(result: Result, tracks: Sequence[Track], counts: Counts) -> dict[str, Any]:
-    """The `objects` payload; `sub_label` is null until detected objects are classified."""
+    """The `objects` payload; `sub_label` is null until detected objects are classified.
+    `model` names the detector that answered (the ladder may step between two)."""
+    found: DetectionResult = result.classification  # type: ignore[assignment]
     return {
         "frame": result.frame,
         "ts": round(result.ts, 3),
         "objects": [_tracked(track) for track in tracks],
         "counts": counts.labels,
+        "model": found.model,
     }
 
 
