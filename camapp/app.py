@@ -28,7 +28,6 @@ from camapp.governor.controller import Controller, SourceInfo
 from camapp.governor.loop import Governor
 from camapp.governor.sensors import Sensors
 from camapp.inference import ladder, loader
-from camapp.inference.classifier import Classifier
 from camapp.inference.detector import DetectorSpec
 from camapp.inference.preprocess import Roi
 from camapp.publish import ha
@@ -136,7 +135,7 @@ class App:
             **{k: getattr(settings, k) for k in ("cpu_budget", "power_budget", "temp_limit")},
         )
         if isinstance(setup, DetectorSpec):
-            return self._detector(settings, setup, max(loaded.size), channel, controls)
+            return self._detector(settings, setup, loaded, channel, controls)
         state = StateSink(channel, controls, settings.state_frames)
         self.publisher.on_connected(state.republish)
         watch = SourceWatch(channel, state, settings.source_timeout)
@@ -163,29 +162,33 @@ class App:
         self,
         settings: CameraSettings,
         spec: DetectorSpec,
-        model_size: int,
+        loaded: loader.Model,
         channel: Channel,
         controls: Controls,
     ) -> Wired:
-        """A detector camera: the same capture, queues, workers, stop and governor (stride
-        only: no model ladder), its results published by one ObjectsSink. No Home Assistant
+        """A detector camera: the same capture, queues, workers, stop, governor and model
+        ladder (detectors that know its tracked labels), its results published by one
+        ObjectsSink, whose tracker follows labels by name across a step. No Home Assistant
         entities, snapshots, live view or model switch yet: none would be right."""
         zones = parse_zones((zone.name, zone.points) for zone in settings.zones)
         objects = ObjectsSink(channel, settings.track, zones, settings.state_frames)
         self.publisher.on_connected(objects.republish)
         watch = SourceWatch(channel, objects, settings.source_timeout)
-        source = self._open(settings, spec, model_size, watch)
+        source = self._open(settings, spec, max(loaded.size), watch)
         offers = Offers(None, actions.DatasetLimits.of(settings, dataset_of(settings)), None)
         crop, roi = loader.view(settings, spec)
         plan = _plan(settings, crop, roi, offers.limits)
         drop = settings.drop and source.paced
         sinks: list[Sink] = [objects]
-        camera = self.pipeline.add_camera(plan, (spec,), source, sinks, controls, self.pool, drop)
+        rungs = self._ladder(settings, spec, loaded)
+        camera = self.pipeline.add_camera(
+            plan, rungs.setups, source, sinks, controls, self.pool, drop
+        )
         self._commands(settings, channel, controls, camera, offers)
-        return Wired(settings, spec, channel, controls, camera, (1.0,), None)
+        return Wired(settings, spec, channel, controls, camera, rungs.costs, None)
 
     def _ladder(
-        self, settings: CameraSettings, setup: loader.ModelSetup, loaded: Classifier
+        self, settings: CameraSettings, setup: loader.Planned, loaded: loader.Model
     ) -> ladder.Ladder:
         """The camera's model ladder, measured here; one rung unless `adapt` uses it."""
         if settings.adapt == "stride":

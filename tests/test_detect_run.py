@@ -187,8 +187,6 @@ def test_yolo_counts_the_person_too(detectors: Path, tmp_path: Path) -> None:
         ([], "[[0, 0], [1, 1]]", r"zones.0.points: needs at least 3 points, got 2 "),
         ([], "[[0, 0], [1, 1], [1.5, 0]]", r"zones.0.points: point 3 \(1.5, 0\) is outside"),
         (["--track", ""], None, r"command line: --track: must name at least one label"),
-        (["--adapt", "model"], None, r"camera cam0: adapt = 'model' steps down a model ladder,"
-         r" which detectors do not have yet: use adapt = 'stride'$"),
     ],
 )  # fmt: skip
 def test_bad_detector_settings_are_one_line(
