@@ -110,7 +110,8 @@ def test_objects_come_in_frame_order_with_the_people_the_dataset_says(ssd: Run) 
     right = sum(m["counts"]["person"] == truth for m, truth in judged)
     assert right / len(judged) >= 0.99, [(m["frame"], m["counts"], t) for m, t in judged]
     first = ssd.objects[0]
-    assert set(first) == {"frame", "ts", "objects", "counts"}
+    assert set(first) == {"frame", "ts", "objects", "counts", "model"}
+    assert {m["model"] for m in ssd.objects} == {"ssd_mobilenet_v1_coco"}
     assert first["counts"] == {"person": 0, "car": 0, "dog": 0, "cat": 0}  # the default track
     seen = [o for m in ssd.objects for o in m["objects"]]
     assert seen and {o["label"] for o in seen} == {"person"}
