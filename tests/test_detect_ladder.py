@@ -21,7 +21,8 @@ from camapp.errors import EXIT_USAGE
 from camapp.governor.controller import Budgets, Controller
 from camapp.inference import ladder, loader
 from camapp.training.clip import clip_frames, frame_labels
-from tests.conftest import SHARED, SHARED_MEDIA, SHARED_MODELS, run_camapp, start_camapp
+from tests.conftest import SHARED, SHARED_MEDIA, run_camapp, start_camapp
+from tests.detect_helpers import fetched
 from tests.test_commands import send
 from tests.test_governor import CAMERA, LadderPlant, drive
 from tests.test_ha import stop
@@ -34,10 +35,7 @@ YOLO, SSD = "yolov8n_coco", "ssd_mobilenet_v1_coco"
 @pytest.fixture(scope="module")
 def detectors(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder with both COCO detectors (and the default classifier), verified."""
-    folder = tmp_path_factory.mktemp("detectors")
-    for name in (YOLO, SSD, models.DEFAULT_MODEL):
-        models.fetch(name, folder, mirror=SHARED_MODELS)
-    return folder
+    return fetched(tmp_path_factory.mktemp("detectors"), YOLO, SSD, models.DEFAULT_MODEL)
 
 
 def test_a_detector_ladder_is_measured_and_stepped_down_and_back(

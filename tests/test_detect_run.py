@@ -17,6 +17,7 @@ from camapp import models
 from camapp.errors import EXIT_USAGE
 from camapp.training.clip import frame_labels
 from tests.conftest import SHARED, SHARED_MEDIA, SHARED_MODELS, run_camapp, start_camapp
+from tests.detect_helpers import fetched
 from tests.mqtt_helpers import Broker, Subscriber
 from tests.test_commands import send
 from tests.test_ha import stop
@@ -51,10 +52,7 @@ class Run:
 @pytest.fixture(scope="module")
 def detectors(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder with both COCO detectors and their labels, fetched and verified."""
-    folder = tmp_path_factory.mktemp("detectors")
-    for name in ("ssd_mobilenet_v1_coco", "yolov8n_coco"):
-        models.fetch(name, folder, mirror=SHARED_MODELS)
-    return folder
+    return fetched(tmp_path_factory.mktemp("detectors"), "ssd_mobilenet_v1_coco", "yolov8n_coco")
 
 
 def _run(folder: Path, workdir: Path, model: str, frames: int, stride: int, *extra: str) -> Run:
