@@ -105,6 +105,8 @@ class Preprocessor:
         if bgr:
             self._resize(src, self._resized)
             cv2.cvtColor(self._resized, cv2.COLOR_BGR2RGB, dst=pixels)
+        elif not self._direct and src.shape[1::-1] == self._size and src.flags.c_contiguous:
+            pixels = src  # model-sized RGB already (a detector's letterboxed input): no copy
         else:
             self._resize(src, pixels)
         if self._float:
