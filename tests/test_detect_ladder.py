@@ -21,7 +21,7 @@ from camapp.errors import EXIT_USAGE
 from camapp.governor.controller import Budgets, Controller
 from camapp.inference import ladder, loader
 from camapp.training.clip import clip_frames, frame_labels
-from tests.conftest import SHARED, SHARED_MEDIA, run_camapp, start_camapp
+from tests.conftest import SHARED, SHARED_MEDIA, SHARED_MODELS, run_camapp, start_camapp
 from tests.detect_helpers import fetched
 from tests.test_commands import send
 from tests.test_governor import CAMERA, LadderPlant, drive
@@ -145,3 +145,20 @@ def test_a_rung_that_cannot_stand_in_for_a_detector_is_one_line(
     assert proc.returncode == EXIT_USAGE and proc.stdout == "", proc.stderr
     [line] = proc.stderr.splitlines()
     assert re.search(message, line), line
+
+
+def test_a_rung_that_lacks_a_tracked_label_is_one_line(detectors: Path, tmp_path: Path) -> None:
+    """The SSD with its own names for COCO's classes ('visitor' for person): YOLOv8n, whose
+    labels say person, cannot follow the visitors the camera tracks."""
+    names = (SHARED_MODELS / "ssd_mobilenet_v1_coco_labelmap.txt").read_text().splitlines()
+    labels = tmp_path / "visitors.txt"
+    labels.write_text("\n".join("visitor" if n == "person" else n for n in names) + "\n")
+    proc = run_camapp(
+        ["run", "--source", str(CLIP), "--model", SSD, "--labels", str(labels), "--track",
+         "visitor", "--adapt", "auto", "--ladder", YOLO, "--mqtt-port", "1"],
+        detectors,
+    )  # fmt: skip
+    assert proc.returncode == EXIT_USAGE and proc.stdout == "", proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"camapp: error: ladder: {YOLO} has no class 'visitor', which camera cam0 tracks"
+    ]
