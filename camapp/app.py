@@ -28,7 +28,6 @@ from camapp.governor.controller import Controller, SourceInfo
 from camapp.governor.loop import Governor
 from camapp.governor.sensors import Sensors
 from camapp.inference import ladder, loader
-from camapp.inference.classifier import Classifier
 from camapp.inference.detector import DetectorSpec
 from camapp.inference.preprocess import Roi
 from camapp.publish import ha
@@ -140,7 +139,7 @@ class App:
             **{k: getattr(settings, k) for k in ("cpu_budget", "power_budget", "temp_limit")},
         )
         if isinstance(setup, DetectorSpec):
-            return self._detector(settings, setup, loaded.size, channel, controls)
+            return self._detector(settings, setup, loaded, channel, controls)
         state = StateSink(channel, controls, settings.state_frames)
         self.publisher.on_connected(state.republish)
         watch = SourceWatch(channel, state, settings.source_timeout)
@@ -167,19 +166,20 @@ class App:
         self,
         settings: CameraSettings,
         spec: DetectorSpec,
-        model_size: tuple[int, int],
+        loaded: loader.Model,
         channel: Channel,
         controls: Controls,
     ) -> Wired:
-        """A detector camera: the same capture, queues, workers, stop and governor (stride
-        only: no model ladder), its results published by one ObjectsSink, its zones set by
+        """A detector camera: the same capture, queues, workers, stop, governor and model
+        ladder (detectors that know its tracked labels), its results published by one
+        ObjectsSink, whose tracker follows labels by name across a step; its zones set by
         `set`, its pictures with their boxes, its Home Assistant entities those of its counts,
-        the live view's feed when the page is on. No model switch yet."""
+        the live view's feed when the page is on. No model switch by `set` yet."""
         zones = parse_zones((zone.name, zone.points) for zone in settings.zones)
         objects = ObjectsSink(channel, settings.track, zones, settings.state_frames)
         self.publisher.on_connected(objects.republish)
         watch = SourceWatch(channel, objects, settings.source_timeout)
-        source = self._open(settings, spec, max(model_size), watch)
+        source = self._open(settings, spec, max(loaded.size), watch)
         names = [zone.name for zone in zones]
         rezoned = self._counting_ha(settings, spec, channel, source.live, names)
         limits = actions.DatasetLimits.of(settings, dataset_of(settings))
@@ -191,16 +191,19 @@ class App:
         objects.classified, objects.eager = frozenset(plan.classify), plan.eager
         drop = settings.drop and source.paced
         sinks: list[Sink] = [objects]
-        camera = self.pipeline.add_camera(plan, (spec,), source, sinks, controls, self.pool, drop)
+        rungs = self._ladder(settings, spec, loaded)
+        camera = self.pipeline.add_camera(
+            plan, rungs.setups, source, sinks, controls, self.pool, drop
+        )
         objects.save_crop = functools.partial(actions.save_frame, offers.limits, camera)
         setter = actions.SetZones(zones, objects.set_zones, _zone_names(offers.rezoned))
         commands = self._commands(settings, channel, controls, camera, offers, setter)
         if settings.snapshot_interval:
             self._counted_pictures(settings, commands.channel, camera, objects)
-        view = ModelView(spec.name, model_size, "stretch", roi)  # a detector sees its whole ROI
+        view = ModelView(spec.name, loaded.size, "stretch", roi)  # a detector sees its whole ROI
         camera.tap.set_rate(self.config.app.http.view_fps)
         feed = self._feed(settings, view, camera, commands, objects)
-        return Wired(settings, spec, channel, controls, camera, (1.0,), feed)
+        return Wired(settings, spec, channel, controls, camera, rungs.costs, feed)
 
     def _counting_ha(
         self,
@@ -264,7 +267,7 @@ class App:
         return chosen
 
     def _ladder(
-        self, settings: CameraSettings, setup: loader.ModelSetup, loaded: Classifier
+        self, settings: CameraSettings, setup: loader.Planned, loaded: loader.Model
     ) -> ladder.Ladder:
         """The camera's model ladder, measured here; one rung unless `adapt` uses it."""
         if settings.adapt == "stride":

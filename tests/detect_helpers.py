@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from camapp import models
 from camapp.detect.decode import Decoder, Detections, Output
 from camapp.detect.labels import class_names
 from camapp.detect.letterbox import Geometry, fit, place, to_frame
@@ -43,6 +44,14 @@ class Found:
             (float(s) for n, s in zip(self.labels, self.scores, strict=True) if n == label),
             default=0,
         )
+
+
+def fetched(folder: Path, *names: str) -> Path:
+    """`folder` with the named zoo models (and their labels files) fetched from ../shared
+    and verified, as `camapp model fetch --mirror` does."""
+    for name in names:
+        models.fetch(name, folder, mirror=SHARED_MODELS)
+    return folder
 
 
 def outputs_of(interpreter: Interpreter) -> list[Output]:

@@ -17,6 +17,7 @@ from camapp import models
 from camapp.errors import EXIT_USAGE
 from camapp.training.clip import frame_labels
 from tests.conftest import SHARED, SHARED_MEDIA, SHARED_MODELS, run_camapp, start_camapp
+from tests.detect_helpers import fetched
 from tests.mqtt_helpers import Broker, Subscriber
 from tests.test_commands import send
 from tests.test_ha import stop
@@ -51,10 +52,7 @@ class Run:
 @pytest.fixture(scope="module")
 def detectors(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder with both COCO detectors and their labels, fetched and verified."""
-    folder = tmp_path_factory.mktemp("detectors")
-    for name in ("ssd_mobilenet_v1_coco", "yolov8n_coco"):
-        models.fetch(name, folder, mirror=SHARED_MODELS)
-    return folder
+    return fetched(tmp_path_factory.mktemp("detectors"), "ssd_mobilenet_v1_coco", "yolov8n_coco")
 
 
 def _run(folder: Path, workdir: Path, model: str, frames: int, stride: int, *extra: str) -> Run:
@@ -110,7 +108,8 @@ def test_objects_come_in_frame_order_with_the_people_the_dataset_says(ssd: Run) 
     right = sum(m["counts"]["person"] == truth for m, truth in judged)
     assert right / len(judged) >= 0.99, [(m["frame"], m["counts"], t) for m, t in judged]
     first = ssd.objects[0]
-    assert set(first) == {"frame", "ts", "objects", "counts"}
+    assert set(first) == {"frame", "ts", "objects", "counts", "model"}
+    assert {m["model"] for m in ssd.objects} == {"ssd_mobilenet_v1_coco"}
     assert first["counts"] == {"person": 0, "car": 0, "dog": 0, "cat": 0}  # the default track
     seen = [o for m in ssd.objects for o in m["objects"]]
     assert seen and {o["label"] for o in seen} == {"person"}
@@ -187,8 +186,6 @@ def test_yolo_counts_the_person_too(detectors: Path, tmp_path: Path) -> None:
         ([], "[[0, 0], [1, 1]]", r"zones.0.points: needs at least 3 points, got 2 "),
         ([], "[[0, 0], [1, 1], [1.5, 0]]", r"zones.0.points: point 3 \(1.5, 0\) is outside"),
         (["--track", ""], None, r"command line: --track: must name at least one label"),
-        (["--adapt", "model"], None, r"camera cam0: adapt = 'model' steps down a model ladder,"
-         r" which detectors do not have yet: use adapt = 'stride'$"),
     ],
 )  # fmt: skip
 def test_bad_detector_settings_are_one_line(

@@ -77,10 +77,11 @@ def test_fetch_all_then_list(tmp_path: Path) -> None:
                      r"\s+— \(camapp model compare\)", rows["mobilenet_v1_0.5_160"])  # fmt: skip
     assert re.search(r"224x224\s+inat-birds\s+—\s+Apache-2.0\s+3\.41\s+fetched",
                      rows["mobilenet_v2_inat_bird"])  # fmt: skip
-    assert re.search(r"detector\s+640x640\s+coco\s+—\s+AGPL-3.0\s+3\.14\s+fetched",
+    assert re.search(r"detector\s+640x640\s+coco\s+1\s+AGPL-3.0\s+3\.14\s+fetched",
                      rows["yolov8n_coco"])  # fmt: skip
     assert re.search(
-        r"detector\s+300x300\s+coco\s+—\s+Apache-2.0.*fetched\s+—$", rows["ssd_mobilenet_v1_coco"]
+        r"detector\s+300x300\s+coco\s+2\s+Apache-2.0.*fetched\s+— \(camapp model compare\)$",
+        rows["ssd_mobilenet_v1_coco"],
     )
 
 

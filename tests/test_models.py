@@ -118,7 +118,7 @@ def test_detector_entries() -> None:
     for name in DETECTORS:
         spec = manifest[name]
         model = open_model(SHARED_MODELS / spec.file)
-        assert model.kind == "detector" and spec.labels_set == "coco" and spec.ladder is None
+        assert model.kind == "detector" and spec.labels_set == "coco"
         assert model.info.inputs[0].shape == (1, spec.input_size, spec.input_size, 3)
         assert model.info.inputs[0].dtype == spec.quantization
         assert spec.url.startswith("https://github.com/") and "/raw/" in spec.url
@@ -141,6 +141,11 @@ def test_label_sets_and_the_imagenet_ladder() -> None:
     macs = [open_model(SHARED_MODELS / s.file).info.macs or 0 for s in ladder]
     assert macs == sorted(macs, reverse=True) and macs[-1] > 0
     assert ladder_models("inat-birds") == [] and ladder_models("nothing") == []
+    # The detectors' ladder: YOLOv8n, then the SSD, which costs fewer MACs.
+    coco = ladder_models("coco")
+    assert [s.name for s in coco] == ["yolov8n_coco", "ssd_mobilenet_v1_coco"]
+    macs = [open_model(SHARED_MODELS / s.file).info.macs or 0 for s in coco]
+    assert macs == sorted(macs, reverse=True) and macs[-1] > 0
     # Models of one label set answer in the same classes.
     for spec in ladder:
         assert read_labels(SHARED_MODELS / spec.file) == LABELS.read_text().splitlines()

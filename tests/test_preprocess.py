@@ -75,6 +75,21 @@ def test_normalisation_comes_from_the_model() -> None:
     assert half is not None and half[0] == -128 and half[255] == 127
 
 
+def test_one_table_quantizes_every_pixel_into_the_models_own_buffer() -> None:
+    """YOLOv8n's int8 input (pixel / 255, scale 0.018658, zero point -14): each of the
+    640x640x3 values is the table's entry for its pixel, written into the buffer given (a
+    view, as the interpreter's input tensor is)."""
+    yolo = spec(640, np.int8, 0.018658, -14, mean=(0.0,), std=(255.0,))
+    lut = quantize_lut(yolo)
+    assert lut is not None and lut.ndim == 1
+    image = np.random.default_rng(3).integers(0, 256, (640, 640, 3), np.uint8)
+    tensor = np.zeros((1, 640, 640, 3), np.int8)
+    Preprocessor(yolo)(image, False, tensor[0], "stretch")
+    assert np.array_equal(tensor[0], lut[image])
+    want = np.clip(np.round(image / 255 / 0.018658 - 14), -128, 127)
+    assert np.abs(tensor[0] - want).max() == 0
+
+
 def test_per_channel_normalisation() -> None:
     # ImageNet's per-channel mean and std, as some models' metadata give them.
     mean, std = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)

@@ -521,13 +521,15 @@ def run_camapp(
     seconds: float,
     source: str | None = None,
     cameras: int = 1,
+    topic: str = "classification",
 ) -> tuple[Row, list[float], dict[str, int]]:
     """Run the real `camapp run` in a child process and measure it from outside, as a user
     would see it, with `cameras` cameras of the same source. Returns the row, the
     inference_ms camapp reported per message, and the classifications each camera's topic
-    received while the row was measured."""
+    received while the row was measured. A detector's frames are counted on `objects`
+    (`topic`), whose messages carry no inference_ms."""
     ids = [f"bench{os.getpid()}" + (f"c{n}" if cameras > 1 else "") for n in range(cameras)]
-    topics = [f"camapp/{camera}/classification" for camera in ids]
+    topics = [f"camapp/{camera}/{topic}" for camera in ids]
     with tempfile.TemporaryDirectory(prefix="camapp-bench-") as tmp:
         pairs = [(camera, source or str(plan.clip)) for camera in ids]
         command = camapp_command(plan, model_path, broker, realtime, seconds, pairs, Path(tmp))
@@ -551,7 +553,7 @@ def run_camapp(
             raise CamappError(f"camapp run failed: {last}")
         row, messages = _measured(name, plan, samples, received, start)
         shares = receiver.by_topic(received[0][0] + row.seconds / 10, received[-1][0])
-    return row, [m["inference_ms"] for m in messages], shares
+    return row, [m["inference_ms"] for m in messages if "inference_ms" in m], shares
 
 
 def _measured(

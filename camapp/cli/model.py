@@ -7,14 +7,16 @@ import logging
 from pathlib import Path
 
 from camapp import models
-from camapp.cli.common import EPILOG, Parser
+from camapp.cli.common import EPILOG, Parser, run_config
 from camapp.cli.progress import Bar
+from camapp.config import flags
 from camapp.errors import EXIT_OK, ConfigError, shorten
 from camapp.models import measured
 from camapp.tflite import modelfile
+from camapp.tflite.graph import Kind
 from camapp.tflite.modelfile import open_model
 from camapp.tflite.quantize import IO_TYPES, dequantize_model, quantize_model
-from camapp.tools import calibration, pair
+from camapp.tools import calibration, compare_detectors, pair
 from camapp.tools import compare as zoo
 
 log = logging.getLogger("camapp")
@@ -48,9 +50,17 @@ def add(sub: argparse._SubParsersAction) -> None:
 def _add_compare(actions: argparse._SubParsersAction) -> None:
     c = actions.add_parser(
         "compare",
-        help="size, cost, latency, throughput, agreement and accuracy of models, measured here",
+        help="size, cost, latency, throughput, agreement and accuracy of models (classifiers, "
+        "or detectors: their counts), measured here",
+        epilog=EPILOG,
     )
-    c.add_argument("models", nargs="*", metavar="MODEL", help="default: every fetched CPU model")
+    c.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help="classifiers, or detectors (one kind at a time); default: every fetched CPU "
+        "classifier",
+    )
     c.add_argument(
         "--images", type=Path, action="append", default=[], metavar="DIR", help="its images"
     )
@@ -67,9 +77,19 @@ def _add_compare(actions: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--frames", type=int, default=100, help="frames per video (default 100)")
     c.add_argument(
+        "--occupancy",
+        type=Path,
+        metavar="JSON",
+        help="detectors: frame labels of the one --video (the occupancy dataset's ranges: a "
+        "frame labelled with a tracked label holds one such object, 'empty' none); --frames of "
+        "its labelled frames are counted against them",
+    )
+    flags.add_flags(c, only={"track", "min_score"})
+    c.add_argument(
         "--reference",
         metavar="MODEL",
-        help=f"agreement is with this (default {models.DEFAULT_MODEL} if compared, else the first)",
+        help=f"agreement is with this (default {models.DEFAULT_MODEL}, for detectors "
+        f"{models.DEFAULT_DETECTOR}, if compared, else the first)",
     )
     c.add_argument(
         "--seconds", type=float, default=3.0, help="least time of each pipeline run (default 3)"
@@ -144,7 +164,7 @@ def list_models(args: argparse.Namespace) -> int:
                 spec.licence,
                 f"{spec.size / 2**20:.2f}",
                 "fetched" if (model_dir / spec.file).is_file() else "not fetched",
-                got.brief() if got else _unmeasured(spec),
+                got.brief() if got else "— (camapp model compare)",
             )
         )
     widths = [max(len(row[k]) for row in rows) for k in range(len(head))]
@@ -156,37 +176,70 @@ def list_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _unmeasured(spec: models.ModelSpec) -> str:
-    """What stands for a latency not measured yet: how to measure it, where compare can."""
-    return "— (camapp model compare)" if spec.kind == "classifier" else "—"
-
-
 def compare(args: argparse.Namespace) -> int:
     paths = [models.resolve_model(m) for m in args.models] or zoo.default_models()
+    detecting = _detectors(paths)
     names = {models.display_name(p): p for p in paths}
     if args.reference is not None:
         reference = models.resolve_model(args.reference)
+        _detectors([*paths, reference])
     else:
-        reference = names.get(models.DEFAULT_MODEL, paths[0])
+        default = models.DEFAULT_DETECTOR if detecting else models.DEFAULT_MODEL
+        reference = names.get(default, paths[0])
     if not 0.1 <= args.seconds <= 600:
         raise ConfigError(f"--seconds must be 0.1 to 600, not {args.seconds}")
-    cover = max(max(open_model(p).classifier(()).input_size) for p in {*paths, reference})
-    data = zoo.load_data(args.images, args.dataset, args.video, args.frames, cover)
+    if not detecting and (args.occupancy or flags.values(args)):
+        raise ConfigError("--occupancy, --track and --min-score are for comparing detectors")
+    [camera] = run_config(args).cameras  # --track and --min-score, checked as settings are
+    cover = max(max(_input_size(p, detecting)) for p in {*paths, reference})
+    occupancy = args.occupancy
+    data = zoo.load_data(args.images, args.dataset, args.video, args.frames, cover, occupancy)
     bar = Bar("camapp model compare")
+    plan = zoo.Plan(seconds=args.seconds)
     try:
-        rows = zoo.compare(paths, reference, data, zoo.Plan(seconds=args.seconds), bar)
+        if detecting:
+            track, score = camera.track, camera.min_score
+            rows = compare_detectors.compare(paths, reference, data, track, score, plan, bar)
+        else:
+            rows = zoo.compare(paths, reference, data, plan, bar)
     finally:
         bar.close()
-    print(zoo.markdown(rows, data), end="")
+    if detecting:
+        print(compare_detectors.markdown(rows, data, camera.min_score), end="")
+    else:
+        print(zoo.markdown(rows, data), end="")
     kept = zoo.remember(rows)
     if kept:
         log.info("latencies kept in %s (shown by camapp model list)", kept)
-    chart = zoo.chart(rows, args.chart)
+    chart = zoo.chart(rows, args.chart, "count" if detecting else "top-1")
     if chart:
         log.info("chart: %s", chart)
     else:
         log.warning("no chart: it needs matplotlib (pip install 'camapp[bench]')")
     return EXIT_OK
+
+
+def _input_size(path: Path, detector: bool) -> tuple[int, int]:
+    """A model's input (height, width); a classifier's checked to be one."""
+    file = open_model(path)
+    if detector:
+        _, height, width, _ = file.info.inputs[0].shape
+        return height, width
+    return file.classifier(()).input_size
+
+
+def _detectors(paths: list[Path]) -> bool:
+    """Whether the models compared are detectors; a classifier and a detector in one
+    comparison are refused (one answers in classes, the other in boxes)."""
+    kinds = {path: open_model(path).kind for path in paths}
+    detectors = [p for p, kind in kinds.items() if kind == Kind.DETECTOR]
+    if detectors and len(detectors) < len(kinds):
+        other = next(p for p in kinds if p not in detectors)
+        raise ConfigError(
+            f"model compare takes one kind at a time: {models.display_name(other)} is a "
+            f"classifier, {models.display_name(detectors[0])} a detector"
+        )
+    return bool(detectors)
 
 
 def quantize(args: argparse.Namespace) -> int:

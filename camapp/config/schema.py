@@ -572,7 +572,8 @@ class CameraSettings(Settings):
     )
     ladder: Annotated[tuple[str, ...], BeforeValidator(_names)] | None = setting(
         None,
-        "cheaper models with the same classes, in order (default: the manifest's ladder)",
+        "cheaper models with the same classes (a detector camera's: detectors that know its"
+        " tracked labels), in order (default: the manifest's ladder)",
         metavar="M1,M2",
     )
     source_timeout: float = setting(

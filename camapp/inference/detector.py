@@ -147,9 +147,7 @@ class Detector:
     ) -> DetectionResult:
         """The objects in `image` (HxWx3) or in its region of interest, boxes as fractions of
         the whole image, at least `min_score` and `min_area`."""
-        rows, cols, geometry = self._view(image.shape, roi)
-        place(image[rows, cols], geometry, self._placed)
-        self.preprocess(self._placed, bgr, self._input()[0], "stretch")
+        geometry = self.prepare(image, bgr, roi)
         start = time.perf_counter()
         try:
             self._invoke()
@@ -158,6 +156,19 @@ class Detector:
         inference_ms = (time.perf_counter() - start) * 1000
         found = self.decoder([tensor() for tensor in self._outputs])
         return DetectionResult(self._named(found, geometry), inference_ms, self.model)
+
+    def prepare(self, image: np.ndarray, bgr: bool = False, roi: Roi | None = None) -> Geometry:
+        """Fill the model's input from `image` (its region, fitted): all `detect` does before
+        the invoke; the benchmarks take the inputs the bare interpreter runs on from it."""
+        rows, cols, geometry = self._view(image.shape, roi)
+        place(image[rows, cols], geometry, self._placed)
+        self.preprocess(self._placed, bgr, self.input, "stretch")
+        return geometry
+
+    @property
+    def input(self) -> np.ndarray:
+        """The model's input tensor (HxWx3), as `prepare` left it."""
+        return self._input()[0]
 
     def _view(self, shape: tuple[int, ...], roi: Roi | None) -> View:
         """The pixels a frame size and ROI give the model, and how they fit: worked out once

@@ -1,11 +1,14 @@
 """The model ladder: cheaper models with the same classes that a camera's governor may step
 down to under a budget (`adapt = "model"` or `"auto"`), and back up from when there is room.
+A detector camera's rungs are detectors that know every label it tracks (e.g. YOLOv8n, then
+the SSD: both COCO): its tracker follows labels by name, so tracks and counts outlive a step.
 
 The rungs come from the `ladder` setting, else from the manifest (models of the same label
 set with a ladder rank below the camera's model), fetched ones only. What a rung costs is
-measured here, on this device, at start: a rung is kept only if it runs clearly faster than
-the one above it (on x86 XNNPACK runs the published uint8 MobileNetV1 0.75 slower than the
-int8 MobileNetV2, though it has fewer MACs).
+measured here, on this device, at start, the rungs taking turns so that a passing load
+weighs on all alike: a rung is kept only if it runs clearly faster than the one above it (on
+x86 XNNPACK runs the published uint8 MobileNetV1 0.75 slower than the int8 MobileNetV2,
+though it has fewer MACs).
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from camapp import models
 from camapp.config.schema import CameraSettings
 from camapp.errors import ConfigError
 from camapp.inference import loader
-from camapp.inference.classifier import Classifier
-from camapp.inference.timing import median_invoke_ms
+from camapp.inference.detector import DetectorSpec
+from camapp.inference.timing import interleaved_medians_ms
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +33,12 @@ TIMED = 15  # invokes timed per rung (after one warm-up)
 
 @dataclass(frozen=True)
 class Ladder:
-    setups: tuple[loader.ModelSetup, ...]  # rung 0: the camera's own model
+    setups: tuple[loader.Planned, ...]  # rung 0: the camera's own model
     costs: tuple[float, ...]  # ms per invoke, measured here
-    classifiers: tuple[Classifier, ...]  # loaded while measuring: the workers may keep them
+    classifiers: tuple[loader.Model, ...]  # loaded while measuring: the workers may keep them
 
 
-def names_for(camera: CameraSettings, setup: loader.ModelSetup) -> list[str]:
+def names_for(camera: CameraSettings, setup: loader.Planned) -> list[str]:
     """The models below the camera's own: the `ladder` setting, else the manifest's."""
     if camera.ladder:
         return list(camera.ladder)
@@ -47,30 +50,55 @@ def names_for(camera: CameraSettings, setup: loader.ModelSetup) -> list[str]:
     return [s.name for s in below if (s.ladder or 0) > spec.ladder and s.name in fetched]
 
 
-def build(
-    camera: CameraSettings, setup: loader.ModelSetup, own: Classifier, threads: int
-) -> Ladder:
-    """Plan, load and time each rung below the camera's own model (`own`, loaded already);
-    keep those clearly cheaper than the one above."""
-    setups, costs, loaded = [setup], [_cost(own)], [own]
-    for name in names_for(camera, setup):
-        rung = camera.model_copy(update={"model": name, "labels": None})
-        candidate = loader.for_camera(rung, threads, setup.devices)
-        if candidate.classes != setup.classes:
-            raise ConfigError(f"ladder: {name} has other classes than {setup.name}")
-        classifier = loader.load(candidate)
-        cost = _cost(classifier)
+def build(camera: CameraSettings, setup: loader.Planned, own: loader.Model, threads: int) -> Ladder:
+    """Plan, load and time each rung below the camera's own model (`own`, loaded already),
+    all in one interleaved run; keep those clearly cheaper than the one above."""
+    names = names_for(camera, setup)
+    planned = [setup, *(_rung(camera, setup, name, threads) for name in names)]
+    loaded = [own, *(loader.load_any(candidate) for candidate in planned[1:])]
+    frames = [np.zeros((h, w, 3), np.uint8) for w, h in (model.size for model in loaded)]
+    measured = interleaved_medians_ms(loaded, frames, TIMED)
+    setups, costs, kept = [setup], [measured[0]], [own]
+    for candidate, model, cost in zip(planned[1:], loaded[1:], measured[1:], strict=True):
         if cost > CHEAPER * costs[-1]:
             log.info("ladder of %s: %s left out (%.2f ms, not cheaper here)", camera.camera_id,
-                     name, cost)  # fmt: skip
+                     candidate.name, cost)  # fmt: skip
             continue
         setups.append(candidate)
         costs.append(cost)
-        loaded.append(classifier)
-    return Ladder(tuple(setups), tuple(costs), tuple(loaded))
+        kept.append(model)
+    return Ladder(tuple(setups), tuple(costs), tuple(kept))
 
 
-def _cost(classifier: Classifier) -> float:
-    spec = classifier.preprocess.spec
-    frame = np.zeros((spec.height, spec.width, 3), np.uint8)
-    return median_invoke_ms(classifier, [frame], TIMED)
+def _rung(camera: CameraSettings, setup: loader.Planned, name: str, threads: int) -> loader.Planned:
+    """A rung planned, or one line that names it: what is wrong with a model says which."""
+    try:
+        return _plan(camera, setup, name, threads)
+    except ConfigError as exc:
+        message = str(exc)
+        if message.startswith("ladder: "):
+            raise
+        raise ConfigError(f"ladder: {name}: {message}") from None
+
+
+def _plan(camera: CameraSettings, setup: loader.Planned, name: str, threads: int) -> loader.Planned:
+    """A rung planned as the camera's own model is: a classifier must give the same classes
+    (its results are read by class); a detector must know every tracked label (its results
+    are tracked by name, so the class ids and their count may differ)."""
+    if isinstance(setup, DetectorSpec):
+        candidate = loader.plan_detector(
+            name, None, camera.delegate, threads, camera.min_score, camera.min_area,
+            min_scores=camera.min_scores,
+        )  # fmt: skip
+        missing = [label for label in camera.track if label not in candidate.names]
+        if missing:
+            raise ConfigError(
+                f"ladder: {name} has no class {missing[0]!r}, which camera "
+                f"{camera.camera_id} tracks"
+            )
+        return candidate
+    rung = camera.model_copy(update={"model": name, "labels": None})
+    candidate = loader.for_camera(rung, threads, setup.devices)
+    if candidate.classes != setup.classes:
+        raise ConfigError(f"ladder: {name} has other classes than {setup.name}")
+    return candidate

@@ -194,11 +194,6 @@ def plan_camera(
     where = f"camera {camera.camera_id}"
     if camera.source == "imx500":
         raise ConfigError(f"{where}: the AI Camera runs its own network, not a detector")
-    if camera.adapt == "model":
-        raise ConfigError(
-            f"{where}: adapt = 'model' steps down a model ladder, which detectors do not have"
-            " yet: use adapt = 'stride'"
-        )
     return plan_detector(
         str(file.path), camera.labels, camera.delegate, threads, camera.min_score,
         camera.min_area, file, camera.min_scores,

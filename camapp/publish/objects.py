@@ -45,12 +45,15 @@ FIRST_VOTES = 3  # crops of a new track classified on every frame, before `class
 
 
 def objects_message(result: Result, tracks: Sequence[Track], counts: Counts) -> dict[str, Any]:
-    """The `objects` payload; `sub_label` is null unless the label's crops are classified."""
+    """The `objects` payload; `sub_label` is null unless the label's crops are classified.
+    `model` names the detector that answered (the ladder may step between two)."""
+    found: DetectionResult = result.classification  # type: ignore[assignment]
     return {
         "frame": result.frame,
         "ts": round(result.ts, 3),
         "objects": [_tracked(track) for track in tracks],
         "counts": counts.labels,
+        "model": found.model,
     }
 
 

@@ -39,6 +39,7 @@ from camapp.runtime.controls import Controls
 from camapp.runtime.pipeline import Pipeline
 from camapp.tflite.modelfile import open_model
 from camapp.tools.calibration import read_frames, shrink
+from camapp.training.clip import clip_frames, frame_labels
 
 MAX_FRAMES = 500  # ~130 MB of frames shrunk to cover 224 px; enough to rank models by
 # A top score the app's state counts: agreement on the frames the reference is this sure of
@@ -86,14 +87,21 @@ def load_data(
     videos: Sequence[Path] = (),
     per_video: int = 100,
     cover: int = 224,
+    occupancy: Path | None = None,
 ) -> Data:
     """Frames from image folders, labelled datasets (a folder per class) and videos (`per_video`
-    evenly spaced frames each), at most MAX_FRAMES in all."""
+    evenly spaced frames each; with an `occupancy` ranges file, of the one video's labelled
+    frames, each with its label), at most MAX_FRAMES in all."""
     if not 1 <= per_video <= MAX_FRAMES:
         raise ConfigError(f"--frames must be 1 to {MAX_FRAMES}, not {per_video}")
     frames: list[np.ndarray] = []
     truth: list[str | None] = []
     counts = dict.fromkeys(("images", "labelled images", "video frames"), 0)
+    if occupancy is not None:
+        if len(videos) != 1:
+            raise ConfigError("--occupancy labels the frames of one --video FILE: give one")
+        frames, truth = _labelled_frames(videos[0], occupancy, per_video, cover)
+        counts["labelled video frames"], videos = len(frames), ()
     for folder in images:
         if not Path(folder).is_dir():
             raise ConfigError(f"--images: not a directory: {shorten(folder)}")
@@ -134,6 +142,30 @@ def _labelled(root: Path, cover: int) -> list[tuple[np.ndarray, str]]:
         image = read_image(sample.path)
         found.append((cv2.cvtColor(shrink(image, cover), cv2.COLOR_BGR2RGB), sample.label))
     return found
+
+
+def _labelled_frames(
+    video: Path, ranges: Path, count: int, cover: int
+) -> tuple[list[np.ndarray], list[str | None]]:
+    """`count` frames of `video` (RGB, shrunk) evenly spaced over those its ranges file
+    labels (the occupancy dataset's format, training/clip.py), each with its label."""
+    labels = frame_labels(ranges)
+    if not labels:
+        raise ConfigError(f"--occupancy {shorten(ranges)}: no labelled frames")
+    indices = sorted(labels)
+    step = (len(indices) - 1) / max(count - 1, 1)
+    chosen = sorted({indices[round(i * step)] for i in range(min(count, len(indices)))})
+    frames: list[np.ndarray] = []
+    wanted = set(chosen)
+    for index, frame in clip_frames(video, last=chosen[-1]):
+        if index in wanted:
+            frames.append(cv2.cvtColor(shrink(frame, cover), cv2.COLOR_BGR2RGB))
+    if len(frames) < len(chosen):
+        raise ConfigError(
+            f"--occupancy {shorten(ranges)} labels frame {chosen[-1]}, beyond the end of "
+            f"{shorten(video)} ({len(frames)} of {len(chosen)} found)"
+        )
+    return frames, [labels[i] for i in chosen]
 
 
 def _check_count(count: int) -> None:
@@ -190,16 +222,24 @@ class _Replay:
 
 
 class _FirstPass:
-    """A sink keeping the top-1 label and score of each frame's first pass."""
+    """A sink keeping each frame's first answer: its classification, or its detections."""
 
     def __init__(self, count: int) -> None:
-        self.top1 = [""] * count
-        self.scores = [0.0] * count
+        self.answers: list[Any] = [None] * count
 
     def send(self, result: Result) -> None:
-        if result.frame < len(self.top1):
-            best = result.classification.top_k[0]
-            self.top1[result.frame], self.scores[result.frame] = best.label, best.score
+        if result.frame < len(self.answers):
+            self.answers[result.frame] = result.classification
+
+    @property
+    def top1(self) -> list[str]:
+        """A classifier's top-1 label of each frame."""
+        return [answer.top_k[0].label for answer in self.answers]
+
+    @property
+    def scores(self) -> list[float]:
+        """... and its score."""
+        return [answer.top_k[0].score for answer in self.answers]
 
 
 def _view(setup: loader.ModelSetup) -> tuple[str, tuple[float, float, float, float] | None]:
@@ -219,13 +259,23 @@ def throughput(
 ) -> tuple[float, _FirstPass]:
     """Classifications/s of a one-camera pipeline with `workers` workers (one interpreter
     thread each) classifying every frame, and the top-1 label and score of each frame."""
-    pipeline = Pipeline()
     setup = loader.plan(str(path), threads=1, top_k=1)
+    return pipeline_rate(setup, frames, workers, seconds)
+
+
+def pipeline_rate(
+    setup: loader.Planned, frames: list[np.ndarray], workers: int, seconds: float
+) -> tuple[float, _FirstPass]:
+    """Frames/s of a one-camera pipeline with `workers` workers running `setup` (a
+    classifier or a detector, one interpreter thread each) on every frame, and each frame's
+    first answer."""
+    pipeline = Pipeline()
     pool = pipeline.add_pool(workers, loader.load_checked)
-    pool.seed(setup, [loader.load(setup) for _ in range(workers)])
+    pool.seed(setup, [loader.load_any(setup) for _ in range(workers)])
     sink = _FirstPass(len(frames))
     source = _Replay(frames, seconds)
-    plan = CameraPlan("compare", *_view(setup))
+    view = loader.view(CameraSettings(), setup)
+    plan = CameraPlan("compare", *view)
     pipeline.add_camera(plan, (setup,), source, [sink], Controls(), pool, drop=False)
     report = pipeline.run()
     if report.errors:
@@ -323,6 +373,21 @@ def compare(
 ) -> list[Row]:
     """Measure every model (the reference first, once) and score it against the reference."""
     plan = plan or Plan()
+    rows = measure_all(paths, reference, plan, progress, lambda p, s: measure(p, data, plan, s))
+    for row in rows:
+        score(row, rows[0], data.truth)
+    return rows
+
+
+def measure_all(
+    paths: Sequence[Path],
+    reference: Path,
+    plan: Plan,
+    progress: Progress | None,
+    measure_one: Callable[[Path, Callable[[str], None]], Any],
+) -> list[Any]:
+    """`measure_one(path, step)` for the reference, then each other model once, with the
+    progress bar's steps (one per thread count and one for the pipeline, per model)."""
     ordered = list(dict.fromkeys([Path(reference), *map(Path, paths)]))
     total, done = len(ordered) * (len(plan.threads) + 1), 0
 
@@ -332,11 +397,9 @@ def compare(
             progress(what, done, total)
         done += 1
 
-    rows = [measure(path, data, plan, step) for path in ordered]
+    rows = [measure_one(path, step) for path in ordered]
     if progress:
         progress("done", total, total)
-    for row in rows:
-        score(row, rows[0], data.truth)
     return rows
 
 
@@ -413,15 +476,15 @@ def markdown(rows: Sequence[Row], data: Data) -> str:
     return "\n".join(lines) + "\n"
 
 
-def chart(rows: Sequence[Row], path: Path) -> Path | None:
+def chart(rows: Sequence[Any], path: Path, answers: str = "top-1") -> Path | None:
     """Accuracy (with labelled frames) and agreement with the reference against one-thread
-    latency, one marker per model; None when matplotlib (the `bench` extra) is missing or
-    there is nothing to draw."""
-    fig = figure(rows)
+    latency, one marker per model (a Row, or a detector's row: `answers` = "count");
+    None when matplotlib (the `bench` extra) is missing or there is nothing to draw."""
+    fig = figure(rows, answers)
     return None if fig is None else charts.save(fig, path, dpi=100)
 
 
-def figure(rows: Sequence[Row]) -> Any | None:
+def figure(rows: Sequence[Any], answers: str = "top-1") -> Any | None:
     """chart()'s matplotlib figure, not saved."""
     plt = charts.pyplot()
     if plt is None:
@@ -429,8 +492,8 @@ def figure(rows: Sequence[Row]) -> Any | None:
     panels = [
         (what, values)
         for what, values in (
-            ("top-1 accuracy on the labelled frames", [row.accuracy for row in rows]),
-            (f"top-1 agreement with {rows[0].name}", [row.agreement for row in rows]),
+            (f"{answers} accuracy on the labelled frames", [row.accuracy for row in rows]),
+            (f"{answers} agreement with {rows[0].name}", [row.agreement for row in rows]),
         )
         if any(v is not None for v in values)
     ]
