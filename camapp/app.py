@@ -149,12 +149,7 @@ class App:
         crop, roi = loader.view(settings, setup)
         offers = Offers(known, actions.DatasetLimits.of(settings, dataset_of(settings)), switched)
         plan = _plan(settings, crop, roi, offers.limits)
-        # Frames are dropped only where they go stale: live cameras and paced replays.
-        drop = settings.drop and source.paced
-        rungs = self._ladder(settings, setup, loaded)
-        camera = self.pipeline.add_camera(
-            plan, rungs.setups, source, sinks, controls, self.pool, drop
-        )
+        camera, rungs = self._add(settings, setup, loaded, plan, source, sinks, controls)
         for rung in rungs.setups[1:]:
             known.ran(rung)
         commands = self._commands(settings, channel, controls, camera, offers)
@@ -189,12 +184,7 @@ class App:
         plan.classify = self._crop_classifiers(settings)
         plan.classify_every = settings.classify_every
         objects.classified, objects.eager = frozenset(plan.classify), plan.eager
-        drop = settings.drop and source.paced
-        sinks: list[Sink] = [objects]
-        rungs = self._ladder(settings, spec, loaded)
-        camera = self.pipeline.add_camera(
-            plan, rungs.setups, source, sinks, controls, self.pool, drop
-        )
+        camera, rungs = self._add(settings, spec, loaded, plan, source, [objects], controls)
         objects.save_crop = functools.partial(actions.save_frame, offers.limits, camera)
         setter = actions.SetZones(zones, objects.set_zones, _zone_names(offers.rezoned))
         commands = self._commands(settings, channel, controls, camera, offers, setter)
@@ -265,6 +255,25 @@ class App:
             self.pool.seed(setup, [classifier])
             chosen[label] = setup
         return chosen
+
+    def _add(
+        self,
+        settings: CameraSettings,
+        setup: loader.Planned,
+        loaded: loader.Model,
+        plan: CameraPlan,
+        source: Source,
+        sinks: list[Sink],
+        controls: Controls,
+    ) -> tuple[Camera, ladder.Ladder]:
+        """The camera in the pipeline, with its model ladder. Frames are dropped only where
+        they go stale: live cameras and paced replays."""
+        drop = settings.drop and source.paced
+        rungs = self._ladder(settings, setup, loaded)
+        camera = self.pipeline.add_camera(
+            plan, rungs.setups, source, sinks, controls, self.pool, drop
+        )
+        return camera, rungs
 
     def _ladder(
         self, settings: CameraSettings, setup: loader.Planned, loaded: loader.Model
