@@ -285,3 +285,29 @@ def test_one_candidate_frame_per_live_track_each_dropped_when_its_track_goes(run
     shots.run()  # publishes what is due, then returns
     queued = [m for m in publisher._outbox._queued if m.topic == "camapp/t/snapshot/person"]
     assert len(queued) == 1 and decode_jpeg(queued[0].payload).shape == (432, 768, 3)
+
+
+@pytest.mark.parametrize(
+    ("track", "zones"),
+    [
+        (("person",), ("Porch", "porch")),  # names that differ by case
+        (("person",), ("前门", "后门")),  # nothing ASCII
+        (("person",), ("z" * 40 + "-front", "z" * 40 + "-back")),  # alike in 40 characters
+        (("teddy bear", "bear"), ("teddy",)),  # a label with a space, a zone and a label
+    ],
+)
+def test_names_alike_as_ids_still_get_entities_of_their_own(
+    track: tuple[str, ...], zones: tuple[str, ...]
+) -> None:
+    """Every label and zone keeps its own entities: none is lost to another's id."""
+    publisher = MqttPublisher(MqttSettings(), "camapp-yard")  # never started
+    channel = Channel(publisher, "camapp", "yard", ("camapp/yard/availability",))
+    camera = ha.Camera(channel, 1, "ssd", (), counting=ha.Counting(track, zones))
+    configs = ha.discovery_configs(camera, "homeassistant")
+    wheres = len(track) * (1 + len(zones))  # each label, and each label in each zone
+    triggers = len(track) * 2 * (1 + len(zones))  # appeared/left, entered/left each zone
+    counting = [t for t in configs if "/count_" in t or "/occupied_" in t or "/trigger_" in t]
+    assert len(counting) == 2 * wheres + triggers, sorted(configs)
+    assert len({c["unique_id"] for c in configs.values() if "unique_id" in c}) == len(
+        [c for c in configs.values() if "unique_id" in c]
+    )

@@ -6,6 +6,7 @@ through the shared publisher, which itself knows nothing of cameras.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from camapp.publish.mqtt import Handler, MqttPublisher
@@ -39,6 +40,12 @@ def process_topic(base_topic: str, client_id: str) -> str:
 
 
 def slug(name: str) -> str:
-    """A name (a label, a zone) as one topic level or discovery object id: letters and
-    digits, lower case, anything else `_`, at most 40 characters."""
-    return "".join(c if c.isascii() and c.isalnum() else "_" for c in name.lower())[:40]
+    """A name (a label, a zone) as one topic level or discovery object id: ASCII letters and
+    digits, lower case, anything else `_`, at most 40 characters. A name that does not come
+    through unchanged gets 6 hex digits of its hash, so two names never share a slug (`Porch`
+    and `porch`, `前门` and `后门`, the label `teddy bear` and the zone `teddy` with the label
+    `bear`, names alike in their first 40 characters)."""
+    plain = "".join(c if c.isascii() and c.isalnum() else "_" for c in name.lower())
+    if plain == name and len(plain) <= 40:
+        return plain
+    return f"{plain[:33]}_{hashlib.sha256(name.encode()).hexdigest()[:6]}"
