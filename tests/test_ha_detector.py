@@ -23,10 +23,11 @@ from camapp.config.schema import HaSettings, MqttSettings
 from camapp.detect.draw import COLOURS
 from camapp.detect.zones import parse_zones
 from camapp.inference import loader
+from camapp.inference.detector import Detection, DetectionResult
 from camapp.publish import ha
 from camapp.publish.mqtt import MqttPublisher
 from camapp.publish.objects import ObjectsSink
-from camapp.publish.snapshot import EventSnapshots
+from camapp.publish.snapshot import MAX_HELD, EventSnapshots
 from camapp.publish.topics import Channel
 from camapp.runtime.camera import Result
 from camapp.runtime.tap import FrameTap
@@ -279,7 +280,7 @@ def test_one_candidate_frame_per_live_track_each_dropped_when_its_track_goes(run
         shots.send(result)
         ended |= {e.id for e in objects.events if e.type == "end"}
         assert set(shots._best) <= {t.id for t in objects.tracker.live}
-        kept = max(kept, len({id(best.frame) for best in shots._best.values()}))
+        kept = max(kept, len({id(b.frame) for b in shots._best.values() if b.frame is not None}))
     assert ended and not ended & set(shots._best) and 1 <= kept <= 3
     shots.stop()
     shots.run()  # publishes what is due, then returns
@@ -311,3 +312,26 @@ def test_names_alike_as_ids_still_get_entities_of_their_own(
     assert len({c["unique_id"] for c in configs.values() if "unique_id" in c}) == len(
         [c for c in configs.values() if "unique_id" in c]
     )
+
+
+def test_frames_held_are_bounded_however_many_objects_are_tracked() -> None:
+    """40 parked cars, each scoring a little better every frame: the snapshots never hold
+    more than MAX_HELD captured frames (one per car before the bound)."""
+    publisher = MqttPublisher(MqttSettings(), "camapp-lot")  # never started: it queues
+    channel = Channel(publisher, "camapp", "lot", ("camapp/lot/availability",))
+    objects = ObjectsSink(channel, ("car",), [], 2)
+    shots = EventSnapshots(channel, FrameTap(), objects, 320)
+    cars = [(0.02 * i + 0.001, 0.5, 0.02 * i + 0.015, 0.6) for i in range(40)]
+    image = np.zeros((90, 160, 3), np.uint8)
+    most = 0
+    for n in range(60):
+        scores = [0.6 + 0.3 * ((n + i) % 7 == 0) + n * 1e-4 for i in range(40)]  # now and then
+        found = [Detection("car", s, box) for s, box in zip(scores, cars, strict=True)]
+        result = Result(n, n / 10, n / 10, DetectionResult(found, 1.0, "ssd"), Frame(
+            n, n / 10, image, n / 10, bgr=True))  # fmt: skip
+        objects.send(result)
+        shots.send(result)
+        most = max(most, sum(best.frame is not None for best in shots._best.values()))
+    assert len(objects.tracker.tracks) == 40
+    assert most == MAX_HELD
+    assert len(shots._best) > MAX_HELD  # the others' scores are still known

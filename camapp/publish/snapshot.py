@@ -11,8 +11,10 @@ A detector camera also gets `<base>/<camera_id>/snapshot/<label>` (`EventSnapsho
 label made a topic level by `topics.slug`): the frame at which a tracked object of that
 label scored best since it was confirmed, with the boxes of that frame, when the object is
 confirmed, when an update of it comes with a better score, and when it ends with a better
-one. One candidate frame is kept per live track (a reference to the captured frame, never a
-copy), dropped when the track ends.
+one. A live track keeps its best frame (a reference to the captured frame, never a copy) only
+until that frame is handed over to be published or the track ends, and the camera keeps at
+most MAX_HELD such frames: a car park of parked cars holds none once each was pictured, and a
+crowd's best frames beyond MAX_HELD are let go (those objects keep the picture last sent).
 
 Encoding runs on this module's own threads, never on a worker or the capture thread, and is
 counted with the camera's CPU by the governor.
@@ -37,6 +39,8 @@ from camapp.runtime.camera import Result
 from camapp.runtime.tap import FrameTap
 
 log = logging.getLogger(__name__)
+
+MAX_HELD = 8  # best frames a detector camera keeps for pictures not yet sent
 
 FRAME_WAIT_S = 5.0  # a source that delivers nothing for this long is skipped until next time
 
@@ -115,16 +119,17 @@ class Best:
     """A live track's best frame so far, and the score its label's topic last got from it."""
 
     score: float
-    frame: Frame
+    frame: Frame | None  # None once handed over to be published (or let go)
     objects: tuple[Drawn, ...]  # the tracked objects of that frame
     published: float = 0.0
 
 
 class EventSnapshots(Shooter):
     """A detector camera's picture of each tracked object at its best: a sink after the
-    ObjectsSink (reading its tracker and the events of the same frame), which keeps one
-    candidate frame per live track and hands the pictures to publish to `run`'s thread, one
-    slot per label (a newer picture of a label replaces one not yet sent)."""
+    ObjectsSink (reading its tracker and the events of the same frame), which keeps a live
+    track's best frame until it is handed over (at most MAX_HELD of them) and hands the
+    pictures to publish to `run`'s thread, one slot per label (a newer picture of a label
+    replaces one not yet sent)."""
 
     def __init__(
         self, channel: Channel, tap: FrameTap, objects: ObjectsSink, max_width: int
@@ -141,10 +146,11 @@ class EventSnapshots(Shooter):
             self._note(result, live)
         for event in self._objects.events:
             best = self._best.get(event.id)
-            if best is not None and best.score > best.published:
+            if best is not None and best.frame is not None and best.score > best.published:
                 best.published = best.score
                 with self._lock:
                     self._due[event.label] = (best.frame, best.objects)
+                best.frame = None  # the slot above holds it until it is sent
                 self._wake.set()
         ids = {t.id for t in live}
         for gone in [i for i in self._best if i not in ids]:  # ended: its frame goes
@@ -155,10 +161,15 @@ class EventSnapshots(Shooter):
         `best_frame`), with the confirmed objects matched in it (and the track itself)."""
         assert result.picture is not None
         shown = [t for t in live if t.confirmed and not t.missed]
+        held = sum(best.frame is not None for best in self._best.values())
         for track in live:
             if track.best_frame == result.frame:
-                objects = drawn(shown if track.confirmed else [*shown, track])
                 before = self._best.get(track.id)
+                holds = before is not None and before.frame is not None
+                if not holds and held >= MAX_HELD:
+                    continue  # bounded: this object keeps the picture last sent
+                held += not holds
+                objects = drawn(shown if track.confirmed else [*shown, track])
                 published = before.published if before is not None else 0.0
                 self._best[track.id] = Best(track.top_score, result.picture, objects, published)
 
