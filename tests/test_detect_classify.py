@@ -56,6 +56,21 @@ def test_a_track_votes_so_one_wrong_crop_does_not_flip_its_sub_label() -> None:
     assert len(track.votes) == MAX_VOTES  # bounded however many classes it is shown
 
 
+def test_new_tracks_ask_for_every_frame_only_while_young() -> None:
+    """Eleven people, crops classified for ten of them a frame (the first ten): the eleventh
+    never gets a vote, yet once it is no longer young the workers are not kept classifying
+    every frame for good."""
+    tracker = Tracker(confirm_frames=1)
+    boxes = np.array([[0.08 * i, 0.2, 0.08 * i + 0.05, 0.8] for i in range(11)])
+    labels = ["person"] * 11
+    asked = []
+    for frame in range(20):
+        guesses = [("ann", 0.9)] * 10 + [None]
+        tracker.update(frame, frame, boxes, np.full(11, 0.9), labels, guesses)
+        asked.append(tracker.wanting(frozenset({"person"}), 3))
+    assert tracker.tracks[10].voted == 0 and asked[0] and not asked[-1]
+
+
 def test_a_crop_is_classified_through_the_classifier_s_own_preprocessing() -> None:
     """The crop classifier sees the box's pixels: Grace Hopper's person box classifies as
     the whole photo does (military uniform), her tie's box does not."""
@@ -91,6 +106,7 @@ def test_a_minimum_score_per_label_overrides_min_score(model_dir: Path) -> None:
          "is not an image classifier: it looks like a semantic segmentation model"),
         (["--classify", "person=/nowhere/people.tflite"], "classify person"),
         (["--min-scores", "person=1.5"], "'person': 1.5 is not within 0.01..1"),
+        (["--min-scores", "preson=0.2"], "min_scores: 'preson' is not a class of"),
     ],
 )  # fmt: skip
 def test_bad_classify_settings_exit_2_in_one_line_before_capture(

@@ -136,8 +136,12 @@ class Tracker:
         return list(self._tracks)
 
     def wanting(self, labels: frozenset[str], votes: int) -> bool:
-        """A track of `labels` (confirmed or not yet) has fewer than `votes` votes."""
-        return any(t.voted < votes and t.label in labels for t in self._tracks)
+        """A young track of `labels` (confirmed or not yet) has fewer than `votes` votes.
+        Young: seen in at most 3 x `votes` frames, so a track that gets no crop classified
+        (more objects than a frame's crops) does not keep every frame classified for good."""
+        return any(
+            t.voted < votes and t.hits <= 3 * votes and t.label in labels for t in self._tracks
+        )
 
     def update(
         self,

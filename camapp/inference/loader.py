@@ -21,7 +21,7 @@ from camapp import models
 from camapp.config.schema import CameraSettings
 from camapp.detect.labels import class_names
 from camapp.devices import Devices
-from camapp.errors import CamappError, ConfigError, shorten
+from camapp.errors import CamappError, ConfigError, echo, shorten
 from camapp.inference import backend as backends
 from camapp.inference import detector
 from camapp.inference.backend import BackendSettings
@@ -284,6 +284,9 @@ def plan_detector(
     found = detector.layout(file, outputs)  # before the labels: a classifier is refused so
     lines = _names(file, labels, 0)
     names = class_names(lines, found.classes or None, shorten(labels or path))
+    unknown = sorted(set(min_scores or {}) - set(names))
+    if unknown:  # a typo would lower the decoder's threshold for nothing, silently
+        raise ConfigError(f"min_scores: {echo(unknown[0])} is not a class of {shorten(path)}")
     mean, std = detector.normalisation(file, found.family)
     return DetectorSpec(
         path, models.display_name(path), tuple(names), found, tuple(outputs), mean, std,

@@ -205,8 +205,11 @@ class ObjectsSink:
         return self._crop is not None
 
     def tracking(self, label: str) -> bool:
-        """An object of `label` is tracked now (a crop of it can be asked for)."""
-        return any(track.label == label for track in self.tracker.tracks)
+        """An object of `label` is tracked now (a crop of it can be asked for). Asked from
+        the MQTT or web thread: read from the latest `objects` message, which the results
+        thread replaces whole, never from the tracker it changes."""
+        latest = self.latest
+        return latest is not None and any(o["label"] == label for o in latest["objects"])
 
     def request_crop(self, label: str, of: str) -> None:
         """From the MQTT thread: save the crop of the best `of` in the next processed frame
