@@ -185,7 +185,7 @@ class App:
         plan.classify_every = settings.classify_every
         objects.classified, objects.eager = frozenset(plan.classify), plan.eager
         camera, rungs = self._add(settings, spec, loaded, plan, source, [objects], controls)
-        objects.save_crop = functools.partial(actions.save_frame, offers.limits, camera)
+        objects.save_crop = functools.partial(actions.keep_crop, offers.limits, camera)
         setter = actions.SetZones(zones, objects.set_zones, _zone_names(offers.rezoned))
         commands = self._commands(settings, channel, controls, camera, offers, setter)
         if settings.snapshot_interval:

@@ -6,6 +6,8 @@ the real mosquitto."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -210,3 +212,58 @@ def test_the_workers_classify_crops_every_n_frames_or_every_frame_when_eager(eag
     assert len(people) > 30, people
     assert named == (people if eager else {f for f in people if f % 5 == 0})
     assert all(r.picture is not None and r.picture.seq == r.frame for r in sink.results)
+
+
+CROP_SCRIPT = """
+import functools, sys, threading
+from pathlib import Path
+from camapp.capture.opencv import FileSource
+from camapp.config.schema import CameraSettings, MqttSettings
+from camapp.inference import loader
+from camapp.publish.mqtt import MqttPublisher
+from camapp.publish.objects import ObjectsSink
+from camapp.publish.topics import Channel
+from camapp.runtime import actions
+from camapp.runtime.camera import CameraPlan
+from camapp.runtime.controls import Controls
+from camapp.runtime.pipeline import Pipeline
+
+clip, ssd, labels, dataset = sys.argv[1:]
+writers = set()
+def hook(event, args):
+    if event == "open" and str(args[0]).startswith(dataset) and "w" in str(args[1]):
+        writers.add(threading.current_thread().name)
+sys.addaudithook(hook)
+channel = Channel(MqttPublisher(MqttSettings(), "t"), "camapp", "door", ("camapp/door/a",))
+objects = ObjectsSink(channel, ("person",), [], 2)
+class Ask:  # asks for the person's crop once one is tracked
+    def send(self, result):
+        if objects.tracking("person") and not writers and not objects.crop_pending:
+            objects.request_crop("visitor", "person")
+pipeline = Pipeline()
+pool = pipeline.add_pool(1, loader.load_checked)
+plan = CameraPlan("door", "stretch", None, 200)
+source = FileSource(Path(clip), realtime=False)
+spec = loader.plan_detector(ssd, labels)
+camera = pipeline.add_camera(plan, (spec,), source, [objects, Ask()], Controls(), pool, False)
+limits = actions.DatasetLimits.of(CameraSettings(), Path(dataset))
+objects.save_crop = functools.partial(actions.keep_crop, limits, camera)
+pipeline.run()
+print(" ".join(sorted(writers)), len(list(Path(dataset).glob("visitor/*.jpg"))))
+"""
+
+
+def test_an_objects_crop_is_written_by_the_capture_thread(tmp_path: Path) -> None:
+    """The disk write of `capture` with `object` happens on the camera's capture thread, as a
+    whole frame's does, never on the worker that emits results in order (a slow SD card
+    would hold every result behind it)."""
+    script = tmp_path / "crop.py"
+    script.write_text(CROP_SCRIPT)
+    dataset = tmp_path / "dataset"
+    done = subprocess.run(
+        [sys.executable, str(script), str(CLIP), str(SSD), str(SSD_LABELS), str(dataset)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-500:]
+    threads, saved = done.stdout.split()
+    assert threads == "capture-door" and int(saved) >= 1, done.stdout

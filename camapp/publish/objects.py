@@ -229,11 +229,8 @@ class ObjectsSink:
         self._crop = None
         best = max(seen, key=lambda t: (t.score, float(np.prod(t.box[2:] - t.box[:2]))))
         box = tuple(float(v) for v in best.box)
-        if self.save_crop is not None:
-            try:
-                self.save_crop(picture, label, box, of)  # type: ignore[arg-type]
-            except Exception as exc:  # a full disk must not stop the camera
-                log.warning("capture: cannot save the crop of %s: %s", of, exc)
+        if self.save_crop is not None:  # handed to the capture thread, which writes it
+            self.save_crop(picture, label, box, of)  # type: ignore[arg-type]
 
     def lost(self, since: float) -> None:
         """The source has been down too long to trust the counts: the state says so (counts

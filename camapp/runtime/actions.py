@@ -365,6 +365,14 @@ class SetZones:
         return {"zones": as_settings(self._zones)}
 
 
+def keep_crop(
+    limits: DatasetLimits, camera: Camera, picture: Frame, label: str, box: Roi, of: str
+) -> None:
+    """From the results thread: the capture thread saves the crop of `box` in `picture`
+    before its next frame, so the disk write never holds up the results in order."""
+    camera.keep_next(lambda _next: save_frame(limits, camera, picture, label, box, of))
+
+
 def save_frame(
     limits: DatasetLimits,
     camera: Camera,

@@ -153,12 +153,20 @@ class Camera:
         self._pending: dict[int, Result] = {}
         self._next_ticket = 0
         self._emitting = False
-        self._capture: str | None = None  # a label: save the next frame under it
+        # What the capture thread does with its next frame: save it, or an object's crop.
+        self._capture: Callable[[Frame], None] | None = None
 
     def request_capture(self, label: str) -> None:
-        """From the MQTT thread: the capture thread saves its next frame (one slot: a second
-        request before that frame replaces the first)."""
-        self._capture = label
+        """From the MQTT thread: the capture thread saves its next frame under `label`."""
+        save = self.plan.save
+        if save is not None:
+            self.keep_next(lambda frame: save(self, frame, label))
+
+    def keep_next(self, job: Callable[[Frame], None]) -> None:
+        """From the MQTT thread (a frame to save) or the results thread (an object's crop):
+        the capture thread runs `job` with its next frame, so a disk write holds up neither
+        MQTT nor the results in order (one slot: a second request replaces the first)."""
+        self._capture = job
 
     @property
     def capture_pending(self) -> bool:
@@ -215,16 +223,20 @@ class Camera:
         except Exception as exc:  # the run must end with the reason, never as a clean EOF
             self._fail(as_error("capture", exc))
         finally:
+            if self._capture is not None:
+                log.warning(
+                    "camera %s: the source ended before a capture was saved", self.camera_id
+                )
             self.source.close()
             self.frames.close()
             self.tap.close()
 
     def _save(self, frame: Frame) -> None:
-        label, self._capture = self._capture, None
-        if self.plan.save is None or label is None:
+        job, self._capture = self._capture, None
+        if job is None:
             return
         try:
-            self.plan.save(self, frame, label)
+            job(frame)
         except Exception as exc:  # a full disk must not stop the camera
             log.warning("camera %s: cannot save the frame: %s", self.camera_id, exc)
 
