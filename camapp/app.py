@@ -218,6 +218,7 @@ class App:
         if not self.config.app.ha.discovery:
             return None
         counting, model = ha.Counting(tuple(settings.track), tuple(zones)), spec.name
+        lock = threading.Lock()  # zones change on the network thread, models on the handler's
 
         def described() -> ha.Camera:
             return ha.Camera(
@@ -230,13 +231,15 @@ class App:
 
         def rezoned(zones: Sequence[str], track: Sequence[str] | None) -> None:
             nonlocal counting
-            counting = ha.Counting(tuple(track or counting.track), tuple(zones))
-            discovery.update(described())
+            with lock:
+                counting = ha.Counting(tuple(track or counting.track), tuple(zones))
+                discovery.update(described())
 
         def switched(setup: loader.Planned) -> None:
             nonlocal model
-            model = setup.name
-            discovery.update(described())
+            with lock:
+                model = setup.name
+                discovery.update(described())
 
         discovery = ha.Discovery(described(), self.config.app.ha)
         self.publisher.on_connected(discovery.announce)
