@@ -81,10 +81,10 @@ class KnownModels:
     def options(self, kind: Kind | None = None) -> tuple[str, ...]:
         """What the model select offers: the known models, then the fetched zoo; with `kind`,
         only the models of that kind (a detector camera's select: detectors)."""
-        names = tuple(dict.fromkeys((*self.named(), *models.fetched())))
+        named = self.named()
+        names = tuple(dict.fromkeys((*named, *models.fetched())))
         if kind is None:
             return names
-        named = self.named()
         return tuple(n for n in names if _kind(str(named.get(n) or n)) == kind)
 
     def labels(self) -> tuple[str, ...]:
