@@ -43,6 +43,7 @@ from camapp.runtime import actions
 from camapp.runtime.camera import Camera, CameraPlan, RunStats, Sink
 from camapp.runtime.controls import Controls
 from camapp.runtime.pipeline import Pipeline, RunReport
+from camapp.tflite.graph import Kind
 from camapp.web import auth
 from camapp.web.feed import CameraFeed, ModelView
 from camapp.web.labelling import Labels
@@ -51,18 +52,18 @@ if TYPE_CHECKING:
     from camapp.web.server import LiveServer
 
 log = logging.getLogger("camapp")
-Switched = Callable[[loader.ModelSetup], None]  # told of a model switched by `set`
+Switched = Callable[[loader.Planned], None]  # told of a model switched by `set`
 # Told of a detector camera's zones (names) and, if they change too, its tracked labels.
 Rezoned = Callable[[Sequence[str], Sequence[str] | None], None]
 
 
 @dataclass(frozen=True)
 class Offers:
-    """What a camera's `set` commands act within: the models it offers (None: a detector
-    camera, which switches no model yet), its dataset's limits, and who follows a model
-    switch or, on a detector camera, a change of its zones (Home Assistant's entities)."""
+    """What a camera's `set` commands act within: the models it offers, its dataset's
+    limits, and who follows a model switch or, on a detector camera, a change of its zones
+    (Home Assistant's entities)."""
 
-    known: actions.KnownModels | None
+    known: actions.KnownModels
     limits: actions.DatasetLimits
     switched: Switched | None
     rezoned: Rezoned | None = None
@@ -168,23 +169,28 @@ class App:
         """A detector camera: the same capture, queues, workers, stop, governor and model
         ladder (detectors that know its tracked labels), its results published by one
         ObjectsSink, whose tracker follows labels by name across a step; its zones set by
-        `set`, its pictures with their boxes, its Home Assistant entities those of its counts,
-        the live view's feed when the page is on. No model switch by `set` yet."""
+        `set`, its model switched by `set` (another detector of its tracked labels), its
+        pictures with their boxes, its Home Assistant entities those of its counts, the live
+        view's feed when the page is on."""
         zones = parse_zones((zone.name, zone.points) for zone in settings.zones)
         objects = ObjectsSink(channel, settings.track, zones, settings.state_frames)
         self.publisher.on_connected(objects.republish)
         watch = SourceWatch(channel, objects, settings.source_timeout)
         source = self._open(settings, spec, max(loaded.size), watch)
         names = [zone.name for zone in zones]
-        rezoned = self._counting_ha(settings, spec, channel, source.live, names)
+        known = actions.KnownModels(settings.camera_id, dataset_of(settings), (spec,))
+        follows = self._counting_ha(settings, spec, channel, source.live, names, known)
+        rezoned, switched = follows or (None, None)
         limits = actions.DatasetLimits.of(settings, dataset_of(settings))
-        offers = Offers(None, limits, None, rezoned, objects)
+        offers = Offers(known, limits, switched, rezoned, objects)
         crop, roi = loader.view(settings, spec)
         plan = _plan(settings, crop, roi, offers.limits)
         plan.classify = self._crop_classifiers(settings)
         plan.classify_every = settings.classify_every
         objects.classified, objects.eager = frozenset(plan.classify), plan.eager
         camera, rungs = self._add(settings, spec, loaded, plan, source, [objects], controls)
+        for rung in rungs.setups[1:]:
+            known.ran(rung)
         objects.save_crop = functools.partial(actions.keep_crop, offers.limits, camera)
         setter = actions.SetZones(zones, objects.set_zones, _zone_names(offers.rezoned))
         commands = self._commands(settings, channel, controls, camera, offers, setter)
@@ -202,28 +208,44 @@ class App:
         channel: Channel,
         live: bool,
         zones: Sequence[str],
-    ) -> Rezoned | None:
-        """A detector camera's Home Assistant entities, a function of its zones and tracked
-        labels: announced for `zones` at every connection; the function returned announces
-        them again for the zones (and labels) it is given, a change at run time, removing
-        those of zones and labels gone."""
+        known: actions.KnownModels,
+    ) -> tuple[Rezoned, Switched] | None:
+        """A detector camera's Home Assistant entities, a function of its zones, tracked
+        labels and model: announced at every connection; the functions returned announce
+        them again for a change at run time (zones and perhaps labels; a model switched by
+        `set`), removing those of zones and labels gone. Its model select offers the
+        detectors it knows."""
         if not self.config.app.ha.discovery:
             return None
+        counting, model = ha.Counting(tuple(settings.track), tuple(zones)), spec.name
+        lock = threading.Lock()  # zones change on the network thread, models on the handler's
 
-        def described(zones: Sequence[str], track: Sequence[str] | None = None) -> ha.Camera:
-            counting = ha.Counting(tuple(track or settings.track), tuple(zones))
+        def described() -> ha.Camera:
             return ha.Camera(
-                channel, self.config.mqtt.qos, spec.name, (),
+                channel, self.config.mqtt.qos, model, (),
+                models=known.options(Kind.DETECTOR),
                 temperature=self._sensors.temperature().value is not None,
                 area=settings.area, live=live, snapshots=bool(settings.snapshot_interval),
                 counting=counting,
             )  # fmt: skip
 
-        discovery = ha.Discovery(described(zones), self.config.app.ha)
+        def rezoned(zones: Sequence[str], track: Sequence[str] | None) -> None:
+            nonlocal counting
+            with lock:
+                counting = ha.Counting(tuple(track or counting.track), tuple(zones))
+                discovery.update(described())
+
+        def switched(setup: loader.Planned) -> None:
+            nonlocal model
+            with lock:
+                model = setup.name
+                discovery.update(described())
+
+        discovery = ha.Discovery(described(), self.config.app.ha)
         self.publisher.on_connected(discovery.announce)
         self.publisher.subscribe(discovery.status_topic, discovery.on_status)
         self.publisher.watch(discovery.filter, discovery.note)
-        return lambda zones, track=None: discovery.update(described(zones, track))
+        return rezoned, switched
 
     def _counted_pictures(
         self, settings: CameraSettings, channel: Channel, camera: Camera, objects: ObjectsSink
@@ -299,16 +321,15 @@ class App:
         zones: actions.SetZones | None = None,
     ) -> CommandHandler:
         """The camera's `set` topic: runtime settings, and switching model (on the handler's
-        own thread: it loads; not for a detector camera), saving a frame, or (a detector
-        camera's) setting its zones."""
-        doings: dict[str, Action] = {}
-        state = None
-        if offers.known is not None:
-            threads = self.config.app.threads_per_worker
-            switch = actions.ModelSwitch(camera, settings, threads, offers.known, offers.switched)
-            doings["model"], state = switch, switch.state
+        own thread: it loads), saving a frame, or (a detector camera's) setting its zones;
+        `config` says the model and the zones in force."""
+        threads = self.config.app.threads_per_worker
+        switch = actions.ModelSwitch(camera, settings, threads, offers.known, offers.switched)
+        doings: dict[str, Action] = {"model": switch}
+        state: Callable[[], dict[str, Any]] = switch.state
         if zones is not None:
-            doings["zones"], state = zones, zones.state
+            doings["zones"] = zones
+            state = functools.partial(_merged, (switch.state, zones.state))
         doings["capture"] = actions.Capture(
             camera, offers.limits, settings.capture_per_minute, offers.crops
         )
@@ -580,6 +601,11 @@ def _plan(
         motion = MotionGate(settings.motion_threshold, settings.motion_refresh, follow)
     save = functools.partial(actions.save_frame, limits)
     return CameraPlan(settings.camera_id, crop, roi, settings.max_frames, motion, save)
+
+
+def _merged(states: Sequence[Callable[[], dict[str, Any]]]) -> dict[str, Any]:
+    """What several actions have in force, in one `config`."""
+    return {key: value for state in states for key, value in state().items()}
 
 
 def _zone_names(rezoned: Rezoned | None) -> Callable[[Sequence[Zone]], None] | None:

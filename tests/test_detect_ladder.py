@@ -132,8 +132,8 @@ def _model(message) -> str:
 @pytest.mark.parametrize(
     ("ladder_setting", "message"),
     [
-        (models.DEFAULT_MODEL, r"^camapp: error: ladder: mobilenet_v2_int8: model outputs fit no "
-         r"detector family \(.*\); found: .*\[1,1001\] uint8$"),
+        (models.DEFAULT_MODEL, r"^camapp: error: ladder: mobilenet_v2_int8 is an image "
+         r"classifier \(1001 classes\); camera cam0 detects objects$"),
         ("missing_model", r"^camapp: error: .*missing_model"),
     ],
 )  # fmt: skip

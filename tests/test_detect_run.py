@@ -208,7 +208,7 @@ def test_a_detector_and_a_classifier_camera_share_one_process(
     detectors: Path, broker, subscriber_factory, tmp_path: Path
 ) -> None:
     """Each camera gets its own kind of output from the one pool, and its own kind of Home
-    Assistant entities; the detector's `set` takes settings, not a model."""
+    Assistant entities; each refuses a model of the other kind on `set`, in one line."""
     models.fetch(models.DEFAULT_MODEL, detectors, mirror=SHARED_MODELS)
     config = tmp_path / "camapp.toml"
     config.write_text(
@@ -220,9 +220,12 @@ def test_a_detector_and_a_classifier_camera_share_one_process(
     proc = start_camapp(["run", "--config", str(config)], detectors)
     try:
         sub.wait_for(lambda: sub.on("camapp/door/classification") and sub.on("camapp/yard/objects"))
-        assert send(sub, "yard", {"model": "mobilenet_v2_int8"}).startswith(
-            "unknown setting 'model' (known: "
+        assert send(sub, "yard", {"model": "mobilenet_v2_int8"}) == (
+            "model: mobilenet_v2_int8 is an image classifier (1001 classes); camera yard "
+            "detects objects"
         )
+        refused = send(sub, "door", {"model": "ssd_mobilenet_v1_coco"})
+        assert refused is not None and "is not an image classifier" in refused, refused
         assert send(sub, "yard", {"stride": 2}) is None
     finally:
         stop(proc)
@@ -233,7 +236,7 @@ def test_a_detector_and_a_classifier_camera_share_one_process(
     assert announced == {"camapp-door", "camapp-yard"}
     yard = {t.split("/")[3] for t in topics if t.startswith("homeassistant/") and "-yard/" in t}
     assert {"count_person", "occupied_person", "trigger_person_appeared"} <= yard
-    assert not {"label", "model", "threshold"} & yard  # a classifier's
+    assert not {"label", "threshold"} & yard and "model" in yard  # its select: detectors
 
 
 def test_a_lost_stream_makes_the_counts_unknown_then_fresh(

@@ -121,7 +121,8 @@ def test_the_counts_pictures_and_triggers_are_announced_and_stale_configs_remove
     pictures = {"snapshot", "snapshot_person", "snapshot_car"}
     controls = {"paused", "cpu_budget", "classification_rate", "cpu", "power"}
     assert counts | triggers | pictures | controls <= set(configs)
-    assert not {"label", "score", "threshold", "model", "count_gone_person"} & set(configs)
+    assert not {"label", "score", "threshold", "count_gone_person"} & set(configs)
+    assert configs["model"]["options"] == ["ssd_mobilenet_v1_coco"]  # the detectors it knows
     assert {components[k] for k in triggers} == {"device_automation"}
     for key, config in configs.items():
         assert config["device"]["identifiers"] == ["camapp-porch"] and config["qos"] == 1

@@ -24,6 +24,8 @@ from camapp.errors import ConfigError
 from camapp.inference import loader
 from camapp.inference.detector import DetectorSpec
 from camapp.inference.timing import interleaved_medians_ms
+from camapp.tflite.graph import Kind
+from camapp.tflite.modelfile import open_model
 
 log = logging.getLogger(__name__)
 
@@ -70,35 +72,46 @@ def build(camera: CameraSettings, setup: loader.Planned, own: loader.Model, thre
     return Ladder(tuple(setups), tuple(costs), tuple(kept))
 
 
+class Unfit(ConfigError):
+    """A model that cannot stand in for a camera's own; the message names it."""
+
+
 def _rung(camera: CameraSettings, setup: loader.Planned, name: str, threads: int) -> loader.Planned:
     """A rung planned, or one line that names it: what is wrong with a model says which."""
     try:
-        return _plan(camera, setup, name, threads)
+        candidate = stand_in(camera, setup, name, threads)
+    except Unfit as exc:
+        raise ConfigError(f"ladder: {exc}") from None
     except ConfigError as exc:
-        message = str(exc)
-        if message.startswith("ladder: "):
-            raise
-        raise ConfigError(f"ladder: {name}: {message}") from None
-
-
-def _plan(camera: CameraSettings, setup: loader.Planned, name: str, threads: int) -> loader.Planned:
-    """A rung planned as the camera's own model is: a classifier must give the same classes
-    (its results are read by class); a detector must know every tracked label (its results
-    are tracked by name, so the class ids and their count may differ)."""
-    if isinstance(setup, DetectorSpec):
-        candidate = loader.plan_detector(
-            name, None, camera.delegate, threads, camera.min_score, camera.min_area,
-            min_scores=camera.min_scores,
-        )  # fmt: skip
-        missing = [label for label in camera.track if label not in candidate.names]
-        if missing:
-            raise ConfigError(
-                f"ladder: {name} has no class {missing[0]!r}, which camera "
-                f"{camera.camera_id} tracks"
-            )
-        return candidate
-    rung = camera.model_copy(update={"model": name, "labels": None})
-    candidate = loader.for_camera(rung, threads, setup.devices)
-    if candidate.classes != setup.classes:
+        raise ConfigError(f"ladder: {name}: {exc}") from None
+    if isinstance(setup, loader.ModelSetup) and candidate.classes != setup.classes:
         raise ConfigError(f"ladder: {name} has other classes than {setup.name}")
+    return candidate
+
+
+def stand_in(
+    camera: CameraSettings, own: loader.Planned, name: str, threads: int
+) -> loader.Planned:
+    """`name` planned to run in place of the camera's own model `own` (a ladder's rung, or a
+    model a `set` switches to), as the camera's own model is. A detector camera's must be a
+    detector that knows every tracked label (its results are tracked by name, so the class
+    ids and their count may differ), with the camera's min_score, min_area and min_scores;
+    a classifier camera's must be an image classifier (a rung must also give the same
+    classes: `_rung`). Unfit: one line that names the model."""
+    if not isinstance(own, DetectorSpec):
+        rung = camera.model_copy(update={"model": name, "labels": None})
+        return loader.for_camera(rung, threads, own.devices)
+    file = open_model(models.resolve_model(name))
+    shown = models.display_name(file.path)
+    where = f"camera {camera.camera_id}"
+    if file.kind != Kind.DETECTOR:
+        what = f"an {file.why}" if file.kind == Kind.CLASSIFIER else f"no detector: {file.why}"
+        raise Unfit(f"{shown} is {what}; {where} detects objects")
+    candidate = loader.plan_detector(
+        str(file.path), None, camera.delegate, threads, camera.min_score, camera.min_area,
+        file, camera.min_scores,
+    )  # fmt: skip
+    missing = [label for label in camera.track if label not in candidate.names]
+    if missing:
+        raise Unfit(f"{shown} has no class {missing[0]!r}, which {where} tracks")
     return candidate

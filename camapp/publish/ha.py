@@ -363,14 +363,14 @@ def _while_running(camera: Camera) -> dict[str, Any]:
 
 def _counting(camera: Camera, counting: Counting) -> list[Entity]:
     """A detector camera's entities: its counts, pictures and triggers, its stats and
-    controls (no model select: it switches no model yet)."""
+    controls, and its model select (the detectors it offers)."""
     entities = [_count(camera, label, None) for label in counting.track]
     entities += [_count(camera, label, zone) for zone in counting.zones for label in counting.track]
     entities += [_occupied(camera, label, None) for label in counting.track]
     entities += [
         _occupied(camera, label, zone) for zone in counting.zones for label in counting.track
     ]
-    entities += [*_stats(camera), *_source(camera), *_controls(camera)]
+    entities += [*_stats(camera), *_source(camera), *_controls(camera), _model_select(camera)]
     entities += [
         _image(camera, f"snapshot_{slug(label)}", f"{_title(label)} snapshot",
                f"snapshot/{slug(label)}")

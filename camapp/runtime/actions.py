@@ -26,10 +26,12 @@ from camapp.capture.base import Frame
 from camapp.config.schema import CameraSettings
 from camapp.detect.zones import Zone, as_settings, parse_zones
 from camapp.errors import CamappError, ConfigError, echo, os_reason, shorten
-from camapp.inference import loader
+from camapp.inference import ladder, loader
+from camapp.inference.detector import DetectorSpec
 from camapp.inference.preprocess import Roi, roi_slices
 from camapp.runtime.camera import Camera
 from camapp.runtime.controls import ControlError
+from camapp.tflite.graph import Kind
 from camapp.tflite.modelfile import ModelFile, open_model
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ class KnownModels:
     back): every model it has run, and the models trained into its dataset folder (or beside
     it as the live view writes them, `<camera_id>-*.tflite`)."""
 
-    def __init__(self, camera_id: str, dataset: Path, setups: Iterable[loader.ModelSetup]) -> None:
+    def __init__(self, camera_id: str, dataset: Path, setups: Iterable[loader.Planned]) -> None:
         self._camera_id = camera_id
         self._dataset = Path(dataset)
         self._lock = threading.Lock()
@@ -58,7 +60,7 @@ class KnownModels:
         for setup in setups:
             self.ran(setup)
 
-    def ran(self, setup: loader.ModelSetup) -> None:
+    def ran(self, setup: loader.Planned) -> None:
         with self._lock:
             self._run[setup.name] = setup.path
 
@@ -76,9 +78,14 @@ class KnownModels:
             run = dict(self._run)
         return self.trained() | run
 
-    def options(self) -> tuple[str, ...]:
-        """What the model select offers: the known models, then the fetched zoo."""
-        return tuple(dict.fromkeys((*self.named(), *models.fetched())))
+    def options(self, kind: Kind | None = None) -> tuple[str, ...]:
+        """What the model select offers: the known models, then the fetched zoo; with `kind`,
+        only the models of that kind (a detector camera's select: detectors)."""
+        named = self.named()
+        names = tuple(dict.fromkeys((*named, *models.fetched())))
+        if kind is None:
+            return names
+        return tuple(n for n in names if _kind(str(named.get(n) or n)) == kind)
 
     def labels(self) -> tuple[str, ...]:
         """The classes of every trained model the camera has run: its capture buttons."""
@@ -93,6 +100,14 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def _kind(model: str) -> Kind | None:
+    """What sort of model a name or file is; None for what is no model one can read."""
+    try:
+        return open_model(models.resolve_model(model)).kind
+    except CamappError:
+        return None
 
 
 def _trained(path: Path) -> ModelFile | None:
@@ -117,7 +132,7 @@ class ModelSwitch:
         settings: CameraSettings,
         threads: int,
         known: KnownModels,
-        switched: Callable[[loader.ModelSetup], None] | None = None,
+        switched: Callable[[loader.Planned], None] | None = None,
     ) -> None:
         """`switched(setup)` is told of each switch (Home Assistant's entities follow)."""
         self._camera = camera
@@ -130,12 +145,12 @@ class ModelSwitch:
         if not isinstance(value, str) or not value.strip():
             raise ControlError("model: must be a model name or a model file's path")
         model = self.allowed(value)
-        settings = self._settings.model_copy(update={"model": model, "labels": None})
         try:
             self._check_size(models.resolve_model(model))
-            devices = self._camera.ladder[0].devices  # the app's: a device is opened once
-            setup = loader.for_camera(settings, self._threads, devices)
-            loader.load(setup)
+            # Planned as the camera's own (its devices: a device is opened once): a detector
+            # camera's a detector of its tracked labels, a classifier camera's a classifier.
+            setup = ladder.stand_in(self._settings, self._camera.ladder[0], model, self._threads)
+            loader.load_any(setup)
         except CamappError as exc:
             raise ControlError(f"model: {exc}") from None
         return lambda: self._switch(setup)
@@ -168,10 +183,13 @@ class ModelSwitch:
                 f"{shorten(path.name)} is {size / MIB:.0f} MiB, over model_max_mb ({limit:g} MiB)"
             )
 
-    def _switch(self, setup: loader.ModelSetup) -> None:
+    def _switch(self, setup: loader.Planned) -> None:
+        """The model switched to is the camera's only rung: its ladder is not rebuilt (that
+        would time models on the handler's thread while the camera runs)."""
         self._camera.switch((setup,))
         self.known.ran(setup)
-        log.info("camera %s: classifying with %s", self._camera.camera_id, setup.name)
+        doing = "detecting" if isinstance(setup, DetectorSpec) else "classifying"
+        log.info("camera %s: %s with %s", self._camera.camera_id, doing, setup.name)
         if self._switched is not None:
             self._switched(setup)
 
