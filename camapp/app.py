@@ -150,9 +150,7 @@ class App:
         crop, roi = loader.view(settings, setup)
         offers = Offers(known, actions.DatasetLimits.of(settings, dataset_of(settings)), switched)
         plan = _plan(settings, crop, roi, offers.limits)
-        camera, rungs = self._add(settings, setup, loaded, plan, source, sinks, controls)
-        for rung in rungs.setups[1:]:
-            known.ran(rung)
+        camera, rungs = self._add(settings, setup, loaded, plan, (source, sinks), known, controls)
         commands = self._commands(settings, channel, controls, camera, offers)
         view = ModelView(setup.name, loaded.size, crop, roi)
         feed = self._pictures(settings, view, camera, commands, state)
@@ -188,9 +186,9 @@ class App:
         plan.classify = self._crop_classifiers(settings)
         plan.classify_every = settings.classify_every
         objects.classified, objects.eager = frozenset(plan.classify), plan.eager
-        camera, rungs = self._add(settings, spec, loaded, plan, source, [objects], controls)
-        for rung in rungs.setups[1:]:
-            known.ran(rung)
+        camera, rungs = self._add(
+            settings, spec, loaded, plan, (source, [objects]), known, controls
+        )
         objects.save_crop = functools.partial(actions.keep_crop, offers.limits, camera)
         setter = actions.SetZones(zones, objects.set_zones, _zone_names(offers.rezoned))
         commands = self._commands(settings, channel, controls, camera, offers, setter)
@@ -284,17 +282,21 @@ class App:
         setup: loader.Planned,
         loaded: loader.Model,
         plan: CameraPlan,
-        source: Source,
-        sinks: list[Sink],
+        ends: tuple[Source, list[Sink]],
+        known: actions.KnownModels,
         controls: Controls,
     ) -> tuple[Camera, ladder.Ladder]:
-        """The camera in the pipeline, with its model ladder. Frames are dropped only where
-        they go stale: live cameras and paced replays."""
+        """The camera in the pipeline between its source and sinks, with its model ladder,
+        whose rungs it knows by name. Frames are dropped only where they go stale: live
+        cameras and paced replays."""
+        source, sinks = ends
         drop = settings.drop and source.paced
         rungs = self._ladder(settings, setup, loaded)
         camera = self.pipeline.add_camera(
             plan, rungs.setups, source, sinks, controls, self.pool, drop
         )
+        for rung in rungs.setups[1:]:
+            known.ran(rung)
         return camera, rungs
 
     def _ladder(
