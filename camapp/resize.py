@@ -49,7 +49,6 @@ def taps(src: int, dst: int, clamp: bool, channels: int = 1) -> Taps:
     if clamp:
         outside = (lo < 0) | (lo >= src - 1)
         frac[outside] = 0
-        lo = np.clip(lo, 0, src - 1)
     hi = np.clip(lo + 1, 0, src - 1)
     lo = np.clip(lo, 0, src - 1)
     # saturate_cast<short>(w * ONE): rounded half to even, as np.rint does.
@@ -159,7 +158,8 @@ def opencv_agrees(
 ) -> bool:
     """Whether cv2.resize, as installed here, gives this module's bytes for frames of `shape`:
     tried once on a fixed random frame, where about one pixel in eight shows any other
-    rounding. True on x86; cv2 is several times faster than the numpy passes."""
+    rounding. True with x86's OpenCV 5.1 and arm64's 4.11, false with arm64's 5.1
+    (docs/benchmarks.md); cv2 is about ten times faster than the numpy passes."""
     probe = np.random.default_rng(20).integers(0, 256, shape, dtype=np.uint8)
     mine = np.empty((size[1], size[0], *shape[2:]), np.uint8)
     Resizer(shape, size, opencv=False)(probe, mine)

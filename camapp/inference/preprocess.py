@@ -141,7 +141,8 @@ class Preprocessor:
             whole = src[: shape[0] * fy, : shape[1] * fx]
             cv2.resize(whole, shape[1::-1], dst=self._shrunk, interpolation=cv2.INTER_AREA)
             src = self._shrunk
-        # Not cv2.resize: its bilinear rounds otherwise on ARM (camapp.resize says why).
+        # INTER_AREA by whole factors gives the same bytes on x86 and arm64; INTER_LINEAR
+        # does not with OpenCV 5 on arm64, so the bilinear step is camapp.resize's.
         if self._resizer is None or self._resizer.shape != src.shape:
             self._resizer = Resizer(src.shape, self._size)
         self._resizer(src, dst)
