@@ -10,7 +10,7 @@
 # Needs root (debootstrap, chroot, mounts), a Debian-like host that is not arm64 (qemu-user
 # and debootstrap are installed with apt when missing), and the network: Debian's archive
 # (~60 MB, once: the root stays in build/arm64/) and PyPI (~70 MB of wheels for each of the
-# two venvs, each run). About 7 minutes a run on 2 busy cores once the root exists;
+# two venvs, each run). 4 to 7 minutes a run on 2 busy cores once the root exists;
 # deploy/README.md says what it checks.
 # Settings (environment):
 #   SHARED     photos in SHARED/media, models in SHARED/models (default: ../shared)

@@ -3,8 +3,9 @@
 `imports` (in the emulated root, with the venv's python): every camapp module imports, and
 apt's modules compiled against numpy 1.x still work with the numpy the venv sees.
 `inputs FILE MODEL_DIR MODEL... -- PHOTO...` (in the root and here): each photo as decoded, as
-cv2.resize's INTER_LINEAR makes it model-sized (the control) and as camapp's preprocessing
-gives it to each model, saved to FILE (.npz).
+cv2.resize's INTER_LINEAR makes it model-sized (the control), as camapp's preprocessing
+gives it to each model, and as a detector places it (YOLOv8n's 640x640 letterbox, the SSD's
+300x300 stretch), saved to FILE (.npz).
 `compare OUT TOLERANCE MODEL...` (on this machine): each of the root's installs (`SIDES`)
 against this machine, photo by photo: the same top-1, scores within the tolerance; and the
 model input bytes: camapp's must be identical, byte for byte (issue 20: a near tie's top-1
@@ -21,6 +22,10 @@ from collections import Counter
 from pathlib import Path
 
 APT_DIST_PACKAGES = "/usr/lib/python3/dist-packages/"
+# The detectors' inputs, (size, letterboxed): YOLOv8n's and the SSD's.
+DETECTOR_INPUTS = ((640, True), (300, False))
+# The arrays that are camapp's own model inputs: any differing byte fails the check.
+MODEL_INPUTS = ("camapp", "detector")
 # The root's installs compared with this machine, as check-arm64.sh names their output.
 SIDES = {
     "arm64": "installed by deploy/venv.sh (apt's numpy 1.24, the pinned OpenCV 4.11)",
@@ -88,6 +93,8 @@ def inputs(path: Path, model_dir: Path, models: list[str], photos: list[str]) ->
             arrays[f"camapp/{model}/{name}"] = out
             resizer = preprocess.resizer
             resized_by[resizer and ("OpenCV" if resizer.opencv else "camapp's numpy")] += 1
+    for photo in photos:
+        arrays.update(detector_inputs(Path(photo)))
     np.savez(path, **arrays)
     ways = ", ".join(
         f"{count} by {way or 'nothing (model-sized)'}" for way, count in resized_by.items()
@@ -96,8 +103,28 @@ def inputs(path: Path, model_dir: Path, models: list[str], photos: list[str]) ->
     print(f"saved {len(arrays)} arrays to {path}")
 
 
+def detector_inputs(photo: Path) -> dict[str, object]:
+    """The photo as `Detector.detect` places it into each detector's input (before the
+    channel order and quantization, which the classifiers' inputs already cover)."""
+    import numpy as np
+
+    from camapp.capture.imagefile import read_image
+    from camapp.detect.letterbox import fit, place
+    from camapp.inference.preprocess import region
+
+    image, arrays = read_image(photo), {}
+    for size, letterbox in DETECTOR_INPUTS:
+        rows, cols = region(image.shape, (size, size), "stretch")
+        placed = np.empty((size, size, 3), np.uint8)
+        place(image[rows, cols], fit(image.shape, (rows, cols), (size, size), letterbox), placed)
+        kind = "letterbox" if letterbox else "stretch"
+        arrays[f"detector/{kind}{size}/{photo.name}"] = placed
+    return arrays
+
+
 def compare_inputs(out: Path, side: str = "arm64") -> int:
-    """Prints the differing bytes of each array; 1 if camapp's model inputs differ at all."""
+    """Prints the differing bytes of each array; 1 if camapp's model inputs (a classifier's
+    or a detector's) differ at all, or are missing."""
     import numpy as np
 
     here, arm = np.load(out / "host-inputs.npz"), np.load(out / f"{side}-inputs.npz")
@@ -115,7 +142,7 @@ def compare_inputs(out: Path, side: str = "arm64") -> int:
         total[2] += differ > 0
         worst = int(np.abs(a.astype(int) - b.astype(int)).max()) if a.shape == b.shape else -1
         print(
-            f"{'FAIL' if differ and step == 'camapp' else 'ok  '} {key:56} {differ:7} of "
+            f"{'FAIL' if differ and step in MODEL_INPUTS else 'ok  '} {key:56} {differ:7} of "
             f"{a.size:8} bytes differ (largest {worst})"
         )
     for step, (differ, size, arrays) in totals.items():
@@ -123,7 +150,7 @@ def compare_inputs(out: Path, side: str = "arm64") -> int:
             f"{step}: {differ} of {size} bytes differ, in {arrays} of "
             f"{sum(k.startswith(step + '/') for k in here.files)} arrays"
         )
-    return 1 if totals.get("camapp", [1])[0] else 0
+    return 1 if any(totals.get(step, [1])[0] for step in MODEL_INPUTS) else 0
 
 
 def top_k(path: Path) -> dict[str, tuple[str, float]]:

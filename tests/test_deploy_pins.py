@@ -142,6 +142,7 @@ def test_compare_inputs_passes_identical_bytes(input_bytes: Path, capsys) -> Non
     assert load_check_arm64().compare_inputs(input_bytes) == 0
     out = capsys.readouterr().out
     assert "camapp: 0 of 301056 bytes differ, in 0 of 2 arrays" in out
+    assert "detector: 0 of 2997600 bytes differ, in 0 of 4 arrays" in out  # 640 and 300
     assert "decoded/grace_hopper.bmp" in out and "cv2/224x224/parrot.jpg" in out
 
 
@@ -152,6 +153,15 @@ def test_compare_inputs_fails_one_differing_byte_of_a_model_input(
     assert load_check_arm64().compare_inputs(input_bytes) == 1
     failed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
     assert len(failed) == 1 and " 1 of   150528 bytes differ (largest 1)" in failed[0]
+
+
+def test_compare_inputs_fails_one_differing_byte_of_a_detectors_input(
+    input_bytes: Path, capsys
+) -> None:
+    write_arm64_inputs(input_bytes, "detector/letterbox640/parrot.jpg")
+    assert load_check_arm64().compare_inputs(input_bytes) == 1
+    failed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and "detector/letterbox640/parrot.jpg" in failed[0]
 
 
 def test_compare_inputs_only_reports_the_controls(input_bytes: Path, capsys) -> None:
