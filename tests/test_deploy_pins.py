@@ -146,22 +146,21 @@ def test_compare_inputs_passes_identical_bytes(input_bytes: Path, capsys) -> Non
     assert "decoded/grace_hopper.bmp" in out and "cv2/224x224/parrot.jpg" in out
 
 
+@pytest.mark.parametrize(
+    ("key", "size"),
+    [
+        ("camapp/mobilenet_v2_int8/grace_hopper.bmp", 150528),  # a classifier's input
+        ("detector/letterbox640/parrot.jpg", 1228800),  # YOLOv8n's
+    ],
+)
 def test_compare_inputs_fails_one_differing_byte_of_a_model_input(
-    input_bytes: Path, capsys
+    input_bytes: Path, capsys, key: str, size: int
 ) -> None:
-    write_arm64_inputs(input_bytes, "camapp/mobilenet_v2_int8/grace_hopper.bmp")
+    write_arm64_inputs(input_bytes, key)
     assert load_check_arm64().compare_inputs(input_bytes) == 1
     failed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
-    assert len(failed) == 1 and " 1 of   150528 bytes differ (largest 1)" in failed[0]
-
-
-def test_compare_inputs_fails_one_differing_byte_of_a_detectors_input(
-    input_bytes: Path, capsys
-) -> None:
-    write_arm64_inputs(input_bytes, "detector/letterbox640/parrot.jpg")
-    assert load_check_arm64().compare_inputs(input_bytes) == 1
-    failed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
-    assert len(failed) == 1 and "detector/letterbox640/parrot.jpg" in failed[0]
+    assert len(failed) == 1 and key in failed[0]
+    assert f" 1 of {size:8} bytes differ (largest 1)" in failed[0]
 
 
 def test_compare_inputs_only_reports_the_controls(input_bytes: Path, capsys) -> None:
