@@ -2,14 +2,16 @@
 # `make check-arm64`: install this checkout in an emulated Raspberry Pi OS base (Debian
 # bookworm arm64, Python 3.11, apt's numpy 1.24) the way deploy/install.sh does
 # (deploy/venv.sh), import every camapp module there, and classify the shared photos,
-# comparing top-1 and scores with this machine's run.
+# comparing top-1, scores and the model input bytes with this machine's run; then the same
+# from a plain `pip install` (numpy 2, the newest OpenCV) in a venv of its own.
 #
 #   sudo deploy/check-arm64.sh [--fresh]     --fresh: debootstrap the root again
 #
 # Needs root (debootstrap, chroot, mounts), a Debian-like host that is not arm64 (qemu-user
 # and debootstrap are installed with apt when missing), and the network: Debian's archive
-# (~60 MB, once: the root stays in build/arm64/) and PyPI (~70 MB of wheels a run). About 4
-# minutes the first time on 2 cores, 2 after; deploy/README.md says what it checks.
+# (~60 MB, once: the root stays in build/arm64/) and PyPI (~70 MB of wheels for each of the
+# two venvs, each run). 4 to 7 minutes a run on 2 busy cores once the root exists;
+# deploy/README.md says what it checks.
 # Settings (environment):
 #   SHARED     photos in SHARED/media, models in SHARED/models (default: ../shared)
 #   PYTHON     this machine's interpreter with camapp's dependencies (default: .venv/bin/python)
@@ -65,6 +67,27 @@ inside() {
         CAMAPP_MODEL_DIR=$MODEL_DIR "$VENV/bin/camapp" classify --json --model "$model" \
             /srv/shared/media/*.{jpg,bmp,png} >"/srv/out/arm64-$model.jsonl"
     done
+    "$VENV/bin/python" /srv/camapp/deploy/check_arm64.py inputs /srv/out/arm64-inputs.npz \
+        "$MODEL_DIR" "${models[@]}" -- /srv/shared/media/*.{jpg,bmp,png}
+    plain_install
+}
+
+# Issue 20's install: a plain `pip install` in a venv of its own brings numpy 2 and the
+# newest OpenCV, whose arm64 bilinear rounds otherwise than x86's: camapp's model inputs
+# (resized by its own numpy then) and top-1s must still be this machine's.
+plain_install() {
+    local plain=/opt/camapp/plain model
+    log "a plain pip install in $plain"
+    rm -rf "$plain"
+    python3 -m venv "$plain"
+    "$plain/bin/python" -m pip install -q /srv/camapp
+    "$plain/bin/python" -m pip list 2>/dev/null | grep -iE '^(numpy|opencv-python-headless) '
+    for model in "${models[@]}"; do
+        CAMAPP_MODEL_DIR=$MODEL_DIR "$plain/bin/camapp" classify --json --model "$model" \
+            /srv/shared/media/*.{jpg,bmp,png} >"/srv/out/plain-$model.jsonl"
+    done
+    "$plain/bin/python" /srv/camapp/deploy/check_arm64.py inputs /srv/out/plain-inputs.npz \
+        "$MODEL_DIR" "${models[@]}" -- /srv/shared/media/*.{jpg,bmp,png}
 }
 
 # The control: with a numpy 2 in front, apt's modules must fail to import, else the import
@@ -182,6 +205,8 @@ classify_here() {
         CAMAPP_MODEL_DIR=$SHARED/models PYTHONPATH=$REPO "$PYTHON" -m camapp classify --json \
             --model "$model" "$SHARED"/media/*.{jpg,bmp,png} >"$out/host-$model.jsonl"
     done
+    PYTHONPATH=$REPO "$PYTHON" "$REPO/deploy/check_arm64.py" inputs "$out/host-inputs.npz" \
+        "$SHARED/models" "${models[@]}" -- "$SHARED"/media/*.{jpg,bmp,png}
 }
 
 main() {
@@ -203,7 +228,7 @@ main() {
     local build=$REPO/build/arm64 start=$SECONDS
     ((fresh)) && rm -rf "$build/root"
     mkdir -p "$build/out"
-    rm -f "$build"/out/*.jsonl
+    rm -f "$build"/out/*.jsonl "$build"/out/*.npz
     host_tools
     make_root "$build/root"
     log "root ready after $((SECONDS - start)) s"

@@ -70,3 +70,27 @@ def test_the_journal_gets_camapps_lines_not_litert_noise(model_dir: Path) -> Non
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     debug = run_camapp(["--debug", "classify", photo], model_dir)
     assert "Created TensorFlow Lite XNNPACK delegate" in debug.stderr  # all of it when asked
+
+
+@pytest.mark.parametrize(
+    ("model", "photo", "expected"),
+    [
+        ("tf2_mobilenet_v2_1.0_224_ptq.tflite", "kite_and_cold.jpg", "seashore"),
+        ("tf2_mobilenet_v2_1.0_224_ptq.tflite", "missvickie_potato_chips.bmp", "packet"),
+        ("mobilenet_v2_1.0_224_inat_bird_quant.tflite", "owl.jpg", "Athene cunicularia"),
+        ("mobilenet_v2_1.0_224_inat_bird_quant.tflite", "parrot.jpg", "Ara macao"),
+        ("mobilenet_v1_0.25_128_quant.tflite", "cat.bmp", "Egyptian cat"),
+        ("mobilenet_v1_0.25_128_quant.tflite", "grace_hopper.bmp", "academic gown"),
+        ("mobilenet_v1_0.5_160_quant.tflite", "cat.bmp", "Egyptian cat"),
+        ("mobilenet_v1_0.5_160_quant.tflite", "grace_hopper.bmp", "academic gown"),
+    ],
+)
+def test_the_shared_readmes_other_answers(model: str, photo: str, expected: str) -> None:
+    """../shared/README.md's reference answers: crops shrunk by whole factors 1 to 4, then
+    bilinear to 128, 160 and 224 (camapp/resize.py keeps x86 OpenCV's bytes, on which they
+    were recorded)."""
+    from tests.conftest import SHARED_MODELS
+
+    classifier = make_classifier(SHARED_MODELS / model, top_k=1)
+    image = cv2.imread(str(SHARED_MEDIA / photo))
+    assert classifier.classify(image, bgr=True).top_k[0].label.startswith(expected)

@@ -114,3 +114,56 @@ def test_opencv_is_quieted_through_opencv_4s_call_too(monkeypatch) -> None:
     monkeypatch.setattr(cv2, "setLogLevel", levels.append, raising=False)
     configure_opencv()
     assert levels == [2]
+
+
+@pytest.fixture(scope="module")
+def input_bytes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """check_arm64.py's `inputs` for two photos and the int8 model, as both sides save them."""
+    from tests.conftest import SHARED_MODELS
+
+    out = tmp_path_factory.mktemp("inputs")
+    photos = [str(SHARED_MEDIA / "grace_hopper.bmp"), str(SHARED_MEDIA / "parrot.jpg")]
+    load_check_arm64().inputs(out / "host-inputs.npz", SHARED_MODELS, ["mobilenet_v2_int8"], photos)
+    return out
+
+
+def write_arm64_inputs(out: Path, key: str | None) -> None:
+    import numpy as np
+
+    arrays = dict(np.load(out / "host-inputs.npz"))
+    if key is not None:
+        arrays[key] = arrays[key].copy()
+        arrays[key].flat[1000] ^= 1  # one bit of one byte
+    np.savez(out / "arm64-inputs.npz", **arrays)
+
+
+def test_compare_inputs_passes_identical_bytes(input_bytes: Path, capsys) -> None:
+    write_arm64_inputs(input_bytes, None)
+    assert load_check_arm64().compare_inputs(input_bytes) == 0
+    out = capsys.readouterr().out
+    assert "camapp: 0 of 301056 bytes differ, in 0 of 2 arrays" in out
+    assert "detector: 0 of 2997600 bytes differ, in 0 of 4 arrays" in out  # 640 and 300
+    assert "decoded/grace_hopper.bmp" in out and "cv2/224x224/parrot.jpg" in out
+
+
+@pytest.mark.parametrize(
+    ("key", "size"),
+    [
+        ("camapp/mobilenet_v2_int8/grace_hopper.bmp", 150528),  # a classifier's input
+        ("detector/letterbox640/parrot.jpg", 1228800),  # YOLOv8n's
+    ],
+)
+def test_compare_inputs_fails_one_differing_byte_of_a_model_input(
+    input_bytes: Path, capsys, key: str, size: int
+) -> None:
+    write_arm64_inputs(input_bytes, key)
+    assert load_check_arm64().compare_inputs(input_bytes) == 1
+    failed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and key in failed[0]
+    assert f" 1 of {size:8} bytes differ (largest 1)" in failed[0]
+
+
+def test_compare_inputs_only_reports_the_controls(input_bytes: Path, capsys) -> None:
+    write_arm64_inputs(input_bytes, "cv2/224x224/parrot.jpg")  # cv2 may differ: camapp not
+    assert load_check_arm64().compare_inputs(input_bytes) == 0
+    assert "cv2: 1 of 301056 bytes differ, in 1 of 2 arrays" in capsys.readouterr().out

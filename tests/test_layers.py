@@ -19,6 +19,7 @@ LAYERS = [
     "config",
     "charts",
     "capture",
+    "resize",
     "detect",
     "datasets",
     "tflite",

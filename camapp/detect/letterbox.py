@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
+
+from camapp.resize import resize
 
 PAD = 114  # the grey YOLO models were trained with around letterboxed images
 
@@ -63,7 +64,7 @@ def place(image: np.ndarray, geometry: Geometry, out: np.ndarray) -> None:
     out[top + h :] = PAD
     out[top : top + h, :left] = PAD
     out[top : top + h, left + w :] = PAD
-    out[top : top + h, left : left + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    resize(image, (w, h), out[top : top + h, left : left + w])  # the same bytes on any CPU
 
 
 def to_frame(boxes: np.ndarray, geometry: Geometry) -> np.ndarray:

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from camapp.inference.backend import InputSpec
+from camapp.resize import Resizer
 
 CROPS = ("center", "stretch")
 Roi = tuple[float, float, float, float]
@@ -80,6 +81,7 @@ class Preprocessor:
         self._resized = np.empty((spec.height, spec.width, 3), np.uint8)
         self._rgb = np.empty((spec.height, spec.width, 3), np.uint8)
         self._shrunk = np.empty((0, 0, 3), np.uint8)  # sized by the first frame
+        self._resizer: Resizer | None = None  # made for the first frame's shape
         self._float = self.dtype.kind == "f"
         self._lut = None if self._float or not spec.scale else quantize_lut(spec)
         # The model takes raw RGB pixels: write them straight into its input buffer.
@@ -120,6 +122,12 @@ class Preprocessor:
                 for channel in range(3):
                     out[..., channel] = self._lut[channel][pixels[..., channel]]
 
+    @property
+    def resizer(self) -> Resizer | None:
+        """The bilinear step's resizer, None until a frame needed one: `make check-arm64`
+        reports whether it took OpenCV or camapp's numpy on the Pi."""
+        return self._resizer
+
     def _resize(self, src: np.ndarray, dst: np.ndarray) -> None:
         h, w = src.shape[:2]
         if (w, h) == self._size:
@@ -136,7 +144,11 @@ class Preprocessor:
             whole = src[: shape[0] * fy, : shape[1] * fx]
             cv2.resize(whole, shape[1::-1], dst=self._shrunk, interpolation=cv2.INTER_AREA)
             src = self._shrunk
-        cv2.resize(src, self._size, dst=dst, interpolation=cv2.INTER_LINEAR)
+        # INTER_AREA by whole factors gives the same bytes on x86 and arm64; INTER_LINEAR
+        # does not with OpenCV 5 on arm64, so the bilinear step is camapp.resize's.
+        if self._resizer is None or self._resizer.shape != src.shape:
+            self._resizer = Resizer(src.shape, self._size)
+        self._resizer(src, dst)
 
 
 def _shift(part: slice, by: int) -> slice:
