@@ -43,7 +43,6 @@ from camapp.runtime import actions
 from camapp.runtime.camera import Camera, CameraPlan, RunStats, Sink
 from camapp.runtime.controls import Controls
 from camapp.runtime.pipeline import Pipeline, RunReport
-from camapp.tflite.graph import Kind
 from camapp.web import auth
 from camapp.web.feed import CameraFeed, ModelView
 from camapp.web.labelling import Labels
@@ -221,7 +220,7 @@ class App:
         def described() -> ha.Camera:
             return ha.Camera(
                 channel, self.config.mqtt.qos, model, (),
-                models=known.options(Kind.DETECTOR),
+                models=known.options(detectors=True),
                 temperature=self._sensors.temperature().value is not None,
                 area=settings.area, live=live, snapshots=bool(settings.snapshot_interval),
                 counting=counting,

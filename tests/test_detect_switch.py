@@ -16,7 +16,7 @@ from camapp import models
 from camapp.config.schema import CameraSettings
 from camapp.errors import ConfigError
 from camapp.inference import ladder, loader
-from camapp.runtime.actions import NOT_OFFERED
+from camapp.runtime.actions import NOT_OFFERED, KnownModels
 from camapp.training.clip import clip_frames
 from tests.conftest import SHARED_MEDIA, start_camapp
 from tests.detect_helpers import fetched
@@ -109,3 +109,14 @@ def test_a_classifier_camera_refuses_a_detector_in_one_line(
         ladder.stand_in(camera, own, YOLO, 1)
     message = str(refused.value)
     assert "\n" not in message and "is not an image classifier" in message, message
+
+
+def test_each_kind_of_camera_is_offered_only_the_models_it_takes(
+    detectors: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A folder with two detectors and a classifier: a detector camera's select offers the
+    detectors, a classifier camera's the classifier (a detector it would refuse)."""
+    monkeypatch.setenv("CAMAPP_MODEL_DIR", str(detectors))
+    known = KnownModels("door", tmp_path, ())
+    assert set(known.options(detectors=True)) == {YOLO, SSD}
+    assert set(known.options()) == {models.DEFAULT_MODEL}

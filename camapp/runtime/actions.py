@@ -78,14 +78,15 @@ class KnownModels:
             run = dict(self._run)
         return self.trained() | run
 
-    def options(self, kind: Kind | None = None) -> tuple[str, ...]:
-        """What the model select offers: the known models, then the fetched zoo; with `kind`,
-        only the models of that kind (a detector camera's select: detectors)."""
+    def options(self, detectors: bool = False) -> tuple[str, ...]:
+        """What the model select offers: the known models, then the fetched zoo; a detector
+        camera's only the detectors, any other camera's all but the detectors (which it
+        would refuse)."""
         named = self.named()
         names = tuple(dict.fromkeys((*named, *models.fetched())))
-        if kind is None:
-            return names
-        return tuple(n for n in names if _kind(str(named.get(n) or n)) == kind)
+        return tuple(
+            n for n in names if (_kind(str(named.get(n) or n)) == Kind.DETECTOR) == detectors
+        )
 
     def labels(self) -> tuple[str, ...]:
         """The classes of every trained model the camera has run: its capture buttons."""
