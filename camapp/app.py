@@ -419,6 +419,7 @@ class App:
             # The AI Camera's own network, which its backend handed to the sensor.
             imx500.network(setup.devices, setup.path) if _on_sensor(setup) else None,
             settings.crop,
+            isinstance(setup, DetectorSpec) and setup.letterbox,  # fitted, not covered
         )
         source = opener()
         if not source.live:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from camapp.capture.picamera import INSTALL_HINT, PiCameraSource, lores_size_for
+from camapp.capture.base import isp_size
+from camapp.capture.picamera import INSTALL_HINT, PiCameraSource
 from camapp.config.load import check
 from camapp.config.schema import PiCameraSettings
 from camapp.errors import ConfigError, SourceError
@@ -78,7 +79,20 @@ def test_the_settings_and_the_model_size_reach_the_camera_configuration():
     ],
 )
 def test_lores_size_keeps_the_aspect_and_covers_the_model(main, model, lores):
-    assert lores_size_for(main, model) == lores
+    assert isp_size(main, model) == lores
+
+
+@pytest.mark.parametrize(
+    ("main", "model", "lores"),
+    [
+        ((1920, 1080), 640, (640, 360)),
+        ((1080, 1920), 640, (360, 640)),
+        ((768, 432), 320, (320, 180)),
+    ],
+)
+def test_a_letterboxing_model_gets_frames_that_fit_it(main, model, lores):
+    """YOLO letterboxes: its frames come at the size that fits its input, placed unscaled."""
+    assert isp_size(main, model, contain=True) == lores
 
 
 def test_bad_sizes_and_formats_are_config_errors(rig):

@@ -229,3 +229,13 @@ def test_a_corrupt_stretch_is_skipped_not_taken_for_the_end(tmp_path: Path) -> N
         source.close()
     assert source.undecodable == 1 and len(seqs) == 376
     assert seqs == [n for n in range(377) if n != 218]  # the gap is where the frame was
+
+
+@pytest.mark.parametrize(("contain", "size"), [(False, (398, 224)), (True, (224, 126))])
+def test_memory_frames_come_as_a_pi_isp_would_scale_them(contain: bool, size) -> None:
+    """Frames in memory (the bench's Pi-like source) cover a cropping model's input, and fit
+    a letterboxing model's, as a Pi camera's lores stream is sized for each."""
+    source = open_source(f"memory:{SHARED_MEDIA / 'car-detection.mp4'}", model_size=224,
+                         contain=contain)  # fmt: skip
+    frame = source.read()
+    assert frame is not None and frame.image.shape == (size[1], size[0], 3)

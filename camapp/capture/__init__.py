@@ -35,12 +35,14 @@ def open_source(
     model_size: int = 224,
     network: Network | None = None,
     crop: str = "center",
+    contain: bool = False,
 ) -> Source:
     """Open the source named by `spec`; failures to open are reported, never retried here.
 
-    `realtime` and `loop` apply to video files only; `picamera` and `model_size` (the model
-    input's larger side, which the automatic lores size covers) to Pi cameras and memory
-    replays only; `network` (the model's, from capture.imx500.network) and `crop` to the AI Camera.
+    `realtime` and `loop` apply to video files only; `picamera`, `model_size` (the model
+    input's larger side, which the automatic lores size covers) and `contain` (a letterboxing
+    model: the lores size fits in it instead) to Pi cameras and memory replays only;
+    `network` (the model's, from capture.imx500.network) and `crop` to the AI Camera.
     """
     if spec == "imx500":
         from camapp.capture.imx500 import Imx500Source
@@ -54,11 +56,11 @@ def open_source(
         num = spec.partition(":")[2] or "0"
         if not num.isdigit():
             raise ConfigError(f"bad Pi camera '{spec}': expected picamera or picamera:N")
-        return PiCameraSource(int(num), picamera or PiCameraSettings(), model_size)
+        return PiCameraSource(int(num), picamera or PiCameraSettings(), model_size, contain=contain)
     if spec.startswith("memory:"):
         from camapp.capture.memory import MemorySource
 
-        return MemorySource(spec.removeprefix("memory:"), model_size, loop=loop)
+        return MemorySource(spec.removeprefix("memory:"), model_size, loop, contain)
     from camapp.capture.opencv import CaptureSource, FileSource
 
     if spec.startswith(("usb:", "/dev/video")) or spec.startswith(STREAM_PREFIXES):

@@ -29,6 +29,22 @@ class Frame:
     inference_ms: float = 0.0
 
 
+def isp_size(frame: tuple[int, int], model_size: int, contain: bool = False) -> tuple[int, int]:
+    """The size a Pi camera's ISP (or a memory replay) scales frames of size `frame` to: the
+    smallest even size with their aspect whose short side covers `model_size` (a centre crop
+    or stretch takes the model input from it), or, with `contain` (a letterboxing model),
+    whose long side fits it, so that the letterbox places the frame unscaled. A Pi 4's ISP
+    scales lores from the same crop as main, so another aspect would distort."""
+    width, height = frame
+    side = model_size + model_size % 2  # YUV420 needs even sizes
+    scale = side / (max(width, height) if contain else min(width, height))
+    return _even(width * scale), _even(height * scale)
+
+
+def _even(size: float) -> int:
+    return max(2, 2 * round(size / 2))
+
+
 class Source(Protocol):
     """A frame source. `read()` blocks until the next frame; None means the source ended."""
 

@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from camapp.capture.base import Frame
+from camapp.capture.base import Frame, isp_size
 from camapp.config.schema import PiCameraSettings
 from camapp.errors import ConfigError, SourceError
 
@@ -57,16 +57,19 @@ class PiCameraSource:
         model_size: int = 224,
         picamera2_module: Any = None,
         capture_timeout: float = CAPTURE_TIMEOUT,
+        contain: bool = False,
     ) -> None:
+        """`model_size`: the model input's larger side, which the automatic lores size covers
+        (or fits in, with `contain`: a letterboxing model)."""
         settings = settings or PiCameraSettings()
         # The settings were validated where they were read (config/schema.py); only the
         # automatic lores size, which depends on the model, is checked here.
         main_size = settings.main_size
-        lores_size = settings.lores_size or lores_size_for(main_size, model_size)
+        lores_size = settings.lores_size or isp_size(main_size, model_size, contain)
         if lores_size[0] > main_size[0] or lores_size[1] > main_size[1]:
             raise ConfigError(
                 f"bad Pi camera size: lores {lores_size[0]}x{lores_size[1]} exceeds main "
-                f"{main_size[0]}x{main_size[1]} (the automatic lores size covers the model's "
+                f"{main_size[0]}x{main_size[1]} (the automatic lores size fits the model's "
                 f"{model_size}x{model_size} input: set a larger picamera main_size)"
             )
 
@@ -191,18 +194,6 @@ class PiCameraSource:
                 step()
             except Exception as exc:  # closing must not fail: it runs on every error path
                 log.warning("%s: %s failed: %s", self.name, step.__name__, exc)
-
-
-def lores_size_for(main_size: tuple[int, int], model_size: int) -> tuple[int, int]:
-    """The smallest even size with the main stream's aspect whose short side covers the model.
-
-    Pi 4's ISP scales lores from the same crop as main, so another aspect would distort.
-    """
-    main_w, main_h = main_size
-    short = model_size + model_size % 2
-    if main_w >= main_h:
-        return max(short, 2 * round(short * main_w / main_h / 2)), short
-    return short, max(short, 2 * round(short * main_h / main_w / 2))
 
 
 def _unpad_i420(array: np.ndarray, width: int, height: int) -> np.ndarray:

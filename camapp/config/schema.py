@@ -387,7 +387,8 @@ class PiCameraSettings(Settings):
     )
     lores_size: Size | None = setting(
         None,
-        "model-input stream size (default: the main's aspect, just covering the model)",
+        "model-input stream size (default: the main's aspect, just covering the model; fitting "
+        "in it for a letterboxing detector)",
         metavar="WxH",
     )
     lores_format: Literal["YUV420", "RGB888"] = setting(
