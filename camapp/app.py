@@ -254,7 +254,7 @@ class App:
         latest = Snapshots(
             channel, camera.tap, lambda: objects.states or None,  # None: no state yet
             settings.snapshot_interval, http.view_width,
-            objects_drawer(objects),
+            objects_drawer(objects, camera.controls),
         )  # fmt: skip
         best = EventSnapshots(channel, camera.tap, objects, http.view_width)
         camera.sinks += [latest, best]

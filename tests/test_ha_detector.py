@@ -27,9 +27,10 @@ from camapp.inference.detector import Detection, DetectionResult
 from camapp.publish import ha
 from camapp.publish.mqtt import MqttPublisher
 from camapp.publish.objects import ObjectsSink
-from camapp.publish.snapshot import MAX_HELD, EventSnapshots
+from camapp.publish.snapshot import MAX_HELD, EventSnapshots, objects_drawer
 from camapp.publish.topics import Channel
 from camapp.runtime.camera import Result
+from camapp.runtime.controls import Controls
 from camapp.runtime.tap import FrameTap
 from camapp.training.clip import clip_frames
 from tests.conftest import SHARED_MEDIA, SHARED_MODELS, run_camapp
@@ -336,3 +337,23 @@ def test_frames_held_are_bounded_however_many_objects_are_tracked() -> None:
     assert len(objects.tracker.tracks) == 40
     assert most == MAX_HELD
     assert len(shots._best) > MAX_HELD  # the others' scores are still known
+
+
+def test_a_paused_cameras_pictures_get_no_boxes_of_frames_long_gone() -> None:
+    """The boxes of the last processed frame are drawn on the snapshot while the camera
+    runs; while it is paused (frames captured, none processed), none are."""
+    publisher = MqttPublisher(MqttSettings(), "camapp-p")  # never started: it queues
+    channel = Channel(publisher, "camapp", "p", ("camapp/p/availability",))
+    objects = ObjectsSink(channel, ("person",), [], 2)
+    image = np.zeros((90, 160, 3), np.uint8)
+    for n in range(4):  # confirmed after 3 frames
+        found = DetectionResult([Detection("person", 0.9, (0.2, 0.2, 0.6, 0.9))], 1.0, "ssd")
+        objects.send(Result(n, n, n, found, Frame(n, n, image, n, bgr=True)))
+    controls = Controls()
+    drawn = image.copy()
+    objects_drawer(objects, controls)(drawn)
+    assert drawn.any()  # the box
+    controls.update({"paused": True})
+    paused = image.copy()
+    objects_drawer(objects, controls)(paused)
+    assert not paused.any()

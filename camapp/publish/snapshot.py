@@ -36,6 +36,7 @@ from camapp.detect.track import Track
 from camapp.publish.objects import ObjectsSink
 from camapp.publish.topics import Channel, slug
 from camapp.runtime.camera import Result
+from camapp.runtime.controls import Controls
 from camapp.runtime.tap import FrameTap
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ def _drawer(objects: tuple[Drawn, ...]) -> Callable[[np.ndarray], None]:
     return lambda image: draw_objects(image, objects)
 
 
-def objects_drawer(objects: ObjectsSink) -> Callable[[np.ndarray], None]:
-    """Draws a detector camera's tracked objects as they are when the picture is taken."""
-    return lambda image: draw_objects(image, objects.drawn)
+def objects_drawer(objects: ObjectsSink, controls: Controls) -> Callable[[np.ndarray], None]:
+    """Draws a detector camera's tracked objects as they are when the picture is taken; none
+    while it is paused, when they are of a frame that may be long gone."""
+    return lambda image: draw_objects(image, () if controls.get("paused") else objects.drawn)

@@ -138,8 +138,9 @@ class CameraFeed:
         objects and zones) and config."""
         view = self.picture
         shared = {"config": self.controls.snapshot(), "region": view.region if view else None}
-        if self.objects is not None:
-            return {"objects": self.objects.latest, "zones": self.objects.zones(), **shared}
+        if self.objects is not None:  # a paused camera's boxes are of a frame long gone
+            latest = None if shared["config"].get("paused") else self.objects.latest
+            return {"objects": latest, "zones": self.objects.zones(), **shared}
         result = self.latest
         classification = None
         if result is not None:
