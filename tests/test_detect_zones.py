@@ -31,6 +31,9 @@ ELL = [[0.5, 0.5], [0.75, 0.5], [0.75, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]
         ("porch", [[0, 0], "ab", [0, 1]], r"^zone 'porch': points must be \[x, y\] pairs"),
         ("porch", 5, r"^zone 'porch': points must be \[x, y\] pairs of numbers$"),
         ("", PORCH, r"^zone name must be a non-empty string, got ''$"),
+        ("a\x00b", PORCH, r"^zone name must not hold control characters"),
+        ("porch", [[0, 0], [0.5, 0.5], [1, 1]], r"^zone 'porch': its points enclose no area"),
+        ("porch", [[0.3, 0.3]] * 3, r"^zone 'porch': its points enclose no area"),
     ],
 )
 def test_bad_zones_are_refused_in_one_line(name, points, message: str) -> None:
@@ -113,3 +116,10 @@ def test_a_removed_zone_changes_the_state_at_once() -> None:
         debounce.update(f, people(1, 1))
     state = debounce.update(2, Counts({"person": 1}, {}))
     assert state is not None and state.frame == 2 and state.counts.zones == {}
+
+
+def test_a_crossed_zone_still_holds_its_area() -> None:
+    """A bow tie's signed area is zero, yet it holds two triangles: only points on one line
+    are refused."""
+    bow = parse_zone("bow", [[0, 0], [1, 1], [1, 0], [0, 1]])
+    assert bow.name == "bow"

@@ -168,6 +168,8 @@ def zone_name(value: Any) -> str:
     name, for config files here and for camapp.detect.zones.parse_zone."""
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a non-empty string")
+    if not value.isprintable():  # a name is shown in Home Assistant, logs and the page
+        raise ValueError("must not hold control characters")
     if len(value) > MAX_ZONE_NAME:
         raise ValueError(f"must be at most {MAX_ZONE_NAME} characters")
     return value
@@ -224,7 +226,17 @@ def zone_points(value: Any) -> tuple[tuple[float, float], ...]:
             raise ValueError(
                 f"point {i} ({x:g}, {y:g}) is outside [0, 1] (points are fractions of the frame)"
             )
+    if _on_one_line(pairs):  # a zone that could never hold anything
+        raise ValueError("its points enclose no area (all on one line)")
     return pairs
+
+
+def _on_one_line(points: tuple[tuple[float, float], ...]) -> bool:
+    (x0, y0), others = points[0], [p for p in points if p != points[0]]
+    if not others:
+        return True
+    dx, dy = others[0][0] - x0, others[0][1] - y0
+    return all(abs(dx * (y - y0) - dy * (x - x0)) < 1e-12 for x, y in others)
 
 
 def _pair(point: Any) -> tuple[float, float]:
