@@ -5,8 +5,8 @@ OpenCV 5 (what a plain `pip install` brings to a Pi) round about one byte in fiv
 than x86's, enough to flip a near tie's top-1 (issue 20). Here the x86 kernel's integer
 arithmetic is written out in numpy, whose integer operations are exact everywhere: the
 bytes are those of x86 OpenCV (which the reference answers were recorded with), on any CPU.
-Where this machine's cv2 gives those very bytes (checked once per frame shape), cv2 runs
-instead: it is about ten times faster. docs/benchmarks.md has the figures, and why not an
+Where this machine's cv2 gives those very bytes (checked once per process, on a few shapes),
+cv2 runs instead: it is about ten times faster. docs/benchmarks.md has the figures, and why not an
 exactly rounded bilinear.
 
 The arithmetic: source position (x + 0.5) * src / dst - 0.5; 11-bit weights rounded from
@@ -23,6 +23,15 @@ import cv2
 import numpy as np
 
 ONE = 2048  # OpenCV's INTER_RESIZE_COEF_SCALE: weights in 11 bits
+# The shapes cv2 is tried on (frame shape, size): down and up, odd sizes, colour and grey.
+# Once per process, not per frame shape: a detector's crops come in a new shape nearly
+# every time, and a check costs a numpy resize.
+PROBES = (
+    ((432, 432, 3), (224, 224)),
+    ((131, 97, 3), (300, 300)),
+    ((480, 640), (213, 161)),
+    ((300, 533, 3), (300, 300)),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +97,7 @@ def plan(shape: tuple[int, ...], size: tuple[int, int]) -> Plan:
 
 class Resizer:
     """Resizes frames of one shape to one size. With OpenCV where this machine's cv2.resize
-    gives the same bytes (checked once per shape: x86 does), else in numpy, in buffers
+    gives the same bytes (`opencv_agrees`: x86 does), else in numpy, in buffers
     allocated once (3.8 MB for 432x432 to 224x224). A worker's preprocessor keeps one (not
     thread-safe)."""
 
@@ -98,8 +107,10 @@ class Resizer:
         self.shape, self.size = shape, size
         width, height = size
         self._out_shape = (height, width, *shape[2:])
-        self.opencv = opencv_agrees(shape, size) if opencv is None else opencv
-        self._box = shape[:2] == (2 * height, 2 * width)  # OpenCV takes its box filter then
+        self.opencv = opencv_agrees() if opencv is None else opencv
+        # At exactly half size OpenCV takes its box filter, whose bytes are the same on every
+        # CPU (INTER_AREA by whole factors; docs/benchmarks.md).
+        self._box = shape[:2] == (2 * height, 2 * width)
         if self.opencv or self._box:
             return
         self._plan = p = plan(shape, size)
@@ -118,15 +129,12 @@ class Resizer:
         Each step is one numpy call into a buffer: a frame allocates nothing."""
         if src.shape != self.shape or out.shape != self._out_shape:
             raise ValueError(f"cannot resize {src.shape} into {out.shape} with {self.shape}")
-        if self.opencv:
+        if self.opencv or self._box:
+            how = cv2.INTER_LINEAR if self.opencv else cv2.INTER_AREA
             if out.flags.c_contiguous:
-                cv2.resize(src, self.size, dst=out, interpolation=cv2.INTER_LINEAR)
+                cv2.resize(src, self.size, dst=out, interpolation=how)
             else:  # a view into a letterboxed input
-                np.copyto(out, cv2.resize(src, self.size, interpolation=cv2.INTER_LINEAR))
-            return
-        if self._box:
-            quad = src.reshape(self.size[1], 2, self.size[0], 2, *src.shape[2:])
-            np.right_shift(quad.sum((1, 3), dtype=np.int32) + 2, 2, out=out, casting="unsafe")
+                np.copyto(out, cv2.resize(src, self.size, interpolation=how))
             return
         p, across, spare, total = self._plan, self._across, self._spare_across, self._sum
         # Horizontal: exact, pixel * ONE; then OpenCV's vector kernel keeps 12 of its 19 bits.
@@ -152,18 +160,20 @@ class Resizer:
         np.right_shift(self._result, 2, out=out, casting="unsafe")
 
 
-@functools.lru_cache(maxsize=32)
-def opencv_agrees(
-    shape: tuple[int, ...], size: tuple[int, int], interpolation: int = cv2.INTER_LINEAR
-) -> bool:
-    """Whether cv2.resize, as installed here, gives this module's bytes for frames of `shape`:
-    tried once on a fixed random frame, where about one pixel in eight shows any other
-    rounding. True with x86's OpenCV 5.1 and arm64's 4.11, false with arm64's 5.1
+@functools.cache
+def opencv_agrees(interpolation: int = cv2.INTER_LINEAR) -> bool:
+    """Whether cv2.resize, as installed here, gives this module's bytes: tried once per
+    process on fixed random frames of the PROBES shapes, where about one pixel in eight shows
+    any other rounding. True with x86's OpenCV 5.1 and arm64's 4.11, false with arm64's 5.1
     (docs/benchmarks.md); cv2 is about ten times faster than the numpy passes."""
-    probe = np.random.default_rng(20).integers(0, 256, shape, dtype=np.uint8)
-    mine = np.empty((size[1], size[0], *shape[2:]), np.uint8)
-    Resizer(shape, size, opencv=False)(probe, mine)
-    return np.array_equal(cv2.resize(probe, size, interpolation=interpolation), mine)
+    rng = np.random.default_rng(20)
+    for shape, size in PROBES:
+        probe = rng.integers(0, 256, shape, dtype=np.uint8)
+        mine = np.empty((size[1], size[0], *shape[2:]), np.uint8)
+        Resizer(shape, size, opencv=False)(probe, mine)
+        if not np.array_equal(cv2.resize(probe, size, interpolation=interpolation), mine):
+            return False
+    return True
 
 
 def resize(src: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
