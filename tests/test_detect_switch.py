@@ -16,6 +16,7 @@ from camapp import models
 from camapp.config.schema import CameraSettings
 from camapp.errors import ConfigError
 from camapp.inference import ladder, loader
+from camapp.runtime import actions
 from camapp.runtime.actions import NOT_OFFERED, KnownModels
 from camapp.training.clip import clip_frames
 from tests.conftest import SHARED_MEDIA, start_camapp
@@ -120,3 +121,16 @@ def test_each_kind_of_camera_is_offered_only_the_models_it_takes(
     known = KnownModels("door", tmp_path, ())
     assert set(known.options(detectors=True)) == {YOLO, SSD}
     assert set(known.options()) == {models.DEFAULT_MODEL}
+
+
+def test_the_select_reads_each_model_file_once(
+    detectors: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A zone change re-announces the select on the network thread: the models' kinds come
+    from what was read before, not from parsing every file again."""
+    monkeypatch.setenv("CAMAPP_MODEL_DIR", str(detectors))
+    known = KnownModels("door", tmp_path, ())
+    known.options(detectors=True)
+    read = actions._kind_of.cache_info().misses
+    assert set(known.options(detectors=True)) == {YOLO, SSD} and set(known.options())
+    assert actions._kind_of.cache_info().misses == read

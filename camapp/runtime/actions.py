@@ -7,6 +7,7 @@ view's); a `model` loads, so its command waits for the handler's own thread
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -104,9 +105,21 @@ def _mtime(path: Path) -> float:
 
 
 def _kind(model: str) -> Kind | None:
-    """What sort of model a name or file is; None for what is no model one can read."""
+    """What sort of model a name or file is; None for what is no model one can read. Read
+    once per file as it is (a zone change re-announces the select on the network thread, which
+    must not parse every model again)."""
     try:
-        return open_model(models.resolve_model(model)).kind
+        path = models.resolve_model(model)
+        stat = path.stat()
+    except (CamappError, OSError):
+        return None
+    return _kind_of(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _kind_of(path: str, size: int, mtime_ns: int) -> Kind | None:
+    try:
+        return open_model(Path(path)).kind
     except CamappError:
         return None
 
