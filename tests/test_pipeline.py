@@ -216,3 +216,19 @@ def test_workers_keep_only_the_models_a_camera_uses(photos_clip) -> None:
     assert max(held) == 1, held  # the model in use, the others released
     # A model planned again is the same model: loaded once per change, not once per `set`.
     assert len(set(loads)) == 3 and len(loads) <= 2 * 21
+
+
+def test_a_capture_slot_keeps_the_first_job_and_runs_it_on_the_next_frame(
+    model_path, labels, photos_clip
+) -> None:
+    """A crop and a whole frame asked for at the same instant: the capture thread runs the
+    first with its next frame; the second is dropped (said in the log), never swapped in
+    silently for the first."""
+    video, _ = photos_clip
+    _, camera, _ = make(model_path, labels, video, workers=1)
+    ran: list[str] = []
+    camera.keep_next(lambda frame: ran.append("crop"))
+    camera.keep_next(lambda frame: ran.append("frame"))
+    assert camera.capture_pending
+    camera._save(Frame(0, 0.0, np.zeros((4, 4, 3), np.uint8), 0.0))
+    assert ran == ["crop"] and not camera.capture_pending

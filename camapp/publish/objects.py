@@ -226,11 +226,11 @@ class ObjectsSink:
             if self._crop is None:
                 log.warning("capture: no %s seen in %d frames; nothing saved", of, CROP_WAIT)
             return
-        self._crop = None
         best = max(seen, key=lambda t: (t.score, float(np.prod(t.box[2:] - t.box[:2]))))
         box = tuple(float(v) for v in best.box)
         if self.save_crop is not None:  # handed to the capture thread, which writes it
             self.save_crop(picture, label, box, of)  # type: ignore[arg-type]
+        self._crop = None  # after the hand-over: a capture is always pending somewhere
 
     def lost(self, since: float) -> None:
         """The source has been down too long to trust the counts: the state says so (counts

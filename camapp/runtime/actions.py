@@ -334,7 +334,8 @@ class Capture:
         taken = self._taken
         if len(taken) == taken.maxlen and time.monotonic() - taken[0] < 60:
             raise ConfigError(f"more than {taken.maxlen} a minute (capture_per_minute)")
-        if self._camera.capture_pending or (self._crops and self._crops.crop_pending):
+        # The crop's slot first: a crop leaves it only once it is in the camera's.
+        if (self._crops and self._crops.crop_pending) or self._camera.capture_pending:
             raise ConfigError("the previous capture still waits for a frame")
 
     def _check_object(self, of: Any) -> None:

@@ -155,6 +155,7 @@ class Camera:
         self._emitting = False
         # What the capture thread does with its next frame: save it, or an object's crop.
         self._capture: Callable[[Frame], None] | None = None
+        self._capture_lock = threading.Lock()
 
     def request_capture(self, label: str) -> None:
         """From the MQTT thread: the capture thread saves its next frame under `label`."""
@@ -165,8 +166,15 @@ class Camera:
     def keep_next(self, job: Callable[[Frame], None]) -> None:
         """From the MQTT thread (a frame to save) or the results thread (an object's crop):
         the capture thread runs `job` with its next frame, so a disk write holds up neither
-        MQTT nor the results in order (one slot: a second request replaces the first)."""
-        self._capture = job
+        MQTT nor the results in order. One slot: a job that finds it taken is dropped, said
+        in the log (`capture` refuses a second one while one is pending, but a crop and a
+        frame asked for at the same instant can both pass that check)."""
+        with self._capture_lock:
+            if self._capture is not None:
+                log.warning("camera %s: a capture is still pending; this one is not saved",
+                            self.camera_id)  # fmt: skip
+                return
+            self._capture = job
 
     @property
     def capture_pending(self) -> bool:
@@ -232,7 +240,8 @@ class Camera:
             self.tap.close()
 
     def _save(self, frame: Frame) -> None:
-        job, self._capture = self._capture, None
+        with self._capture_lock:
+            job, self._capture = self._capture, None
         if job is None:
             return
         try:
