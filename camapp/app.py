@@ -419,7 +419,7 @@ class App:
             # The AI Camera's own network, which its backend handed to the sensor.
             imx500.network(setup.devices, setup.path) if _on_sensor(setup) else None,
             settings.crop,
-            isinstance(setup, DetectorSpec) and setup.letterbox,  # fitted, not covered
+            _fitted(settings, setup),
         )
         source = opener()
         if not source.live:
@@ -608,6 +608,14 @@ def _plan(
 def _merged(states: Sequence[Callable[[], dict[str, Any]]]) -> dict[str, Any]:
     """What several actions have in force, in one `config`."""
     return {key: value for state in states for key, value in state().items()}
+
+
+def _fitted(settings: CameraSettings, setup: loader.Planned) -> bool:
+    """Whether the camera's frames come fitted in the model input rather than covering it: a
+    letterboxing detector's whole frame is placed unscaled then. Not with a region of
+    interest or crops to classify, which would lose the detail that covering keeps."""
+    letterbox = isinstance(setup, DetectorSpec) and setup.letterbox
+    return letterbox and settings.roi is None and not settings.classify
 
 
 def _zone_names(rezoned: Rezoned | None) -> Callable[[Sequence[Zone]], None] | None:

@@ -12,7 +12,7 @@ from typing import Any
 import cv2
 import pytest
 
-from camapp import models
+from camapp import app, models
 from camapp.config.schema import CameraSettings
 from camapp.errors import ConfigError
 from camapp.inference import ladder, loader
@@ -134,3 +134,20 @@ def test_the_select_reads_each_model_file_once(
     read = actions._kind_of.cache_info().misses
     assert set(known.options(detectors=True)) == {YOLO, SSD} and set(known.options())
     assert actions._kind_of.cache_info().misses == read
+
+
+@pytest.mark.parametrize(
+    ("model", "extra", "fitted"),
+    [
+        (YOLO, {}, True),  # letterboxed: the whole frame placed unscaled
+        (SSD, {}, False),  # stretched: frames cover its input
+        (YOLO, {"roi": (0.5, 0.5, 1.0, 1.0)}, False),  # the region keeps its detail
+        (YOLO, {"classify": {"person": "people.tflite"}}, False),  # so do the crops
+    ],
+)
+def test_frames_are_fitted_only_where_nothing_loses_detail(
+    detectors: Path, monkeypatch: pytest.MonkeyPatch, model: str, extra: dict, fitted: bool
+) -> None:
+    monkeypatch.setenv("CAMAPP_MODEL_DIR", str(detectors))
+    settings = CameraSettings(camera_id="door", model=model, **extra)
+    assert app._fitted(settings, loader.plan_detector(model)) is fitted

@@ -69,7 +69,7 @@ class PiCameraSource:
         if lores_size[0] > main_size[0] or lores_size[1] > main_size[1]:
             raise ConfigError(
                 f"bad Pi camera size: lores {lores_size[0]}x{lores_size[1]} exceeds main "
-                f"{main_size[0]}x{main_size[1]} (the automatic lores size fits the model's "
+                f"{main_size[0]}x{main_size[1]} (the automatic lores size is sized for the model's "
                 f"{model_size}x{model_size} input: set a larger picamera main_size)"
             )
 

@@ -400,7 +400,7 @@ class PiCameraSettings(Settings):
     lores_size: Size | None = setting(
         None,
         "model-input stream size (default: the main's aspect, just covering the model; fitting "
-        "in it for a letterboxing detector)",
+        "in it for a letterboxing detector with no roi or classify)",
         metavar="WxH",
     )
     lores_format: Literal["YUV420", "RGB888"] = setting(
