@@ -156,6 +156,7 @@ class Camera:
         # What the capture thread does with its next frame: save it, or an object's crop.
         self._capture: Callable[[Frame], None] | None = None
         self._capture_lock = threading.Lock()
+        self._model_lock = threading.Lock()  # `ladder` and `current`: governor against `set`
 
     def request_capture(self, label: str) -> None:
         """From the MQTT thread: the capture thread saves its next frame under `label`."""
@@ -178,20 +179,25 @@ class Camera:
 
     @property
     def capture_pending(self) -> bool:
-        """A `capture` still waits for the next frame (a second one would replace it)."""
+        """A `capture` still waits for the next frame (a second one would be dropped)."""
         return self._capture is not None
 
     def apply(self, knobs: Knobs) -> None:
         """Called by the governor: the capture thread picks the knobs up at its next frame,
         the workers the model at theirs."""
         self.knobs = knobs
-        self.current = self.ladder[min(knobs.rung, len(self.ladder) - 1)]
+        with self._model_lock:  # a switch between reading the ladder and `current` wins
+            ladder = self.ladder
+            self.current = ladder[min(knobs.rung, len(ladder) - 1)]
         self.frames.hub.set_demand(self.frames, knobs.workers)
 
     def switch(self, ladder: tuple[Planned, ...]) -> None:
-        """Another model (a `set` command): its ladder replaces the old, from the top rung."""
-        self.ladder = ladder
-        self.current = ladder[0]
+        """Another model (a `set` command): its ladder replaces the old, from the top rung.
+        Under the lock the governor's `apply` takes, so neither leaves `current` on a model of
+        the other's ladder."""
+        with self._model_lock:
+            self.ladder = ladder
+            self.current = ladder[0]
 
     def counters(self) -> Counters:
         stats = self.stats
