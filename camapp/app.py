@@ -52,8 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("camapp")
 Switched = Callable[[loader.Planned], None]  # told of a model switched by `set`
-# Told of a detector camera's zones (names) and, if they change too, its tracked labels.
-Rezoned = Callable[[Sequence[str], Sequence[str] | None], None]
+Rezoned = Callable[[Sequence[Zone]], None]  # told of a detector camera's zones set by `set`
 
 
 @dataclass(frozen=True)
@@ -189,7 +188,7 @@ class App:
             settings, spec, loaded, plan, (source, [objects]), known, controls
         )
         objects.save_crop = functools.partial(actions.keep_crop, offers.limits, camera)
-        setter = actions.SetZones(zones, objects.set_zones, _zone_names(offers.rezoned))
+        setter = actions.SetZones(zones, objects.set_zones, offers.rezoned)
         commands = self._commands(settings, channel, controls, camera, offers, setter)
         if settings.snapshot_interval:
             self._counted_pictures(settings, commands.channel, camera, objects)
@@ -209,8 +208,8 @@ class App:
     ) -> tuple[Rezoned, Switched] | None:
         """A detector camera's Home Assistant entities, a function of its zones, tracked
         labels and model: announced at every connection; the functions returned announce
-        them again for a change at run time (zones and perhaps labels; a model switched by
-        `set`), removing those of zones and labels gone. Its model select offers the
+        them again for a change at run time (its zones, or a model switched by `set`),
+        removing those of zones gone. Its model select offers the
         detectors it knows."""
         if not self.config.app.ha.discovery:
             return None
@@ -226,10 +225,10 @@ class App:
                 counting=counting,
             )  # fmt: skip
 
-        def rezoned(zones: Sequence[str], track: Sequence[str] | None) -> None:
+        def rezoned(zones: Sequence[Zone]) -> None:
             nonlocal counting
             with lock:
-                counting = ha.Counting(tuple(track or counting.track), tuple(zones))
+                counting = ha.Counting(counting.track, tuple(zone.name for zone in zones))
                 discovery.update(described())
 
         def switched(setup: loader.Planned) -> None:
@@ -616,13 +615,6 @@ def _fitted(settings: CameraSettings, setup: loader.Planned) -> bool:
     interest or crops to classify, which would lose the detail that covering keeps."""
     letterbox = isinstance(setup, DetectorSpec) and setup.letterbox
     return letterbox and settings.roi is None and not settings.classify
-
-
-def _zone_names(rezoned: Rezoned | None) -> Callable[[Sequence[Zone]], None] | None:
-    """`set` hands over zones; Home Assistant's entities follow their names."""
-    if rezoned is None:
-        return None
-    return lambda zones: rezoned([zone.name for zone in zones], None)
 
 
 def _on_sensor(setup: loader.Planned) -> bool:
