@@ -232,3 +232,36 @@ def test_a_capture_slot_keeps_the_first_job_and_runs_it_on_the_next_frame(
     assert camera.capture_pending
     camera._save(Frame(0, 0.0, np.zeros((4, 4, 3), np.uint8), 0.0))
     assert ran == ["crop"] and not camera.capture_pending
+
+
+class CountedCondition(threading.Condition):
+    """The queue's own condition, counting how often the capture thread is woken."""
+
+    woken = 0
+
+    def notify(self, n: int = 1) -> None:
+        self.woken += 1
+        super().notify(n)
+
+
+def test_a_blocked_replay_is_woken_once_per_half_a_queue_not_per_frame() -> None:
+    """A replay's capture thread fills a queue faster than the worker empties it: it waits,
+    and is woken again only once the queue is down to half (then refills two frames at a
+    time), not after every frame taken: each wake-up on two busy cores preempts a worker."""
+    hub, queue = lone_queue(4, drop_oldest=False, workers=1)
+    queue._freed = CountedCondition(hub.lock)
+    frames = 40
+    image = np.zeros((2, 2, 3), np.uint8)
+    capture = threading.Thread(
+        target=lambda: [queue.put(Frame(n, 0.0, image, 0.0)) for n in range(frames)]
+    )
+    capture.start()
+    taken = []
+    while len(taken) < frames:
+        time.sleep(0.002)  # slower than the capture thread: it is blocked at every take
+        got = hub.get(0)
+        assert got is not None
+        taken.append(got[2].seq)
+    capture.join(5)
+    assert taken == list(range(frames))
+    assert queue._freed.woken <= frames // 2 + 1, queue._freed.woken

@@ -22,8 +22,10 @@ class FrameQueue(Generic[Owner]):
 
     With `drop_oldest` (cameras, streams, paced replays) a put into a full queue evicts the
     stalest frame, so latency never grows; otherwise a put blocks, so a replay processes every
-    frame. Tickets let the camera put results back in frame order. Frames thrown away by a
-    forced stop or a failure are counted in `discarded`.
+    frame, and the capture thread is woken again only once the queue is down to half: it
+    refills in bursts, one wake-up per half a queue rather than per frame (on 2 busy cores a
+    wake-up preempts a worker). Tickets let the camera put results back in frame order.
+    Frames thrown away by a forced stop or a failure are counted in `discarded`.
     """
 
     def __init__(self, hub: Hub[Owner], owner: Owner, maxsize: int, drop_oldest: bool) -> None:
@@ -63,7 +65,7 @@ class FrameQueue(Generic[Owner]):
         frame = self._items.popleft()
         ticket = self._ticket
         self._ticket += 1
-        if self._blocked:
+        if self._blocked and len(self._items) <= self._max // 2:
             self._freed.notify()
         return ticket, frame
 
