@@ -52,7 +52,7 @@ def case(shape: tuple[int, int], size: tuple[int, int], rounds: int, frames: int
     a, e, b = (statistics.median(times) for times in (linear, bit_exact, ours))
     return (
         f"| {shape[1]}x{shape[0]} → {size[0]}x{size[1]} | {a:.3f} ms | {e:.3f} ms ({e / a:.1f}x) "
-        f"| {b:.3f} ms ({b / a:.1f}x) | {opencv_agrees()} |"
+        f"| {b:.3f} ms ({b / a:.1f}x) | {opencv_agrees(src.shape, size)} |"
     )
 
 

@@ -5,8 +5,9 @@ OpenCV 5 (what a plain `pip install` brings to a Pi) round about one byte in fiv
 than x86's, enough to flip a near tie's top-1 (issue 20). Here the x86 kernel's integer
 arithmetic is written out in numpy, whose integer operations are exact everywhere: the
 bytes are those of x86 OpenCV (which the reference answers were recorded with), on any CPU.
-Where this machine's cv2 gives those very bytes (checked once per process, on a few shapes),
-cv2 runs instead: it is about ten times faster. docs/benchmarks.md has the figures, and why not an
+Where this machine's cv2 gives those very bytes (checked once per process for each kind of
+resize: channels, and up or down on each axis), cv2 runs instead: it is about ten times
+faster. docs/benchmarks.md has the figures, and why not an
 exactly rounded bilinear.
 
 The arithmetic: source position (x + 0.5) * src / dst - 0.5; 11-bit weights rounded from
@@ -23,15 +24,10 @@ import cv2
 import numpy as np
 
 ONE = 2048  # OpenCV's INTER_RESIZE_COEF_SCALE: weights in 11 bits
-# The shapes cv2 is tried on (frame shape, size): down and up, odd sizes, colour and grey.
-# Once per process, not per frame shape: a detector's crops come in a new shape nearly
-# every time, and a check costs a numpy resize.
-PROBES = (
-    ((432, 432, 3), (224, 224)),
-    ((131, 97, 3), (300, 300)),
-    ((480, 640), (213, 161)),
-    ((300, 533, 3), (300, 300)),
-)
+# A probe's side per axis (source, resized): down as a frame to a model input, up as a small
+# crop to a classifier's. cv2 is tried once per kind of resize, not per frame shape: a
+# detector's crops come in a new shape nearly every time, and a try costs a numpy resize.
+DOWN, UP = (432, 224), (97, 300)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +103,7 @@ class Resizer:
         self.shape, self.size = shape, size
         width, height = size
         self._out_shape = (height, width, *shape[2:])
-        self.opencv = opencv_agrees() if opencv is None else opencv
+        self.opencv = opencv_agrees(shape, size) if opencv is None else opencv
         # At exactly half size OpenCV takes its box filter, whose bytes are the same on every
         # CPU (INTER_AREA by whole factors; docs/benchmarks.md).
         self._box = shape[:2] == (2 * height, 2 * width)
@@ -160,20 +156,26 @@ class Resizer:
         np.right_shift(self._result, 2, out=out, casting="unsafe")
 
 
+def opencv_agrees(
+    shape: tuple[int, ...], size: tuple[int, int], interpolation: int = cv2.INTER_LINEAR
+) -> bool:
+    """Whether cv2.resize, as installed here, gives this module's bytes for frames of
+    `shape` resized to `size`: tried once per kind of resize (`_agrees`)."""
+    up = (size[0] > shape[1], size[1] > shape[0])
+    return _agrees(shape[2:], up, interpolation)
+
+
 @functools.cache
-def opencv_agrees(interpolation: int = cv2.INTER_LINEAR) -> bool:
-    """Whether cv2.resize, as installed here, gives this module's bytes: tried once per
-    process on fixed random frames of the PROBES shapes, where about one pixel in eight shows
-    any other rounding. True with x86's OpenCV 5.1 and arm64's 4.11, false with arm64's 5.1
-    (docs/benchmarks.md); cv2 is about ten times faster than the numpy passes."""
-    rng = np.random.default_rng(20)
-    for shape, size in PROBES:
-        probe = rng.integers(0, 256, shape, dtype=np.uint8)
-        mine = np.empty((size[1], size[0], *shape[2:]), np.uint8)
-        Resizer(shape, size, opencv=False)(probe, mine)
-        if not np.array_equal(cv2.resize(probe, size, interpolation=interpolation), mine):
-            return False
-    return True
+def _agrees(channels: tuple[int, ...], up: tuple[bool, bool], interpolation: int) -> bool:
+    """Tried on a fixed random frame of that kind (channels, up or down on each axis),
+    where about one pixel in eight shows any other rounding. True with x86's OpenCV 5.1 and
+    arm64's 4.11, false with arm64's 5.1 (docs/benchmarks.md)."""
+    (w, width), (h, height) = (UP if up[0] else DOWN), (UP if up[1] else DOWN)
+    shape, size = (h + 34, w, *channels), (width, height + 17)  # odd, and not square
+    probe = np.random.default_rng(20).integers(0, 256, shape, dtype=np.uint8)
+    mine = np.empty((size[1], size[0], *channels), np.uint8)
+    Resizer(shape, size, opencv=False)(probe, mine)
+    return np.array_equal(cv2.resize(probe, size, interpolation=interpolation), mine)
 
 
 def resize(src: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:

@@ -14,7 +14,7 @@ import pytest
 
 from camapp.detect.letterbox import PAD, fit, place
 from camapp.inference.preprocess import Preprocessor
-from camapp.resize import Resizer, opencv_agrees, resize
+from camapp.resize import Resizer, _agrees, opencv_agrees, resize
 from tests.conftest import SHARED_MEDIA
 
 # (source height, width), (output width, height): down and up, odd, thin, exactly 2x, 1 pixel.
@@ -154,8 +154,8 @@ def test_refuses_a_wrong_shape() -> None:
 def test_opencv_is_taken_only_where_it_gives_the_same_bytes() -> None:
     # x86's INTER_LINEAR: the same bytes. INTER_LINEAR_EXACT rounds otherwise, as an ARM
     # build's bilinear may: the probe must tell.
-    assert opencv_agrees()
-    assert not opencv_agrees(cv2.INTER_LINEAR_EXACT)
+    assert opencv_agrees((432, 432, 3), (224, 224))
+    assert not opencv_agrees((432, 432, 3), (224, 224), cv2.INTER_LINEAR_EXACT)
 
 
 def test_the_preprocessor_gives_the_numpy_bytes() -> None:
@@ -178,8 +178,8 @@ def test_frames_of_the_model_size_are_copied() -> None:
 def test_opencv_is_tried_once_per_process_not_per_shape() -> None:
     """A detector's crops come in a new shape nearly every frame: each must not pay a numpy
     resize to decide whether cv2 may do it (1.6 ms a crop where cv2 takes 0.08)."""
-    opencv_agrees.cache_clear()
+    _agrees.cache_clear()
     for side in range(40, 80):
         Resizer((side, side + 7, 3), (224, 224))(random_image((side, side + 7), side),
                                                np.empty((224, 224, 3), np.uint8))  # fmt: skip
-    assert opencv_agrees.cache_info().misses == 1
+    assert _agrees.cache_info().misses == 1  # one kind: colour, up on both axes
