@@ -131,9 +131,9 @@ def test_the_select_reads_each_model_file_once(
     monkeypatch.setenv("CAMAPP_MODEL_DIR", str(detectors))
     known = KnownModels("door", tmp_path, ())
     known.options(detectors=True)
-    read = actions._kind_of.cache_info().misses
+    read = actions._about_file.cache_info().misses
     assert set(known.options(detectors=True)) == {YOLO, SSD} and set(known.options())
-    assert actions._kind_of.cache_info().misses == read
+    assert actions._about_file.cache_info().misses == read
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ from camapp.inference.preprocess import Roi, roi_slices
 from camapp.runtime.camera import Camera
 from camapp.runtime.controls import ControlError
 from camapp.tflite.graph import Kind
-from camapp.tflite.modelfile import ModelFile, open_model
+from camapp.tflite.modelfile import open_model
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class KnownModels:
         found = [*self._dataset.glob("*.tflite"),
                  *self._dataset.parent.glob(f"{self._camera_id}-*.tflite")]  # fmt: skip
         newest = sorted(found, key=_mtime, reverse=True)[:MAX_TRAINED]
-        return {models.display_name(path): path for path in newest if _trained(path)}
+        return {models.display_name(path): path for path in newest if _classes(path) is not None}
 
     def named(self) -> dict[str, Path]:
         """Every model known by name; a model the camera ran wins over a trained file of the
@@ -93,7 +93,7 @@ class KnownModels:
         """The classes of every trained model the camera has run: its capture buttons."""
         with self._lock:
             paths = list(self._run.values())
-        classes = (file.labels for file in map(_trained, paths) if file)
+        classes = (found for found in map(_classes, paths) if found is not None)
         return tuple(dict.fromkeys(label for labels in classes for label in labels))
 
 
@@ -104,34 +104,48 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class _About:
+    """What the select and the capture buttons need of a model file."""
+
+    kind: Kind
+    classes: tuple[str, ...] | None  # its classes when `camapp train` made it, else None
+
+
 def _kind(model: str) -> Kind | None:
-    """What sort of model a name or file is; None for what is no model one can read. Read
-    once per file as it is (a zone change re-announces the select on the network thread, which
-    must not parse every model again)."""
+    """What sort of model a name or file is; None for what is no model one can read."""
     try:
         path = models.resolve_model(model)
-        stat = path.stat()
-    except (CamappError, OSError):
+    except CamappError:
         return None
-    return _kind_of(str(path), stat.st_size, stat.st_mtime_ns)
+    about = _about(path)
+    return about.kind if about else None
+
+
+def _classes(path: Path) -> tuple[str, ...] | None:
+    """The classes of a model `camapp train` made; None for any other model or file."""
+    about = _about(path)
+    return about.classes if about else None
+
+
+def _about(path: Path) -> _About | None:
+    """A model file read once as it is (size, mtime): a zone change re-announces the select
+    on the network thread, which must not parse every model again; None for what is no model
+    one can read (open_model refuses a FIFO before opening it)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _about_file(str(path), stat.st_size, stat.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=256)
-def _kind_of(path: str, size: int, mtime_ns: int) -> Kind | None:
+def _about_file(path: str, size: int, mtime_ns: int) -> _About | None:
     try:
-        return open_model(Path(path)).kind
+        file = open_model(Path(path))
     except CamappError:
         return None
-
-
-def _trained(path: Path) -> ModelFile | None:
-    """The model file when `camapp train` made it; None for any other model or file
-    (open_model refuses a FIFO before opening it)."""
-    try:
-        file = open_model(path)
-    except ConfigError:
-        return None
-    return file if file.record else None
+    return _About(file.kind, tuple(file.labels) if file.record else None)
 
 
 class ModelSwitch:
