@@ -464,6 +464,25 @@ def test_an_unknown_protocol_is_a_config_error() -> None:
     assert check(MqttSettings, {"protocol": 5}).protocol == "5"  # TOML's `protocol = 5`
 
 
+def fill_a_stalled_link(
+    publisher: MqttPublisher, channel: Channel, proxy: Proxy, count: int, written: int
+) -> int:
+    """Connect through `proxy`, stall it, queue `count` classifications, and wait until
+    `written` of them went out and the sender has had two more chances to send (each time it
+    hands messages over: `_flush`). The size of one message on the wire."""
+    rounds = count_calls(publisher, "_flush")
+    online = connected(publisher)
+    publisher.start()
+    assert online.wait(20)
+    proxy.stall()
+    backlog(channel, count)
+    size = len(channel.topic("classification")) + len(CLASSIFICATION)
+    wait_until(lambda: proxy.swallowed >= written * size)
+    seen = len(rounds)
+    wait_until(lambda: len(rounds) >= seen + 2)  # two more chances to send: none taken
+    return size
+
+
 def test_no_more_than_the_window_is_in_flight_on_a_link_that_acknowledges_nothing(
     broker,
 ) -> None:
@@ -472,17 +491,8 @@ def test_no_more_than_the_window_is_in_flight_on_a_link_that_acknowledges_nothin
     sender looks; without the window paho would take all of them."""
     proxy = Proxy(broker.port)
     publisher, channel = camera(MqttSettings(port=proxy.port), "stuck", availability=False)
-    rounds = count_calls(publisher, "_flush")  # each time the sender hands messages over
     try:
-        online = connected(publisher)
-        publisher.start()
-        assert online.wait(20)
-        proxy.stall()
-        backlog(channel, 100)
-        size = len("camapp/stuck/classification") + len(CLASSIFICATION)
-        wait_until(lambda: proxy.swallowed >= WINDOW * size)
-        seen = len(rounds)
-        wait_until(lambda: len(rounds) >= seen + 2)  # two more chances to send: none taken
+        size = fill_a_stalled_link(publisher, channel, proxy, 100, WINDOW)
         assert publisher._outbox.in_flight == WINDOW and publisher.undelivered == 100
         assert proxy.swallowed < (WINDOW + 1) * size, proxy.swallowed
     finally:
@@ -496,17 +506,8 @@ def test_the_window_keeps_to_the_brokers_receive_maximum(tmp_path: Path) -> None
     broker = Broker(tmp_path, "max_inflight_messages 5\n").start()  # its Receive Maximum
     proxy = Proxy(broker.port)
     publisher, channel = camera(MqttSettings(port=proxy.port), "narrow", availability=False)
-    rounds = count_calls(publisher, "_flush")
     try:
-        online = connected(publisher)
-        publisher.start()
-        assert online.wait(20)
-        proxy.stall()
-        backlog(channel, 50)
-        size = len("camapp/narrow/classification") + len(CLASSIFICATION)
-        wait_until(lambda: proxy.swallowed >= 5 * size)
-        seen = len(rounds)
-        wait_until(lambda: len(rounds) >= seen + 2)  # two more chances to send: none taken
+        size = fill_a_stalled_link(publisher, channel, proxy, 50, 5)
         assert publisher._outbox.in_flight == 5, publisher._outbox.in_flight
         assert proxy.swallowed < 6 * size, proxy.swallowed
     finally:
