@@ -169,8 +169,10 @@ def test_publishing_a_classification_stays_within_budget(broker, subscriber_fact
 
 def test_queue_hand_over_wakes_no_one_who_is_not_waiting(frames) -> None:
     """A put and a worker's get with no thread waiting on either side: no notify() runs
-    (each is Python code and, with a waiter, a futex call made holding the GIL)."""
+    (each is Python code and, with a waiter, a futex call made holding the GIL). A blocking
+    queue's first put also sizes the queue by the frame's bytes, once."""
     for drop in (False, True):
         hub, queue = lone_queue(2, drop_oldest=drop)
         counts = [_calls(lambda f=frame, q=queue, h=hub: (q.put(f), h.get(0))) for frame in frames]
-        assert max(counts) <= HAND_OVER_BUDGET, f"{counts} calls, budget {HAND_OVER_BUDGET}"
+        assert counts[0] <= HAND_OVER_BUDGET + (0 if drop else 3), counts
+        assert max(counts[1:]) <= HAND_OVER_BUDGET, f"{counts} calls, budget {HAND_OVER_BUDGET}"

@@ -244,24 +244,36 @@ class CountedCondition(threading.Condition):
         super().notify(n)
 
 
-def test_a_blocked_replay_is_woken_once_per_half_a_queue_not_per_frame() -> None:
+@pytest.mark.parametrize(
+    ("shape", "depth"),
+    # 12 B; 267 KB (the memory replay's 398x224, as a Pi's lores stream); 1 MB (768x432 decoded)
+    [((2, 2, 3), 32), ((224, 398, 3), 15), ((432, 768, 3), 4)],
+)
+def test_a_blocked_replay_is_woken_once_per_half_a_queue_not_per_frame(
+    shape: tuple[int, int, int], depth: int
+) -> None:
     """A replay's capture thread fills a queue faster than the worker empties it: it waits,
-    and is woken again only once the queue is down to half (then refills two frames at a
-    time), not after every frame taken: each wake-up on two busy cores preempts a worker."""
+    and is woken again only once the queue is down to half, not after every frame taken:
+    each wake-up on two busy cores preempts a worker. The queue holds 4 MB of frames, so
+    small ones wake it seldom, and large ones never hold more than that."""
+    from camapp.runtime.frames import REPLAY_BYTES
+
     hub, queue = lone_queue(4, drop_oldest=False, workers=1)
     queue._freed = CountedCondition(hub.lock)
-    frames = 40
-    image = np.zeros((2, 2, 3), np.uint8)
+    frames = 80
+    image = np.zeros(shape, np.uint8)
     capture = threading.Thread(
         target=lambda: [queue.put(Frame(n, 0.0, image, 0.0)) for n in range(frames)]
     )
     capture.start()
-    taken = []
+    taken, held = [], 0
     while len(taken) < frames:
         time.sleep(0.002)  # slower than the capture thread: it is blocked at every take
+        held = max(held, len(queue))
         got = hub.get(0)
         assert got is not None
         taken.append(got[2].seq)
     capture.join(5)
     assert taken == list(range(frames))
-    assert queue._freed.woken <= frames // 2 + 1, queue._freed.woken
+    assert held == depth and held * image.nbytes <= max(REPLAY_BYTES, 4 * image.nbytes)
+    assert queue._freed.woken <= frames // (depth // 2) + 1, queue._freed.woken

@@ -128,9 +128,13 @@ def test_latest_frame_policy_evicts_the_stalest() -> None:
 
 
 def test_no_drop_policy_blocks_instead_of_dropping() -> None:
+    from camapp.runtime.frames import REPLAY_BYTES
+
+    # Frames over the bytes a replay's queue may hold: it keeps the one slot it was made with.
+    big = np.zeros((REPLAY_BYTES // 3072 + 1, 1024, 3), np.uint8)
     hub, q = lone_queue(1, drop_oldest=False)
-    q.put(frame(0))
-    putter = threading.Thread(target=q.put, args=(frame(1),))
+    q.put(Frame(0, 0.0, big, 0.0))
+    putter = threading.Thread(target=q.put, args=(Frame(1, 0.0, big, 0.0),))
     putter.start()
     putter.join(0.2)
     assert putter.is_alive()  # blocked on the full queue

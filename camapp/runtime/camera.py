@@ -135,10 +135,9 @@ class Camera:
         self.source = source
         self.sinks = sinks
         self.controls = controls
-        # One queued frame per worker (at least two) keeps every worker busy without letting
-        # frames go stale.
-        # A frame per worker, at least 2; twice that where puts block (replays), which wake
-        # the capture thread at half (frames.FrameQueue): 0.09 ms less CPU a classification.
+        # A frame per worker (at least 2) keeps every worker busy without letting frames go
+        # stale. Twice that where puts block (replays), and up to 4 MB of frames: the capture
+        # thread is woken at half a queue (frames.FrameQueue), seldom for small frames.
         slots = max(2, hub.workers) * (1 if drop else 2)
         self.frames = hub.queue(self, slots, drop_oldest=drop)
         self._fail = fail

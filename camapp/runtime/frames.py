@@ -16,6 +16,12 @@ from camapp.capture.base import Frame
 
 Owner = TypeVar("Owner")
 
+# A blocking replay's queue holds up to this many bytes of frames, at least the frames it was
+# made for and at most REPLAY_FRAMES: frames in memory (398x224, 267 KB: 15 of them) then wake
+# the capture thread once per 8 frames taken, decoded 768x432 frames (1 MB) once per 2 as before.
+REPLAY_BYTES = 4 << 20
+REPLAY_FRAMES = 32
+
 
 class FrameQueue(Generic[Owner]):
     """One camera's bounded queue; frames leave it with consecutive tickets, in arrival order.
@@ -24,7 +30,9 @@ class FrameQueue(Generic[Owner]):
     stalest frame, so latency never grows; otherwise a put blocks, so a replay processes every
     frame, and the capture thread is woken again only once the queue is down to half: it
     refills in bursts, one wake-up per half a queue rather than per frame (on 2 busy cores a
-    wake-up preempts a worker). Tickets let the camera put results back in frame order.
+    wake-up preempts a worker). Such a queue is sized at its first frame to hold REPLAY_BYTES
+    of frames, so small frames wake it seldom. Tickets let the camera put results back in
+    frame order.
     Frames thrown away by a forced stop or a failure are counted in `discarded`.
     """
 
@@ -37,6 +45,7 @@ class FrameQueue(Generic[Owner]):
         self._freed = threading.Condition(hub.lock)  # only this camera's capture thread waits
         self._ticket = 0
         self._blocked = False  # the capture thread waits for room: take() must wake it
+        self._sized = drop_oldest  # a blocking queue's depth is set by its first frame
         self.closed = False
         self.dropped = 0
         self.discarded = 0
@@ -45,6 +54,10 @@ class FrameQueue(Generic[Owner]):
         return len(self._items)
 
     def put(self, frame: Frame) -> None:
+        if not self._sized:  # only the capture thread puts: no lock needed for this
+            fits = REPLAY_BYTES // max(1, frame.image.nbytes)
+            self._max = max(self._max, min(REPLAY_FRAMES, fits))
+            self._sized = True
         with self._freed:
             if self._drop and len(self._items) >= self._max:
                 self._items.popleft()
