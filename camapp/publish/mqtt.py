@@ -50,6 +50,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from camapp.config.schema import MqttSettings
 from camapp.errors import ConfigError, first_line, os_reason
+from camapp.publish.network import NetworkLoop
 from camapp.publish.outbox import Kind, Message, Outbox
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ CLASSIFICATION_EXPIRY = 60
 FLAP_SECONDS = 10.0
 FLAPS = 3
 SESSION_TAKEN_OVER = 0x8E
+# Seconds close() lets the network thread send the DISCONNECT (or see the connection end).
+LEAVE_TIMEOUT = 2.0
 
 
 class Shed(NamedTuple):
@@ -98,8 +101,8 @@ class MqttPublisher:
     `availability` topics get a retained `online` ahead of everything else on each connection
     and `offline` at close; the first one is also the connection's last will, so it turns
     `offline` when the process dies. `publish()` may be called from any thread. Subscription
-    handlers and `on_connected` callbacks run on paho's network thread; an exception in one
-    is logged, never fatal.
+    handlers and `on_connected` callbacks run on the network thread (`publish/network.py`); an
+    exception in one is logged, never fatal.
     """
 
     def __init__(
@@ -114,6 +117,8 @@ class MqttPublisher:
         self.client_id = client_id
         self._v5 = _protocol(settings) == mqtt.MQTTv5
         self._client = self._make_client(password)
+        # Back within 10 s of the broker's return, for one connection attempt per 10 s.
+        self._network = NetworkLoop(self._client, min_delay=1, max_delay=10)
         # _lock guards the outbox, _online and the counters, and is held while handing a
         # message to paho so that a reconnect cannot interleave with it. Never taken in
         # on_publish, which paho calls holding its own message lock (a publishing thread holds
@@ -151,8 +156,6 @@ class MqttPublisher:
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         client.connect_timeout = settings.connect_timeout  # TCP and TLS; CONNACK: ConnectionWatch
-        # Back within 10 s of the broker's return, for one connection attempt per 10 s.
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.max_inflight_messages_set(WINDOW)
         if self._availability:
             client.will_set(self._availability[0], "offline", qos=1, retain=True)
@@ -184,7 +187,7 @@ class MqttPublisher:
             self._client.connect_async(host, port, keepalive, clean_start=False, properties=session)
         else:
             self._client.connect_async(host, port, keepalive)
-        self._client.loop_start()
+        self._network.start()
 
     def publish(
         self, topic: str, payload: str | bytes, retain: bool = False, *, kind: Kind | None = None
@@ -277,7 +280,8 @@ class MqttPublisher:
             self._abandon()
         else:
             self._client.disconnect()
-        self._client.loop_stop()
+        self._network.leave()
+        self._network.join(LEAVE_TIMEOUT)
         return left
 
     def _abandon(self) -> None:
@@ -285,13 +289,13 @@ class MqttPublisher:
         sock = self._client.socket()
         if sock is not None:
             # Shut down through a duplicate descriptor: paho's (maybe TLS) socket object is
-            # left alone, and its network thread sees the connection end.
+            # left alone, and the network thread sees the connection end.
             with (
                 contextlib.suppress(OSError),
                 socket.fromfd(sock.fileno(), sock.family, sock.type) as raw,
             ):
                 raw.shutdown(socket.SHUT_RDWR)
-        # Stops paho's reconnecting; the DISCONNECT it would send cannot leave a shut socket.
+        # The DISCONNECT it queues cannot leave a shut socket; close() then ends the reconnecting.
         self._client.disconnect()
 
     # -- the sender thread ------------------------------------------------------------------
@@ -363,6 +367,7 @@ class MqttPublisher:
             self._watch.refused(reason)
             return
         self._watch.connected()
+        self._network.connected()
         log.info("connected to %s as %s", self._where(), self.client_id)
         with self._lock:
             client.drop_out_messages()
@@ -382,7 +387,7 @@ class MqttPublisher:
         self._wake.set()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        # paho calls this from its `except OSError:` block: the exception says why.
+        # Called in the `except OSError:` block of a connection attempt: the exception says why.
         exc = sys.exc_info()[1]
         if isinstance(exc, ssl.SSLCertVerificationError):
             why = f"TLS verification failed: {exc.verify_message} (check mqtt tls_ca)"
@@ -415,7 +420,7 @@ class MqttPublisher:
                     self._guarded(lambda w=watcher: w(msg.topic, msg.payload, bool(msg.retain)))
 
     def _guarded(self, call: Callable[[], None]) -> None:
-        # An exception escaping a callback would end paho's network thread for good.
+        # An exception escaping a callback would cost the connection (publish/network.py).
         try:
             call()
         except Exception:
@@ -430,7 +435,7 @@ class ConnectionWatch:
     those paho leaves silent: a server that never answers CONNECT, one that hangs up without
     answering (a TLS port), another client taking the session over and over.
 
-    Its methods are called by paho's network thread, and `tick()` by the sender thread."""
+    Its methods are called by the network thread, and `tick()` by the sender thread."""
 
     def __init__(self, where: str, client_id: str, timeout: float) -> None:
         self.where = where
