@@ -81,17 +81,62 @@ def test_a_callback_that_raises_costs_the_connection_not_the_thread(broker, capl
         network.join(2.0)
 
 
+def test_a_publish_whose_write_flag_comes_late_still_wakes_the_next_one(broker, subscriber_factory):
+    """paho sets its "a write is due" flag after queueing the packet: a publishing thread
+    preempted in between finds its packet already written at the next tick, and leaves the
+    flag set with nothing to write. Unless the thread resets it, no later publish wakes the
+    thread, and the next message waits a whole idle second."""
+    sub = subscriber_factory(broker.port, ["camapp/net/late"])
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="camapp-late")
+    client.connect_async("127.0.0.1", broker.port, keepalive=30)
+    network = NetworkLoop(client, min_delay=0.1, max_delay=0.2)
+    network.start()
+    real = client._call_socket_register_write
+    late = threading.Event()
+
+    def preempted() -> None:  # the publishing thread loses the CPU right after the append
+        if late.is_set():
+            late.clear()
+            time.sleep(0.02)  # ten ticks: the thread writes the packet meanwhile
+        real()
+
+    client._call_socket_register_write = preempted
+    try:
+        wait_until(client.is_connected, 10)
+        client.publish("camapp/net/late", b"first", qos=1)
+        late.set()
+        client.publish("camapp/net/late", b"late", qos=1)
+        time.sleep(0.05)  # the thread is back to its idle wait
+        published = time.monotonic()
+        client.publish("camapp/net/late", b"next", qos=1)
+        sub.wait_for(lambda: len(sub.on("camapp/net/late")) == 3, 5)
+        assert time.monotonic() - published < 0.5
+    finally:
+        client.disconnect()
+        network.leave()
+        network.join(2.0)
+
+
 @pytest.mark.parametrize("broker_up", [True, False])
-def test_close_ends_the_network_thread(broker, broker_up: bool) -> None:
-    """Connected (a clean DISCONNECT goes out) or still trying to connect, close() leaves no
-    thread of the publisher behind."""
+def test_close_ends_the_network_thread_at_once(broker, broker_up: bool) -> None:
+    """Connected (a clean DISCONNECT goes out) or waiting to connect again (the delay is cut
+    short), close() leaves no thread of the publisher behind, and takes no longer than its
+    wait for the outbox to drain."""
     if not broker_up:
         broker.stop()
     before = set(threading.enumerate())
-    publisher = MqttPublisher(MqttSettings(port=broker.port), "camapp-ends")
+    publisher = MqttPublisher(MqttSettings(port=broker.port), "camapp-ends", None, ["a/b"])
     online = connected(publisher)
     publisher.start()
     if broker_up:
         assert online.wait(10)
-    publisher.close(timeout=0.5)
+    else:
+        time.sleep(1.3)  # two attempts failed: the thread waits 2 s to try again
+    start = time.monotonic()
+    assert publisher.close(timeout=0.5) == (0 if broker_up else 1)  # `offline`, or not
+    assert time.monotonic() - start < 1.5
     wait_until(lambda: not (set(threading.enumerate()) - before), 5)
+
+
+def test_a_publisher_closed_before_it_started_closes_quietly() -> None:
+    assert MqttPublisher(MqttSettings(port=1), "camapp-never").close(timeout=0.1) == 0

@@ -95,7 +95,7 @@ def _nonempty(value: str) -> str:
 
 def _host(value: str) -> str:
     # The resolver encodes the name as IDNA; a name it cannot encode (an empty label as in
-    # `broker..lan`) would kill paho's network thread.
+    # `broker..lan`) would fail every connection attempt with a traceback, not a config error.
     try:
         value.encode("idna")
     except UnicodeError:

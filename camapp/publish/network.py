@@ -45,7 +45,7 @@ class NetworkLoop:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._holding = False  # writes are held until the next tick: publishes need not wake
-        self._leaving = False
+        self._leaving = threading.Event()  # also cuts a reconnect delay short
         self._broken = False  # a callback raised: the connection is started over
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mqtt-network", daemon=True)
@@ -60,15 +60,16 @@ class NetworkLoop:
 
     def leave(self) -> None:
         """The client is disconnecting: once its socket is closed, the thread ends."""
-        self._leaving = True
+        self._leaving.set()
         self._wake()
 
     def join(self, timeout: float) -> None:
         """Wait up to `timeout` s for the thread to end after `leave()`, then end it anyway."""
-        self._thread.join(timeout)
-        self._stop.set()
-        self._wake()
-        self._thread.join()
+        if self._thread.is_alive():  # a publisher closed before it started has none
+            self._thread.join(timeout)
+            self._stop.set()
+            self._wake()
+            self._thread.join()
         self._wake_r.close()
         self._wake_w.close()
 
@@ -103,7 +104,7 @@ class NetworkLoop:
         """Connect if need be, then serve the connection; False once the thread should end."""
         client = self._client
         if client.socket() is None or self._broken:
-            if self._leaving or (retry and not self._backoff()):
+            if self._leaving.is_set() or (retry and not self._backoff()):
                 return False
             self._broken = False
             try:
@@ -117,7 +118,7 @@ class NetworkLoop:
     def _backoff(self) -> bool:
         """Wait before the next attempt; False if the thread should end instead."""
         self._delay = self._min if self._delay is None else min(self._delay * 2, self._max)
-        return not self._stop.wait(self._delay) and not self._leaving
+        return not self._leaving.wait(self._delay) and not self._stop.is_set()
 
     def _serve(self, client: mqtt.Client) -> None:
         """One connection's I/O until it ends: ticks while messages flow, else one wait."""
@@ -131,11 +132,13 @@ class NetworkLoop:
                 self._wait([sock, self._wake_r], [sock] if client.want_write() else [], IDLE)
             if not self._read(client, sock):
                 return
-            held = client.want_write()
-            if held:
-                if client.loop_write() != mqtt.MQTT_ERR_SUCCESS:
-                    return
-                held = not client.want_write()  # else the socket is full: wait for room
+            queued = client.want_write()
+            # Also with nothing queued: paho's flag that a write is due (set by a publishing
+            # thread after it queued its packet, so maybe after that packet was written) is
+            # reset, or no publish would call _on_register_write again.
+            if client.loop_write() != mqtt.MQTT_ERR_SUCCESS:
+                return
+            held = queued and not client.want_write()  # else the socket is full: wait for room
             if client.loop_misc() != mqtt.MQTT_ERR_SUCCESS:
                 return
 
