@@ -12,7 +12,8 @@ PACE. At the clip's pace nothing waits; at full speed one wake-up carries severa
 
 Reconnecting is loop_forever()'s: after a lost or failed connection, wait (1 s, doubling up to
 `max_delay`, back to 1 s after a CONNACK) and call `reconnect()`, whose failure goes to
-`on_connect_fail` as paho's own loop reports it.
+`on_connect_fail` as paho's own loop reports it. An exception escaping a callback is logged and
+the connection started over, where paho's own thread ended and published nothing again.
 """
 
 from __future__ import annotations
