@@ -71,8 +71,7 @@ class WorkerPool:
                 setup = camera.current
                 classifier = cache.get(setup.key)
                 if classifier is None:  # a model this worker does not hold: load it once
-                    self._release(cache)
-                    classifier = cache[setup.key] = self._load(setup)
+                    classifier = self._hold(cache, setup)
                 plan = camera.plan
                 if isinstance(classifier, Detector):  # a detector camera's model
                     result = classifier.detect(frame.image, frame.bgr, plan.roi)
@@ -97,12 +96,15 @@ class WorkerPool:
         as its detector), and how its crops fit in: as the model was trained, else stretched."""
         chosen: dict[str, tuple[Classifier, str]] = {}
         for label, setup in plan.classify.items():
-            classifier = cache.get(setup.key)
-            if classifier is None:
-                self._release(cache)
-                classifier = cache[setup.key] = self._load(setup)
+            classifier = cache.get(setup.key) or self._hold(cache, setup)
             chosen[label] = (classifier, setup.crop or "stretch")  # type: ignore[assignment]
         return chosen
+
+    def _hold(self, cache: dict[tuple[object, ...], Model], setup: Planned) -> Model:
+        """Load a model into this worker's cache, once those no camera names are let go."""
+        self._release(cache)
+        model = cache[setup.key] = self._load(setup)
+        return model
 
     def _release(self, cache: dict[tuple[object, ...], Model]) -> None:
         """Drop the classifiers of models no camera's ladder names any more (a model switched
