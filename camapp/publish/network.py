@@ -77,18 +77,16 @@ class NetworkLoop:
     def _on_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         # paho calls this from the publishing thread when a packet is queued on an empty
         # queue. While the thread holds writes for its next tick, it will write them anyway.
-        # (try, not contextlib.suppress: this is on the worker's path, where each Python call
-        # counts, tests/test_hot_path.py)
         if not self._holding:
-            try:  # noqa: SIM105
-                self._wake_w.send(b"\0")
-            except OSError:  # full: a wake-up is pending anyway; closed: the thread has ended
-                pass
+            self._wake()
 
     def _wake(self) -> None:
-        # Full: a wake-up is pending anyway. Closed: the thread has ended.
-        with contextlib.suppress(OSError):
+        # try, not contextlib.suppress: a publishing thread comes here, and each Python call
+        # on a worker's path counts (tests/test_hot_path.py).
+        try:  # noqa: SIM105
             self._wake_w.send(b"\0")
+        except OSError:  # full: a wake-up is pending anyway; closed: the thread has ended
+            pass
 
     def _run(self) -> None:
         retry = False  # the first attempt goes at once, later ones after a delay
