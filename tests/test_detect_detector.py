@@ -179,3 +179,20 @@ def test_an_ultralytics_export_names_its_own_classes(tmp_path: Path, hopper) -> 
     assert open_model(alone).labels == tuple(YOLO_LABELS.read_text().splitlines())
     result = load(alone).detect(hopper, True)
     assert labels(result) == ["person", "tie"] and result.model == "my_detector"
+
+
+def test_a_camera_s_frames_are_resized_with_one_kept_resizer(detectors, clip) -> None:
+    """Frame after frame of one size, the detector resizes with the Resizer it keeps: a numpy
+    resize made anew per frame (arm64 with OpenCV 5) allocated its 3-4 MB of buffers each
+    time. A frame of another size gets its own; one placed unscaled needs none."""
+    ssd = detectors["ssd"]
+    first, second = list(clip.values())[:2]
+    ssd.detect(first, bgr=True)
+    kept = ssd._resizer
+    assert kept is not None
+    ssd.detect(second, bgr=True)
+    assert ssd._resizer is kept
+    ssd.detect(cv2.resize(first, (640, 360)), bgr=True)
+    assert ssd._resizer is not kept and ssd._resizer.shape[:2] == (360, 640)
+    ssd.detect(np.zeros((300, 300, 3), np.uint8), bgr=True)
+    assert ssd._resizer is None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from camapp.resize import resize
+from camapp.resize import Resizer, resize
 
 PAD = 114  # the grey YOLO models were trained with around letterboxed images
 
@@ -56,15 +56,34 @@ def fit(
     )
 
 
-def place(image: np.ndarray, geometry: Geometry, out: np.ndarray) -> None:
+def place(
+    image: np.ndarray, geometry: Geometry, out: np.ndarray, resizer: Resizer | None = None
+) -> None:
     """Write the region's pixels (`image`, already cut from the frame) into `out`, the
-    model-sized HxWx3 buffer: resized as `geometry` says, the border grey."""
+    model-sized HxWx3 buffer: resized as `geometry` says, the border grey. A caller placing
+    frame after frame passes the `Resizer` it keeps for them (`resizer_for`): a numpy resize
+    made anew allocates its buffers each time."""
     (left, top), (w, h) = geometry.pad, geometry.resized
     out[:top] = PAD
     out[top + h :] = PAD
     out[top : top + h, :left] = PAD
     out[top : top + h, left + w :] = PAD
-    resize(image, (w, h), out[top : top + h, left : left + w])  # the same bytes on any CPU
+    into = out[top : top + h, left : left + w]
+    if resizer is None:
+        resize(image, (w, h), into)  # the same bytes on any CPU
+    else:
+        resizer(image, into)
+
+
+def resizer_for(shape: tuple[int, ...], geometry: Geometry, kept: Resizer | None) -> Resizer | None:
+    """The Resizer `place` needs for a region of `shape`: `kept` if it is that one, a new
+    one if the size changes, None if the region is placed unscaled (a copy)."""
+    size = geometry.resized
+    if shape[:2] == size[::-1]:
+        return None
+    if kept is not None and kept.shape == shape and kept.size == size:
+        return kept
+    return Resizer(shape, size)
 
 
 def to_frame(boxes: np.ndarray, geometry: Geometry) -> np.ndarray:

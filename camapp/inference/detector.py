@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from camapp.detect.decode import RAW, Decoder, Detections, Layout, Output, classify_outputs
-from camapp.detect.letterbox import Geometry, fit, place, to_frame
+from camapp.detect.letterbox import Geometry, fit, place, resizer_for, to_frame
 from camapp.devices import Devices
 from camapp.errors import CamappError, ConfigError, shorten
 from camapp.inference import backend as backends
 from camapp.inference.backend import BackendSettings
 from camapp.inference.classifier import Classifier
 from camapp.inference.preprocess import Preprocessor, Roi, region
+from camapp.resize import Resizer
 from camapp.tflite.modelfile import ModelFile
 
 # (mean, std) each family was trained with, when the model's metadata does not say.
@@ -141,6 +142,7 @@ class Detector:
         least = [own.get(name, spec.min_score) for name in spec.names]
         self._least = np.array([*least, spec.min_score])
         self._view_of: tuple[tuple[tuple[int, ...], Roi | None], View] | None = None
+        self._resizer: Resizer | None = None  # the region's, kept from frame to frame
 
     def detect(
         self, image: np.ndarray, bgr: bool = False, roi: Roi | None = None
@@ -161,7 +163,9 @@ class Detector:
         """Fill the model's input from `image` (its region, fitted): all `detect` does before
         the invoke; the benchmarks take the inputs the bare interpreter runs on from it."""
         rows, cols, geometry = self._view(image.shape, roi)
-        place(image[rows, cols], geometry, self._placed)
+        cut = image[rows, cols]
+        self._resizer = resizer_for(cut.shape, geometry, self._resizer)
+        place(cut, geometry, self._placed, self._resizer)
         self.preprocess(self._placed, bgr, self.input, "stretch")
         return geometry
 
