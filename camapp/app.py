@@ -58,13 +58,11 @@ Rezoned = Callable[[Sequence[Zone]], None]  # told of a detector camera's zones 
 @dataclass(frozen=True)
 class Offers:
     """What a camera's `set` commands act within: the models it offers, its dataset's
-    limits, and who follows a model switch or, on a detector camera, a change of its zones
-    (Home Assistant's entities)."""
+    limits, and who follows a model switch (Home Assistant's entities)."""
 
     known: actions.KnownModels
     limits: actions.DatasetLimits
     switched: Switched | None
-    rezoned: Rezoned | None = None
     crops: actions.Crops | None = None  # a detector camera's tracked objects
 
 
@@ -178,7 +176,7 @@ class App:
         follows = self._counting_ha(settings, spec, channel, source.live, names, known)
         rezoned, switched = follows or (None, None)
         limits = actions.DatasetLimits.of(settings, dataset_of(settings))
-        offers = Offers(known, limits, switched, rezoned, objects)
+        offers = Offers(known, limits, switched, objects)
         crop, roi = loader.view(settings, spec)
         plan = _plan(settings, crop, roi, offers.limits)
         plan.classify = self._crop_classifiers(settings)
@@ -188,7 +186,7 @@ class App:
             settings, spec, loaded, plan, (source, [objects]), known, controls
         )
         objects.save_crop = functools.partial(actions.keep_crop, offers.limits, camera)
-        setter = actions.SetZones(zones, objects.set_zones, offers.rezoned)
+        setter = actions.SetZones(zones, objects.set_zones, rezoned)
         commands = self._commands(settings, channel, controls, camera, offers, setter)
         if settings.snapshot_interval:
             self._counted_pictures(settings, commands.channel, camera, objects)
@@ -249,7 +247,6 @@ class App:
         """A detector camera's snapshots, after its ObjectsSink: the latest frame with the
         boxes it tracks now, and each label's best frame of its latest object."""
         http = self.config.app.http
-        camera.tap.set_rate(http.view_fps)
         latest = Snapshots(
             channel, camera.tap, lambda: objects.states or None,  # None: no state yet
             settings.snapshot_interval, http.view_width,
