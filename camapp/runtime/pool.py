@@ -75,8 +75,8 @@ class WorkerPool:
                 plan = camera.plan
                 if isinstance(classifier, Detector):  # a detector camera's model
                     result = classifier.detect(frame.image, frame.bgr, plan.roi)
-                    due = plan.eager.is_set() or ticket % plan.classify_every == 0
-                    if plan.classify and due:
+                    every = plan.classify_every
+                    if plan.classify and (plan.eager.is_set() or ticket % every == 0):
                         crops = self._crop_classifiers(cache, plan)
                         result = classify_crops(result, frame.image, frame.bgr, crops)
                 elif frame.scores is None:
