@@ -107,10 +107,8 @@ def stand_in(
     if file.kind != Kind.DETECTOR:
         what = f"an {file.why}" if file.kind == Kind.CLASSIFIER else f"no detector: {file.why}"
         raise Unfit(f"{shown} is {what}; {where} detects objects")
-    candidate = loader.plan_detector(
-        str(file.path), None, camera.delegate, threads, camera.min_score, camera.min_area,
-        file, camera.min_scores,
-    )  # fmt: skip
+    # Its labels are its own (the camera's label file is its own model's).
+    candidate = loader.camera_detector(camera.model_copy(update={"labels": None}), file, threads)
     missing = [label for label in camera.track if label not in candidate.names]
     if missing:
         raise Unfit(f"{shown} has no class {missing[0]!r}, which {where} tracks")

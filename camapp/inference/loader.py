@@ -194,6 +194,12 @@ def plan_camera(
     where = f"camera {camera.camera_id}"
     if camera.source == "imx500":
         raise ConfigError(f"{where}: the AI Camera runs its own network, not a detector")
+    return camera_detector(camera, file, threads)
+
+
+def camera_detector(camera: CameraSettings, file: ModelFile, threads: int) -> DetectorSpec:
+    """A detector file as `camera` runs it: its labels, delegate, min_score, min_area and
+    min_scores (a camera's own model, a rung of its ladder, a model `set` switches to)."""
     return plan_detector(
         str(file.path), camera.labels, camera.delegate, threads, camera.min_score,
         camera.min_area, file, camera.min_scores,
