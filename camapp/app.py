@@ -186,7 +186,7 @@ class App:
             settings, spec, loaded, plan, (source, [objects]), known, controls
         )
         objects.save_crop = functools.partial(actions.keep_crop, offers.limits, camera)
-        setter = actions.SetZones(zones, objects.set_zones, rezoned)
+        setter = actions.SetZones(objects.set_zones, objects.zones, rezoned)
         commands = self._commands(settings, channel, controls, camera, offers, setter)
         if settings.snapshot_interval:
             self._counted_pictures(settings, commands.channel, camera, objects)

@@ -25,7 +25,7 @@ import numpy as np
 from camapp import datasets, models
 from camapp.capture.base import Frame
 from camapp.config.schema import CameraSettings
-from camapp.detect.zones import Zone, as_settings, parse_zones
+from camapp.detect.zones import Zone, parse_zones
 from camapp.errors import CamappError, ConfigError, echo, os_reason, shorten
 from camapp.inference import ladder, loader
 from camapp.inference.detector import DetectorSpec
@@ -375,17 +375,18 @@ class SetZones:
     """`{"zones": [{"name": ..., "points": [[x, y], ...]}, ...]}`: a detector camera's zones,
     all of them at once (an empty list: none). Checked as the settings' zones are
     (`parse_zones`: `zone_points`, unique names); `apply` hands them to the camera's sink,
-    which takes them between two frames; `changed` (Home Assistant's entities, as a model
-    switch's `switched`) is told after."""
+    which takes them between two frames and says which are in force (`current`, as settings
+    write them); `changed` (Home Assistant's entities, as a model switch's `switched`) is
+    told after."""
 
     def __init__(
         self,
-        zones: Sequence[Zone],
         apply: Callable[[Sequence[Zone]], None],
+        current: Callable[[], list[dict[str, Any]]],
         changed: Callable[[Sequence[Zone]], None] | None = None,
     ) -> None:
-        self._zones = tuple(zones)
         self._apply = apply
+        self._current = current
         self._changed = changed
 
     def prepare(self, value: Any) -> Callable[[], None]:
@@ -401,7 +402,6 @@ class SetZones:
         return lambda: self._set(tuple(zones))
 
     def _set(self, zones: tuple[Zone, ...]) -> None:
-        self._zones = zones
         self._apply(zones)
         log.info("zones now %s", ", ".join(z.name for z in zones) or "none")
         if self._changed is not None:
@@ -409,7 +409,7 @@ class SetZones:
 
     def state(self) -> dict[str, Any]:
         """What `config` says of the zones in force."""
-        return {"zones": as_settings(self._zones)}
+        return {"zones": self._current()}
 
 
 def keep_crop(
