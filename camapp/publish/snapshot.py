@@ -161,18 +161,20 @@ class EventSnapshots(Shooter):
         """Keep this frame for each track whose top score it is (the tracker's
         `best_frame`), with the confirmed objects matched in it (and the track itself)."""
         assert result.picture is not None
-        shown = [t for t in live if t.confirmed and not t.missed]
+        bettered = [t for t in live if t.best_frame == result.frame]
+        if not bettered:  # most frames: no object's best
+            return
+        shown = drawn(t for t in live if t.confirmed and not t.missed)
         held = sum(best.frame is not None for best in self._best.values())
-        for track in live:
-            if track.best_frame == result.frame:
-                before = self._best.get(track.id)
-                holds = before is not None and before.frame is not None
-                if not holds and held >= MAX_HELD:
-                    continue  # bounded: this object keeps the picture last sent
-                held += not holds
-                objects = drawn(shown if track.confirmed else [*shown, track])
-                published = before.published if before is not None else 0.0
-                self._best[track.id] = Best(track.top_score, result.picture, objects, published)
+        for track in bettered:
+            before = self._best.get(track.id)
+            holds = before is not None and before.frame is not None
+            if not holds and held >= MAX_HELD:
+                continue  # bounded: this object keeps the picture last sent
+            held += not holds
+            objects = shown if track.confirmed else shown + drawn([track])
+            published = before.published if before is not None else 0.0
+            self._best[track.id] = Best(track.top_score, result.picture, objects, published)
 
     def run(self) -> None:
         while True:
