@@ -364,12 +364,9 @@ def _while_running(camera: Camera) -> dict[str, Any]:
 def _counting(camera: Camera, counting: Counting) -> list[Entity]:
     """A detector camera's entities: its counts, pictures and triggers, its stats and
     controls, and its model select (the detectors it offers)."""
-    entities = [_count(camera, label, None) for label in counting.track]
-    entities += [_count(camera, label, zone) for zone in counting.zones for label in counting.track]
-    entities += [_occupied(camera, label, None) for label in counting.track]
-    entities += [
-        _occupied(camera, label, zone) for zone in counting.zones for label in counting.track
-    ]
+    places = _places(counting)
+    entities = [_count(camera, label, zone) for label, zone in places]
+    entities += [_occupied(camera, label, zone) for label, zone in places]
     entities += [*_stats(camera), *_source(camera), *_controls(camera), _model_select(camera)]
     entities += [
         _image(camera, f"snapshot_{slug(label)}", f"{_title(label)} snapshot",
@@ -429,15 +426,19 @@ def _occupied(camera: Camera, label: str, zone: str | None) -> Entity:
     return ("binary_sensor", f"occupied_{key}", config)
 
 
+def _places(counting: Counting) -> list[tuple[str, str | None]]:
+    """Where a tracked label is counted: the whole frame (None), then each zone."""
+    whole = [(label, None) for label in counting.track]
+    return whole + [(label, zone) for zone in counting.zones for label in counting.track]
+
+
 def _triggers(camera: Camera, counting: Counting) -> list[Entity]:
     """Device triggers, each matching one `triggers` payload; Home Assistant shows one as
     `subtype type`: "person appeared", "person entered porch"."""
-    made = [(label, kind, None) for label in counting.track for kind in (APPEARED, LEFT)]
-    made += [
+    made = [
         (label, kind, zone)
-        for zone in counting.zones
-        for label in counting.track
-        for kind in (ENTERED, LEFT)
+        for label, zone in _places(counting)
+        for kind in ((APPEARED, LEFT) if zone is None else (ENTERED, LEFT))
     ]
     topic = camera.channel.topic("triggers")
     entities: list[Entity] = []
