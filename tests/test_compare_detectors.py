@@ -29,6 +29,14 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fetched(tmp_path_factory.mktemp("compare-detectors"), YOLO, SSD, models.DEFAULT_MODEL)
 
 
+def test_more_frames_asked_for_than_are_labelled_takes_every_labelled_one(tmp_path) -> None:
+    """Six labelled frames and 16 asked for: all six, not the first half of them."""
+    ranges = tmp_path / "six.json"
+    ranges.write_text(json.dumps({"ranges": [{"label": "empty", "first": 0, "last": 5}]}))
+    data = zoo.load_data(videos=[CLIP], per_video=16, cover=64, occupancy=ranges)
+    assert len(data.frames) == 6 and data.truth == ["empty"] * 6
+
+
 def test_two_detectors_are_compared_by_their_counts(folder: Path) -> None:
     """16 labelled frames spread over the clip (people in and out): each frame's counts
     through the pipeline are those a lone detector gives; agreement and accuracy are the

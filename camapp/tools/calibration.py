@@ -20,7 +20,7 @@ from camapp.inference.preprocess import Preprocessor
 MAX_FRAMES = 1000  # calibration needs dozens; this bounds the memory a typo could take
 
 
-def _positions(total: int, count: int, span: tuple[float, float]) -> list[int]:
+def positions(total: int, count: int, span: tuple[float, float]) -> list[int]:
     """`count` indices evenly spread over the `span` fraction of `total` items (fewer if the
     span holds fewer); adjacent spans share no index."""
     first, last = int(np.ceil(span[0] * total)), int(np.ceil(span[1] * total)) - 1
@@ -48,7 +48,7 @@ def _video_frames(
         if not capture.isOpened() or total <= 0:
             raise ConfigError(f"cannot read frames from {path}: not a video file")
         frames = []
-        for index in _positions(total, count, span):
+        for index in positions(total, count, span):
             capture.set(cv2.CAP_PROP_POS_FRAMES, index)  # frame-exact with FFmpeg
             ok, frame = capture.read()
             if ok:
@@ -63,7 +63,7 @@ def _image_frames(
 ) -> list[np.ndarray]:
     files = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     frames = []
-    for index in _positions(len(files), count, span):
+    for index in positions(len(files), count, span):
         image = read_image(files[index])
         frames.append(cv2.cvtColor(shrink(image, cover), cv2.COLOR_BGR2RGB))
     return frames

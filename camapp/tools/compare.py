@@ -38,7 +38,7 @@ from camapp.runtime.camera import CameraPlan, Result
 from camapp.runtime.controls import Controls
 from camapp.runtime.pipeline import Pipeline
 from camapp.tflite.modelfile import open_model
-from camapp.tools.calibration import read_frames, shrink
+from camapp.tools.calibration import positions, read_frames, shrink
 from camapp.training.clip import clip_frames, frame_labels
 
 MAX_FRAMES = 500  # ~130 MB of frames shrunk to cover 224 px; enough to rank models by
@@ -153,8 +153,7 @@ def _labelled_frames(
     if not labels:
         raise ConfigError(f"--occupancy {shorten(ranges)}: no labelled frames")
     indices = sorted(labels)
-    step = (len(indices) - 1) / max(count - 1, 1)
-    chosen = sorted({indices[round(i * step)] for i in range(min(count, len(indices)))})
+    chosen = [indices[k] for k in positions(len(indices), count, (0, 1))]
     frames: list[np.ndarray] = []
     wanted = set(chosen)
     for index, frame in clip_frames(video, last=chosen[-1]):
