@@ -14,7 +14,7 @@ from camapp.errors import EXIT_OK, ConfigError, shorten
 from camapp.models import measured
 from camapp.tflite import modelfile
 from camapp.tflite.graph import Kind
-from camapp.tflite.modelfile import open_model
+from camapp.tflite.modelfile import ModelFile, open_model
 from camapp.tflite.quantize import IO_TYPES, dequantize_model, quantize_model
 from camapp.tools import calibration, compare_detectors, pair
 from camapp.tools import compare as zoo
@@ -178,11 +178,14 @@ def list_models(args: argparse.Namespace) -> int:
 
 def compare(args: argparse.Namespace) -> int:
     paths = [models.resolve_model(m) for m in args.models] or zoo.default_models()
-    detecting = _detectors(paths)
+    files = {path: open_model(path) for path in paths}  # each read once
+    detecting = _detectors(files)
     names = {models.display_name(p): p for p in paths}
     if args.reference is not None:
         reference = models.resolve_model(args.reference)
-        _detectors([*paths, reference])
+        if reference not in files:
+            files[reference] = open_model(reference)
+        _detectors(files)
     else:
         default = models.DEFAULT_DETECTOR if detecting else models.DEFAULT_MODEL
         reference = names.get(default, paths[0])
@@ -191,7 +194,7 @@ def compare(args: argparse.Namespace) -> int:
     if not detecting and (args.occupancy or flags.values(args)):
         raise ConfigError("--occupancy, --track and --min-score are for comparing detectors")
     [camera] = run_config(args).cameras  # --track and --min-score, checked as settings are
-    cover = max(max(_input_size(p, detecting)) for p in {*paths, reference})
+    cover = max(max(_input_size(files[p], detecting)) for p in {*paths, reference})
     occupancy = args.occupancy
     data = zoo.load_data(args.images, args.dataset, args.video, args.frames, cover, occupancy)
     bar = Bar("camapp model compare")
@@ -219,19 +222,18 @@ def compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _input_size(path: Path, detector: bool) -> tuple[int, int]:
+def _input_size(file: ModelFile, detector: bool) -> tuple[int, int]:
     """A model's input (height, width); a classifier's checked to be one."""
-    file = open_model(path)
     if detector:
         _, height, width, _ = file.info.inputs[0].shape
         return height, width
     return file.classifier(()).input_size
 
 
-def _detectors(paths: list[Path]) -> bool:
+def _detectors(files: dict[Path, ModelFile]) -> bool:
     """Whether the models compared are detectors; a classifier and a detector in one
     comparison are refused (one answers in classes, the other in boxes)."""
-    kinds = {path: open_model(path).kind for path in paths}
+    kinds = {path: file.kind for path, file in files.items()}
     detectors = [p for p, kind in kinds.items() if kind == Kind.DETECTOR]
     if detectors and len(detectors) < len(kinds):
         other = next(p for p in kinds if p not in detectors)

@@ -18,7 +18,7 @@ from pathlib import Path
 from camapp.inference import loader
 from camapp.inference.timing import median_invoke_ms
 from camapp.models.manifest import display_name, load_manifest
-from camapp.tflite.modelfile import open_model
+from camapp.tflite.modelfile import ModelFile, open_model
 from camapp.tools.compare import (
     Data,
     Plan,
@@ -54,8 +54,8 @@ class DetectorRow:
     scored: int = 0  # labelled frames
 
 
-def _planned(path: Path, threads: int, min_score: float) -> loader.DetectorSpec:
-    return loader.plan_detector(str(path), threads=threads, min_score=min_score)
+def _planned(path: Path, threads: int, min_score: float, file: ModelFile) -> loader.DetectorSpec:
+    return loader.plan_detector(str(path), threads=threads, min_score=min_score, file=file)
 
 
 def measure(
@@ -68,12 +68,14 @@ def measure(
 ) -> DetectorRow:
     """Every figure of one detector but those against the reference and the labels."""
     name = display_name(path)
-    spec = _planned(path, 1, min_score)  # a model that is no detector fails here, first
-    info = open_model(path).info
+    file = open_model(path)
+    spec = _planned(path, 1, min_score, file)  # a model that is no detector fails here, first
+    info = file.info
     times = {}
     for threads in plan.threads:
         step(f"{name}: latency at {threads} thread{'s' if threads > 1 else ''}")
-        detector = loader.load_detector(_planned(path, threads, min_score))
+        planned = spec if threads == 1 else _planned(path, threads, min_score, file)
+        detector = loader.load_detector(planned)
         times[threads] = median_invoke_ms(detector, data.frames, plan.repeats)
     step(f"{name}: pipeline, {plan.workers} workers")
     per_s, first = pipeline_rate(spec, data.frames, plan.workers, plan.seconds)
