@@ -368,17 +368,20 @@ class App:
         commands: CommandHandler,
         objects: ObjectsSink | None = None,
     ) -> CameraFeed | None:
-        """The live view's feed of a camera, a sink after the others, when the page is on;
-        a detector camera's shows the tracked objects and zones of its `objects` sink."""
+        """The live view's feed of a camera, when the page is on: a classifier camera's is a
+        sink after the others and has its labelling; a detector camera's shows the tracked
+        objects and zones of its `objects` sink, and takes no results of its own."""
         http = self.config.app.http
         if http.bind is None:
             return None
         interval = self.config.app.stats_interval
+        labels = Labels(camera, dataset_of(settings)) if objects is None else None
         feed = CameraFeed(
             settings.camera_id, camera.tap, camera.controls, commands, model, http.view_width,
-            interval, Labels(camera, dataset_of(settings)), objects,
+            interval, labels, objects,
         )  # fmt: skip
-        camera.sinks.append(feed)
+        if objects is None:
+            camera.sinks.append(feed)
         return feed
 
     def _live_view(self) -> LiveServer | None:

@@ -66,10 +66,12 @@ class CameraFeed:
         model: ModelView,
         max_width: int,
         stats_interval: float,
-        labels: Labels,
+        labels: Labels | None,
         objects: ObjectsSink | None = None,
     ) -> None:
-        """`objects`: a detector camera's sink (None: the camera classifies)."""
+        """`labels`: a classifier camera's labelling (None: a detector camera has none, its
+        classes are not its scene's); `objects`: a detector camera's sink (None: the camera
+        classifies)."""
         self.camera_id = camera_id
         self.tap = tap
         self.controls = controls
@@ -89,7 +91,7 @@ class CameraFeed:
     def send(self, result: Result) -> None:
         """The sink: keep the latest result (called in frame order by a worker)."""
         self.latest = result
-        if self.viewers and self.objects is None:
+        if self.viewers and self.labels is not None:
             self.labels.note(result, self.controls.get("threshold"))
 
     def add_stats(self, stats: dict[str, Any]) -> None:
@@ -112,7 +114,7 @@ class CameraFeed:
                 yield
             finally:
                 self.viewers -= 1
-                if not self.viewers:
+                if not self.viewers and self.labels is not None:
                     self.labels.strip.clear()
 
     def encode(self, notify: Callable[[], None]) -> None:
@@ -130,7 +132,8 @@ class CameraFeed:
             box = (cols.start / w, rows.start / h, (cols.stop - cols.start) / w,
                    (rows.stop - rows.start) / h)  # fmt: skip
             self.picture = View(picture, tuple(round(v, 4) for v in box))  # type: ignore[arg-type]
-            self.labels.strip.seen(frame)
+            if self.labels is not None:
+                self.labels.strip.seen(frame)
             notify()
 
     def overlay(self) -> dict[str, Any]:

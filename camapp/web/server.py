@@ -48,7 +48,7 @@ from camapp.web.auth import (
 )
 from camapp.web.door import ACCEPT_BATCH, HEADER_S, IDLE_S, Door
 from camapp.web.feed import CameraFeed
-from camapp.web.labelling import Trainer
+from camapp.web.labelling import Labels, Trainer
 
 log = logging.getLogger(__name__)
 
@@ -290,18 +290,19 @@ class LiveServer:
 
     # -- labelling -------------------------------------------------------------------------
 
-    def _labelled(self, request: web.Request) -> CameraFeed:
-        """The camera of a labelling route: a classifier's (a detector's classes are not its
-        scene's, and it has no strip or training: one line, not a server error)."""
-        feed = self._feed(request)
-        if feed.kind == "detector":
+    def _labelled(self, request: web.Request) -> Labels:
+        """The labelling of a labelling route's camera: a classifier's (a detector's classes
+        are not its scene's, and it has no strip or training: one line, not a server
+        error)."""
+        labels = self._feed(request).labels
+        if labels is None:
             raise web.HTTPNotFound(
                 text='{"error": "a detector camera has no labelling"}', content_type=JSON
             )
-        return feed
+        return labels
 
     async def _labelling(self, request: web.Request) -> web.Response:
-        labels = self._labelled(request).labels
+        labels = self._labelled(request)
         strip = [{"number": d.number, "label": d.label, "score": round(d.score, 4)}
                  for d in labels.strip.entries()]  # fmt: skip
         status = self._trainer.status.as_dict()
@@ -309,13 +310,13 @@ class LiveServer:
 
     async def _thumbnail(self, request: web.Request) -> web.Response:
         number = int(request.match_info["number"])
-        for doubt in self._labelled(request).labels.strip.entries():
+        for doubt in self._labelled(request).strip.entries():
             if doubt.number == number:
                 return web.Response(body=doubt.jpeg, content_type="image/jpeg")
         return _error(404, "that frame has left the strip")
 
     async def _label(self, request: web.Request) -> web.Response:
-        labels = self._labelled(request).labels
+        labels = self._labelled(request)
         body = await _json(request) or {}
         number, label = body.get("number"), body.get("label")
         if type(number) is not int or not isinstance(label, str):
@@ -328,9 +329,9 @@ class LiveServer:
         return web.json_response({"saved": label})
 
     async def _train(self, request: web.Request) -> web.Response:
-        feed = self._labelled(request)
+        labels = self._labelled(request)
         try:
-            started = self._trainer.start(feed.camera_id, feed.labels)
+            started = self._trainer.start(labels.camera.camera_id, labels)
         except ConfigError as exc:  # the camera's model cannot tell its base
             return _error(400, str(exc))
         if not started:
@@ -340,7 +341,7 @@ class LiveServer:
     async def _report(self, request: web.Request) -> web.Response:
         """The report (Markdown, as text) or chart of the camera's finished training."""
         kind = request.match_info["kind"]
-        path = self._trainer.report(self._labelled(request).camera_id, kind)
+        path = self._trainer.report(self._labelled(request).camera.camera_id, kind)
         if path is None:
             return _error(404, f"no {kind}: train first")
         try:  # a few kB, off the loop all the same
