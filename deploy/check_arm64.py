@@ -20,6 +20,10 @@ import pkgutil
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 APT_DIST_PACKAGES = "/usr/lib/python3/dist-packages/"
 # The detectors' inputs, (size, letterboxed): YOLOv8n's and the SSD's.
@@ -73,17 +77,16 @@ def inputs(path: Path, model_dir: Path, models: list[str], photos: list[str]) ->
     from camapp.inference.preprocess import Preprocessor, region
     from camapp.models import resolve_model
 
-    arrays, resized_by = {}, Counter()
+    decoded = {Path(photo).name: read_image(Path(photo)) for photo in photos}  # once each
+    arrays: dict[str, object] = {f"decoded/{name}": image for name, image in decoded.items()}
+    resized_by: Counter[str | None] = Counter()
     for model in models:
         model_path = resolve_model(model, model_dir)
         spec = backend.create(
             "litert", model_path, backend.configure("litert", {}), Devices()
         ).input
-        for photo in photos:
+        for name, image in decoded.items():
             preprocess = Preprocessor(spec)
-            image = read_image(Path(photo))
-            name = Path(photo).name
-            arrays[f"decoded/{name}"] = image
             rows, cols = region(image.shape, (spec.width, spec.height))
             arrays[f"cv2/{spec.width}x{spec.height}/{name}"] = cv2.resize(
                 image[rows, cols], (spec.width, spec.height), interpolation=cv2.INTER_LINEAR
@@ -93,8 +96,8 @@ def inputs(path: Path, model_dir: Path, models: list[str], photos: list[str]) ->
             arrays[f"camapp/{model}/{name}"] = out
             resizer = preprocess.resizer
             resized_by[resizer and ("OpenCV" if resizer.opencv else "camapp's numpy")] += 1
-    for photo in photos:
-        arrays.update(detector_inputs(Path(photo)))
+    for name, image in decoded.items():
+        arrays.update(detector_inputs(name, image))
     np.savez(path, **arrays)
     ways = ", ".join(
         f"{count} by {way or 'nothing (model-sized)'}" for way, count in resized_by.items()
@@ -103,22 +106,21 @@ def inputs(path: Path, model_dir: Path, models: list[str], photos: list[str]) ->
     print(f"saved {len(arrays)} arrays to {path}")
 
 
-def detector_inputs(photo: Path) -> dict[str, object]:
-    """The photo as `Detector.detect` places it into each detector's input (before the
+def detector_inputs(name: str, image: np.ndarray) -> dict[str, object]:
+    """A decoded photo as `Detector.detect` places it into each detector's input (before the
     channel order and quantization, which the classifiers' inputs already cover)."""
     import numpy as np
 
-    from camapp.capture.imagefile import read_image
     from camapp.detect.letterbox import fit, place
     from camapp.inference.preprocess import region
 
-    image, arrays = read_image(photo), {}
+    arrays: dict[str, object] = {}
     for size, letterbox in DETECTOR_INPUTS:
         rows, cols = region(image.shape, (size, size), "stretch")
         placed = np.empty((size, size, 3), np.uint8)
         place(image[rows, cols], fit(image.shape, (rows, cols), (size, size), letterbox), placed)
         kind = "letterbox" if letterbox else "stretch"
-        arrays[f"detector/{kind}{size}/{photo.name}"] = placed
+        arrays[f"detector/{kind}{size}/{name}"] = placed
     return arrays
 
 
