@@ -34,6 +34,7 @@ from camapp.bench.harness import Receiver, say
 from camapp.capture.opencv import FileSource
 from camapp.inference.loader import load_file
 from camapp.training.clip import frame_labels
+from tests.detect_helpers import judged_frames
 
 CLIP = MEDIA / "car-detection.mp4"
 LADDER = ("mobilenet_v1_0.75_192", "mobilenet_v1_0.5_160", "mobilenet_v1_0.25_128")
@@ -47,13 +48,8 @@ def judged_people() -> list[int | None]:
     """The person count each frame of the person clip should have (None: not judged: not
     labelled, or within 1 s after a change)."""
     truth = frame_labels(OCCUPANCY)
-    changes = [i - 4 for i in truth if i - 1 not in truth and i > 0]
-    return [
-        None
-        if i not in truth or any(c <= i < c + PEOPLE_FPS for c in changes)
-        else int(truth[i] == "person")
-        for i in range(PEOPLE_FRAMES)
-    ]
+    judged = judged_frames(truth, PEOPLE_FPS)
+    return [int(truth[i] == "person") if i in judged else None for i in range(PEOPLE_FRAMES)]
 
 
 def top_labels() -> list[str]:

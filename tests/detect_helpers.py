@@ -129,6 +129,14 @@ def yolo(threshold: float = 0.3, model: Path = YOLO) -> Detector:
     return Detector(model, YOLO_LABELS, True, threshold, mean=0.0, std=255.0)
 
 
+def judged_frames(truth: dict[int, str], window: int = 10) -> set[int]:
+    """The labelled frames of an occupancy ranges file outside `window` frames (1 s of the
+    person clip) after each change, which falls in the middle of the 8 unlabelled frames
+    before each range."""
+    changes = [i - 4 for i in truth if i - 1 not in truth and i > 0]
+    return {i for i in truth if not any(c <= i < c + window for c in changes)}
+
+
 def occupancy(
     detector: Detector, stride: int, tracker: Tracker, debounce: CountDebouncer
 ) -> tuple[dict[str, float], int]:
@@ -140,8 +148,7 @@ def occupancy(
     outside 1 s (10 frames) after each change, which falls in the middle of the 8
     unlabelled frames before each range."""
     truth = frame_labels(RANGES)
-    changes = [i - 4 for i in truth if i - 1 not in truth and i > 0]
-    judged = {i for i in truth if not any(c <= i < c + 10 for c in changes)}
+    judged = judged_frames(truth)
     right = {"raw": 0, "plain": 0, "tracked": 0, "debounced": 0}
     plain = CountDebouncer(3)
     tracks = seen = 0
