@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,9 +33,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paths import INT8, MEDIA
+from two_cameras import run as run_config
 
 from camapp.bench.broker import Broker
-from camapp.bench.harness import Plan, _proc_memory_mb, bare_limit, run_camapp, say
+from camapp.bench.harness import Plan, bare_limit, run_camapp, say
 from camapp.capture.memory import MemorySource
 from camapp.inference import loader
 from camapp.training.clip import clip_frames
@@ -129,21 +129,13 @@ def peak_rss(seconds: float) -> None:
             for name, model, _ in DETECTORS:
                 config = Path(tmp) / "two.toml"
                 config.write_text(
+                    f"[mqtt]\nport = {broker.port}\n"
                     f'[[cameras]]\ncamera_id = "door"\nsource = "{CLIP}"\nmodel = "{INT8}"\n'
                     f'[[cameras]]\ncamera_id = "yard"\nsource = "{CLIP}"\nmodel = "{model}"\n'
                 )
-                command = [sys.executable, "-m", "camapp", "run", "--config", str(config),
-                           "--duration", str(seconds), "--mqtt-port", str(broker.port)]  # fmt: skip
-                proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-                peak = 0.0
-                while proc.poll() is None:
-                    try:
-                        peak = max(peak, _proc_memory_mb(proc.pid)[1])
-                    except (OSError, KeyError):  # it has just ended
-                        break
-                    time.sleep(0.1)
-                if proc.wait() != 0:
-                    raise SystemExit(f"camapp run failed: exit {proc.returncode}")
+                code, peak = run_config(config, seconds)  # peak: VmHWM, sampled to the end
+                if code != 0:
+                    raise SystemExit(f"camapp run failed: exit {code}")
                 print(f"| {name} + MobileNetV2 int8 classifier | {peak:.0f} |", flush=True)
         finally:
             broker.stop()
