@@ -58,8 +58,9 @@ class Data:
 
 
 @dataclass
-class Row:
-    """One model's figures."""
+class Measured:
+    """What every model compared is measured by, a classifier (`Row`) or a detector
+    (`compare_detectors.DetectorRow`): the chart and the record read these."""
 
     name: str
     path: Path
@@ -69,8 +70,14 @@ class Row:
     macs: int | None
     input_size: tuple[int, int]  # (height, width)
     latency_ms: dict[int, float]  # median invoke time by interpreter threads
-    per_s: float  # classifications/s through the pipeline
+    per_s: float  # answers/s through the pipeline
     workers: int
+
+
+@dataclass
+class Row(Measured):
+    """One classifier's figures."""
+
     top1: list[str] = field(repr=False)  # the top-1 label of each frame
     scores: list[float] = field(repr=False)  # its score
     labels: frozenset[str] = field(repr=False)
@@ -402,7 +409,7 @@ def measure_all(
     return rows
 
 
-def remember(rows: Sequence[Row], model_dir: Path | None = None) -> Path | None:
+def remember(rows: Sequence[Measured], model_dir: Path | None = None) -> Path | None:
     """Keep each model's latency and rate beside the fetched models for `camapp model list`."""
     when = datetime.now(UTC).isoformat(timespec="seconds")
     found = {
@@ -421,6 +428,25 @@ def remember(rows: Sequence[Row], model_dir: Path | None = None) -> Path | None:
 # --- the report ------------------------------------------------------------------------------
 
 
+def measured_head(rows: Sequence[Measured], rate: str) -> list[str]:
+    """The columns every comparison's table starts with (latency at the reference's thread
+    counts, then `rate` through the pipeline)."""
+    threads = sorted(rows[0].latency_ms)
+    return [
+        "model", "label set", "input", "MiB", "params M", "MACs M",
+        *(f"p50 ms {t} thr" for t in threads), f"{rate} ({rows[0].workers} workers)",
+    ]  # fmt: skip
+
+
+def measured_cells(row: Measured, reference: Measured) -> list[str]:
+    """A row's cells under `measured_head`."""
+    return [
+        row.name, row.labels_set or "—", "x".join(map(str, row.input_size)),
+        f"{row.bytes / 2**20:.2f}", _millions(row.params), _millions(row.macs),
+        *(f"{row.latency_ms[t]:.2f}" for t in sorted(reference.latency_ms)), f"{row.per_s:.1f}",
+    ]  # fmt: skip
+
+
 def _millions(value: int | None) -> str:
     return "—" if value is None else f"{value / 1e6:.2f}"
 
@@ -431,17 +457,9 @@ def _share(value: float | None) -> str:
 
 def markdown(rows: Sequence[Row], data: Data) -> str:
     """The comparison as a Markdown table, the reference first."""
-    threads = sorted(rows[0].latency_ms)
     reference = rows[0]
     head = [
-        "model",
-        "label set",
-        "input",
-        "MiB",
-        "params M",
-        "MACs M",
-        *(f"p50 ms {t} thr" for t in threads),
-        f"classif./s ({reference.workers} workers)",
+        *measured_head(rows, "classif./s"),
         f"agreement with {reference.name}",
         f"where it scores ≥ {SURE}",
         "accuracy",
@@ -451,19 +469,7 @@ def markdown(rows: Sequence[Row], data: Data) -> str:
         accuracy = f"{_share(row.accuracy)} of {row.scored}" if row.scored else "—"
         agreement = "reference" if row is reference else _share(row.agreement)
         sure = f"{_share(row.sure_agreement)} of {row.sure}" if row.sure else "—"
-        cells = [
-            row.name,
-            row.labels_set or "—",
-            "x".join(map(str, row.input_size)),
-            f"{row.bytes / 2**20:.2f}",
-            _millions(row.params),
-            _millions(row.macs),
-            *(f"{row.latency_ms[t]:.2f}" for t in threads),
-            f"{row.per_s:.1f}",
-            agreement,
-            sure,
-            accuracy,
-        ]
+        cells = [*measured_cells(row, reference), agreement, sure, accuracy]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",

@@ -21,12 +21,14 @@ from camapp.models.manifest import display_name, load_manifest
 from camapp.tflite.modelfile import ModelFile, open_model
 from camapp.tools.compare import (
     Data,
+    Measured,
     Plan,
     Progress,
     _cores,
-    _millions,
     _share,
     measure_all,
+    measured_cells,
+    measured_head,
     pipeline_rate,
 )  # fmt: skip
 
@@ -35,19 +37,9 @@ Counts = dict[str, int]
 
 
 @dataclass
-class DetectorRow:
-    """One detector's figures (named as a classifier's Row is, for the chart and the record)."""
+class DetectorRow(Measured):
+    """One detector's figures (per_s: frames detected per second through the pipeline)."""
 
-    name: str
-    path: Path
-    labels_set: str | None
-    bytes: int
-    params: int | None
-    macs: int | None
-    input_size: tuple[int, int]  # (height, width)
-    latency_ms: dict[int, float]
-    per_s: float  # frames detected per second through the pipeline
-    workers: int
     counts: list[Counts]  # of the tracked labels, per frame
     agreement: float | None = None  # share of frames counted as the reference counts them
     accuracy: float | None = None  # share of labelled frames counted right
@@ -134,24 +126,14 @@ def compare(
 
 def markdown(rows: Sequence[DetectorRow], data: Data, min_score: float) -> str:
     """The comparison as a Markdown table, the reference first."""
-    threads = sorted(rows[0].latency_ms)
     reference = rows[0]
     track = ", ".join(reference.counts[0]) if reference.counts else "—"
-    head = [
-        "model", "label set", "input", "MiB", "params M", "MACs M",
-        *(f"p50 ms {t} thr" for t in threads), f"frames/s ({reference.workers} workers)",
-        f"counts as {reference.name}", "counts right",
-    ]  # fmt: skip
+    head = [*measured_head(rows, "frames/s"), f"counts as {reference.name}", "counts right"]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for row in rows:
         agreement = "reference" if row is reference else _share(row.agreement)
         accuracy = f"{_share(row.accuracy)} of {row.scored}" if row.scored else "—"
-        cells = [
-            row.name, row.labels_set or "—", "x".join(map(str, row.input_size)),
-            f"{row.bytes / 2**20:.2f}", _millions(row.params), _millions(row.macs),
-            *(f"{row.latency_ms[t]:.2f}" for t in threads), f"{row.per_s:.1f}", agreement,
-            accuracy,
-        ]  # fmt: skip
+        cells = [*measured_cells(row, reference), agreement, accuracy]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
