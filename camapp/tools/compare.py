@@ -248,7 +248,7 @@ class _FirstPass:
         return [answer.top_k[0].score for answer in self.answers]
 
 
-def _view(setup: loader.ModelSetup) -> tuple[str, tuple[float, float, float, float] | None]:
+def _view(setup: loader.Planned) -> tuple[str, tuple[float, float, float, float] | None]:
     """The crop and region a model runs with where no camera sets its own: those a trained
     model recorded, as `classify` and `run` give it (one rule, loader.view)."""
     return loader.view(CameraSettings(), setup)
@@ -280,8 +280,7 @@ def pipeline_rate(
     pool.seed(setup, [loader.load_any(setup) for _ in range(workers)])
     sink = _FirstPass(len(frames))
     source = _Replay(frames, seconds)
-    view = loader.view(CameraSettings(), setup)
-    plan = CameraPlan("compare", *view)
+    plan = CameraPlan("compare", *_view(setup))
     pipeline.add_camera(plan, (setup,), source, [sink], Controls(), pool, drop=False)
     report = pipeline.run()
     if report.errors:
