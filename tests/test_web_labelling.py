@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,9 @@ RANGES = SHARED_MEDIA.parent / "datasets" / "one-by-one-person-occupancy.json"
 ONE_BY_ONE = SHARED_MEDIA / "one-by-one-person-detection.mp4"
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[tuple[Any, ...]]:
+@contextmanager
+def labelling_camapp(tmp: Path, model_dir: Path) -> Iterator[tuple[Any, ...]]:
     """camapp replaying a still photo, its dataset in a temporary folder not made yet."""
-    tmp = tmp_path_factory.mktemp("labelling")
     broker = Broker(tmp).start()
     clip = still_clip(tmp / "hopper.mp4", SHARED_MEDIA / "grace_hopper.bmp")
     dataset = tmp / "data" / "cam0"
@@ -44,11 +44,26 @@ def live(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[
     assert code == 0, err[-500:]
 
 
-@pytest.fixture
-def client(live: tuple[Any, ...]) -> Http:
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[tuple[Any, ...]]:
+    with labelling_camapp(tmp_path_factory.mktemp("labelling"), model_dir) as app:
+        yield app
+
+
+def logged_in(live: tuple[Any, ...]) -> Http:
     http = Http(live[0].port)
     assert http.login(PASSWORD) == 200
     return http
+
+
+@pytest.fixture
+def client(live: tuple[Any, ...]) -> Iterator[Http]:
+    """The tests but training share one camapp, and xdist may run them in any order: each
+    leaves it as it found it, with no dataset."""
+    http = logged_in(live)
+    yield http
+    shutil.rmtree(live[1], ignore_errors=True)
+    until(lambda: labelling(http)["classes"] == [])
 
 
 def until(check: Callable[[], Any], timeout: float = 30) -> Any:
@@ -153,12 +168,16 @@ def test_unsure_frames_are_kept_while_watched_and_labelled_in_one_click(
 
 
 def test_training_reports_progress_and_its_model_can_be_switched_to(
-    live: tuple[Any, ...], client: Http
+    tmp_path: Path, model_dir: Path
 ) -> None:
+    """Training leaves a model and its report, which no request takes back: a camapp of its own."""
+    with labelling_camapp(tmp_path, model_dir) as live:
+        train_and_switch(live, logged_in(live))
+
+
+def train_and_switch(live: tuple[Any, ...], client: Http) -> None:
     dataset = live[1]
-    # Whatever the dataset holds so far (frames of one photo) makes way for one empty class
-    # (refused), then frames of the one-by-one clip in two classes.
-    shutil.rmtree(dataset, ignore_errors=True)
+    # One empty class is refused; then frames of the one-by-one clip in two classes.
     (dataset / "empty").mkdir(parents=True)
     status, _ = client.post("/api/cameras/cam0/train", {})
     assert status == 202
