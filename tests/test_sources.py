@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -233,6 +234,35 @@ def test_a_corrupt_stretch_is_skipped_not_taken_for_the_end(tmp_path: Path) -> N
         source.close()
     assert source.undecodable == 1 and len(seqs) == 376
     assert seqs == [n for n in range(377) if n != 218]  # the gap is where the frame was
+
+
+def variable_rate_clip(tmp_path: Path) -> Path:
+    """20 frames, 10 a second, then 2 a second: its container says 10 fps over 5.6 s, so
+    OpenCV takes it for 56 frames (duration x rate), as for any variable frame rate."""
+    path = tmp_path / "vfr.mkv"
+    timing = "setpts='(if(lt(N,10),N/10,1+(N-10)/2))/TB'"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi",
+         "-i", "testsrc=size=64x48:rate=10", "-frames:v", "20", "-vf", timing,
+         "-fps_mode", "vfr", "-enc_time_base", "1/1000", "-c:v", "mjpeg", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def test_a_variable_frame_rate_file_ends_without_undecodable_frames_or_gaps(
+    tmp_path: Path,
+) -> None:
+    """The frames the container's estimate promised past the real end are not a corrupt
+    stretch: none counted undecodable, and a loop's frame numbers go on without a jump
+    (they jumped by 36 at every pass)."""
+    source = FileSource(variable_rate_clip(tmp_path), realtime=False, loop=True)
+    try:
+        seqs = [source.read().seq for _ in range(50)]
+    finally:
+        source.close()
+    assert source.undecodable == 0
+    assert seqs == list(range(50))
 
 
 @pytest.mark.parametrize(("contain", "size"), [(False, (398, 224)), (True, (224, 126))])

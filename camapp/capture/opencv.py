@@ -75,6 +75,7 @@ class FileSource:
         self._decoded = 0
         self._read = 0  # frames of this pass through the file, decoded or not
         self.undecodable = 0  # frames skipped because they would not decode
+        self._short = False  # the end came before the container's length said (logged once)
         self._start: float | None = None  # monotonic time frame 0 was due, for pacing
         # The first frame is decoded now: a file with none is a set-up error found before
         # the camera is announced, not after (it would leave its retained topics behind).
@@ -105,17 +106,28 @@ class FileSource:
 
     def _decode(self) -> tuple[bool, np.ndarray]:
         """The next frame that decodes: a corrupt stretch of the file is skipped (its frames
-        counted in `undecodable`, their numbers left as gaps), not taken for the end."""
+        counted in `undecodable`, their numbers left as gaps), not taken for the end.
+
+        Failures up to the end are not a stretch: the length is the container's word, an
+        estimate (duration x rate) for a variable frame rate, and a truncated file has no
+        more frames. They are said once, neither counted nor left as gaps (a loop's frame
+        numbers would jump at every pass)."""
         ok, bgr = self._cap.read()
         gap = 0
         # OpenCV's position counts decoded frames only: what is left is known from the length.
-        while not ok and gap < MAX_GAP and self._read < self._length:
+        while not ok and gap < MAX_GAP and self._read + gap < self._length:
             gap += 1
-            self.undecodable += 1
-            self._seq += 1
-            self._read += 1
             ok, bgr = self._cap.read()
-        self._read += ok
+        if ok:
+            self.undecodable += gap
+            self._seq += gap
+            self._read += gap + 1
+        elif 0 < self._read < self._length and not self._short:
+            self._short = True
+            log.info(
+                "%s ended after %d frames, where its container gives %d (a variable frame"
+                " rate, or a truncated file)", self.path, self._read, self._length,
+            )  # fmt: skip
         return ok, bgr
 
     def _pace(self) -> None:
