@@ -523,7 +523,7 @@ class App:
     def run(self) -> int:
         """Capture until the sources end or a signal; then drain, report and disconnect."""
         on_signal = signal_handler(self.pipeline)
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, on_signal)
         mqtt = self.config.mqtt
         for wired in self.wired:
@@ -647,6 +647,28 @@ def _log_stats(prefix: str, stats: RunStats) -> None:
             prefix,
             stats.skipped["undecodable"],
         )
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class StoppedDuringStart(BaseException):
+    """A stop signal before capture began (a BaseException, as KeyboardInterrupt is, so that
+    no `except Exception` on the way turns it into a failure); `args[0]` is its number."""
+
+
+def stop_during_start() -> None:
+    """Until `App.run` installs its own handler: SIGINT, SIGTERM or SIGHUP while the app is
+    being set up (models loaded and run, each stream given 5 s to open) ends the command at
+    once with exit 0, as a stop does, rather than SIGTERM's and SIGHUP's death without a
+    word (exit 143, 129) or SIGINT's `interrupted` (1) or failed open. Nothing was captured
+    or announced yet."""
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        raise StoppedDuringStart(signum)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
 
 
 def signal_handler(pipeline: Pipeline) -> Callable[[int, Any], None]:

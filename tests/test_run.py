@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -152,3 +153,26 @@ def test_a_corrupt_stretch_costs_its_frames_not_the_rest_of_the_file(
     assert proc.returncode == 0, proc.stderr
     sub.wait_for(lambda: len(sub.messages) == 376)
     assert "1 undecodable" in proc.stderr and "1 frames would not decode" in proc.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_start_up_stops_at_once_with_exit_0(
+    broker, model_dir: Path, signum: int
+) -> None:
+    """A stop while a stream is still being opened (a server that accepts and never answers:
+    5 s of start-up) is a stop like any other: one line, exit 0, before the open's timeout
+    ends the run with 'cannot open'. SIGTERM used to kill camapp without a word (exit -15),
+    SIGINT to end it with `error: interrupted` (exit 1)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/live"
+        proc = start_camapp(["run", "--source", url, "--mqtt-port", str(broker.port)], model_dir)
+        silent.settimeout(30)
+        conn, _ = silent.accept()  # camapp is opening the stream, its handlers installed
+        with conn:
+            proc.send_signal(signum)
+            _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "error" not in err
+    assert f"{signal.Signals(signum).name} during start-up: stopped before capture" in err

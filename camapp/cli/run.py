@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 from pathlib import Path
 
-from camapp.app import App
+from camapp.app import App, StoppedDuringStart, stop_during_start
 from camapp.cli.common import EPILOG, run_config
 from camapp.config import flags
+from camapp.errors import EXIT_OK
+
+log = logging.getLogger("camapp")
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -20,4 +25,9 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    return App(run_config(args)).run()
+    stop_during_start()
+    try:
+        return App(run_config(args)).run()
+    except StoppedDuringStart as stopped:  # raised only before run() installs its handler
+        log.info("%s during start-up: stopped before capture", signal.Signals(stopped.args[0]).name)
+        return EXIT_OK
