@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import resource
 from pathlib import Path
 
 import cv2
@@ -30,6 +31,24 @@ def test_dataset_capture_saves_frames_with_their_sidecar(model_dir: Path, tmp_pa
     sidecar = json.loads(images[0].with_suffix(".json").read_text())
     assert sidecar["label"] == "empty" and sidecar["roi"] == [0.0, 0.2, 1.0, 1.0]
     assert sidecar["camera"] == CLIP.name and "time" in sidecar
+
+
+def test_a_frame_that_cannot_be_written_leaves_no_part_of_it(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """A write that fails halfway (here the file size limit, as a full disk would) is one
+    line, exit 2, and leaves nothing behind: a cut-off JPEG is a broken image in the dataset
+    and had no sidecar."""
+    dataset = tmp_path / "ds"
+    args = ["dataset", "capture", str(dataset), "--source", str(CLIP), "--label", "empty",
+            "--count", "3", "--every", "0"]  # fmt: skip
+
+    def small_files() -> None:  # Python ignores SIGXFSZ: the write fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    proc = run_camapp(args, model_dir, preexec_fn=small_files)
+    one_line_error(proc, 2, "cannot save frame", "File too large")
+    assert list((dataset / "empty").iterdir()) == []
 
 
 def test_dataset_check_exits_2_for_a_dataset_that_cannot_train(

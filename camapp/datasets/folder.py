@@ -6,6 +6,7 @@ collected straight from a camera with `save_frame` and sorted by moving files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass
@@ -90,11 +91,23 @@ def save_frame(dataset: Path, label: str, image: np.ndarray, sidecar: dict[str, 
     try:
         folder.mkdir(parents=True, exist_ok=True)
         path = _new_name(folder, now.strftime("%Y%m%dT%H%M%S_%f"))
-        path.write_bytes(encoded.tobytes())
-        path.with_suffix(".json").write_text(json.dumps(meta, sort_keys=True, default=str) + "\n")
+        _write(path, encoded.tobytes(), json.dumps(meta, sort_keys=True, default=str) + "\n")
     except OSError as exc:
         raise ConfigError(f"cannot save frame in {shorten(folder)}: {os_reason(exc)}") from None
     return path
+
+
+def _write(path: Path, jpeg: bytes, sidecar: str) -> None:
+    """The JPEG and its sidecar, both or neither: a write that fails (a full disk) leaves no
+    cut-off JPEG in the dataset, nor a JPEG without its sidecar."""
+    try:
+        path.write_bytes(jpeg)
+        path.with_suffix(".json").write_text(sidecar)
+    except OSError:
+        for written in (path, path.with_suffix(".json")):
+            with contextlib.suppress(OSError):
+                written.unlink(missing_ok=True)
+        raise
 
 
 def _new_name(folder: Path, stem: str) -> Path:
