@@ -662,13 +662,19 @@ def stop_during_start() -> None:
     being set up (models loaded and run, each stream given 5 s to open) ends the command at
     once with exit 0, as a stop does, rather than SIGTERM's and SIGHUP's death without a
     word (exit 143, 129) or SIGINT's `interrupted` (1) or failed open. Nothing was captured
-    or announced yet."""
+    or announced yet; a second signal is ignored."""
 
     def on_signal(signum: int, _frame: Any) -> None:
+        for each in STOP_SIGNALS:  # a second one must not interrupt the way out (SIG_IGN
+            signal.signal(each, _stopping)  # would have CPython report one already pending)
         raise StoppedDuringStart(signum)
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, on_signal)
+
+
+def _stopping(_signum: int, _frame: Any) -> None:
+    """A signal while camapp already stops during start-up: nothing more to do."""
 
 
 def signal_handler(pipeline: Pipeline) -> Callable[[int, Any], None]:
