@@ -236,6 +236,23 @@ def test_a_corrupt_stretch_is_skipped_not_taken_for_the_end(tmp_path: Path) -> N
     assert seqs == [n for n in range(377) if n != 218]  # the gap is where the frame was
 
 
+def test_loop_replays_a_file_that_cannot_seek_back(tmp_path: Path) -> None:
+    """A raw MJPEG (or H.264) stream saved as a file: OpenCV's seek to frame 0 says it
+    worked and nothing decodes after it, so a --loop replay ended after one pass."""
+    path = tmp_path / "raw.mjpeg"
+    shades = [np.full((48, 64, 3), 40 * n, np.uint8) for n in range(5)]
+    path.write_bytes(b"".join(cv2.imencode(".jpg", image)[1].tobytes() for image in shades))
+    source = FileSource(path, realtime=False, loop=True)
+    try:
+        frames = [source.read() for _ in range(12)]
+    finally:
+        source.close()
+    assert all(frame is not None for frame in frames)
+    assert [frame.seq for frame in frames] == list(range(12))
+    means = [round(float(frame.image.mean()) / 40) for frame in frames]
+    assert means == [0, 1, 2, 3, 4] * 2 + [0, 1]
+
+
 def variable_rate_clip(tmp_path: Path) -> Path:
     """20 frames, 10 a second, then 2 a second: its container says 10 fps over 5.6 s, so
     OpenCV takes it for 56 frames (duration x rate), as for any variable frame rate."""

@@ -55,13 +55,7 @@ class FileSource:
         self.path = Path(path)
         if not self.path.is_file():
             raise ConfigError(f"video file not found: {self.path}")
-        # One decoder thread: FFmpeg's frame threads cost about a third more CPU per frame and
-        # compete with the inference workers for the cores; one thread decodes 1400 frames/s.
-        self._cap = cv2.VideoCapture(str(self.path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])
-        if not self._cap.isOpened():
-            raise ConfigError(
-                f"cannot open video file (not a video, or unsupported codec): {self.path}"
-            )
+        self._cap = self._open()
         self.name = self.path.name
         self.fps = _frame_rate(self._cap)
         if realtime and not self.fps:
@@ -94,15 +88,36 @@ class FileSource:
         else:
             ok, bgr = self._decode()
         if not ok and self.loop and self._decoded:
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            self._read = 0
-            ok, bgr = self._decode()
+            ok, bgr = self._rewind()
         if not ok:
             return None
         frame = Frame(self._seq, time.time(), bgr, time.monotonic(), bgr=True)
         self._seq += 1
         self._decoded += 1
         return frame
+
+    def _open(self) -> cv2.VideoCapture:
+        # One decoder thread: FFmpeg's frame threads cost about a third more CPU per frame and
+        # compete with the inference workers for the cores; one thread decodes 1400 frames/s.
+        cap = cv2.VideoCapture(str(self.path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])
+        if not cap.isOpened():
+            raise ConfigError(
+                f"cannot open video file (not a video, or unsupported codec): {self.path}"
+            )
+        return cap
+
+    def _rewind(self) -> tuple[bool, np.ndarray]:
+        """The first frame again, for a loop: by a seek or, where the file cannot seek back
+        (a raw H.264 or MJPEG stream: the seek says it did, then nothing decodes), by opening
+        it again, rather than ending the replay after one pass."""
+        self._read = 0
+        self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        ok, bgr = self._decode()
+        if not ok:
+            self._cap.release()
+            self._cap = self._open()
+            ok, bgr = self._decode()
+        return ok, bgr
 
     def _decode(self) -> tuple[bool, np.ndarray]:
         """The next frame that decodes: a corrupt stretch of the file is skipped (its frames
