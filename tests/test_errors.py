@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -233,6 +234,28 @@ def test_bad_config_files(
     config.write_text(text)
     proc = run_camapp(["run", "--source", str(video), "--config", str(config)], model_dir)
     one_line_error(proc, 2, *needles)
+
+
+@pytest.mark.parametrize(
+    ("source", "code", "needle"),
+    [
+        ("http://127.0.0.1:{port}/" + "x" * 3000, 1, "cannot open camera or stream: http://127"),
+        ("http://127.0.0.1:{port}/a\ncamapp: error: forged", 1, "cannot open camera or stream"),
+        ("/nonexistent/a\ncamapp: error: forged.mp4", 2, "video file not found"),
+    ],
+)
+def test_a_source_is_named_in_one_short_line(
+    model_dir: Path, tmp_path: Path, source: str, code: int, needle: str
+) -> None:
+    """A source from a config file is echoed as every value is: one line, at most ~100
+    characters of it. The URL or path was repeated whole (a 3 kB line), and a line break in
+    it made a second, forged, `camapp: error:` line."""
+    from tests.mqtt_helpers import free_port
+
+    config = tmp_path / "c.toml"
+    config.write_text(f"source = {json.dumps(source.format(port=free_port()))}\n")
+    error = one_line_error(run_camapp(["run", "--config", str(config)], model_dir), code, needle)
+    assert len(error) < 160 and "forged" not in error.split(needle)[0]
 
 
 def test_missing_config_file_and_source(model_dir: Path, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from camapp.capture.base import Frame, Source
 from camapp.capture.reconnect import Reconnecting
 from camapp.config.schema import PiCameraSettings
-from camapp.errors import ConfigError
+from camapp.errors import ConfigError, shorten
 
 if TYPE_CHECKING:
     from camapp.capture.imx500 import Network
@@ -55,7 +55,7 @@ def open_source(
 
         num = spec.partition(":")[2] or "0"
         if not num.isdigit():
-            raise ConfigError(f"bad Pi camera '{spec}': expected picamera or picamera:N")
+            raise ConfigError(f"bad Pi camera '{shorten(spec)}': expected picamera or picamera:N")
         return PiCameraSource(int(num), picamera or PiCameraSettings(), model_size, contain=contain)
     if spec.startswith("memory:"):
         from camapp.capture.memory import MemorySource

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from camapp.capture.base import Frame
-from camapp.errors import ConfigError, SourceError
+from camapp.errors import SHOWN, ConfigError, SourceError, shorten
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,13 @@ def redact(spec: str) -> str:
     return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
+def _named(spec: str) -> str:
+    """A camera or stream as every message names it: without its password, on one line, and
+    at most SHOWN characters, its start (scheme, host) kept."""
+    line = " ".join(redact(spec).split())
+    return line if len(line) <= SHOWN else line[: SHOWN - 1] + "…"
+
+
 class FileSource:
     """A video file, paced at its own frame rate (`realtime`) or read as fast as it decodes.
 
@@ -54,13 +61,13 @@ class FileSource:
     def __init__(self, path: str | Path, realtime: bool = True, loop: bool = False) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise ConfigError(f"video file not found: {self.path}")
+            raise ConfigError(f"video file not found: {shorten(self.path)}")
         self._cap = self._open()
-        self.name = self.path.name
+        self.name = shorten(self.path.name)
         self.fps = _frame_rate(self._cap)
         if realtime and not self.fps:
             log.warning(
-                "%s gives no usable frame rate: replaying it as fast as it decodes", self.path
+                "%s gives no usable frame rate: replaying it as fast as it decodes", self.name
             )
         self.paced = realtime and self.fps > 0
         self.loop = loop
@@ -76,7 +83,7 @@ class FileSource:
         self._first: np.ndarray | None = self._decode()[1]
         if self._first is None:
             self._cap.release()
-            raise ConfigError(f"video file has no decodable frame: {self.path}")
+            raise ConfigError(f"video file has no decodable frame: {shorten(self.path)}")
 
     def read(self) -> Frame | None:
         # Wait first, then decode, as a camera would: decoding the next frame straight after
@@ -102,7 +109,7 @@ class FileSource:
         cap = cv2.VideoCapture(str(self.path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])
         if not cap.isOpened():
             raise ConfigError(
-                f"cannot open video file (not a video, or unsupported codec): {self.path}"
+                f"cannot open video file (not a video, or unsupported codec): {shorten(self.path)}"
             )
         return cap
 
@@ -141,7 +148,7 @@ class FileSource:
             self._short = True
             log.info(
                 "%s ended after %d frames, where its container gives %d (a variable frame"
-                " rate, or a truncated file)", self.path, self._read, self._length,
+                " rate, or a truncated file)", self.name, self._read, self._length,
             )  # fmt: skip
         return ok, bgr
 
@@ -173,12 +180,13 @@ class CaptureSource:
     live = paced = True
 
     def __init__(self, spec: str, fps: float = 0.0) -> None:
-        self.name = redact(spec)
+        self.name = _named(spec)
         if spec.startswith("usb:"):
             index = spec[4:]
             if not index.isdigit() or int(index) > MAX_USB_INDEX:
                 raise ConfigError(
-                    f"bad USB camera '{spec[:40]}': expected usb:N, N from 0 to {MAX_USB_INDEX}"
+                    f"bad USB camera '{shorten(spec[:40])}': expected usb:N,"
+                    f" N from 0 to {MAX_USB_INDEX}"
                 )
             self._cap = cv2.VideoCapture(int(index))
         elif "://" in spec:
