@@ -188,3 +188,24 @@ def test_set_models_come_only_from_allowed_places_and_load_off_the_network_threa
     assert answers[1][1]["threshold"] == 0.4 and answers[1][1]["model"] == "mobilenet_v2_int8"
     assert all("mid.tflite" in a["error"] and "corrupt" in a["error"] for _, a in answers[2:])
     assert peak < 1000, f"peak RSS {peak:.0f} MiB: the 1.9 GB file was read"
+
+
+def test_model_names_no_file_can_have_are_refused_on_error(
+    broker, subscriber_factory, model_dir: Path, photos_clip
+) -> None:
+    """A name the file system refuses (longer than a file name may be, in the models folder
+    a `set` may name files of; a NUL; a lone surrogate) gets its one line on `error`, never
+    a traceback and no answer at all."""
+    video, _ = photos_clip
+    sub = subscriber_factory(broker.port, ["camapp/porch/config", "camapp/porch/error"])
+    proc = start_camapp(looping(video, broker.port), model_dir)
+    try:
+        sub.wait_for(lambda: len(sub.on("camapp/porch/config")) == 1)
+        refused = send(sub, "porch", {"model": str(model_dir / ("a" * 5000))})
+        assert refused is not None and refused.startswith("model: cannot read "), refused
+        assert refused.endswith(": File name too long"), refused
+        for name in ("a\u0000b", "\ud800", str(model_dir / "\ud800.tflite")):
+            assert send(sub, "porch", {"model": name}) == NOT_OFFERED, name
+    finally:
+        err = stop(proc)
+    assert "command failed" not in err

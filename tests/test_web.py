@@ -141,6 +141,14 @@ def test_a_control_is_validated_as_the_set_topic_validates_it(
         sub.close()
 
 
+def test_a_model_name_no_file_can_have_is_a_bad_request(client: Http, model_dir: Path) -> None:
+    """Too long for a file name, a NUL, a lone surrogate: 400 with the `set` topic's reason,
+    not a server error."""
+    for name in (str(model_dir / ("a" * 5000)), "a\u0000b", "\ud800"):
+        status, body = client.post("/api/cameras/cam0/set", {"model": name})
+        assert status == 400 and body["error"].startswith("model: "), (name[-9:], status, body)
+
+
 def test_logging_out_ends_the_session(guarded: LiveCamapp) -> None:
     http = Http(guarded.port)
     assert http.login(PASSWORD) == 200

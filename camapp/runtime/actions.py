@@ -181,6 +181,8 @@ class ModelSwitch:
             loader.load_any(setup)
         except CamappError as exc:
             raise ControlError(f"model: {exc}") from None
+        except OSError as exc:  # a name the file system refuses (too long, in a file...)
+            raise ControlError(f"model: cannot read {shorten(model)}: {os_reason(exc)}") from None
         return lambda: self._switch(setup)
 
     def allowed(self, value: str) -> str:
@@ -192,6 +194,8 @@ class ModelSwitch:
             return str(named[value])
         if value in models.load_manifest():
             return value
+        if not _path_like(value):
+            raise ControlError(NOT_OFFERED)
         path = os.path.abspath(os.path.expanduser(value))
         folders = [models.default_model_dir(), *map(Path, self._settings.model_folders)]
         if any(_within(path, folder) for folder in folders):
@@ -223,6 +227,15 @@ class ModelSwitch:
 
     def state(self) -> dict[str, Any]:
         return {"model": self._camera.current.name}
+
+
+def _path_like(value: str) -> bool:
+    """Whether `value` can name a file at all: no NUL, and encodable as a file name (a lone
+    surrogate is not), so that no file system call raises on it."""
+    try:
+        return b"\0" not in os.fsencode(value)
+    except UnicodeError:
+        return False
 
 
 def _within(path: str, folder: Path) -> bool:
