@@ -149,6 +149,15 @@ def test_a_model_name_no_file_can_have_is_a_bad_request(client: Http, model_dir:
         assert status == 400 and body["error"].startswith("model: "), (name[-9:], status, body)
 
 
+def test_a_password_that_is_no_text_is_a_bad_request(guarded: LiveCamapp) -> None:
+    """JSON can escape a lone surrogate, which no password (UTF-8) can hold: 400, not a
+    server error while the password is checked."""
+    http = Http(guarded.port)
+    assert http.login("\ud800") == 400
+    assert http.login("x\udfff") == 400
+    assert http.login(PASSWORD) == 200
+
+
 def test_logging_out_ends_the_session(guarded: LiveCamapp) -> None:
     http = Http(guarded.port)
     assert http.login(PASSWORD) == 200

@@ -247,6 +247,8 @@ class LiveServer:
         password = body.get("password") if body is not None else None
         if not isinstance(password, str) or not 0 < len(password) <= MAX_PASSWORD:
             return _error(400, 'expected {"password": "..."}')
+        if not _is_text(password):  # a lone surrogate: no password holds one, scrypt fails
+            return _error(400, "the password is not valid Unicode text")
         client = request.remote
         refused = self._logins.begin(client)  # counted before it waits for the check
         if refused is not None:
@@ -486,6 +488,15 @@ async def _json(request: web.Request) -> dict[str, Any] | None:
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def _is_text(value: str) -> bool:
+    """Whether `value` can be encoded as UTF-8 (JSON's `\\ud800` is a lone surrogate)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _error(status: int, why: str) -> web.Response:
