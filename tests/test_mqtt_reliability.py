@@ -7,6 +7,7 @@ behaves like the faulty server), in this process, so that the log lines can be c
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -23,7 +24,12 @@ from camapp.config.load import check
 from camapp.config.schema import HaSettings, MqttSettings
 from camapp.errors import ConfigError
 from camapp.publish import ha
-from camapp.publish.commands import ECHO_LIMIT, MAX_COMMAND_BYTES, CommandHandler
+from camapp.publish.commands import (
+    COMMANDS_PER_S,
+    ECHO_LIMIT,
+    MAX_COMMAND_BYTES,
+    CommandHandler,
+)
 from camapp.publish.ha import REANNOUNCE_DELAY, Discovery
 from camapp.publish.mqtt import WINDOW, MqttPublisher, Shed
 from camapp.publish.outbox import Kind
@@ -287,6 +293,56 @@ def test_home_assistant_status_flood_is_coalesced_and_sheds_nothing(
             f"\n[3000 x homeassistant/status online] {announcements} re-announcement(s),"
             f" {publisher.dropped} messages shed, slowest publish() {slowest[0] * 1000:.1f} ms"
         )
+
+
+@pytest.mark.parametrize("command", [b"{}", b'{"stride": 0}'])
+def test_a_flood_of_commands_crowds_no_classification_out(
+    broker, subscriber_factory, command: bytes
+) -> None:
+    """Each command is answered (`config` or `error`): a flood of them, answered as fast as
+    they came, filled the outbox, which sheds classifications first. Past COMMAND_BURST a
+    camera takes COMMANDS_PER_S a second and says once a second how many it refused."""
+    topics = ["camapp/cmd/config", "camapp/cmd/error", "camapp/cmd/classification"]
+    sub = subscriber_factory(broker.port, topics)
+    settings = MqttSettings(port=broker.port, buffer_messages=1000)
+    publisher, channel = camera(settings, "cmd", availability=False)
+    controls = commands(channel)
+    publisher.start()
+    sub.wait_for(lambda: len(sub.on(topics[0])) == 1)
+    stop = threading.Event()
+
+    def classify() -> None:  # the pipeline: 100 classifications a second, numbered
+        for frame in itertools.count():
+            if stop.is_set():
+                return
+            channel.publish("classification", json.dumps({"frame": frame}), kind=Kind.BULK)
+            time.sleep(0.01)
+
+    worker = threading.Thread(target=classify)
+    worker.start()
+    flooder = mqtt.Client(CallbackAPIVersion.VERSION2)
+    flooder.connect("127.0.0.1", broker.port)
+    flooder.loop_start()
+    try:
+        for _ in range(5000):
+            flooder.publish("camapp/cmd/set", command, qos=0)
+        count = -1
+        while count != (count := len(sub.on(topics[0])) + len(sub.on(topics[1]))):
+            time.sleep(1.5)  # until the answers stop
+    finally:
+        flooder.disconnect()
+        flooder.loop_stop()
+        stop.set()
+        worker.join()
+        left = publisher.close()
+    assert publisher.dropped == 0 and left == 0
+    frames = [json.loads(m.payload)["frame"] for m in sub.on(topics[2])]
+    assert frames == list(range(len(frames))), "classifications lost or out of order"
+    answers = len(sub.on(topics[0])) + len(sub.on(topics[1])) - 1
+    assert answers < 400, answers
+    floods = [json.loads(m.payload)["error"] for m in sub.on(topics[1])]
+    assert any(f.startswith(f"more than {COMMANDS_PER_S} commands a second") for f in floods)
+    assert controls.get("stride") == 1
 
 
 def test_shed_messages_are_counted_by_cause(broker, subscriber_factory) -> None:

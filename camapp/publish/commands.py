@@ -9,7 +9,9 @@ the network thread never reads a model.
 Applied: the settings in force are published retained on `config`. Rejected (larger than
 MAX_COMMAND_BYTES, bad JSON, not an object, unknown key, wrong type, out of range): nothing
 changes, and `error` gets `{"error": why, "payload": what was received}`, both clipped, as is
-the log line: a huge command is never echoed back or logged whole. Nothing a sender can
+the log line: a huge command is never echoed back or logged whole. A flood is refused
+unread past COMMAND_BURST commands, then COMMANDS_PER_S a second, and answered once a second,
+so that its answers never crowd classifications out of the outbox. Nothing a sender can
 publish stops camapp.
 """
 
@@ -19,6 +21,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
@@ -38,6 +41,12 @@ ECHO_LIMIT = 100
 MAX_COMMAND_BYTES = 64 * 1024
 # Commands that load a model waiting behind the one loading; more are refused.
 MAX_WAITING = 1
+# Commands a camera takes over MQTT: COMMAND_BURST at once, then COMMANDS_PER_S a second.
+# Each is answered (`config` or `error`); a flood answered as fast as it came filled the
+# outbox faster than the broker took it, and the outbox sheds classifications first. Past
+# the rate a command is refused unread, and those refusals are answered once a second.
+COMMANDS_PER_S = 20
+COMMAND_BURST = 100
 
 
 class Action(Protocol):
@@ -77,13 +86,32 @@ class CommandHandler:
         self._state = state
         self._slow = frozenset(slow)
         self._later = Later(f"{channel.camera_id}-commands")
+        self._budget = Budget(COMMANDS_PER_S, COMMAND_BURST)
+        self._unread = 0  # commands past the rate since the last answer saying so
+        self._unread_said = -1.0  # when that answer was published (monotonic)
         # Commands come from the MQTT thread, the live view's and the handler's own: applied
         # one at a time, so that the last `config` published is always the settings in force.
         self._lock = threading.RLock()
 
     def handle(self, payload: bytes) -> None:
         """Take one received command, or say why not; runs on the MQTT network thread."""
+        if not self._budget.take():
+            self._flooded(payload)
+            return
         self._answer(payload, lambda: self._take(payload))
+
+    def _flooded(self, payload: bytes) -> None:
+        """A command past the rate: refused unread, and said at most once a second."""
+        self._unread += 1
+        now = time.monotonic()
+        if now - self._unread_said < 1.0:
+            return
+        self._unread_said, count, self._unread = now, self._unread, 0
+        self._reject(
+            payload,
+            f"more than {COMMANDS_PER_S} commands a second: {count} refused unread "
+            "since the last such answer",
+        )
 
     def _take(self, payload: bytes) -> None:
         if len(payload) > MAX_COMMAND_BYTES:
@@ -151,6 +179,26 @@ class CommandHandler:
             config = self._controls.snapshot() | (self._state() if self._state else {})
             self.channel.publish("config", dumps(config), retain=True)
         return config
+
+
+class Budget:
+    """A token bucket: `take()` says whether one more is within `rate` a second, over a
+    burst of `burst`. Used by one thread."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
 
 class Later:
