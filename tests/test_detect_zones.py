@@ -30,6 +30,8 @@ ELL = [[0.5, 0.5], [0.75, 0.5], [0.75, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]
         ("porch", [[0, 0], [float("nan"), 0.5], [0, 1]], r"point 2 \(nan, 0.5\) is outside"),
         ("porch", [[0, 0], "ab", [0, 1]], r"^zone 'porch': points must be \[x, y\] pairs"),
         ("porch", 5, r"^zone 'porch': points must be \[x, y\] pairs of numbers$"),
+        # JSON's integers have no bound; float() of one past a float's raises OverflowError
+        ("porch", [[0, 0], [10**400, 0.5], [0, 1]], r"^zone 'porch': points must be \[x, y\]"),
         ("", PORCH, r"^zone name must be a non-empty string, got ''$"),
         ("a\x00b", PORCH, r"^zone name must not hold control characters"),
         ("porch", [[0, 0], [0.5, 0.5], [1, 1]], r"^zone 'porch': its points enclose no area"),

@@ -39,6 +39,8 @@ BAD = [
      r"^zones: zone name must be at most 64 characters, got 'nnnn"),
     ({"zones": {"name": "a", "points": ALL}}, r"^zones: must be a list of "),
     ({"zones": [{"name": "a", "points": ALL, "colour": "red"}]}, r"^zones: must be a list of "),
+    ({"zones": [{"name": "a", "points": [[0, 0], [1, 0], [10**400, 1]]}]},
+     r"^zones: zone 'a': points must be \[x, y\] pairs of numbers$"),
     ({"zones": [{"name": "a", "points": [[0.5, 0.5]] * 101}]},
      r"^zones: zone 'a': needs at most 100 points, got 101$"),
     ({"zones": [{"name": f"z{i}", "points": ALL} for i in range(33)]},

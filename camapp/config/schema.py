@@ -216,7 +216,8 @@ def zone_points(value: Any) -> tuple[tuple[float, float], ...]:
     here and for camapp.detect.zones.parse_zone."""
     try:
         pairs = tuple(_pair(point) for point in value)
-    except (TypeError, ValueError):
+    # OverflowError: an integer past any float (JSON's and YAML's integers have no bound)
+    except (TypeError, ValueError, OverflowError):
         raise ValueError("points must be [x, y] pairs of numbers") from None
     if not 3 <= len(pairs) <= MAX_ZONE_POINTS:
         most = "at least 3" if len(pairs) < 3 else f"at most {MAX_ZONE_POINTS}"
