@@ -87,8 +87,11 @@ class CommandHandler:
         self._slow = frozenset(slow)
         self._later = Later(f"{channel.camera_id}-commands")
         self._budget = Budget(COMMANDS_PER_S, COMMAND_BURST)
-        self._unread = 0  # commands past the rate since the last answer saying so
-        self._unread_said = -1.0  # when that answer was published (monotonic)
+        # Commands past the rate not yet said (the MQTT thread counts, a timer says), and
+        # when they were last said (monotonic).
+        self._unread_lock = threading.Lock()
+        self._unread = 0
+        self._unread_said = -1.0
         # Commands come from the MQTT thread, the live view's and the handler's own: applied
         # one at a time, so that the last `config` published is always the settings in force.
         self._lock = threading.RLock()
@@ -101,12 +104,22 @@ class CommandHandler:
         self._answer(payload, lambda: self._take(payload))
 
     def _flooded(self, payload: bytes) -> None:
-        """A command past the rate: refused unread, and said at most once a second."""
-        self._unread += 1
-        now = time.monotonic()
-        if now - self._unread_said < 1.0:
-            return
-        self._unread_said, count, self._unread = now, self._unread, 0
+        """A command past the rate: refused unread. The first of a second's refusals starts
+        the answer that says how many there were, due a second after the last such answer,
+        so that every refusal is said, the last of a flood too, and none waits over 1 s."""
+        with self._unread_lock:
+            self._unread += 1
+            if self._unread > 1:  # an answer is due already
+                return
+        due = max(0.0, self._unread_said + 1.0 - time.monotonic())
+        timer = threading.Timer(due, self._say_unread, (payload,))
+        timer.daemon = True
+        timer.start()
+
+    def _say_unread(self, payload: bytes) -> None:
+        with self._unread_lock:
+            count, self._unread = self._unread, 0
+        self._unread_said = time.monotonic()
         self._reject(
             payload,
             f"more than {COMMANDS_PER_S} commands a second: {count} refused unread "
