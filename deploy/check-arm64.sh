@@ -62,13 +62,7 @@ inside() {
     "$VENV/bin/python" /srv/camapp/deploy/check_arm64.py imports
     numpy_modules_break_with_numpy2
     "$VENV/bin/camapp" model fetch --dir "$MODEL_DIR" --mirror /srv/shared/models "${models[@]}"
-    for model in "${models[@]}"; do
-        log "classifying with $model"
-        CAMAPP_MODEL_DIR=$MODEL_DIR "$VENV/bin/camapp" classify --json --model "$model" \
-            /srv/shared/media/*.{jpg,bmp,png} >"/srv/out/arm64-$model.jsonl"
-    done
-    "$VENV/bin/python" /srv/camapp/deploy/check_arm64.py inputs /srv/out/arm64-inputs.npz \
-        "$MODEL_DIR" "${models[@]}" -- /srv/shared/media/*.{jpg,bmp,png}
+    classify_photos arm64 "$MODEL_DIR" /srv/shared /srv/out "$VENV/bin/python"
     plain_install
 }
 
@@ -82,12 +76,23 @@ plain_install() {
     python3 -m venv "$plain"
     "$plain/bin/python" -m pip install -q /srv/camapp
     "$plain/bin/python" -m pip list 2>/dev/null | grep -iE '^(numpy|opencv-python-headless) '
+    classify_photos plain "$MODEL_DIR" /srv/shared /srv/out "$plain/bin/python"
+}
+
+# What `compare` judges, from one install: each model's `classify --json` of the shared
+# photos (OUT/NAME-MODEL.jsonl) and the model inputs made of them (OUT/NAME-inputs.npz).
+#   classify_photos NAME MODEL_DIR SHARED OUT PYTHON...   (PYTHON: a command, env included)
+classify_photos() {
+    local name=$1 model_dir=$2 shared=$3 out=$4 model
+    shift 4
+    local photos=("$shared"/media/*.{jpg,bmp,png})
     for model in "${models[@]}"; do
-        CAMAPP_MODEL_DIR=$MODEL_DIR "$plain/bin/camapp" classify --json --model "$model" \
-            /srv/shared/media/*.{jpg,bmp,png} >"/srv/out/plain-$model.jsonl"
+        log "$name: classifying with $model"
+        CAMAPP_MODEL_DIR=$model_dir "$@" -m camapp classify --json --model "$model" \
+            "${photos[@]}" >"$out/$name-$model.jsonl"
     done
-    "$plain/bin/python" /srv/camapp/deploy/check_arm64.py inputs /srv/out/plain-inputs.npz \
-        "$MODEL_DIR" "${models[@]}" -- /srv/shared/media/*.{jpg,bmp,png}
+    "$@" "$REPO/deploy/check_arm64.py" inputs "$out/$name-inputs.npz" "$model_dir" \
+        "${models[@]}" -- "${photos[@]}"
 }
 
 # The control: with a numpy 2 in front, apt's modules must fail to import, else the import
@@ -198,17 +203,6 @@ run_inside() {
     ' run "$root" "$out" "$SHARED" "${env[@]}"
 }
 
-# The reference: the same models and photos on this machine.
-classify_here() {
-    local out=$1 model
-    for model in "${models[@]}"; do
-        CAMAPP_MODEL_DIR=$SHARED/models PYTHONPATH=$REPO "$PYTHON" -m camapp classify --json \
-            --model "$model" "$SHARED"/media/*.{jpg,bmp,png} >"$out/host-$model.jsonl"
-    done
-    PYTHONPATH=$REPO "$PYTHON" "$REPO/deploy/check_arm64.py" inputs "$out/host-inputs.npz" \
-        "$SHARED/models" "${models[@]}" -- "$SHARED"/media/*.{jpg,bmp,png}
-}
-
 main() {
     local fresh=0
     case ${1:-} in
@@ -232,7 +226,8 @@ main() {
     host_tools
     make_root "$build/root"
     log "root ready after $((SECONDS - start)) s"
-    classify_here "$build/out"
+    # The reference: the same models and photos on this machine.
+    classify_photos host "$SHARED/models" "$SHARED" "$build/out" env PYTHONPATH="$REPO" "$PYTHON"
     run_inside "$build/root" "$build/out"
     log "installed and classified after $((SECONDS - start)) s"
     "$PYTHON" "$REPO/deploy/check_arm64.py" compare "$build/out" "$TOLERANCE" "${models[@]}"
