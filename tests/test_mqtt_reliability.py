@@ -14,7 +14,9 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -34,7 +36,7 @@ from camapp.publish.ha import REANNOUNCE_DELAY, Discovery
 from camapp.publish.mqtt import WINDOW, MqttPublisher, Shed
 from camapp.publish.outbox import Kind
 from camapp.publish.topics import Channel
-from camapp.runtime.controls import Controls
+from camapp.runtime.controls import ControlError, Controls
 from tests.mqtt_helpers import Broker, Proxy, free_port
 from tests.test_mqtt_security import make_certs
 
@@ -346,6 +348,54 @@ def test_a_flood_of_commands_crowds_no_classification_out(
     assert said, errors[:3]
     assert answers - len(said) + sum(said) == 5000, "refusals left unsaid"  # the last ones too
     assert controls.get("stride") == 1
+
+
+class Slow:
+    """A command key that takes until `go` to check, as a model switch loads its model."""
+
+    def __init__(self) -> None:
+        self.started, self.go = threading.Event(), threading.Event()
+
+    def prepare(self, value: Any) -> Callable[[], None]:
+        self.started.set()
+        assert self.go.wait(10)
+        return lambda: None
+
+
+def test_a_caller_that_waits_takes_its_turn_with_the_model_switches(broker) -> None:
+    """The live view's switches queue where MQTT's do: one loads, one waits, more are
+    refused at once, while a command that loads nothing is applied meanwhile."""
+    publisher, channel = camera(MqttSettings(port=broker.port), "turn", availability=False)
+    slow = Slow()
+    handler = CommandHandler(channel, Controls(), {"model": slow}, slow=["model"])
+    answers: list[dict[str, Any] | str] = []
+
+    def switch() -> None:
+        try:
+            answers.append(handler.apply_in_turn({"model": "m"}, "live view"))
+        except ControlError as exc:
+            answers.append(str(exc))
+
+    publisher.start()
+    threads = [threading.Thread(target=switch) for _ in range(3)]
+    try:
+        threads[0].start()
+        assert slow.started.wait(10)
+        for thread in threads[1:]:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while not answers:  # the third is refused once the second waits
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert answers == ["model: another switch waits already; send it again once `config`"
+                           " changes"]  # fmt: skip
+        assert handler.apply_in_turn({"stride": 2}, "live view")["stride"] == 2
+    finally:
+        slow.go.set()
+        for thread in threads:
+            thread.join(10)
+        publisher.close()
+    assert [type(a) for a in answers] == [str, dict, dict], answers
 
 
 def test_shed_messages_are_counted_by_cause(broker, subscriber_factory) -> None:

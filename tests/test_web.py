@@ -25,6 +25,7 @@ from camapp.bench.broker import free_port
 from camapp.config.load import build
 from camapp.errors import ConfigError
 from camapp.logs import BURST
+from camapp.publish.commands import COMMAND_BURST, COMMANDS_PER_S
 from camapp.web.auth import (
     LOGIN_PER_CLIENT,
     LOGIN_TOTAL,
@@ -245,6 +246,27 @@ def test_a_loopback_server_without_password_checks_the_host(
         assert rebound.request("GET", "/api/session")[0] == 421
     finally:
         assert live.stop()[0] == 0
+
+
+def test_settings_past_the_rate_are_refused(
+    clip: Path, model_dir: Path, module_broker: Broker
+) -> None:
+    """The page's `/set` takes what the `set` topic takes (COMMAND_BURST at once, then
+    COMMANDS_PER_S a second; a camapp of its own, whose budget no other test spends): each
+    applied command publishes a retained `config`, and a flood of them would crowd the
+    classifications out of the outbox."""
+    args = ["--source", str(clip), "--loop", "--mqtt-host", "127.0.0.1", "--mqtt-port",
+            str(module_broker.port), "--snapshot-interval", "0", "--workers", "1"]  # fmt: skip
+    live = LiveCamapp(args, model_dir, env={"CAMAPP_HTTP_PASSWORD": PASSWORD})
+    try:
+        http = Http(live.port)
+        assert http.login(PASSWORD) == 200
+        answers = [http.post("/api/cameras/cam0/set", {}) for _ in range(3 * COMMAND_BURST)]
+    finally:
+        assert live.stop()[0] == 0
+    assert [status for status, _ in answers[:COMMAND_BURST]] == [200] * COMMAND_BURST
+    refused = [body["error"] for status, body in answers if status == 429]
+    assert refused and refused[0].startswith(f"more than {COMMANDS_PER_S} commands a second")
 
 
 @pytest.mark.parametrize("bind", ["0.0.0.0:8080", "192.0.2.7:8080", "camera.lan:8080", "[::]:8080"])

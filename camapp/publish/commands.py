@@ -23,6 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import Future
 from typing import Any, Protocol
 
 from camapp.config.schema import RUNTIME_KEYS
@@ -139,6 +140,24 @@ class CommandHandler:
             return
         self._check(command)  # what is wrong with it is said at once
         self._later.submit(lambda: self._answer(payload, lambda: self.apply(command, "MQTT")))
+
+    def apply_in_turn(self, command: Mapping[str, Any], via: str) -> dict[str, Any]:
+        """`apply` for a caller that waits for the answer (the live view, on a thread of its
+        own): a command that loads a model takes its turn where MQTT's do, so that one
+        loads, MAX_WAITING wait and more are refused (ControlError) whoever sent them."""
+        if self._slow.isdisjoint(command):
+            return self.apply(command, via)
+        self._check(command)
+        done: Future[dict[str, Any]] = Future()
+
+        def job() -> None:
+            try:
+                done.set_result(self.apply(command, via))
+            except Exception as exc:  # handed to the waiting caller
+                done.set_exception(exc)
+
+        self._later.submit(job)
+        return done.result()
 
     def _answer(self, payload: bytes, call: Callable[[], object]) -> None:
         """Run `call`; a command it refuses goes to `error`."""
