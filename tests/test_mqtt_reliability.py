@@ -29,6 +29,7 @@ from camapp.publish import ha
 from camapp.publish.commands import (
     COMMANDS_PER_S,
     ECHO_LIMIT,
+    LOGGED,
     MAX_COMMAND_BYTES,
     CommandHandler,
 )
@@ -396,6 +397,24 @@ def test_a_caller_that_waits_takes_its_turn_with_the_model_switches(broker) -> N
             thread.join(10)
         publisher.close()
     assert [type(a) for a in answers] == [str, dict, dict], answers
+
+
+class Takes:
+    """A command key that takes any value (as a detector's `zones` takes 60 kB of them)."""
+
+    def prepare(self, value: Any) -> Callable[[], None]:
+        return lambda: None
+
+
+def test_an_applied_command_is_logged_clipped(broker, caplog: pytest.LogCaptureFixture) -> None:
+    publisher, channel = camera(MqttSettings(port=broker.port), "big", availability=False)
+    handler = CommandHandler(channel, Controls(), {"zones": Takes()})
+    try:
+        handler.apply({"zones": ["x" * 60_000]}, "MQTT")
+    finally:
+        publisher.close()
+    [line] = lines(caplog, "applied command")
+    assert len(line) < LOGGED + 100 and "characters)" in line, len(line)
 
 
 def test_shed_messages_are_counted_by_cause(broker, subscriber_factory) -> None:

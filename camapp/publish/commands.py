@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 ECHO_LIMIT = 100
 # A command is a handful of settings; anything larger is refused before it is parsed.
 MAX_COMMAND_BYTES = 64 * 1024
+# Characters of an applied command its log line keeps: a detector's zones may take 60 kB.
+LOGGED = 1000
 # Commands that load a model waiting behind the one loading; more are refused.
 MAX_WAITING = 1
 # Commands a camera takes over MQTT: COMMAND_BURST at once, then COMMANDS_PER_S a second.
@@ -176,7 +178,7 @@ class CommandHandler:
             self._controls.update({k: v for k, v in command.items() if k not in self._not_settings})
             for commit in commits:
                 commit()
-            log.info("applied command %s (%s)", dumps(dict(command)), via)
+            log.info("applied command %s (%s)", clip(dumps(dict(command)), LOGGED), via)
             return self.publish_config()
 
     def _check(self, command: Mapping[str, Any]) -> None:
