@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from camapp.capture import Reconnecting, Source, imx500, open_source
+from camapp.capture.base import source_name
 from camapp.capture.motion import MotionGate
 from camapp.config.load import RunConfig
 from camapp.config.schema import CameraSettings
 from camapp.detect.zones import Zone, parse_zones
 from camapp.devices import Devices
-from camapp.errors import EXIT_OK, CamappError, ConfigError
+from camapp.errors import EXIT_OK, CamappError, ConfigError, SourceError
 from camapp.governor.controller import Controller, SourceInfo
 from camapp.governor.loop import Governor
 from camapp.governor.sensors import Sensors
@@ -420,11 +421,28 @@ class App:
             settings.crop,
             _fitted(settings, setup),
         )
-        source = opener()
-        if not source.live:
-            return source
+        first = self._first(settings, opener)
+        if not isinstance(first, str) and not first.live:
+            return first
         self.publisher.on_connected(watch.republish)
-        return Reconnecting(opener, self.stop, first=source, on_change=watch.changed)
+        reconnecting = Reconnecting(opener, self.stop, first=first, on_change=watch.changed)
+        if isinstance(first, str):
+            watch.changed(False)  # `source` says offline from the start
+        return reconnecting
+
+    def _first(self, settings: CameraSettings, opener: Callable[[], Source]) -> Source | str:
+        """The camera's source, opened; or, when one of several cameras' camera or stream
+        cannot be opened (it is still booting, or away), its name: that camera is retried
+        with backoff while the others run, where the whole process would stop. A lone
+        camera's still ends the run (exit 1): a typo is told at once, and systemd retries."""
+        try:
+            return opener()
+        except SourceError as exc:
+            if len(self.config.cameras) == 1:
+                raise
+            log.warning("camera %s: %s; retrying it with backoff", settings.camera_id, exc)
+            assert settings.source is not None
+            return source_name(settings.source)
 
     def _sinks(
         self,

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from camapp.capture import Frame, Reconnecting, open_source, opencv
-from camapp.capture.opencv import CaptureSource, FileSource, _frame_rate, redact
+from camapp.capture.base import source_name
+from camapp.capture.opencv import CaptureSource, FileSource, _frame_rate
 from camapp.errors import ConfigError, SourceError
 from tests.conftest import SHARED_MEDIA, lone_queue
 
@@ -192,11 +193,13 @@ def test_a_reported_rate_that_cannot_be_a_frame_rate_counts_as_unknown() -> None
 
 
 def test_stream_passwords_never_reach_logs_or_errors() -> None:
-    assert redact("rtsp://admin:s3cr@t@cam.lan:554/live") == "rtsp://admin:***@cam.lan:554/live"
-    assert redact("rtsp://u:pa/ss@cam.lan/live") == "rtsp://u:***@cam.lan/live"  # raw '/'
-    assert redact("rtsp://viewer@cam.lan/live") == "rtsp://viewer@cam.lan/live"  # no password
-    assert redact("http://cam.lan/a@b") == "http://cam.lan/a@b"  # '@' in the path only
-    assert redact("usb:0") == "usb:0"
+    assert (
+        source_name("rtsp://admin:s3cr@t@cam.lan:554/live") == "rtsp://admin:***@cam.lan:554/live"
+    )
+    assert source_name("rtsp://u:pa/ss@cam.lan/live") == "rtsp://u:***@cam.lan/live"  # raw '/'
+    assert source_name("rtsp://viewer@cam.lan/live") == "rtsp://viewer@cam.lan/live"  # no password
+    assert source_name("http://cam.lan/a@b") == "http://cam.lan/a@b"  # '@' in the path only
+    assert source_name("usb:0") == "usb:0"
 
 
 def test_a_stream_that_never_answers_fails_within_the_timeout(monkeypatch) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from camapp.capture import Frame, Reconnecting
 from camapp.capture.opencv import CaptureSource
-from tests.conftest import start_camapp
+from tests.conftest import SHARED_MEDIA, start_camapp
 
 if TYPE_CHECKING:
     from tests.stream_servers import MjpegServer, RtspServer
@@ -165,3 +165,33 @@ def test_camapp_run_classifies_an_rtsp_stream_through_an_outage(
     # (LiteRT's one "Created TensorFlow Lite XNNPACK delegate" line at start is not theirs.)
     noise = [line for line in err.splitlines() if re.search(r"\[ ?WARN|VIDEOIO| @ 0x", line)]
     assert not noise, noise
+
+
+def test_a_stream_down_at_start_does_not_keep_the_other_cameras_from_running(
+    mjpeg_server, broker, subscriber_factory, model_dir, tmp_path
+) -> None:
+    """One of two cameras whose stream is down when camapp starts (still booting): the other
+    runs, the down one says `offline` and starts once its server is up, where the process
+    ended with exit 1 and systemd restarted every camera with it every 5 s."""
+    mjpeg_server.stop()
+    config = tmp_path / "two.toml"
+    clip = SHARED_MEDIA / "car-detection.mp4"
+    config.write_text(
+        f'[mqtt]\nport = {broker.port}\n[[cameras]]\ncamera_id = "file"\nsource = "{clip}"\n'
+        f'loop = true\n[[cameras]]\ncamera_id = "street"\nsource = "{mjpeg_server.url}"\n'
+    )
+    sub = subscriber_factory(broker.port, ["camapp/+/classification", "camapp/street/source"])
+    proc = start_camapp(["run", "--config", str(config)], model_dir)
+    try:
+        sub.wait_for(lambda: len(sub.on("camapp/file/classification")) >= 3)
+        assert {m.payload for m in sub.on("camapp/street/source")} == {b"offline"}
+        assert not sub.on("camapp/street/classification")
+        mjpeg_server.start()
+        sub.wait_for(lambda: len(sub.on("camapp/street/classification")) >= 3)
+        assert [m.payload for m in sub.on("camapp/street/source")][-1] == b"online"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    [warning] = [line for line in err.splitlines() if "WARNING: camera street:" in line]
+    assert "cannot open camera or stream" in warning and "retrying it with backoff" in warning

@@ -7,6 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
+from camapp.errors import SHOWN
+
 
 @dataclass(slots=True)
 class Frame:
@@ -56,3 +58,21 @@ class Source(Protocol):
     def read(self) -> Frame | None: ...
 
     def close(self) -> None: ...
+
+
+def source_name(spec: str) -> str:
+    """A camera or stream as every message names it: without its password, on one line, and
+    at most SHOWN characters, its start (scheme, host) kept."""
+    line = " ".join(_redact(spec).split())
+    return line if len(line) <= SHOWN else line[: SHOWN - 1] + "…"
+
+
+def _redact(spec: str) -> str:
+    """A stream URL without its password. Everything up to the last '@' is taken for the
+    user info, so a password with a raw '/' or '@' stays hidden too (at worst, so does a
+    part of the path)."""
+    scheme, sep, rest = spec.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not (sep and at and ":" in userinfo):
+        return spec
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"

@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from camapp.capture.base import Frame
-from camapp.errors import SHOWN, ConfigError, SourceError, shorten
+from camapp.capture.base import Frame, source_name
+from camapp.errors import ConfigError, SourceError, shorten
 
 log = logging.getLogger(__name__)
 
@@ -28,24 +28,6 @@ def _frame_rate(cap: cv2.VideoCapture) -> float:
     """The frame rate the container or driver reports, or 0 (unknown) if it cannot be one."""
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     return fps if math.isfinite(fps) and 0 < fps <= MAX_FPS else 0.0
-
-
-def redact(spec: str) -> str:
-    """A stream URL without its password, for logs and error messages. Everything up to the
-    last '@' is taken for the user info, so a password with a raw '/' or '@' stays hidden
-    too (at worst, so does a part of the path)."""
-    scheme, sep, rest = spec.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not (sep and at and ":" in userinfo):
-        return spec
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
-
-
-def _named(spec: str) -> str:
-    """A camera or stream as every message names it: without its password, on one line, and
-    at most SHOWN characters, its start (scheme, host) kept."""
-    line = " ".join(redact(spec).split())
-    return line if len(line) <= SHOWN else line[: SHOWN - 1] + "…"
 
 
 class FileSource:
@@ -180,7 +162,7 @@ class CaptureSource:
     live = paced = True
 
     def __init__(self, spec: str, fps: float = 0.0) -> None:
-        self.name = _named(spec)
+        self.name = source_name(spec)
         if spec.startswith("usb:"):
             index = spec[4:]
             if not index.isdigit() or int(index) > MAX_USB_INDEX:

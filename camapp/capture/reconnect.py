@@ -28,21 +28,25 @@ class Reconnecting:
         self,
         opener: Callable[[], Source],
         stop: threading.Event,
-        first: Source,
+        first: Source | str,
         min_delay: float = 0.5,
         max_delay: float = 30.0,
         prompt_delay: float = 1.0,
         patience: float = 120.0,
         on_change: Callable[[bool], None] | None = None,
     ) -> None:
-        """`on_change(up)` is called (on the capture thread) when the source drops out and
-        when it is back, so that the camera can say so."""
+        """`first` is the source as opened at start, or its name if it could not be: it is
+        then down from the start, and tried at the first read. `on_change(up)` is called
+        (on the capture thread) when the source drops out and when it is back, so that the
+        camera can say so."""
         self._opener = opener
         self._stop = stop
-        self._source: Source | None = first
+        self._source: Source | None = None if isinstance(first, str) else first
         self._min, self._max = min_delay, max_delay
         self._prompt, self._patience = prompt_delay, patience
-        self.name, self.live, self.paced, self.fps = first.name, True, True, first.fps
+        self.name = first if isinstance(first, str) else first.name
+        self.live, self.paced = True, True
+        self.fps = self._source.fps if self._source else 0.0  # unknown yet: measured instead
         self._seq = 0
         self.reconnects = 0
         self._on_change = on_change
