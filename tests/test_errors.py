@@ -315,3 +315,26 @@ def test_bad_mqtt_security_settings(model_dir: Path, photos_clip, tmp_path: Path
 def test_ha_remove_bad_camera_id(model_dir: Path) -> None:
     proc = run_camapp(["ha", "remove", "--camera-id", "a/b"], model_dir)
     one_line_error(proc, 2, "--camera-id")
+
+
+def fifo_and_oversized(tmp_path: Path) -> tuple[Path, Path]:
+    """A FIFO nobody writes to (reading it waits forever) and a sparse file one byte over
+    the cap of a small text file (read whole, it would take its size in memory)."""
+    from camapp.textfile import MAX_TEXT_BYTES
+
+    fifo, big = tmp_path / "fifo.txt", tmp_path / "big.txt"
+    os.mkfifo(fifo)
+    with big.open("wb") as f:
+        f.truncate(MAX_TEXT_BYTES + 1)
+    return fifo, big
+
+
+def test_labels_file_read_bounded(model_dir: Path, tmp_path: Path) -> None:
+    """--labels /dev/zero took all memory (an internal MemoryError after a minute), a FIFO
+    hung: both are one line now, at once."""
+    image = str(SHARED_MODELS.parent / "media" / "cat.bmp")
+    fifo, big = fifo_and_oversized(tmp_path)
+    proc = run_camapp(["classify", "--labels", str(fifo), image], model_dir, timeout=30)
+    one_line_error(proc, 2, "cannot read labels file", "not a regular file")
+    proc = run_camapp(["classify", "--labels", str(big), image], model_dir, timeout=30)
+    one_line_error(proc, 2, "cannot read labels file", "larger than")

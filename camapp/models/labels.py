@@ -7,6 +7,7 @@ from pathlib import Path
 
 from camapp.errors import ConfigError, read_error, shorten
 from camapp.models.store import labels_beside
+from camapp.textfile import read_text
 from camapp.tflite.bundle import label_lines
 from camapp.tflite.modelfile import ModelFile, open_model
 
@@ -23,7 +24,7 @@ def read_labels(model: ModelFile | Path, labels_path: Path | None = None) -> lis
     if labels_path is None:
         raise ConfigError(f"model {shorten(path)} has no embedded labels; pass --labels FILE")
     try:
-        text = Path(labels_path).read_text(encoding="utf-8")
+        text = read_text(labels_path)
     except OSError as exc:
         raise read_error("labels file", labels_path, exc) from None
     except UnicodeDecodeError:

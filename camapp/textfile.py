@@ -1,0 +1,34 @@
+"""Small files the user names (labels, config, passwords, frame ranges), read bounded.
+
+`Path.read_text()` reads whatever the path gives: `/dev/zero` or a multi-gigabyte file until
+memory runs out, and a FIFO nobody writes to forever. `read_capped` refuses anything but a
+regular file, and more than `limit` bytes, with an OSError whose `strerror` is the short
+reason, so callers keep reporting it as they report a file that cannot be opened.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+MAX_TEXT_BYTES = 16 << 20  # far above any labels, config or ranges file camapp reads
+
+
+def read_capped(path: str | os.PathLike[str], limit: int = MAX_TEXT_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes (checked on the open file, and
+    again while reading, so a growing file stops there)."""
+    fd = os.open(Path(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
+    return data
+
+
+def read_text(path: str | os.PathLike[str], limit: int = MAX_TEXT_BYTES) -> str:
+    """`read_capped` decoded as UTF-8 (a UnicodeDecodeError otherwise, as `read_text` gives)."""
+    return read_capped(path, limit).decode("utf-8")
