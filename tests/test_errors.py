@@ -338,3 +338,25 @@ def test_labels_file_read_bounded(model_dir: Path, tmp_path: Path) -> None:
     one_line_error(proc, 2, "cannot read labels file", "not a regular file")
     proc = run_camapp(["classify", "--labels", str(big), image], model_dir, timeout=30)
     one_line_error(proc, 2, "cannot read labels file", "larger than")
+
+
+def test_config_and_password_files_read_bounded(model_dir: Path, tmp_path: Path) -> None:
+    """--config /dev/zero (run, ha remove) took all memory, a FIFO hung; a password file
+    was read whole too."""
+    from camapp.config.load import MAX_CONFIG_BYTES, MAX_SECRET_BYTES
+
+    fifo, _ = fifo_and_oversized(tmp_path)
+    big = tmp_path / "big.toml"
+    with big.open("wb") as f:
+        f.truncate(MAX_CONFIG_BYTES + 1)
+    for command in (["run", "--source", "x.mp4"], ["ha", "remove"]):
+        for config in (fifo, big):
+            proc = run_camapp([*command, "--config", str(config)], model_dir, timeout=30)
+            reason = "not a regular file" if config == fifo else "larger than"
+            one_line_error(proc, 2, "cannot read config file", reason)
+    secret = tmp_path / "pw"
+    with secret.open("wb") as f:
+        f.truncate(MAX_SECRET_BYTES + 1)
+    args = ["run", "--source", "x.mp4", "--mqtt-username", "u", "--mqtt-password-file"]
+    proc = run_camapp([*args, str(secret)], model_dir, timeout=30)
+    one_line_error(proc, 2, "mqtt.password_file: cannot read", "larger than")

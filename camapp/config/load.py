@@ -19,10 +19,13 @@ from pydantic import BaseModel, ValidationError
 
 from camapp.config.schema import CAMERA_KEYS, AppSettings, CameraSettings, MqttSettings
 from camapp.errors import ConfigError, echo, read_error
+from camapp.textfile import read_text
 
 PASSWORD_ENV = "CAMAPP_MQTT_PASSWORD"
 MAX_VALUES = 10_000  # values a config may hold once YAML aliases are expanded
 MAX_DEPTH = 32  # tables and lists nested in each other
+MAX_CONFIG_BYTES = 1 << 20  # far above MAX_VALUES settings; bounds what is read and parsed
+MAX_SECRET_BYTES = 64 << 10  # a password file: its first line is the password
 TABLES = ("mqtt", "ha", "http", "picamera")
 
 M = TypeVar("M", bound=BaseModel)
@@ -44,7 +47,7 @@ class RunConfig:
 def read_file(path: Path) -> dict[str, Any]:
     """Parse a TOML (.toml) or YAML (.yaml/.yml) config file into a plain, bounded mapping."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, MAX_CONFIG_BYTES)
     except OSError as exc:
         raise read_error("config file", path, exc) from None
     except UnicodeDecodeError:
@@ -241,7 +244,7 @@ def _num(value: Any) -> str:
 def read_secret(path: Path, key: str) -> str:
     """The first line of a password file; errors name the setting, never the secret."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_text(path, MAX_SECRET_BYTES).splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         why = getattr(exc, "strerror", None) or "not UTF-8 text"
         raise ConfigError(f"{key}: cannot read {path}: {why}") from None
