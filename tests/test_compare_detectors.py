@@ -5,6 +5,7 @@ each other and against the occupancy labels; one kind at a time; bad input one l
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -113,6 +114,10 @@ def test_compare_command_on_detectors(folder: Path, tmp_path: Path) -> None:
         ([SSD, "--video", str(CLIP), "--track", ""], "--track: must name at least one label"),
         ([SSD, "--video", str(CLIP), "--occupancy", "{bad}"], "invalid frame ranges file"),
         ([SSD, "--video", str(CLIP), "--occupancy", "{late}"], "beyond the end of"),
+        # A range to 1e12 filled memory and /dev/zero was read whole (MemoryError), a FIFO
+        # hung: bounded now.
+        ([SSD, "--video", str(CLIP), "--occupancy", "{huge}"], "more than 1000000 frames"),
+        ([SSD, "--video", str(CLIP), "--occupancy", "{fifo}"], "not a regular file"),
     ],
 )  # fmt: skip
 def test_bad_detector_comparisons_are_one_line(
@@ -121,7 +126,10 @@ def test_bad_detector_comparisons_are_one_line(
     bad, late = tmp_path / "bad.json", tmp_path / "late.json"
     bad.write_text('{"ranges": [{"label": "person"}]}')
     late.write_text(json.dumps({"ranges": [{"label": "person", "first": 5000, "last": 5001}]}))
-    args = [a.format(bad=bad, late=late) for a in args]
+    huge, fifo = tmp_path / "huge.json", tmp_path / "fifo.json"
+    huge.write_text(json.dumps({"ranges": [{"label": "person", "first": 0, "last": 10**12}]}))
+    os.mkfifo(fifo)
+    args = [a.format(bad=bad, late=late, huge=huge, fifo=fifo) for a in args]
     proc = run_camapp(["model", "compare", *args, "--seconds", "0.1"], folder)
     assert proc.returncode == 2, proc.stderr
     [line] = [line for line in proc.stderr.splitlines() if "error" in line]

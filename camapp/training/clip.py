@@ -16,18 +16,22 @@ import numpy as np
 
 from camapp.datasets import check_label, save_frame
 from camapp.errors import ConfigError, os_reason, shorten
+from camapp.textfile import read_text
+
+MAX_LABELLED_FRAMES = 1_000_000  # 9 hours at 30 fps; bounds the index built from the ranges
 
 
 def frame_labels(path: Path) -> dict[int, str]:
-    """Frame index -> label, from a ranges file."""
+    """Frame index -> label, from a ranges file (read bounded, and at most
+    MAX_LABELLED_FRAMES frames labelled: a range to 1e12 would fill memory)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        ranges = data["ranges"]
-        labels = {
-            i: check_label(str(r["label"]))
-            for r in ranges
-            for i in range(int(r["first"]), int(r["last"]) + 1)
-        }
+        data = json.loads(read_text(path))
+        ranges = [
+            (check_label(str(r["label"])), int(r["first"]), int(r["last"])) for r in data["ranges"]
+        ]
+        if sum(max(0, last - first + 1) for _, first, last in ranges) > MAX_LABELLED_FRAMES:
+            raise ValueError(f"more than {MAX_LABELLED_FRAMES} frames labelled")
+        labels = {i: label for label, first, last in ranges for i in range(first, last + 1)}
     except OSError as exc:
         raise ConfigError(f"cannot read {shorten(path)}: {os_reason(exc)}") from None
     except (ValueError, KeyError, TypeError) as exc:
