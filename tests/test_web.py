@@ -319,6 +319,19 @@ def test_password_hashes_and_the_web_password_command(model_dir: Path) -> None:
     build({"http": {"bind": "0.0.0.0:8080", "password_hash": printed}}, {}, "c.toml")
 
 
+def test_web_password_reads_stdin_bounded(model_dir: Path, tmp_path: Path) -> None:
+    """`< /dev/zero` (no end of line) took all memory, non-UTF-8 bytes were an internal
+    UnicodeEncodeError: one line each, exit 2."""
+    latin1 = tmp_path / "latin1"
+    latin1.write_bytes("caf\xe9\n".encode("latin-1"))
+    for source, why in (("/dev/zero", "1 to 1024 characters"), (latin1, "not UTF-8")):
+        with open(source, "rb") as stdin:
+            proc = run_camapp(["web", "password"], model_dir, timeout=30, stdin=stdin)
+        assert proc.returncode == 2, proc.stderr
+        [line] = proc.stderr.strip().splitlines()
+        assert line.startswith("camapp: error: ") and why in line, proc.stderr
+
+
 def test_concurrent_wrong_logins_cannot_pass_the_limit(guarded: LiveCamapp) -> None:
     """300 wrong passwords sent at once from one address: at most LOGIN_PER_CLIENT are
     checked, the rest refused before any check; the owner elsewhere still logs in."""

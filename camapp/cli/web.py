@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from typing import BinaryIO
 
 from camapp.cli.common import EPILOG, Parser
 from camapp.errors import EXIT_OK, ConfigError
@@ -28,8 +29,18 @@ def password(args: argparse.Namespace) -> int:
         if getpass.getpass("again: ") != text:
             raise ConfigError("the two passwords differ")
     else:
-        text = sys.stdin.readline().rstrip("\r\n")
+        text = first_line(sys.stdin.buffer)
     if not 0 < len(text) <= MAX_PASSWORD:
         raise ConfigError(f"the password must have 1 to {MAX_PASSWORD} characters")
     print(f'password_hash = "{hash_password(text)}"')
     return EXIT_OK
+
+
+def first_line(stream: BinaryIO) -> str:
+    """The first line of a piped stdin, read bounded (`< /dev/zero` has no end of line) and
+    decoded as UTF-8; a line too long is refused by the caller's length check."""
+    line = stream.readline(4 * MAX_PASSWORD + 3)  # UTF-8: at most 4 bytes a character
+    try:
+        return line.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ConfigError("the password is not UTF-8 text") from None
