@@ -253,6 +253,27 @@ def test_out_equal_to_the_input_is_refused(model_dir: Path, small_float: Path) -
     assert small_float.read_bytes() == before
 
 
+def test_out_that_is_no_file_name_or_a_special_file_is_refused(
+    model_dir: Path, small_float: Path, tmp_path: Path
+) -> None:
+    """`--out ''` was an internal ValueError (train: after all its embedding); a FIFO (or a
+    device, for root) was replaced by the model. One line, exit 2, before any work."""
+    fifo = tmp_path / "model.fifo"
+    os.mkfifo(fifo)
+    dataset = tmp_path / "no-dataset"
+    commands = (
+        ["model", "dequantize", "mobilenet_v2_int8", "--out"],
+        ["model", "quantize", str(small_float), "--calibration", str(CLIPS[0]), "--out"],
+        ["train", str(dataset), "--out"],
+    )
+    for command in commands:
+        proc = run_camapp([*command, ""], model_dir)
+        one_line_error(proc, 2, "cannot write", "not a file name")
+        proc = run_camapp([*command, str(fifo)], model_dir)
+        one_line_error(proc, 2, "cannot write", "not a regular file")
+        assert fifo.is_fifo()
+
+
 def test_dequantize_takes_a_known_model_name(model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "float.tflite"
     proc = run_camapp(["model", "dequantize", "mobilenet_v2_int8", "--out", str(out)], model_dir)

@@ -17,6 +17,7 @@ from camapp.config.flags import add_flags, values
 from camapp.config.load import check, flag_name
 from camapp.config.training import DistillSettings, TrainSettings
 from camapp.errors import EXIT_OK, ConfigError
+from camapp.tflite.modelfile import writable
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +37,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
+    writable(args.out)  # before minutes of embedding, not after
     if args.teacher:
         settings = check(DistillSettings, values(args, DistillSettings), "command line", flag_name)
         progress = Bar("train")

@@ -25,7 +25,7 @@ from typing import Any
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools import flatbuffer_utils
 
-from camapp.errors import ConfigError, first_line, os_reason, read_error, shorten
+from camapp.errors import ConfigError, echo, first_line, os_reason, read_error, shorten
 from camapp.tflite import bundle, graph
 from camapp.tflite.flatbuf import Reader
 
@@ -212,12 +212,23 @@ def _check_range(what: str, indices: list[int], low: int, count: int) -> None:
             raise ValueError(f"{what} index {index} out of range (0..{count - 1})")
 
 
+def writable(path: str | os.PathLike[str]) -> Path:
+    """`path` if a file may be written there by `replacing`: one with a name (not '', '.',
+    '..' or '/'), not a device, FIFO or socket that a rename would replace."""
+    path = Path(path)
+    if path.name in ("", ".", ".."):
+        raise ConfigError(f"cannot write {echo(str(path))}: not a file name")
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        raise ConfigError(f"cannot write {shorten(path)}: not a regular file")
+    return path
+
+
 @contextlib.contextmanager
 def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary file beside `path` for the block to write (and check); renamed onto `path`
     only when the block ends without an error, removed otherwise: a failure never leaves a
     half-written or broken file under the name, nor harms the file it would replace."""
-    path = Path(path)
+    path = writable(path)
     part = path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
     try:
         yield part
