@@ -158,3 +158,23 @@ def test_progress_in_a_log_shows_the_stage_now_and_then_and_where_it_stopped() -
         "x: [##..] 5/10 saving",  # 12 s: the first call 10 s or more later
         "x: [##..] 7/10 saving",  # on close: where it stopped, short of 10
     ]
+
+
+def test_class_folders_that_cannot_be_a_label_are_refused(model_dir: Path, tmp_path: Path) -> None:
+    """A folder name with a newline trained (exit 0) a model of 2 classes with 3 labels that
+    nothing could load; a non-UTF-8 one ended in an internal UnicodeEncodeError, both after
+    every image was embedded. Refused at once now, and by the dataset check."""
+    image = cv2.imread(str(SHARED_MEDIA / "cat.bmp"))
+    pngs = [cv2.imencode(".png", image[n:])[1].tobytes() for n in range(2)]
+    for name in ("ca\nt", b"\xff\xfe".decode("utf-8", "surrogateescape")):
+        dataset = tmp_path / str(len(name))
+        for label in ("bird", name):
+            (dataset / label).mkdir(parents=True)
+            for n, png in enumerate(pngs):
+                (dataset / label / f"{n}.png").write_bytes(png)
+        out = tmp_path / "out.tflite"
+        proc = run_camapp(["train", str(dataset), "--out", str(out)], model_dir)
+        one_line_error(proc, 2, "class folder", "one line of printable UTF-8 text")
+        assert not out.exists()
+        proc = run_camapp(["dataset", "check", str(dataset)], model_dir, errors="replace")
+        assert proc.returncode == 2 and "one line of printable UTF-8 text" in proc.stdout

@@ -16,12 +16,13 @@ import numpy as np
 
 from camapp.capture.imagefile import UnreadableImage, read_image
 from camapp.datasets import Sample, class_dirs, scan
-from camapp.errors import shorten
+from camapp.errors import echo, shorten
 
 MIN_IMAGES = 10
 MAX_IMBALANCE = 3.0
 NEAR_DUPLICATE_BITS = 3  # of 64: differences a re-encode or sensor noise makes
 _SHOWN = 5  # examples named per finding
+UNPRINTABLE = "a label must be one line of printable UTF-8 text: rename the folder"
 
 
 @dataclass
@@ -133,6 +134,8 @@ def _advise(r: DatasetReport) -> None:
             f"need at least 2 classes with images, found {len(filled)}: make one folder per "
             f"class in {shorten(r.root)} and put its images (.jpg, .png, .bmp) in it"
         )
+    if odd := [label for label in r.counts if not label.isprintable()]:
+        r.problems.append(f"class folder {echo(odd[0])}: {UNPRINTABLE}")
     if r.unreadable:
         r.advice.append(
             f"{len(r.unreadable)} unreadable image(s) will be skipped: "
