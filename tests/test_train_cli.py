@@ -178,3 +178,14 @@ def test_class_folders_that_cannot_be_a_label_are_refused(model_dir: Path, tmp_p
         assert not out.exists()
         proc = run_camapp(["dataset", "check", str(dataset)], model_dir, errors="replace")
         assert proc.returncode == 2 and "one line of printable UTF-8 text" in proc.stdout
+
+
+def test_an_empty_validation_dataset_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    """--val-dir with no images trained and reported validation 'n/a', exit 0."""
+    dataset, empty = tmp_path / "ds", tmp_path / "val"
+    (empty / "bird").mkdir(parents=True)
+    for label in ("bird", "cat"):
+        (dataset / label).mkdir(parents=True)
+        (dataset / label / "a.bmp").write_bytes((SHARED_MEDIA / "cat.bmp").read_bytes())
+    args = ["train", str(dataset), "--val-dir", str(empty), "--out", str(tmp_path / "m.tflite")]
+    one_line_error(run_camapp(args, model_dir), 2, "validation dataset", "has no images")

@@ -72,6 +72,8 @@ def _split(dataset: Path, s: TrainSettings) -> _Split:
         raise ConfigError(f"class folder {echo(odd[0])} in {shorten(dataset)}: {UNPRINTABLE}")
     if s.val_dir is not None:
         val = scan(Path(s.val_dir))
+        if not val:  # else it trained on, reporting validation "n/a" as if asked for none
+            raise ConfigError(f"validation dataset {shorten(s.val_dir)} has no images")
         strange = sorted({x.label for x in val} - set(labels))
         if strange:
             raise ConfigError(
