@@ -189,3 +189,27 @@ def test_an_empty_validation_dataset_is_refused(model_dir: Path, tmp_path: Path)
         (dataset / label / "a.bmp").write_bytes((SHARED_MEDIA / "cat.bmp").read_bytes())
     args = ["train", str(dataset), "--val-dir", str(empty), "--out", str(tmp_path / "m.tflite")]
     one_line_error(run_camapp(args, model_dir), 2, "validation dataset", "has no images")
+
+
+def test_a_teacher_that_is_no_cpu_image_classifier_is_refused_at_once(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """A corrupt teacher and an Edge TPU build were internal errors (the latter on two
+    lines); a detector or segmentation model was refused only after running the whole clip."""
+    garbage = tmp_path / "garbage.tflite"
+    garbage.write_bytes(bytes(range(256)) * 16)
+    edgetpu = tmp_path / "edgetpu.tflite"
+    edgetpu.write_bytes(
+        (SHARED / "models" / "mobilenet_v2_1.0_224_quant_edgetpu.tflite").read_bytes()
+    )
+    teachers = {
+        garbage: "not a valid TFLite model",
+        edgetpu: "compiled for the Edge TPU",
+        SHARED / "models" / "ssd_mobilenet_v1_coco_quant_detect.tflite": "not an image classifier",
+        SHARED / "models" / "deeplabv3_mnv2_pascal_quant.tflite": "not an image classifier",
+    }
+    small = SHARED / "models" / "mobilenet_v1_0.25_128_quant.tflite"
+    for teacher, why in teachers.items():
+        args = ["train", "--teacher", str(teacher), "--frames", str(CLIP), "--base", str(small)]
+        proc = run_camapp([*args, "--out", str(tmp_path / "out.tflite")], model_dir, timeout=20)
+        one_line_error(proc, 2, why)

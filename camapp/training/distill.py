@@ -21,6 +21,8 @@ import numpy as np
 from camapp import __version__, models
 from camapp.config.training import DistillSettings, HeadSettings
 from camapp.errors import ConfigError, os_reason, shorten
+from camapp.tflite import graph
+from camapp.tflite.modelfile import open_model
 from camapp.training import graft
 from camapp.training.clip import clip_frames, clip_length
 from camapp.training.cut import cut_classifier
@@ -50,6 +52,20 @@ def _run(
     jobs = (Job(frame) for _, frame in clip_frames(clip, s.stride, first))
     ex = extract(model, jobs, total, s.crop, s.roi, s.threads, progress, s.low_priority, stage)
     return ex.raw
+
+
+def _check_teacher(path: Path) -> None:
+    """A teacher that is no TFLite image classifier with labels is refused before the clip
+    is run through it: a corrupt file was an internal error, a detector or a segmentation
+    model was refused only after the whole clip's inference, for its outputs or labels, an
+    Edge TPU build was an internal error."""
+    file = open_model(path)
+    if file.info.edgetpu:  # its one custom op runs on a Coral only; teachers run on the CPU
+        raise ConfigError(f"teacher {shorten(path)} is compiled for the Edge TPU: use a CPU model")
+    if file.kind != graph.Kind.CLASSIFIER:
+        raise ConfigError(f"teacher {shorten(path)} is not an image classifier: {file.why}")
+    file.classifier(())
+    models.read_labels(file)
 
 
 def _teacher_labels(path: Path, classes: int) -> list[str]:
@@ -136,6 +152,7 @@ def distill(
     out = graft.out_folder(out)
     start = time.perf_counter()
     teacher_path, student_path = models.resolve_model(teacher), models.resolve_model(student)
+    _check_teacher(teacher_path)
     teacher_model, cut = load_model_bytes(teacher_path), cut_classifier(student_path)
     probs = dequantize_output(teacher_model, _run(teacher_model, clip, s, progress, "teacher"))
     t_labels = _teacher_labels(teacher_path, probs.shape[1])
