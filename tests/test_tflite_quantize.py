@@ -20,7 +20,7 @@ from camapp.models import read_labels
 from camapp.tflite.quantize import dequantize_model, quantize_model
 from camapp.tools.calibration import read_frames, to_samples
 from camapp.tools.pair import agreement, compare
-from tests.conftest import run_camapp
+from tests.conftest import SHARED_MODELS, run_camapp
 from tests.test_errors import one_line_error
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -272,6 +272,16 @@ def test_out_that_is_no_file_name_or_a_special_file_is_refused(
         proc = run_camapp([*command, str(fifo)], model_dir)
         one_line_error(proc, 2, "cannot write", "not a regular file")
         assert fifo.is_fifo()
+
+
+def test_dequantize_refuses_an_edge_tpu_build(model_dir: Path, tmp_path: Path) -> None:
+    """It wrote a 'float32' model (exit 0) that was still the compiled Edge TPU op, now fed
+    float input: nothing could run it, on a Coral or off."""
+    out = tmp_path / "float.tflite"
+    edgetpu = SHARED_MODELS / "mobilenet_v2_1.0_224_quant_edgetpu.tflite"
+    proc = run_camapp(["model", "dequantize", str(edgetpu), "--out", str(out)], model_dir)
+    one_line_error(proc, 2, "compiled for the Edge TPU")
+    assert not out.exists()
 
 
 def test_dequantize_takes_a_known_model_name(model_dir: Path, tmp_path: Path) -> None:

@@ -148,6 +148,11 @@ def dequantize_model(int8_path: Path, out_path: Path) -> None:
     source = open_model(int8_path)
     if not source.quantized:
         raise ConfigError(f"model {shorten(int8_path)} is not quantized: nothing to dequantize")
+    if source.info.edgetpu:  # its graph is one compiled custom op: only its I/O would change
+        raise ConfigError(
+            f"model {shorten(int8_path)} is compiled for the Edge TPU: its layers cannot be "
+            "dequantized; dequantize the CPU model it was compiled from"
+        )
     model = source.editable()
     _keep_clamps(model)
     _dequantize_tensors(model, source.path)
