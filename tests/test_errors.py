@@ -360,3 +360,12 @@ def test_config_and_password_files_read_bounded(model_dir: Path, tmp_path: Path)
     args = ["run", "--source", "x.mp4", "--mqtt-username", "u", "--mqtt-password-file"]
     proc = run_camapp([*args, str(secret)], model_dir, timeout=30)
     one_line_error(proc, 2, "mqtt.password_file: cannot read", "larger than")
+
+
+def test_a_delegate_library_that_is_no_tflite_delegate(model_dir: Path) -> None:
+    """A shared library without the plugin entry points (libc here) was an internal
+    AttributeError, followed by the traceback its half-made delegate's destructor printed."""
+    image = str(SHARED_MODELS.parent / "media" / "cat.bmp")
+    proc = run_camapp(["classify", "--delegate", "libc.so.6", image], model_dir)
+    one_line_error(proc, 2, "cannot load delegate 'libc.so.6'", "not a TFLite delegate")
+    assert proc.stderr.count("\n") == 1, proc.stderr

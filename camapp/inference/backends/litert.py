@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # Names of known delegates, as the shared library each one loads.
 DELEGATES = {"edgetpu": "libedgetpu.so.1"}
 # What LiteRT prints on stderr each time an interpreter is made: noise in the journal.
+PLUGIN_SYMBOLS = ("tflite_plugin_create_delegate", "tflite_plugin_destroy_delegate")
 NOISE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 _STDERR_LOCK = threading.Lock()
 
@@ -89,10 +90,16 @@ def load_delegate(spec: str) -> Any:
     library = DELEGATES.get(spec, spec)
     try:
         # Probe first: a failed load_delegate() prints a stray traceback from its destructor.
-        ctypes.CDLL(library)
+        probe = ctypes.CDLL(library)
     except OSError as exc:
         hint = " (install libedgetpu1-std and plug in the Coral)" if spec == "edgetpu" else ""
         raise ConfigError(f"cannot load delegate '{spec}': {exc}{hint}") from None
+    # A library without the plugin entry points (libc) was an internal AttributeError, and
+    # the destructor of the half-made delegate printed a traceback of its own.
+    if missing := [name for name in PLUGIN_SYMBOLS if not hasattr(probe, name)]:
+        raise ConfigError(
+            f"cannot load delegate '{spec}': it is not a TFLite delegate (no {missing[0]})"
+        )
     try:
         return interpreter_api()[1](library)
     except (ValueError, OSError, RuntimeError) as exc:
