@@ -237,6 +237,11 @@ def test_compare_command(zoo_dir: Path, dataset: Path, tmp_path: Path) -> None:
         (["mobilenet_v2_int8", "--video", str(CLIP), "--seconds", "0"], "--seconds must be"),
         (["mobilenet_v1_0.5_160", "--video", str(CLIP)], "run: camapp model fetch"),
         (["mobilenet_v2_int8", "--dataset", str(SHARED_MEDIA)], "no images in class folders"),
+        # An internal ValueError from matplotlib, after every measurement had run.
+        (
+            ["mobilenet_v2_int8", "--images", str(SHARED_MEDIA), "--chart", "c.tflite"],
+            "--chart must name a .png file",
+        ),
         (
             [str(SHARED_MODELS / "deeplabv3_mnv2_pascal_quant.tflite"), "--video", str(CLIP)],
             "is not an image classifier",

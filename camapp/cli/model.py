@@ -191,6 +191,8 @@ def compare(args: argparse.Namespace) -> int:
         reference = names.get(default, paths[0])
     if not 0.1 <= args.seconds <= 600:
         raise ConfigError(f"--seconds must be 0.1 to 600, not {args.seconds}")
+    if args.chart.suffix.lower() != ".png":  # else an internal ValueError after the runs
+        raise ConfigError(f"--chart must name a .png file, not {shorten(args.chart)}")
     if not detecting and (args.occupancy or flags.values(args)):
         raise ConfigError("--occupancy, --track and --min-score are for comparing detectors")
     [camera] = run_config(args).cameras  # --track and --min-score, checked as settings are
