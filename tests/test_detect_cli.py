@@ -119,3 +119,13 @@ def test_classify_and_run_off_litert_send_a_detector_to_camapp_detect(
         f"camapp: error: {YOLO} is not an image classifier: it is an object detection model "
         "(raw output 1x84x8400); run it with camapp detect\n"
     )
+
+
+def test_help_names_the_default_detector(tmp_path: Path) -> None:
+    """`camapp detect --help` said --model defaulted to mobilenet_v2_int8, a classifier it
+    refuses; the default is the detector its description names."""
+    proc = run_camapp(["detect", "--help"], tmp_path)
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert "--model MODEL detector file or known name (default: ssd_mobilenet_v1_coco)" in text
+    assert "mobilenet_v2_int8" not in text

@@ -29,13 +29,17 @@ def image_command(
     name: str,
     settings: set[str],
     handler: Callable[[argparse.Namespace], int],
+    model_help: str | None = None,
     **described: str,
 ) -> None:
     """A subcommand over image files (`classify`, `detect`): IMAGE..., the model's settings
-    as their flags, and --json."""
+    as their flags (`model_help`: --model's own, where its default differs), and --json."""
     p = sub.add_parser(name, epilog=EPILOG, **described)
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     flags.add_flags(p, only=settings)
+    for action in p._actions if model_help else ():
+        if action.dest == "setting:model":
+            action.help = model_help
     p.add_argument("--json", action="store_true", help="one JSON object per image per line")
     p.set_defaults(handler=handler)
 

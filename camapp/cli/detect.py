@@ -19,6 +19,7 @@ MODEL_SETTINGS = {"model", "labels", "delegate", "roi", "min_score", "min_area",
 def add(sub: argparse._SubParsersAction) -> None:
     image_command(
         sub, "detect", MODEL_SETTINGS, command,
+        model_help=f"detector file or known name (default: {models.DEFAULT_DETECTOR})",
         help="find, count and locate objects in image files",
         description=f"Object detection on image files; --model defaults to the detector "
         f"{models.DEFAULT_DETECTOR}.",
