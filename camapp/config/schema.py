@@ -175,19 +175,20 @@ def zone_name(value: Any) -> str:
     return value
 
 
-def _table(value: Any) -> Any:
-    """A table of label -> value, or "a=x,b=y" on the command line."""
+def _table(value: Any, example: str = "person=people.tflite,car=car.tflite") -> Any:
+    """A table of label -> value, or "a=x,b=y" on the command line (`example`: the setting's
+    own, for the error)."""
     if not isinstance(value, str):
         return value
     pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
     if not all(len(pair) == 2 and pair[0].strip() for pair in pairs):
-        raise ValueError('must be "label=value" pairs, e.g. "person=people.tflite,car=car.tflite"')
+        raise ValueError(f'must be "label=value" pairs, e.g. "{example}"')
     return {key.strip(): text.strip() for key, text in pairs}
 
 
 def _scores(value: Any) -> Any:
     """Per-label scores: numbers in a table; "person=0.6" on the command line."""
-    value = _table(value)
+    value = _table(value, "person=0.6,car=0.4")  # not the classify setting's model files
     if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
         try:
             return {key: float(text) for key, text in value.items()}
