@@ -320,7 +320,7 @@ def test_ha_remove_bad_camera_id(model_dir: Path) -> None:
 def fifo_and_oversized(tmp_path: Path) -> tuple[Path, Path]:
     """A FIFO nobody writes to (reading it waits forever) and a sparse file one byte over
     the cap of a small text file (read whole, it would take its size in memory)."""
-    from camapp.textfile import MAX_TEXT_BYTES
+    from camapp.files import MAX_TEXT_BYTES
 
     fifo, big = tmp_path / "fifo.txt", tmp_path / "big.txt"
     os.mkfifo(fifo)
@@ -337,7 +337,7 @@ def test_labels_file_read_bounded(model_dir: Path, tmp_path: Path) -> None:
     proc = run_camapp(["classify", "--labels", str(fifo), image], model_dir, timeout=30)
     one_line_error(proc, 2, "cannot read labels file", "not a regular file")
     proc = run_camapp(["classify", "--labels", str(big), image], model_dir, timeout=30)
-    one_line_error(proc, 2, "cannot read labels file", "larger than")
+    one_line_error(proc, 2, "cannot read labels file", "over the 16 MiB cap")
 
 
 def test_config_and_password_files_read_bounded(model_dir: Path, tmp_path: Path) -> None:
@@ -352,14 +352,14 @@ def test_config_and_password_files_read_bounded(model_dir: Path, tmp_path: Path)
     for command in (["run", "--source", "x.mp4"], ["ha", "remove"]):
         for config in (fifo, big):
             proc = run_camapp([*command, "--config", str(config)], model_dir, timeout=30)
-            reason = "not a regular file" if config == fifo else "larger than"
+            reason = "not a regular file" if config == fifo else "over the 1 MiB cap"
             one_line_error(proc, 2, "cannot read config file", reason)
     secret = tmp_path / "pw"
     with secret.open("wb") as f:
         f.truncate(MAX_SECRET_BYTES + 1)
     args = ["run", "--source", "x.mp4", "--mqtt-username", "u", "--mqtt-password-file"]
     proc = run_camapp([*args, str(secret)], model_dir, timeout=30)
-    one_line_error(proc, 2, "mqtt.password_file: cannot read", "larger than")
+    one_line_error(proc, 2, "mqtt.password_file: cannot read", "over the 64 kB cap")
 
 
 def test_a_delegate_library_that_is_no_tflite_delegate(model_dir: Path) -> None:

@@ -14,6 +14,7 @@ CAMAPP = Path(__file__).resolve().parents[1] / "camapp"
 
 LAYERS = [
     "errors",
+    "files",
     "devices",
     "logs",
     "config",

@@ -9,8 +9,6 @@ decode to gigabytes is refused in microseconds. Every refusal is an `UnreadableI
 
 from __future__ import annotations
 
-import os
-import stat
 import struct
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import cv2
 import numpy as np
 
 from camapp.errors import ConfigError, os_reason, shorten
+from camapp.files import read_capped
 
 MAX_IMAGE_BYTES = 64 << 20  # a 40-megapixel PNG photo fits; a 2 GiB file is never read
 MAX_IMAGE_PIXELS = 40_000_000  # 120 MB decoded (BGR): a 12 MP Pi HQ frame and more
@@ -75,29 +74,13 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
     raise ValueError("JPEG without a frame header")
 
 
-def _read_capped(path: Path) -> bytes:
-    """The file's bytes, refusing anything but a regular file of at most MAX_IMAGE_BYTES
-    (checked on the open file, and again while reading, so a growing file stops there)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError("not a regular file")
-        if info.st_size > MAX_IMAGE_BYTES:
-            raise ValueError(f"{info.st_size >> 20} MiB, over the {MAX_IMAGE_BYTES >> 20} MiB cap")
-        data = f.read(MAX_IMAGE_BYTES + 1)
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ValueError(f"over the {MAX_IMAGE_BYTES >> 20} MiB cap")
-    if not data:
-        raise ValueError("empty file")
-    return data
-
-
 def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """Decode an image file (BGR, or as `flags` ask) after checking its size and header;
     an `UnreadableImage` (a `ConfigError`: exit 2) otherwise, and never anything else."""
     try:
-        data = _read_capped(Path(path))
+        data = read_capped(path, MAX_IMAGE_BYTES)
+        if not data:
+            raise ValueError("empty file")
         width, height = image_size(data)
         if width * height > MAX_IMAGE_PIXELS:
             raise ValueError(

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from camapp.config.schema import CAMERA_KEYS, AppSettings, CameraSettings, MqttSettings
 from camapp.errors import ConfigError, echo, read_error
-from camapp.textfile import read_text
+from camapp.files import read_text
 
 PASSWORD_ENV = "CAMAPP_MQTT_PASSWORD"
 MAX_VALUES = 10_000  # values a config may hold once YAML aliases are expanded

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from camapp.errors import ConfigError, read_error, shorten
+from camapp.files import read_text
 from camapp.models.store import labels_beside
-from camapp.textfile import read_text
 from camapp.tflite.bundle import label_lines
 from camapp.tflite.modelfile import ModelFile, open_model
 

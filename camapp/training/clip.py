@@ -16,7 +16,7 @@ import numpy as np
 
 from camapp.datasets import check_label, save_frame
 from camapp.errors import ConfigError, os_reason, shorten
-from camapp.textfile import read_text
+from camapp.files import read_text
 
 MAX_LABELLED_FRAMES = 1_000_000  # 9 hours at 30 fps; bounds the index built from the ranges
 
