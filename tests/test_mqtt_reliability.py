@@ -7,6 +7,7 @@ behaves like the faulty server), in this process, so that the log lines can be c
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -14,7 +15,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,39 @@ def test_a_plain_client_on_a_tls_port_is_named_once(tmp_path: Path, caplog) -> N
 # -- 3. floods are coalesced, and shedding names its cause -------------------------------------
 
 
+@contextlib.contextmanager
+def flooded(
+    channel: Channel, port: int, topic: str, payload: str | bytes, times: int, qos: int = 0
+) -> Iterator[list[float]]:
+    """The pipeline publishing numbered classifications, 200 a second on a thread, while
+    another client sends `payload` to `topic` `times` times; yields [the slowest publish(), s]."""
+    stop, slowest = threading.Event(), [0.0]
+
+    def classify() -> None:
+        for frame in itertools.count():
+            if stop.is_set():
+                return
+            started = time.perf_counter()
+            channel.publish("classification", json.dumps({"frame": frame}), kind=Kind.BULK)
+            slowest[0] = max(slowest[0], time.perf_counter() - started)
+            time.sleep(0.005)
+
+    worker = threading.Thread(target=classify)
+    worker.start()
+    flooder = mqtt.Client(CallbackAPIVersion.VERSION2)
+    flooder.connect("127.0.0.1", port)
+    flooder.loop_start()
+    try:
+        for _ in range(times):
+            flooder.publish(topic, payload, qos=qos)
+        yield slowest
+    finally:
+        flooder.disconnect()
+        flooder.loop_stop()
+        stop.set()
+        worker.join()
+
+
 def test_home_assistant_status_flood_is_coalesced_and_sheds_nothing(
     broker, subscriber_factory, capsys
 ) -> None:
@@ -260,33 +294,14 @@ def test_home_assistant_status_flood_is_coalesced_and_sheds_nothing(
     publisher.subscribe(discovery.status_topic, discovery.on_status)
     publisher.start()
     configs.wait_for(lambda: len(configs.messages) == entities)
-    stop, slowest = threading.Event(), [0.0]
-
-    def classify() -> None:  # the pipeline: 200 classifications a second
-        while not stop.is_set():
-            started = time.perf_counter()
-            channel.publish("classification", CLASSIFICATION, kind=Kind.BULK)
-            slowest[0] = max(slowest[0], time.perf_counter() - started)
-            time.sleep(0.005)
-
-    worker = threading.Thread(target=classify)
-    worker.start()
-    flooder = mqtt.Client(CallbackAPIVersion.VERSION2)
-    flooder.connect("127.0.0.1", broker.port)
-    flooder.loop_start()
     try:
-        for _ in range(3000):
-            flooder.publish("homeassistant/status", "online", qos=0)
-        configs.wait_for(lambda: len(configs.messages) >= 2 * entities)  # it was heard
-        count = -1
-        while count != len(configs.messages):  # until quiet for longer than the coalescing
-            count = len(configs.messages)
-            time.sleep(REANNOUNCE_DELAY + 1)
+        with flooded(channel, broker.port, "homeassistant/status", "online", 3000) as slowest:
+            configs.wait_for(lambda: len(configs.messages) >= 2 * entities)  # it was heard
+            count = -1
+            while count != len(configs.messages):  # until quiet for longer than the coalescing
+                count = len(configs.messages)
+                time.sleep(REANNOUNCE_DELAY + 1)
     finally:
-        flooder.disconnect()
-        flooder.loop_stop()
-        stop.set()
-        worker.join()
         left = publisher.close()
     announcements = len(configs.messages) // entities - 1
     assert publisher.dropped == 0 and left == 0
@@ -312,31 +327,12 @@ def test_a_flood_of_commands_crowds_no_classification_out(
     controls = commands(channel)
     publisher.start()
     sub.wait_for(lambda: len(sub.on(topics[0])) == 1)
-    stop = threading.Event()
-
-    def classify() -> None:  # the pipeline: 100 classifications a second, numbered
-        for frame in itertools.count():
-            if stop.is_set():
-                return
-            channel.publish("classification", json.dumps({"frame": frame}), kind=Kind.BULK)
-            time.sleep(0.01)
-
-    worker = threading.Thread(target=classify)
-    worker.start()
-    flooder = mqtt.Client(CallbackAPIVersion.VERSION2)
-    flooder.connect("127.0.0.1", broker.port)
-    flooder.loop_start()
     try:
-        for _ in range(5000):
-            flooder.publish("camapp/cmd/set", command, qos=1)  # every one arrives
-        count = -1
-        while count != (count := len(sub.on(topics[0])) + len(sub.on(topics[1]))):
-            time.sleep(1.5)  # until the answers stop
+        with flooded(channel, broker.port, "camapp/cmd/set", command, 5000, qos=1):
+            count = -1  # qos 1: every command arrives
+            while count != (count := len(sub.on(topics[0])) + len(sub.on(topics[1]))):
+                time.sleep(1.5)  # until the answers stop
     finally:
-        flooder.disconnect()
-        flooder.loop_stop()
-        stop.set()
-        worker.join()
         left = publisher.close()
     assert publisher.dropped == 0 and left == 0
     frames = [json.loads(m.payload)["frame"] for m in sub.on(topics[2])]
