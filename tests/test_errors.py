@@ -258,6 +258,29 @@ def test_a_source_is_named_in_one_short_line(
     assert len(error) < 160 and "forged" not in error.split(needle)[0]
 
 
+@pytest.mark.parametrize(
+    ("source", "needle"),
+    [
+        ("{tmp}", "video file is not a regular file"),  # a folder
+        ("{tmp}/fifo", "video file is not a regular file"),
+        ("memory:", "video file: the path is empty"),
+        ("rtsp://", "bad stream URL rtsp://: no host"),
+        ("http://:8080/x", "bad stream URL http://:8080/x: no host"),
+        ("http://[::1/x", "bad stream URL http://[::1/x: Invalid IPv6 URL"),
+        ("rtsp://cam.lan:99999/x", "bad stream URL rtsp://cam.lan:99999/x: Port out of range"),
+    ],
+)
+def test_a_source_no_retry_mends_is_a_usage_error(
+    model_dir: Path, tmp_path: Path, source: str, needle: str
+) -> None:
+    """A folder, a FIFO or an empty path was "not found", and a URL without a host was tried
+    as an unreachable stream (exit 1, which systemd restarts for ever): all are the user's
+    to fix, exit 2, at once."""
+    os.mkfifo(tmp_path / "fifo")
+    proc = run_camapp(["run", "--source", source.format(tmp=tmp_path), "--print"], model_dir)
+    one_line_error(proc, 2, needle)
+
+
 def test_missing_config_file_and_source(model_dir: Path, tmp_path: Path) -> None:
     proc = run_camapp(["run", "--config", str(tmp_path / "none.toml")], model_dir)
     one_line_error(proc, 2, "cannot read config file")

@@ -6,6 +6,7 @@ import logging
 import math
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -42,8 +43,11 @@ class FileSource:
 
     def __init__(self, path: str | Path, realtime: bool = True, loop: bool = False) -> None:
         self.path = Path(path)
+        if not str(path):  # Path("") is ".", which is no file either
+            raise ConfigError("video file: the path is empty")
         if not self.path.is_file():
-            raise ConfigError(f"video file not found: {shorten(self.path)}")
+            why = "is not a regular file" if self.path.exists() else "not found"
+            raise ConfigError(f"video file {why}: {shorten(self.path)}")
         self._cap = self._open()
         self.name = shorten(self.path.name)
         self.fps = _frame_rate(self._cap)
@@ -172,6 +176,7 @@ class CaptureSource:
                 )
             self._cap = cv2.VideoCapture(int(index))
         elif "://" in spec:
+            _check_url(spec, self.name)
             timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
             timeouts += [cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
             self._cap = cv2.VideoCapture(spec, cv2.CAP_FFMPEG, timeouts)
@@ -194,3 +199,15 @@ class CaptureSource:
 
     def close(self) -> None:
         self._cap.release()
+
+
+def _check_url(spec: str, name: str) -> None:
+    """A stream URL with a host, else a usage error (exit 2): `rtsp://` alone is a typo that
+    no retry mends, where opening it failed as an unreachable stream does (exit 1)."""
+    try:
+        parts = urlsplit(spec)
+        host, _ = parts.hostname, parts.port  # each raises on its own kind of nonsense
+    except ValueError as exc:  # a bracketed host that is no IPv6 address, a port past 65535
+        raise ConfigError(f"bad stream URL {name}: {exc}") from None
+    if not host:
+        raise ConfigError(f"bad stream URL {name}: no host")
