@@ -261,12 +261,14 @@ def test_settings_past_the_rate_are_refused(
     try:
         http = Http(live.port)
         assert http.login(PASSWORD) == 200
-        answers = [http.post("/api/cameras/cam0/set", {}) for _ in range(3 * COMMAND_BURST)]
+        with ThreadPoolExecutor(8) as pool:  # 8 at a time: far faster than the rate refills
+            answers = list(pool.map(lambda _: http.post("/api/cameras/cam0/set", {}), range(300)))
     finally:
         assert live.stop()[0] == 0
-    assert [status for status, _ in answers[:COMMAND_BURST]] == [200] * COMMAND_BURST
+    statuses = [status for status, _ in answers]
+    assert set(statuses) == {200, 429} and statuses.count(200) >= COMMAND_BURST, statuses
     refused = [body["error"] for status, body in answers if status == 429]
-    assert refused and refused[0].startswith(f"more than {COMMANDS_PER_S} commands a second")
+    assert refused[0] == f"more than {COMMANDS_PER_S} commands a second: refused unread"
 
 
 @pytest.mark.parametrize("bind", ["0.0.0.0:8080", "192.0.2.7:8080", "camera.lan:8080", "[::]:8080"])

@@ -50,6 +50,7 @@ MAX_WAITING = 1
 # the rate a command is refused unread, and those refusals are answered once a second.
 COMMANDS_PER_S = 20
 COMMAND_BURST = 100
+FLOODED = f"more than {COMMANDS_PER_S} commands a second"
 
 
 class Action(Protocol):
@@ -89,7 +90,7 @@ class CommandHandler:
         self._state = state
         self._slow = frozenset(slow)
         self._later = Later(f"{channel.camera_id}-commands")
-        self._budget = Budget(COMMANDS_PER_S, COMMAND_BURST)
+        self._rate = TokenBucket(COMMANDS_PER_S, COMMAND_BURST)  # MQTT's and the live view's
         # Commands past the rate not yet said (the MQTT thread counts, a timer says), and
         # when they were last said (monotonic).
         self._unread_lock = threading.Lock()
@@ -101,7 +102,7 @@ class CommandHandler:
 
     def handle(self, payload: bytes) -> None:
         """Take one received command, or say why not; runs on the MQTT network thread."""
-        if not self._budget.take():
+        if not self._rate.take():
             self._flooded(payload)
             return
         self._answer(payload, lambda: self._take(payload))
@@ -114,7 +115,7 @@ class CommandHandler:
             self._unread += 1
             if self._unread > 1:  # an answer is due already
                 return
-        due = max(0.0, self._unread_said + 1.0 - time.monotonic())
+            due = max(0.0, self._unread_said + 1.0 - time.monotonic())
         timer = threading.Timer(due, self._say_unread, (payload,))
         timer.daemon = True
         timer.start()
@@ -122,12 +123,8 @@ class CommandHandler:
     def _say_unread(self, payload: bytes) -> None:
         with self._unread_lock:
             count, self._unread = self._unread, 0
-        self._unread_said = time.monotonic()
-        self._reject(
-            payload,
-            f"more than {COMMANDS_PER_S} commands a second: {count} refused unread "
-            "since the last such answer",
-        )
+            self._unread_said = time.monotonic()
+        self._reject(payload, f"{FLOODED}: {count} refused unread since the last such answer")
 
     def _take(self, payload: bytes) -> None:
         if len(payload) > MAX_COMMAND_BYTES:
@@ -143,23 +140,28 @@ class CommandHandler:
         self._check(command)  # what is wrong with it is said at once
         self._later.submit(lambda: self._answer(payload, lambda: self.apply(command, "MQTT")))
 
-    def apply_in_turn(self, command: Mapping[str, Any], via: str) -> dict[str, Any]:
-        """`apply` for a caller that waits for the answer (the live view, on a thread of its
-        own): a command that loads a model takes its turn where MQTT's do, so that one
-        loads, MAX_WAITING wait and more are refused (ControlError) whoever sent them."""
-        if self._slow.isdisjoint(command):
-            return self.apply(command, via)
-        self._check(command)
+    def in_turn(self, command: Mapping[str, Any], via: str) -> Future[dict[str, Any]]:
+        """`apply` for a caller that awaits the settings in force (the live view), counted
+        against the same rate as MQTT's commands (past it: Flooded). A command that loads a
+        model takes its turn where MQTT's do (one loads, MAX_WAITING wait, more are refused:
+        ControlError) and the Future is done once it is applied; any other is applied before
+        this returns."""
+        if not self._rate.take():
+            raise Flooded(f"{FLOODED}: refused unread")
         done: Future[dict[str, Any]] = Future()
+        if self._slow.isdisjoint(command):
+            done.set_result(self.apply(command, via))
+            return done
+        self._check(command)  # what is wrong with it is said at once
 
         def job() -> None:
             try:
                 done.set_result(self.apply(command, via))
-            except Exception as exc:  # handed to the waiting caller
+            except Exception as exc:  # handed to the caller awaiting it
                 done.set_exception(exc)
 
         self._later.submit(job)
-        return done.result()
+        return done
 
     def _answer(self, payload: bytes, call: Callable[[], object]) -> None:
         """Run `call`; a command it refuses goes to `error`."""
@@ -173,11 +175,17 @@ class CommandHandler:
     def apply(self, command: Mapping[str, Any], via: str) -> dict[str, Any]:
         """Validate and apply a command (all or nothing, else ControlError), publish the
         settings now in force on `config`, and return them. The live view calls it too."""
-        commits = self._prepare(command)  # unlocked: a model loads while others' commands go on
+        self._check(command)
+        # Unlocked: a model loads while others' commands go on. The other actions are checked
+        # under the lock, so that two commands at once cannot both pass a check that the
+        # first one's commit settles (two captures against one a minute).
+        prepared = self._prepared(command, self._slow)
         with self._lock:
+            prepared |= self._prepared(command, self._actions.keys() - self._slow)
             self._controls.update({k: v for k, v in command.items() if k not in self._not_settings})
-            for commit in commits:
-                commit()
+            for key in self._actions:
+                if key in prepared:
+                    prepared[key]()
             log.info("applied command %s (%s)", clip(dumps(dict(command)), LOGGED), via)
             return self.publish_config()
 
@@ -191,14 +199,15 @@ class CommandHandler:
                 raise ControlError(f"{key}: only with {self._options[key]}")
         self._controls.check({k: v for k, v in command.items() if k not in self._not_settings})
 
-    def _prepare(self, command: Mapping[str, Any]) -> list[Callable[[], None]]:
-        """Every action's value checked before anything is applied: all or nothing."""
-        self._check(command)
-        return [
-            action.prepare(command[key], **{o: command[o] for o in
-                                            getattr(action, "options", ()) if o in command})
-            for key, action in self._actions.items() if key in command
-        ]  # fmt: skip
+    def _prepared(
+        self, command: Mapping[str, Any], keys: Collection[str]
+    ) -> dict[str, Callable[[], None]]:
+        """The commits of the command's actions among `keys`, each value checked first."""
+        return {
+            key: action.prepare(command[key], **{o: command[o] for o in
+                                                 getattr(action, "options", ()) if o in command})
+            for key, action in self._actions.items() if key in command and key in keys
+        }  # fmt: skip
 
     def _reject(self, payload: bytes, why: str) -> None:
         why = clip(why, ECHO_LIMIT + 60)  # the reason around a quoted key or value
@@ -215,24 +224,33 @@ class CommandHandler:
         return config
 
 
-class Budget:
-    """A token bucket: `take()` says whether one more is within `rate` a second, over a
-    burst of `burst`. Used by one thread."""
+class TokenBucket:
+    """`take()` says whether one more is within `rate` a second, over a burst of `burst`;
+    thread-safe (MQTT's network thread and the live view's take from one camera's)."""
 
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._rate = rate
         self._burst = float(burst)
         self._tokens = float(burst)
-        self._at = time.monotonic()
+        self._clock = clock
+        self._at = clock()
+        self._lock = threading.Lock()
 
     def take(self) -> bool:
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
-        self._at = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+            self._at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
+class Flooded(ControlError):
+    """A command past COMMANDS_PER_S, refused unread (the live view answers 429)."""
 
 
 class Later:

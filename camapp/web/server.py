@@ -36,7 +36,7 @@ from aiohttp import WSCloseCode, web
 
 from camapp.config.schema import RUNTIME_KEYS, CameraSettings, HttpSettings, unwrap
 from camapp.errors import ConfigError, shorten
-from camapp.publish.commands import COMMAND_BURST, COMMANDS_PER_S, Budget
+from camapp.publish.commands import Flooded
 from camapp.runtime.controls import ControlError
 from camapp.web.auth import (
     MAX_PASSWORD,
@@ -97,7 +97,6 @@ class LiveServer:
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}/"
         self._hashed = hashed
         self._feeds = {feed.camera_id: feed for feed in feeds}
-        self._budgets = {camera: Budget(COMMANDS_PER_S, COMMAND_BURST) for camera in self._feeds}
         self._view_fps = settings.view_fps
         self._cookie = f"camapp_session_{self.port}"  # cookies ignore ports: one per server
         self._hosts = None if hashed else _loopback_hosts(host, self.port)
@@ -285,13 +284,15 @@ class LiveServer:
         body = await _json(request)
         if body is None:
             return _error(400, "expected a JSON object of settings")
-        if not self._budgets[feed.camera_id].take():  # as the `set` topic limits MQTT's
-            return _error(429, f"more than {COMMANDS_PER_S} commands a second: refused unread")
-        # On a thread, not on this loop, which serves every viewer: a model switch loads and
-        # runs the model first, or waits for another's turn.
-        apply, loop = feed.commands.apply_in_turn, asyncio.get_running_loop()
+        # Checked on a thread, not on this loop, which serves every viewer (a capture's limits
+        # count the dataset's files); a model switch, which loads and runs the model first or
+        # waits for another's turn, is awaited, holding no thread.
+        in_turn, loop = feed.commands.in_turn, asyncio.get_running_loop()
         try:
-            config = await loop.run_in_executor(None, apply, body, "live view")
+            done = await loop.run_in_executor(None, in_turn, body, "live view")
+            config = await asyncio.wrap_future(done)
+        except Flooded as exc:
+            return _error(429, str(exc))
         except ControlError as exc:
             return _error(400, str(exc))
         self._notify()
