@@ -41,4 +41,8 @@ def read_text(path: str | os.PathLike[str], limit: int = MAX_TEXT_BYTES) -> str:
 
 
 def _size(n: int) -> str:
-    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} kB" if n >= 1 << 10 else f"{n} bytes"
+    """Rounded up: a file just over a cap never reads as the cap itself."""
+    for unit, shift in (("MiB", 20), ("kB", 10)):
+        if n >= 1 << shift:
+            return f"{-(-n >> shift)} {unit}"
+    return f"{n} bytes"
