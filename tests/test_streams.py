@@ -195,3 +195,4 @@ def test_a_stream_down_at_start_does_not_keep_the_other_cameras_from_running(
     assert proc.returncode == 0, err
     [warning] = [line for line in err.splitlines() if "WARNING: camera street:" in line]
     assert "cannot open camera or stream" in warning and "retrying it with backoff" in warning
+    assert f"source {mjpeg_server.url} is up" in err and "is back" not in err  # no reconnection

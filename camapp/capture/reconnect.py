@@ -42,6 +42,7 @@ class Reconnecting:
         self._opener = opener
         self._stop = stop
         self._source: Source | None = None if isinstance(first, str) else first
+        self._was_up = self._source is not None
         self._min, self._max = min_delay, max_delay
         self._prompt, self._patience = prompt_delay, patience
         self.name = first if isinstance(first, str) else first.name
@@ -58,9 +59,7 @@ class Reconnecting:
             try:
                 if self._source is None:
                     self._source = self._opener()
-                    self.reconnects += 1
-                    log.info("source %s is back", self.name)
-                    self._tell(True)
+                    self._opened()
                 frame = self._source.read()
             except SourceError as exc:
                 down_since = down_since or time.monotonic()
@@ -75,6 +74,17 @@ class Reconnecting:
             self._seq += 1
             return frame
         return None
+
+    def _opened(self) -> None:
+        """Said once the source is open again; a source down from the start is up at last,
+        which is no reconnection."""
+        if self._was_up:
+            self.reconnects += 1
+            log.info("source %s is back", self.name)
+        else:
+            log.info("source %s is up", self.name)
+            self._was_up = True
+        self._tell(True)
 
     def _drop(self, exc: SourceError, delay: float) -> None:
         if self._source is not None:
