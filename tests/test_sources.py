@@ -254,6 +254,15 @@ def test_loop_replays_a_file_that_cannot_seek_back(tmp_path: Path) -> None:
     assert [frame.seq for frame in frames] == list(range(12))
     means = [round(float(frame.image.mean()) / 40) for frame in frames]
     assert means == [0, 1, 2, 3, 4] * 2 + [0, 1]
+    # Gone before the next pass: the replay ends there, as a file's end does, not with an
+    # error on the capture thread.
+    source = FileSource(path, realtime=False, loop=True)
+    try:
+        assert [source.read() is not None for _ in range(5)] == [True] * 5
+        path.unlink()
+        assert source.read() is None
+    finally:
+        source.close()
 
 
 def variable_rate_clip(tmp_path: Path) -> Path:

@@ -108,7 +108,11 @@ class FileSource:
         ok, bgr = self._decode()
         if not ok:
             self._cap.release()
-            self._cap = self._open()
+            try:
+                self._cap = self._open()
+            except ConfigError as exc:  # removed or replaced meanwhile: the replay ends here
+                log.warning("%s: cannot open it again to loop: %s", self.name, exc)
+                return False, bgr
             ok, bgr = self._decode()
         return ok, bgr
 
@@ -134,7 +138,8 @@ class FileSource:
             self._short = True
             log.info(
                 "%s ended after %d frames, where its container gives %d (a variable frame"
-                " rate, or a truncated file)", self.name, self._read, self._length,
+                " rate, a truncated file, or more than %d frames in a row that do not decode)",
+                self.name, self._read, self._length, MAX_GAP,
             )  # fmt: skip
         return ok, bgr
 
