@@ -677,10 +677,11 @@ class StoppedDuringStart(BaseException):
 
 def stop_during_start() -> None:
     """Until `App.run` installs its own handler: SIGINT, SIGTERM or SIGHUP while the app is
-    being set up (models loaded and run, each stream given 5 s to open) ends the command at
-    once with exit 0, as a stop does, rather than SIGTERM's and SIGHUP's death without a
-    word (exit 143, 129) or SIGINT's `interrupted` (1) or failed open. Nothing was captured
-    or announced yet; a second signal is ignored."""
+    being set up (models loaded and run, each stream given 5 s to open) ends the command
+    with exit 0, as a stop does, as soon as the step under way returns to Python (a stream's
+    open: within its 5 s), rather than SIGTERM's and SIGHUP's death without a word (exit
+    143, 129) or SIGINT's `interrupted` (1) or failed open. Nothing was captured or
+    announced yet; a second signal is ignored."""
 
     def on_signal(signum: int, _frame: Any) -> None:
         for each in STOP_SIGNALS:  # a second one must not interrupt the way out (SIG_IGN

@@ -158,12 +158,12 @@ def test_a_corrupt_stretch_costs_its_frames_not_the_rest_of_the_file(
 @pytest.mark.parametrize(
     "signums", [(signal.SIGTERM,), (signal.SIGINT,), (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)]
 )
-def test_a_signal_during_start_up_stops_at_once_with_exit_0(
+def test_a_signal_during_start_up_stops_before_capture_with_exit_0(
     broker, model_dir: Path, signums: tuple[int, ...]
 ) -> None:
     """A stop while a stream is still being opened (a server that accepts and never answers:
-    5 s of start-up) is a stop like any other: one line, exit 0, before the open's timeout
-    ends the run with 'cannot open'. SIGTERM used to kill camapp without a word (exit -15),
+    5 s of start-up) is a stop like any other: one line, exit 0, once the open returns,
+    rather than 'cannot open' (exit 1). SIGTERM used to kill camapp without a word (exit -15),
     SIGINT to end it with `error: interrupted` (exit 1). Signals that come together are
     handled one after the other, lowest number first: the later ones must not interrupt the
     way out of the first (which ended in `lost sys.stderr`, exit 1)."""

@@ -50,11 +50,12 @@ def _without_noise() -> Iterator[None]:
     with _STDERR_LOCK, tempfile.TemporaryFile() as held:
         sys.stderr.flush()
         saved = os.dup(2)
-        os.dup2(held.fileno(), 2)
+        # The swap inside the try, and the restore first in the finally: a stop signal's
+        # exception during start-up (app.stop_during_start) then leaves fd 2 as it was.
         try:
+            os.dup2(held.fileno(), 2)
             yield
         finally:
-            sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             held.seek(0)
