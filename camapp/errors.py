@@ -40,11 +40,14 @@ _REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, SHOWN, SHOWN
 _REPR.maxlist = _REPR.maxdict = 8
 
 
-def shorten(text: object) -> str:
+def shorten(text: object, keep_start: bool = False) -> str:
     """A path, name or reason as a message repeats it: one line, at most SHOWN characters,
-    keeping a long path's end, where its file name is."""
+    keeping a long path's end, where its file name is (or, `keep_start`, a URL's start,
+    where its scheme and host are)."""
     line = " ".join(str(text).split())
-    return line if len(line) <= SHOWN else "…" + line[-(SHOWN - 1) :]
+    if len(line) <= SHOWN:
+        return line
+    return line[: SHOWN - 1] + "…" if keep_start else "…" + line[-(SHOWN - 1) :]
 
 
 def echo(value: object) -> str:

@@ -7,7 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
-from camapp.errors import SHOWN
+from camapp.errors import shorten
 
 
 @dataclass(slots=True)
@@ -63,8 +63,7 @@ class Source(Protocol):
 def source_name(spec: str) -> str:
     """A camera or stream as every message names it: without its password, on one line, and
     at most SHOWN characters, its start (scheme, host) kept."""
-    line = " ".join(_redact(spec).split())
-    return line if len(line) <= SHOWN else line[: SHOWN - 1] + "…"
+    return shorten(_redact(spec), keep_start=True)
 
 
 def _redact(spec: str) -> str:
