@@ -54,28 +54,24 @@ def _run(
     return ex.raw
 
 
-def _check_teacher(path: Path) -> None:
-    """A teacher that is no TFLite image classifier with labels is refused before the clip
-    is run through it: a corrupt file was an internal error, a detector or a segmentation
-    model was refused only after the whole clip's inference, for its outputs or labels, an
-    Edge TPU build was an internal error."""
+def _teacher(path: Path) -> tuple[bytes, list[str]]:
+    """The teacher's bytes, read once, and its labels aligned to its outputs (some label
+    files add a background). One that is no TFLite image classifier with labels is refused
+    before the clip is run through it: a corrupt file was an internal error, a detector or a
+    segmentation model was refused only after the whole clip's inference, for its outputs
+    or labels, an Edge TPU build was an internal error."""
     file = open_model(path)
     if file.info.edgetpu:  # its one custom op runs on a Coral only; teachers run on the CPU
         raise ConfigError(f"teacher {shorten(path)} is compiled for the Edge TPU: use a CPU model")
     if file.kind != graph.Kind.CLASSIFIER:
         raise ConfigError(f"teacher {shorten(path)} is not an image classifier: {file.why}")
-    file.classifier(())
-    models.read_labels(file)
-
-
-def _teacher_labels(path: Path, classes: int) -> list[str]:
-    """The teacher's labels, aligned to its outputs (some label files add a background)."""
-    labels = models.read_labels(path)
+    classes = file.classifier(()).classes
+    labels = models.read_labels(file)
     if len(labels) - classes not in (0, 1):
         raise ConfigError(
             f"teacher {path.name[:80]} has {classes} outputs but {len(labels)} labels"
         )
-    return labels[len(labels) - classes :]
+    return bytes(file.data), labels[len(labels) - classes :]
 
 
 def _classes(probs: np.ndarray, labels: list[str], min_share: float) -> list[int]:
@@ -152,10 +148,8 @@ def distill(
     out = graft.out_folder(out)
     start = time.perf_counter()
     teacher_path, student_path = models.resolve_model(teacher), models.resolve_model(student)
-    _check_teacher(teacher_path)
-    teacher_model, cut = load_model_bytes(teacher_path), cut_classifier(student_path)
+    (teacher_model, t_labels), cut = _teacher(teacher_path), cut_classifier(student_path)
     probs = dequantize_output(teacher_model, _run(teacher_model, clip, s, progress, "teacher"))
-    t_labels = _teacher_labels(teacher_path, probs.shape[1])
     raw = _run(cut.model, clip, s, progress, "student")
     n = min(len(probs), len(raw))
     n_train = round(n * (1 - s.holdout))
