@@ -326,7 +326,13 @@ def test_web_password_reads_stdin_bounded(model_dir: Path, tmp_path: Path) -> No
     UnicodeEncodeError: one line each, exit 2."""
     latin1 = tmp_path / "latin1"
     latin1.write_bytes("caf\xe9\n".encode("latin-1"))
-    for source, why in (("/dev/zero", "1 to 1024 characters"), (latin1, "not UTF-8")):
+    wide = tmp_path / "wide"  # 4 bytes a character, one too many: too long, not "not UTF-8"
+    wide.write_text("\U0001f600" * 1025 + "\n")
+    for source, why in (
+        ("/dev/zero", "1 to 1024 characters"),
+        (latin1, "not UTF-8"),
+        (wide, "1 to 1024 characters"),
+    ):
         with open(source, "rb") as stdin:
             proc = run_camapp(["web", "password"], model_dir, timeout=30, stdin=stdin)
         assert proc.returncode == 2, proc.stderr

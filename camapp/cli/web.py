@@ -11,6 +11,8 @@ from camapp.cli.common import EPILOG, Parser
 from camapp.errors import EXIT_OK, ConfigError
 from camapp.web.auth import MAX_PASSWORD, hash_password
 
+TOO_LONG = f"the password must have 1 to {MAX_PASSWORD} characters"
+
 
 def add(sub: argparse._SubParsersAction) -> None:
     w = sub.add_parser("web", help="the live view page", epilog=EPILOG)
@@ -29,18 +31,22 @@ def password(args: argparse.Namespace) -> int:
         if getpass.getpass("again: ") != text:
             raise ConfigError("the two passwords differ")
     else:
-        text = first_line(sys.stdin.buffer)
+        text = _piped(sys.stdin.buffer)
     if not 0 < len(text) <= MAX_PASSWORD:
-        raise ConfigError(f"the password must have 1 to {MAX_PASSWORD} characters")
+        raise ConfigError(TOO_LONG)
     print(f'password_hash = "{hash_password(text)}"')
     return EXIT_OK
 
 
-def first_line(stream: BinaryIO) -> str:
+def _piped(stream: BinaryIO) -> str:
     """The first line of a piped stdin, read bounded (`< /dev/zero` has no end of line) and
-    decoded as UTF-8; a line too long is refused by the caller's length check."""
-    line = stream.readline(4 * MAX_PASSWORD + 3)  # UTF-8: at most 4 bytes a character
+    decoded as UTF-8; one past any password's bytes is too long, whatever its characters
+    (cut there, it would end inside one and read as no UTF-8)."""
+    most = 4 * MAX_PASSWORD  # UTF-8: at most 4 bytes a character
+    line = stream.readline(most + 2).rstrip(b"\r\n")
+    if len(line) > most:
+        raise ConfigError(TOO_LONG)
     try:
-        return line.decode("utf-8").rstrip("\r\n")
+        return line.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError("the password is not UTF-8 text") from None
