@@ -36,10 +36,7 @@ def image_command(
     as their flags (`model_help`: --model's own, where its default differs), and --json."""
     p = sub.add_parser(name, epilog=EPILOG, **described)
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    flags.add_flags(p, only=settings)
-    for action in p._actions if model_help else ():
-        if action.dest == "setting:model":
-            action.help = model_help
+    flags.add_flags(p, only=settings, helps={"model": model_help} if model_help else None)
     p.add_argument("--json", action="store_true", help="one JSON object per image per line")
     p.set_defaults(handler=handler)
 

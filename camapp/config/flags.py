@@ -9,7 +9,7 @@ setting is kept with each flag, so no naming convention ties the two.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,9 +60,11 @@ def add_flags(
     only: set[str] | None = None,
     model: type[BaseModel] = AppSettings,
     skip: set[str] | frozenset[str] = frozenset(),
+    helps: Mapping[str, str] | None = None,
 ) -> None:
     """Add the flags of every setting of `model` (or of the settings named in `only`, but
-    those in `skip`) to `parser`."""
+    those in `skip`) to `parser`; `helps` replaces the declared help of the settings it
+    names (a command whose default differs: `detect`'s model)."""
     groups: dict[str, Any] = {}
     for flag in flags(model):
         key = ".".join(flag.path)
@@ -71,10 +73,10 @@ def add_flags(
         table = flag.path[0] if len(flag.path) > 1 else ""
         if table not in groups:
             groups[table] = parser.add_argument_group(f"{table} settings") if table else parser
-        _add(groups[table], flag)
+        _add(groups[table], flag, (helps or {}).get(key))
 
 
-def _add(group: Any, flag: Flag) -> None:
+def _add(group: Any, flag: Flag, help: str | None = None) -> None:
     field = flag.field
     extra = field.json_schema_extra or {}
     if flag.kind is bool:
@@ -93,7 +95,7 @@ def _add(group: Any, flag: Flag) -> None:
         dest=flag.dest,
         type=flag.kind,
         metavar=extra.get("metavar") or {int: "N", float: "X"}.get(flag.kind) or "VALUE",  # type: ignore[union-attr]
-        help=_help(field),
+        help=help or _help(field),
     )
 
 
