@@ -28,6 +28,5 @@ def test_a_file_over_its_cap_is_refused_with_sizes_that_differ(tmp_path: Path) -
 
 def test_what_is_no_regular_file_is_never_read(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo")  # opening it to read would wait for a writer for ever
-    for path in (tmp_path / "fifo", "/dev/zero"):
+    for path in (tmp_path / "fifo", "/dev/zero", tmp_path):
         assert _reason(path, 1 << 20) == "not a regular file", path
-    assert _reason(tmp_path, 1 << 20) == "Is a directory"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -26,6 +25,7 @@ from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools import flatbuffer_utils
 
 from camapp.errors import ConfigError, echo, first_line, os_reason, read_error, shorten
+from camapp.files import NotRegular, open_regular
 from camapp.tflite import bundle, graph
 from camapp.tflite.flatbuf import Reader
 
@@ -126,9 +126,7 @@ def _read(path: Path, max_bytes: int) -> bytearray:
     """The whole file, once its first bytes show a TFLite flatbuffer (a video passed by
     mistake is not read in) and its size is under the bound."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # checked first: opening a FIFO blocks
-            raise graph.invalid(path, "not a regular file")
-        with open(path, "rb") as file:
+        with open_regular(path) as file:
             head = file.read(8)
             if len(head) < 8:
                 raise graph.invalid(path, f"only {len(head)} bytes" if head else "empty file")
@@ -147,6 +145,8 @@ def _read(path: Path, max_bytes: int) -> bytearray:
             return data
     except FileNotFoundError:
         raise ConfigError(f"model file not found: {shorten(path)}") from None
+    except NotRegular:
+        raise graph.invalid(path, "not a regular file") from None
     except OSError as exc:
         raise read_error("model file", path, exc) from None
 
