@@ -109,6 +109,8 @@ def test_a_minimum_score_per_label_overrides_min_score(model_dir: Path) -> None:
         (["--classify", "person=/nowhere/people.tflite"], "classify person"),
         (["--min-scores", "person=1.5"], "'person': 1.5 is not within 0.01..1"),
         (["--min-scores", "preson=0.2"], "min_scores: 'preson' is not a class of"),
+        # It counted 0 unicorns for ever, where a ladder rung lacking one was refused.
+        (["--track", "person,unicorn"], "track: 'unicorn' is not a class of"),
         # Its example was the classify setting's model files: "person=people.tflite,...".
         (["--min-scores", "person"], '--min-scores: must be "label=value" pairs, e.g. '
          '"person=0.6,car=0.4"'),

@@ -194,7 +194,13 @@ def plan_camera(
     where = f"camera {camera.camera_id}"
     if camera.source == "imx500":
         raise ConfigError(f"{where}: the AI Camera runs its own network, not a detector")
-    return camera_detector(camera, file, threads)
+    spec = camera_detector(camera, file, threads)
+    # A label the user tracks that the detector lacks would be counted 0 for ever, silently
+    # (the default track is each detector's to know or not: a custom one may lack a dog).
+    unknown = [label for label in camera.track if label not in spec.names]
+    if unknown and "track" in camera.model_fields_set:
+        raise ConfigError(f"track: {echo(unknown[0])} is not a class of {shorten(spec.path)}")
+    return spec
 
 
 def camera_detector(camera: CameraSettings, file: ModelFile, threads: int) -> DetectorSpec:
