@@ -17,6 +17,7 @@ import pytest
 from camapp.errors import ConfigError
 from camapp.inference.backends.litert import interpreter_api
 from camapp.models import read_labels
+from camapp.tflite.modelfile import writable
 from camapp.tflite.quantize import dequantize_model, quantize_model
 from camapp.tools.calibration import read_frames, to_samples
 from camapp.tools.pair import agreement, compare
@@ -257,21 +258,28 @@ def test_out_that_is_no_file_name_or_a_special_file_is_refused(
     model_dir: Path, small_float: Path, tmp_path: Path
 ) -> None:
     """`--out ''` was an internal ValueError (train: after all its embedding); a FIFO (or a
-    device, for root) was replaced by the model. One line, exit 2, before any work."""
+    device, for root) was replaced by the model. One line, exit 2, before any work: each
+    command checks its --out with `writable`, which refuses every such name."""
     fifo = tmp_path / "model.fifo"
     os.mkfifo(fifo)
-    dataset = tmp_path / "no-dataset"
+    for bad, why in (
+        ("", "not a file name"),
+        (".", "not a file name"),
+        ("a/..", "not a file name"),
+        (str(fifo), "not a regular file"),
+        ("/dev/null", "not a regular file"),
+    ):
+        with pytest.raises(ConfigError, match=f"^cannot write .*{why}$"):
+            writable(bad)
     commands = (
-        ["model", "dequantize", "mobilenet_v2_int8", "--out"],
-        ["model", "quantize", str(small_float), "--calibration", str(CLIPS[0]), "--out"],
-        ["train", str(dataset), "--out"],
-    )
-    for command in commands:
-        proc = run_camapp([*command, ""], model_dir)
-        one_line_error(proc, 2, "cannot write", "not a file name")
-        proc = run_camapp([*command, str(fifo)], model_dir)
-        one_line_error(proc, 2, "cannot write", "not a regular file")
-        assert fifo.is_fifo()
+        (["model", "dequantize", "mobilenet_v2_int8", "--out", ""], "not a file name"),
+        (["model", "quantize", str(small_float), "--calibration", str(CLIPS[0]), "--out",
+          str(fifo)], "not a regular file"),
+        (["train", str(tmp_path / "no-dataset"), "--out", str(fifo)], "not a regular file"),
+    )  # fmt: skip
+    for command, why in commands:
+        one_line_error(run_camapp(command, model_dir), 2, "cannot write", why)
+    assert fifo.is_fifo()
 
 
 def test_dequantize_refuses_an_edge_tpu_build(model_dir: Path, tmp_path: Path) -> None:
