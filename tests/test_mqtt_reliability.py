@@ -424,6 +424,7 @@ def test_commands_at_once_cannot_both_pass_a_check_the_first_settles(broker) -> 
     action = OnePending()
     handler = CommandHandler(channel, Controls(), {"capture": action})
     refused: list[str] = []
+    publisher.start()  # the configs it publishes are delivered: close() need not wait them out
 
     def capture() -> None:
         try:
@@ -462,6 +463,7 @@ class Takes:
 def test_an_applied_command_is_logged_clipped(broker, caplog: pytest.LogCaptureFixture) -> None:
     publisher, channel = camera(MqttSettings(port=broker.port), "big", availability=False)
     handler = CommandHandler(channel, Controls(), {"zones": Takes()})
+    publisher.start()
     try:
         handler.apply({"zones": ["x" * 60_000]}, "MQTT")
     finally:
