@@ -17,6 +17,7 @@ from camapp.errors import ConfigError, SourceError, shorten
 log = logging.getLogger(__name__)
 
 MAX_USB_INDEX = 255  # /dev/video0 .. /dev/video255
+URL_HINT = " (a '/', '?' or '#' in a password is written %2F, %3F, %23)"
 MAX_GAP = 250  # undecodable frames in a row after which a file is taken to have ended
 MAX_LAG = 1.0  # s a paced replay may run behind its clock before the clock is moved instead
 MAX_FPS = 1000.0  # a reported rate above this is a clock, not a frame rate (RTP says 90000)
@@ -212,7 +213,7 @@ def _check_url(spec: str, name: str) -> None:
     try:
         parts = urlsplit(spec)
         host, _ = parts.hostname, parts.port  # each raises on its own kind of nonsense
-    except ValueError as exc:  # a bracketed host that is no IPv6 address, a port past 65535
-        raise ConfigError(f"bad stream URL {name}: {exc}") from None
+    except ValueError:  # never its words: they may quote a password cut at a raw '/?#'
+        raise ConfigError(f"bad stream URL {name}: bad host or port{URL_HINT}") from None
     if not host:
-        raise ConfigError(f"bad stream URL {name}: no host")
+        raise ConfigError(f"bad stream URL {name}: no host{URL_HINT}")
