@@ -400,6 +400,33 @@ def test_a_caller_that_waits_takes_its_turn_with_the_model_switches(broker) -> N
     assert [type(a) for a in answers] == [str, dict, dict], answers
 
 
+def test_a_switch_whose_caller_stopped_waiting_is_applied_without_an_error(
+    broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The page closed, or the server stopping, cancels what a request awaits: a switch
+    waiting its turn is still applied, and one loading can no longer be cancelled. The job
+    handed a cancelled Future its result, and logged "command failed" with a traceback."""
+    publisher, channel = camera(MqttSettings(port=broker.port), "gone", availability=False)
+    slow = Slow()
+    handler = CommandHandler(channel, Controls(), {"model": slow}, slow=["model"])
+    publisher.start()
+    try:
+        loading = handler.in_turn({"model": "a"}, "live view")
+        assert slow.started.wait(10)
+        waiting = handler.in_turn({"model": "b"}, "live view")
+        assert waiting.cancel() and not loading.cancel()
+        slow.go.set()
+        assert "model" not in loading.result(10)  # the settings in force
+        deadline = time.monotonic() + 10
+        while len(lines(caplog, "applied command")) < 2:
+            assert time.monotonic() < deadline, "the cancelled switch was not applied"
+            time.sleep(0.01)
+    finally:
+        slow.go.set()
+        publisher.close()
+    assert not lines(caplog, "command failed")
+
+
 class OnePending:
     """A command key that one command at a time may set, its check taking a while (as a
     capture's limits count the dataset's files)."""
@@ -410,7 +437,7 @@ class OnePending:
     def prepare(self, value: Any) -> Callable[[], None]:
         if self.taken:
             raise ControlError("capture: one is pending")
-        time.sleep(0.02)
+        time.sleep(0.2)  # the others arrive meanwhile
         return self._take
 
     def _take(self) -> None:
@@ -426,7 +453,10 @@ def test_commands_at_once_cannot_both_pass_a_check_the_first_settles(broker) -> 
     refused: list[str] = []
     publisher.start()  # the configs it publishes are delivered: close() need not wait them out
 
+    together = threading.Barrier(4)
+
     def capture() -> None:
+        together.wait(10)  # all four at once
         try:
             handler.in_turn({"capture": "cat"}, "live view").result()
         except ControlError as exc:

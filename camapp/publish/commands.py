@@ -155,10 +155,17 @@ class CommandHandler:
         self._check(command)  # what is wrong with it is said at once
 
         def job() -> None:
+            # Applied even if the caller stopped waiting (the page closed, the server stops):
+            # a cancelled Future takes no result, and must not be handed one.
+            waited = done.set_running_or_notify_cancel()
             try:
-                done.set_result(self.apply(command, via))
+                config = self.apply(command, via)
             except Exception as exc:  # handed to the caller awaiting it
-                done.set_exception(exc)
+                if waited:
+                    done.set_exception(exc)
+                return
+            if waited:
+                done.set_result(config)
 
         self._later.submit(job)
         return done
@@ -174,7 +181,7 @@ class CommandHandler:
 
     def apply(self, command: Mapping[str, Any], via: str) -> dict[str, Any]:
         """Validate and apply a command (all or nothing, else ControlError), publish the
-        settings now in force on `config`, and return them. The live view calls it too."""
+        settings now in force on `config`, and return them (`in_turn` for the live view)."""
         self._check(command)
         # Unlocked: a model loads while others' commands go on. The other actions are checked
         # under the lock, so that two commands at once cannot both pass a check that the
