@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import subprocess
@@ -254,15 +255,25 @@ def test_loop_replays_a_file_that_cannot_seek_back(tmp_path: Path) -> None:
     assert [frame.seq for frame in frames] == list(range(12))
     means = [round(float(frame.image.mean()) / 40) for frame in frames]
     assert means == [0, 1, 2, 3, 4] * 2 + [0, 1]
-    # Gone before the next pass: the replay ends there, as a file's end does, not with an
-    # error on the capture thread.
-    source = FileSource(path, realtime=False, loop=True)
-    try:
-        assert [source.read() is not None for _ in range(5)] == [True] * 5
-        path.unlink()
-        assert source.read() is None
-    finally:
-        source.close()
+    # Gone, or a FIFO in its place, before the next pass: the replay ends there, as a file's
+    # end does, neither with an error on the capture thread nor waiting on the FIFO.
+    for replace in (lambda: None, lambda: os.mkfifo(path)):
+        path.write_bytes(b"".join(cv2.imencode(".jpg", image)[1].tobytes() for image in shades))
+        source = FileSource(path, realtime=False, loop=True)
+        try:
+            assert [source.read() is not None for _ in range(5)] == [True] * 5
+            path.unlink()
+            replace()
+            ended: list[Frame | None] = []
+            reader = threading.Thread(
+                target=lambda s=source, e=ended: e.append(s.read()), daemon=True
+            )
+            reader.start()
+            reader.join(10)
+            assert ended == [None]
+        finally:
+            source.close()
+            path.unlink(missing_ok=True)
 
 
 def variable_rate_clip(tmp_path: Path) -> Path:

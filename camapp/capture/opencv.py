@@ -46,9 +46,6 @@ class FileSource:
         self.path = Path(path)
         if not str(path):  # Path("") is ".", which is no file either
             raise ConfigError("video file: the path is empty")
-        if not self.path.is_file():
-            why = "is not a regular file" if self.path.exists() else "not found"
-            raise ConfigError(f"video file {why}: {shorten(self.path)}")
         self._cap = self._open()
         self.name = shorten(self.path.name)
         self.fps = _frame_rate(self._cap)
@@ -93,6 +90,9 @@ class FileSource:
     def _open(self) -> cv2.VideoCapture:
         # One decoder thread: FFmpeg's frame threads cost about a third more CPU per frame and
         # compete with the inference workers for the cores; one thread decodes 1400 frames/s.
+        if not self.path.is_file():  # also before a loop's reopen: a FIFO put there would hang
+            why = "is not a regular file" if self.path.exists() else "not found"
+            raise ConfigError(f"video file {why}: {shorten(self.path)}")
         cap = cv2.VideoCapture(str(self.path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])
         if not cap.isOpened():
             raise ConfigError(
