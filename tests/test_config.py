@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -103,3 +104,12 @@ def test_read_file_keeps_lists_of_tables(tmp_path: Path) -> None:
     config = build(read_file(path), {}, str(path))
     assert [c.camera_id for c in config.cameras] == ["a"]
     assert "--cameras" not in {flag.option for flag in flags.flags()}  # a file-only setting
+
+
+def test_a_command_may_give_a_setting_its_own_help() -> None:
+    """`helps` replaces the declared help, of a valued flag and of an on/off one alike."""
+    parser = argparse.ArgumentParser()
+    own = {"model": "detector file or known name", "realtime": "turn off: as fast as it reads"}
+    flags.add_flags(parser, only={"model", "realtime"}, helps=own)
+    shown = " ".join(parser.format_help().split())
+    assert own["model"] in shown and own["realtime"] in shown

@@ -87,7 +87,7 @@ def _add(group: Any, flag: Flag, help: str | None = None) -> None:
             dest=flag.dest,
             action="store_const",
             const=on,
-            help=verb + (field.description or ""),
+            help=help or verb + (field.description or ""),
         )
         return
     group.add_argument(
