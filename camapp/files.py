@@ -38,11 +38,11 @@ def read_capped(path: str | os.PathLike[str], limit: int = MAX_TEXT_BYTES) -> by
     with open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         if size > limit:
-            why = f"{_size(size)}, over the {_size(limit)} cap"
+            why = f"{_size(size)}, over the {_size(limit, up=False)} cap"
             raise OSError(errno.EFBIG, why, str(path))
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise OSError(errno.EFBIG, f"over the {_size(limit)} cap", str(path))
+        raise OSError(errno.EFBIG, f"over the {_size(limit, up=False)} cap", str(path))
     return data
 
 
@@ -51,9 +51,10 @@ def read_text(path: str | os.PathLike[str], limit: int = MAX_TEXT_BYTES) -> str:
     return read_capped(path, limit).decode("utf-8")
 
 
-def _size(n: int) -> str:
-    """Rounded up: a file just over a cap never reads as the cap itself."""
+def _size(n: int, up: bool = True) -> str:
+    """A size rounded up (a file just over a cap never reads as the cap itself), or down (a
+    cap never reads as more than it is)."""
     for unit, shift in (("MiB", 20), ("kB", 10)):
         if n >= 1 << shift:
-            return f"{-(-n >> shift)} {unit}"
+            return f"{-(-n >> shift) if up else n >> shift} {unit}"
     return f"{n} bytes"

@@ -24,6 +24,7 @@ def test_a_file_over_its_cap_is_refused_with_sizes_that_differ(tmp_path: Path) -
     path.write_bytes(b"x" * 1_900_000)
     assert _reason(path, 1 << 20) == "2 MiB, over the 1 MiB cap"
     assert read_capped(path, 2 << 20) == b"x" * 1_900_000
+    assert _reason(path, 3 << 19) == "2 MiB, over the 1 MiB cap"  # a cap is never overstated
 
 
 def test_what_is_no_regular_file_is_never_read(tmp_path: Path) -> None:
