@@ -213,3 +213,14 @@ def test_a_teacher_that_is_no_cpu_image_classifier_is_refused_at_once(
         args = ["train", "--teacher", str(teacher), "--frames", str(CLIP), "--base", str(small)]
         proc = run_camapp([*args, "--out", str(tmp_path / "out.tflite")], model_dir, timeout=20)
         one_line_error(proc, 2, why)
+
+
+def test_distillation_frames_that_are_no_video_are_named_so(model_dir: Path, tmp_path: Path):
+    """A missing clip said "cannot tell the length of video": the frames' reader now opens a
+    video as every other does (capture.opencv.open_video), and says what is wrong."""
+    small = SHARED / "models" / "mobilenet_v1_0.25_128_quant.tflite"
+    for frames, why in ((tmp_path / "none.mp4", "video file not found"),
+                        (tmp_path, "video file is not a regular file")):  # fmt: skip
+        args = ["train", "--teacher", "mobilenet_v2_int8", "--frames", str(frames), "--base",
+                str(small), "--out", str(tmp_path / "out.tflite")]  # fmt: skip
+        one_line_error(run_camapp(args, model_dir, timeout=30), 2, why)

@@ -32,6 +32,22 @@ def _frame_rate(cap: cv2.VideoCapture) -> float:
     return fps if math.isfinite(fps) and 0 < fps <= MAX_FPS else 0.0
 
 
+def open_video(path: Path) -> cv2.VideoCapture:
+    """A video file opened to decode, or one line saying why not (missing, no regular file:
+    a FIFO would be waited on for ever, not a video). One decoder thread: FFmpeg's frame
+    threads cost about a third more CPU per frame and compete with the inference workers for
+    the cores; one thread decodes 1400 frames/s."""
+    if not path.is_file():
+        why = "is not a regular file" if path.exists() else "not found"
+        raise ConfigError(f"video file {why}: {shorten(path)}")
+    cap = cv2.VideoCapture(str(path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])
+    if not cap.isOpened():
+        raise ConfigError(
+            f"cannot open video file (not a video, or unsupported codec): {shorten(path)}"
+        )
+    return cap
+
+
 class FileSource:
     """A video file, paced at its own frame rate (`realtime`) or read as fast as it decodes.
 
@@ -88,17 +104,7 @@ class FileSource:
         return frame
 
     def _open(self) -> cv2.VideoCapture:
-        # One decoder thread: FFmpeg's frame threads cost about a third more CPU per frame and
-        # compete with the inference workers for the cores; one thread decodes 1400 frames/s.
-        if not self.path.is_file():  # also before a loop's reopen: a FIFO put there would hang
-            why = "is not a regular file" if self.path.exists() else "not found"
-            raise ConfigError(f"video file {why}: {shorten(self.path)}")
-        cap = cv2.VideoCapture(str(self.path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])
-        if not cap.isOpened():
-            raise ConfigError(
-                f"cannot open video file (not a video, or unsupported codec): {shorten(self.path)}"
-            )
-        return cap
+        return open_video(self.path)  # also before a loop's reopen: a FIFO there would hang
 
     def _rewind(self) -> tuple[bool, np.ndarray]:
         """The first frame again, for a loop: by a seek or, where the file cannot seek back

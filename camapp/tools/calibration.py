@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 from camapp.capture.imagefile import IMAGE_SUFFIXES, read_image
-from camapp.errors import ConfigError
+from camapp.capture.opencv import open_video
+from camapp.errors import ConfigError, shorten
 from camapp.inference.backend import InputSpec
 from camapp.inference.preprocess import Preprocessor
 
@@ -42,11 +43,11 @@ def shrink(image: np.ndarray, cover: int | None) -> np.ndarray:
 def _video_frames(
     path: Path, count: int, span: tuple[float, float], cover: int | None
 ) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
+    capture = open_video(path)
     try:
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        if not capture.isOpened() or total <= 0:
-            raise ConfigError(f"cannot read frames from {path}: not a video file")
+        if total <= 0:
+            raise ConfigError(f"cannot read frames from {shorten(path)}: its length is unknown")
         frames = []
         for index in positions(total, count, span):
             capture.set(cv2.CAP_PROP_POS_FRAMES, index)  # frame-exact with FFmpeg

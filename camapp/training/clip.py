@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from camapp.capture.opencv import open_video
 from camapp.datasets import check_label, save_frame
 from camapp.errors import ConfigError, os_reason, shorten
 from camapp.files import read_text
@@ -46,11 +47,7 @@ def clip_frames(
 
     Frames are decoded one at a time, so a long clip never sits in memory.
     """
-    if not Path(path).is_file():
-        raise ConfigError(f"video file not found: {shorten(path)}")
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise ConfigError(f"cannot open video: {shorten(path)}")
+    capture = open_video(Path(path))
     try:
         index = 0
         while last is None or index <= last:
@@ -87,9 +84,9 @@ def dataset_from_clip(
 
 def clip_length(path: Path) -> int:
     """The frame count a video file declares (what to size result arrays by)."""
-    capture = cv2.VideoCapture(str(path))
+    capture = open_video(Path(path))
     try:
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     finally:
         capture.release()
     if count <= 0:
