@@ -6,7 +6,7 @@ traceback. Near-duplicates use a 64-bit difference hash of a tiny grey thumbnail
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,13 @@ def _groups(groups: list[list[str]]) -> str:
     return text + (f"; and {len(groups) - _SHOWN} more groups" if len(groups) > _SHOWN else "")
 
 
+def unprintable(labels: Iterable[str]) -> str | None:
+    """Why the first class folder whose name cannot be a label (a newline splits it in two
+    in the model; a non-UTF-8 name cannot be written) is refused; None if every one can."""
+    odd = next((label for label in labels if not label.isprintable()), None)
+    return None if odd is None else f"class folder {echo(odd)}: {UNPRINTABLE}"
+
+
 def _advise(r: DatasetReport) -> None:
     """Turn the counts into problems (training cannot start) and advice."""
     filled = {k: v for k, v in r.counts.items() if v}
@@ -134,8 +141,8 @@ def _advise(r: DatasetReport) -> None:
             f"need at least 2 classes with images, found {len(filled)}: make one folder per "
             f"class in {shorten(r.root)} and put its images (.jpg, .png, .bmp) in it"
         )
-    if odd := [label for label in r.counts if not label.isprintable()]:
-        r.problems.append(f"class folder {echo(odd[0])}: {UNPRINTABLE}")
+    if odd := unprintable(r.counts):
+        r.problems.append(odd)
     if r.unreadable:
         r.advice.append(
             f"{len(r.unreadable)} unreadable image(s) will be skipped: "

@@ -18,10 +18,10 @@ import numpy as np
 from camapp import __version__, models
 from camapp.config.training import TrainSettings
 from camapp.datasets import Sample, scan
-from camapp.errors import ConfigError, echo, shorten
+from camapp.errors import ConfigError, shorten
 from camapp.training import graft
 from camapp.training.chart import write_chart
-from camapp.training.check import UNPRINTABLE
+from camapp.training.check import unprintable
 from camapp.training.cut import CutModel, cut_classifier
 from camapp.training.embed import Job, Progress, extract
 from camapp.training.head import Head, one_hot, train_head
@@ -66,10 +66,8 @@ def _split(dataset: Path, s: TrainSettings) -> _Split:
             f"dataset {shorten(dataset)} needs images in at least 2 class folders, "
             f"found {len(labels)} (run the dataset check for details)"
         )
-    if odd := [label for label in labels if not label.isprintable()]:
-        # A newline split one label in two in the model (unusable), a non-UTF-8 name failed
-        # to be written at all: both only after every image was embedded.
-        raise ConfigError(f"class folder {echo(odd[0])} in {shorten(dataset)}: {UNPRINTABLE}")
+    if odd := unprintable(labels):  # at once, not after every image was embedded
+        raise ConfigError(f"{odd} (in {shorten(dataset)})")
     if s.val_dir is not None:
         val = scan(Path(s.val_dir))
         if not val:  # else it trained on, reporting validation "n/a" as if asked for none
