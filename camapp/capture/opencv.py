@@ -62,7 +62,7 @@ class FileSource:
         self.path = Path(path)
         if not str(path):  # Path("") is ".", which is no file either
             raise ConfigError("video file: the path is empty")
-        self._cap = self._open()
+        self._cap = open_video(self.path)
         self.name = shorten(self.path.name)
         self.fps = _frame_rate(self._cap)
         if realtime and not self.fps:
@@ -103,9 +103,6 @@ class FileSource:
         self._decoded += 1
         return frame
 
-    def _open(self) -> cv2.VideoCapture:
-        return open_video(self.path)  # also before a loop's reopen: a FIFO there would hang
-
     def _rewind(self) -> tuple[bool, np.ndarray]:
         """The first frame again, for a loop: by a seek or, where the file cannot seek back
         (a raw H.264 or MJPEG stream: the seek says it did, then nothing decodes), by opening
@@ -115,8 +112,8 @@ class FileSource:
         ok, bgr = self._decode()
         if not ok:
             self._cap.release()
-            try:
-                self._cap = self._open()
+            try:  # checked again: a FIFO put in the file's place would be waited on for ever
+                self._cap = open_video(self.path)
             except ConfigError as exc:  # removed or replaced meanwhile: the replay ends here
                 log.warning("%s: cannot open it again to loop: %s", self.name, exc)
                 return False, bgr
